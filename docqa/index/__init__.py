@@ -1,0 +1,1 @@
+"""Indexes on disk: reading documents into chunks (:mod:`.ingest`) and storing them (:mod:`.store`)."""

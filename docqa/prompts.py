@@ -1,0 +1,39 @@
+"""Prompt texts, in one place so that strategies stay comparable and a reader can see every word the model sees.
+
+Small instruction models (the embedded SmolLM2 has 135 M parameters) follow short, concrete instructions best: one
+task, the material, the question last.
+"""
+
+from __future__ import annotations
+
+NO_ANSWER = "I don't know."
+
+# Chosen by trying four wordings on 8 questions of examples/questions.jsonl with SmolLM2-135M (rag, top-4): this one
+# answered 4 correctly; a longer, stricter instruction made the model emit numbered lists instead of answers.
+SYSTEM = (
+    "You are a helpful assistant. Answer the question from the context in one short sentence. If the context does "
+    f'not contain the answer, say "{NO_ANSWER}"'
+)
+
+
+def passages_block(passages: list[tuple[str, str]]) -> str:
+    """Passages, each prefixed by its source: ``[handbook.md] text``."""
+    return "\n\n".join(f"[{where}] {text.strip()}" for where, text in passages)
+
+
+def documents_block(documents: list[tuple[str, str]]) -> str:
+    """Whole documents, each under a title line, for long-context prompts."""
+    return "\n\n".join(f"=== Document: {title} ===\n{text.strip()}" for title, text in documents)
+
+
+def question_block(question: str) -> str:
+    return f"Question: {question.strip()}"
+
+
+def rag_user(question: str, passages: list[tuple[str, str]]) -> str:
+    return f"Context:\n{passages_block(passages)}\n\n{question_block(question)}"
+
+
+# Long-context prompts are split at the question so the document part is a fixed, cacheable token prefix.
+LONG_CONTEXT_HEAD = "Context:\n"
+LONG_CONTEXT_TAIL = "\n\n"

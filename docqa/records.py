@@ -1,0 +1,95 @@
+"""Plain records passed between layers: chunks, sources, answers and ingest reports.
+
+They are dataclasses with no behaviour beyond conversion to JSON-ready dicts, so that the library, the CLI's
+``--json`` output and ``docqa eval`` files all share one shape.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class Chunk:
+    """One piece of a document as stored in an index."""
+
+    id: int
+    file: str  # path relative to the ingested root, as given to ingest
+    ordinal: int  # position of the chunk within its file
+    text: str
+    start_char: int  # span of the chunk in the file's extracted text
+    end_char: int
+    page: str | None = None  # page label for paged formats (pdf), else None
+    tokens: int = 0  # generator tokens in `text`
+
+
+@dataclass
+class Source:
+    """A passage an answer drew on: where it is, and how it scored."""
+
+    file: str
+    start_char: int
+    end_char: int
+    page: str | None = None
+    score: float | None = None  # retrieval similarity (cosine), when the strategy retrieved
+    chunk_id: int | None = None
+    text: str = ""
+
+    def location(self) -> str:
+        """Human-readable place: 'handbook.md:1200-2400' or 'report.pdf p.3'."""
+        if self.page:
+            return f"{self.file} p.{self.page}"
+        return f"{self.file}:{self.start_char}-{self.end_char}"
+
+
+@dataclass
+class Answer:
+    """What every strategy returns."""
+
+    text: str
+    strategy: str
+    sources: list[Source] = field(default_factory=list)
+    # Seconds per stage, e.g. {"embed": .01, "search": .001, "prefill": 1.2, "generate": 3.4, "total": 4.6}.
+    timings: dict[str, float] = field(default_factory=dict)
+    # Token counts: {"prompt": …, "completion": …}, plus stage-specific counts where a strategy has stages.
+    tokens: dict[str, int] = field(default_factory=dict)
+    calls: int = 0  # model calls made (1 for rag and long-context)
+    # Strategy-specific facts (rope method and factor, chain, route taken, …).
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["answer"] = d.pop("text")
+        return d
+
+
+@dataclass
+class FileOutcome:
+    """What ingest did with one file."""
+
+    file: str
+    status: str  # "added" | "updated" | "skipped" | "failed" | "removed"
+    reason: str = ""
+    chunks: int = 0
+    tokens: int = 0
+
+
+@dataclass
+class IngestReport:
+    """Summary of one ingest run."""
+
+    index: str
+    files: list[FileOutcome] = field(default_factory=list)
+    chunks_total: int = 0  # chunks in the index after the run
+    chunks_added: int = 0
+    tokens_added: int = 0
+    seconds: float = 0.0
+    truncated_chunks: int = 0  # chunks longer than the embedder's window (their tail is not embedded)
+    version: int = 0
+
+    def count(self, status: str) -> int:
+        return sum(1 for f in self.files if f.status == status)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

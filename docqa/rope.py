@@ -1,0 +1,172 @@
+"""Rotary position embedding (RoPE) methods that stretch a model's trained window.
+
+Every method has one signature, ``fn(model: RopeModel, factor: float, seq_len: int) -> (inv_freq, attention_factor)``,
+like transformers' ``modeling_rope_utils.py``: ``inv_freq`` is the (head_dim/2,) float32 tensor of inverse
+frequencies and ``attention_factor`` multiplies cos/sin (1.0 except for YaRN). ``factor`` is the scale s for
+linear, ntk and yarn, and α for dynamic (whose scale follows ``seq_len``). Where transformers implements a method
+(linear, dynamic, yarn) we call its function; ntk (static NTK-aware) it does not have, so it is written here.
+
+docqa fixes one plan per request (:func:`plan_for`), sized for the request's final length (prompt + answer budget),
+so that the prefill and every decode step rotate with the same frequencies. transformers' own ``dynamic`` type
+instead recomputes the base whenever generation crosses a new length, which leaves cached keys rotated with an older
+base than new queries (transformers issue #25104).
+
+To add a method: write ``_compute_<name>(model, factor, seq_len)`` with the docstring layout below (formula and
+source), and register it in ``ROPE_METHODS``. ``tests/test_rope.py`` loops over the registry.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from .errors import ConfigError
+from .registry import Registry
+
+if TYPE_CHECKING:
+    import torch
+
+
+@dataclass(frozen=True)
+class RopeModel:
+    """The rotary facts of a model that every method needs."""
+
+    head_dim: int
+    rope_theta: float  # the base b of the trained model (SmolLM2: 100000)
+    trained_window: int  # L₀, the length the model was trained on (SmolLM2: 8192)
+
+
+@dataclass(frozen=True)
+class RopePlan:
+    """The rope settings of one request (or one cached prefix), fixed for its whole length."""
+
+    method: str
+    factor: float  # effective scale s (1.0 = plain RoPE); for dynamic: α·L/L₀ − (α − 1)
+    base: float  # effective rotary base (differs from rope_theta for ntk and dynamic)
+    attention_factor: float  # multiplies cos/sin; YaRN's 0.1·ln(s) + 1, else 1.0
+    seq_len: int  # the length the plan was sized for
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+RopeFn = Callable[[RopeModel, float, int], "tuple[torch.Tensor, float]"]
+
+
+def _hf_config(model: RopeModel, rope_parameters: dict[str, Any]):
+    """A minimal transformers config carrying ``rope_parameters``, to call transformers' rope functions."""
+    from transformers import LlamaConfig
+
+    heads = 1
+    return LlamaConfig(
+        hidden_size=model.head_dim * heads,
+        num_attention_heads=heads,
+        num_key_value_heads=heads,
+        head_dim=model.head_dim,
+        max_position_embeddings=model.trained_window,
+        rope_parameters={"rope_theta": model.rope_theta, **rope_parameters},
+    )
+
+
+def _plain_inv_freq(dim: int, base: float) -> "torch.Tensor":
+    import torch
+
+    return 1.0 / (base ** (torch.arange(0, dim, 2, dtype=torch.int64).float() / dim))
+
+
+def _compute_none(model: RopeModel, factor: float, seq_len: int) -> "tuple[torch.Tensor, float]":
+    """Plain RoPE (Su et al. 2021): θᵢ = b^(−2i/d). No extension: positions past L₀ are extrapolated, and
+    perplexity explodes there (SmolLM2 at 16 k: 575). ``factor`` and ``seq_len`` are ignored."""
+    return _plain_inv_freq(model.head_dim, model.rope_theta), 1.0
+
+
+def _compute_linear(model: RopeModel, factor: float, seq_len: int) -> "tuple[torch.Tensor, float]":
+    """Position Interpolation (Chen et al. 2023, "Extending Context Window of LLMs via Positional Interpolation"):
+    positions are divided by s, i.e. θᵢ' = θᵢ / s, so L₀·s positions map into the trained range. Blurs nearby
+    positions (high frequencies) as much as distant ones. transformers' ``linear`` type."""
+    from transformers.modeling_rope_utils import _compute_linear_scaling_rope_parameters
+
+    cfg = _hf_config(model, {"rope_type": "linear", "factor": float(factor)})
+    return _compute_linear_scaling_rope_parameters(cfg)
+
+
+def _compute_ntk(model: RopeModel, factor: float, seq_len: int) -> "tuple[torch.Tensor, float]":
+    """Static NTK-aware scaling (bloc97, r/LocalLLaMA 2023): the base grows to b' = b·s^(d/(d−2)), which leaves
+    the highest frequency unchanged and interpolates the lowest by s. transformers has no static NTK type, so it is
+    written here."""
+    base = model.rope_theta * float(factor) ** (model.head_dim / (model.head_dim - 2))
+    return _plain_inv_freq(model.head_dim, base), 1.0
+
+
+def _compute_dynamic(model: RopeModel, factor: float, seq_len: int) -> "tuple[torch.Tensor, float]":
+    """Dynamic NTK (emozilla, r/LocalLLaMA 2023): NTK-aware scaling whose scale follows the sequence length,
+    α' = α·L/L₀ − (α − 1), b' = b·α'^(d/(d−2)); ``factor`` is α (1.0 by default), L = ``seq_len``. No change up to
+    L₀. transformers' ``dynamic`` type, evaluated once at the request's final length."""
+    from transformers.modeling_rope_utils import _compute_dynamic_ntk_parameters
+
+    cfg = _hf_config(model, {"rope_type": "dynamic", "factor": float(factor)})
+    return _compute_dynamic_ntk_parameters(cfg, seq_len=int(seq_len))
+
+
+def _compute_yarn(model: RopeModel, factor: float, seq_len: int) -> "tuple[torch.Tensor, float]":
+    """YaRN (Peng et al. 2023, "YaRN: Efficient Context Window Extension of LLMs"): NTK-by-parts, i.e.
+    frequencies that rotate more than β_fast=32 times within L₀ are kept, those under β_slow=1 are divided by s,
+    with a linear ramp in between; attention logits are scaled by (0.1·ln s + 1)², applied as that factor on cos
+    and sin. transformers' ``yarn`` type."""
+    from transformers.modeling_rope_utils import _compute_yarn_parameters
+
+    cfg = _hf_config(
+        model,
+        {"rope_type": "yarn", "factor": float(factor), "original_max_position_embeddings": model.trained_window},
+    )
+    return _compute_yarn_parameters(cfg)
+
+
+# name → function. Keep the signature; add a docstring with the formula and its source.
+ROPE_METHODS: Registry[RopeFn] = Registry("rope method")
+ROPE_METHODS.register("none", _compute_none, aliases=("plain", "default"))
+ROPE_METHODS.register("linear", _compute_linear, aliases=("pi",))
+ROPE_METHODS.register("ntk", _compute_ntk, aliases=("ntk-aware",))
+ROPE_METHODS.register("dynamic", _compute_dynamic, aliases=("dynamic-ntk",))
+ROPE_METHODS.register("yarn", _compute_yarn)
+
+DEFAULT_ROPE = "dynamic"  # chosen by benchmarks/long_context.py; see benchmarks/RESULTS.md
+
+
+def plan_for(method: str, model: RopeModel, seq_len: int, factor: float | None = None) -> RopePlan:
+    """The rope plan for a request of ``seq_len`` tokens (prompt + answer budget).
+
+    Within the trained window and with no explicit ``factor``, every method is plain RoPE. Past it the scale
+    defaults to ``seq_len / L₀`` (for dynamic: α = 1, so the same ratio). An explicit ``factor`` is used as given
+    (for dynamic it is α).
+    """
+    name = ROPE_METHODS.canonical(method)
+    if factor is not None and factor < 1.0:
+        raise ConfigError(f"--rope-factor must be ≥ 1.0, got {factor}. Use 1.0 for plain RoPE.")
+    ratio = seq_len / model.trained_window
+    if name == "none" or (factor is None and ratio <= 1.0):
+        return RopePlan("none" if name == "none" else name, 1.0, model.rope_theta, 1.0, seq_len)
+    if name == "dynamic":
+        alpha = factor if factor is not None else 1.0
+        scale = max(1.0, alpha * ratio - (alpha - 1.0))
+        base = model.rope_theta * scale ** (model.head_dim / (model.head_dim - 2))
+        return RopePlan(name, scale, base, 1.0, seq_len)
+    scale = factor if factor is not None else ratio
+    base = model.rope_theta * scale ** (model.head_dim / (model.head_dim - 2)) if name == "ntk" else model.rope_theta
+    attention = 0.1 * math.log(scale) + 1.0 if name == "yarn" and scale > 1.0 else 1.0
+    return RopePlan(name, scale, base, attention, seq_len)
+
+
+def inv_freq_for(plan: RopePlan, model: RopeModel) -> "tuple[torch.Tensor, float]":
+    """The inverse frequencies and attention factor that realise ``plan`` on ``model``."""
+    if plan.factor == 1.0:
+        return _compute_none(model, 1.0, plan.seq_len)
+    fn = ROPE_METHODS.get(plan.method)
+    if plan.method == "dynamic":
+        # Recover α from the effective scale so the function reproduces exactly this plan at plan.seq_len.
+        ratio = plan.seq_len / model.trained_window
+        alpha = (plan.factor - 1.0) / (ratio - 1.0) if ratio > 1.0 else 1.0
+        return fn(model, alpha, plan.seq_len)
+    return fn(model, plan.factor, plan.seq_len)

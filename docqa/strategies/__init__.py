@@ -1,0 +1,15 @@
+"""Answering strategies: one registry, one signature.
+
+Every strategy is a function ``ask(corpus: Corpus, question: str, cfg: AskConfig) -> Answer``. Entries are lazy
+``"module:attr"`` strings, so listing strategies (``docqa --help``) imports no model code.
+"""
+
+from __future__ import annotations
+
+from ..registry import Registry
+from .base import AskConfig, StrategyFn
+
+STRATEGIES: Registry[StrategyFn] = Registry("strategy")
+STRATEGIES.register("rag", "docqa.strategies.rag:ask")
+
+__all__ = ["STRATEGIES", "AskConfig", "StrategyFn"]

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from docqa import embedder as embedder_mod
+from docqa import generator as generator_mod
+from tests.fakes import ExtractiveGenerator, HashEmbedder
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples" / "docs"
+
+FAKE_EMBEDDER = "fake:hash"
+FAKE_MODEL = "fake:extractive"
+
+
+def fake_embedder(spec: str, model: str) -> HashEmbedder:
+    """Test-only embedder: hashed bag of words, 64 dimensions, unit norm; needs no weights and runs in microseconds."""
+    return HashEmbedder(spec)
+
+
+def fake_generator(spec: str, model: str, cfg) -> ExtractiveGenerator:
+    """Test-only generator: answers with the context sentence sharing most words with the question, and records
+    every prompt, so tests can check what a strategy sends to the model."""
+    return ExtractiveGenerator(spec)
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch):
+    """Every test gets its own index root; fakes are registered through the real registries and removed after."""
+    monkeypatch.setenv("DOCQA_INDEX_ROOT", str(tmp_path / "indexes"))
+    embedder_mod.EMBEDDERS.register("fake", fake_embedder, replace=True)
+    generator_mod.GENERATORS.register("fake", fake_generator, replace=True)
+    try:
+        yield tmp_path
+    finally:
+        embedder_mod.EMBEDDERS.unregister("fake")
+        generator_mod.GENERATORS.unregister("fake")
+        for key in [k for k in embedder_mod._LOADED if k.startswith("fake")]:
+            del embedder_mod._LOADED[key]
+        for key in [k for k in generator_mod._LOADED if k[0].startswith("fake")]:
+            del generator_mod._LOADED[key]
+        for key in [k for k in generator_mod._TOKENIZERS if k.startswith("fake")]:
+            del generator_mod._TOKENIZERS[key]
+
+
+@pytest.fixture
+def docs(tmp_path) -> Path:
+    """A private copy of examples/docs that a test may change."""
+    dst = tmp_path / "docs"
+    shutil.copytree(EXAMPLES, dst)
+    return dst
+
+
+@pytest.fixture
+def small_docs(tmp_path) -> Path:
+    """Three example documents of different formats."""
+    dst = tmp_path / "small"
+    dst.mkdir()
+    for name in ("employee_handbook.md", "travel_and_expense_policy.docx", "q3_2026_quarterly_report.pdf"):
+        shutil.copy(EXAMPLES / name, dst / name)
+    return dst

@@ -1,0 +1,103 @@
+"""Small, deterministic stand-ins for the embedder and generator, registered through the real registries.
+
+They exist only in tests: the fake embedder hashes words into a vector (so retrieval still prefers passages that
+share words with the question), and the fake generator answers with the context sentence that shares the most words
+with the question, recording every prompt it receives.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+
+import numpy as np
+
+from docqa.generator import Generation, PrefixState
+from docqa.rope import RopeModel, RopePlan, plan_for
+
+WORD = re.compile(r"[A-Za-z0-9]+|[^\sA-Za-z0-9]")
+
+
+class HashEmbedder:
+    """Bag of hashed lower-case words, L2-normalised."""
+
+    def __init__(self, spec: str, dim: int = 64, fail_after: int | None = None):
+        self.spec, self.dim, self.max_tokens = spec, dim, 256
+        self.fail_after = fail_after  # raise after embedding this many texts (to test atomic ingest)
+        self.embedded = 0
+
+    def embed(self, texts, *, progress=None):
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, t in enumerate(texts):
+            if self.fail_after is not None and self.embedded >= self.fail_after:
+                raise RuntimeError("injected embedder failure")
+            for w in re.findall(r"[a-z0-9]+", t.lower()):
+                out[i, int(hashlib.md5(w.encode()).hexdigest(), 16) % self.dim] += 1.0
+            self.embedded += 1
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        norms[norms == 0] = 1.0
+        if progress:
+            progress(len(texts))
+        return out / norms
+
+    def count_tokens(self, texts):
+        return [len(WORD.findall(t)) for t in texts]
+
+
+class ExtractiveGenerator:
+    """Tokens are words and punctuation; the answer is the best-overlapping context sentence."""
+
+    def __init__(self, spec: str, trained_window: int = 4096):
+        self.spec, self.trained_window = spec, trained_window
+        self.prompts: list[str] = []
+        self.vocab: dict[str, int] = {}
+        self.inverse: dict[int, str] = {}
+
+    def rope_model(self) -> RopeModel:
+        return RopeModel(64, 10000.0, self.trained_window)
+
+    def encode(self, text: str) -> list[int]:
+        ids = []
+        for tok in WORD.findall(text):
+            if tok not in self.vocab:
+                self.vocab[tok] = len(self.vocab)
+                self.inverse[self.vocab[tok]] = tok
+            ids.append(self.vocab[tok])
+        return ids
+
+    def decode(self, ids):
+        return " ".join(self.inverse[i] for i in ids)
+
+    def count_tokens(self, texts):
+        return [len(WORD.findall(t)) for t in texts]
+
+    def chat(self, system: str, user: str) -> str:
+        return f"<system>{system}</system>\n<user>{user}</user>\n<assistant>"
+
+    def _answer(self, prompt: str) -> str:
+        body = re.sub(r"</?(system|user|assistant)>", " ", prompt)
+        context, _, question = body.rpartition("Question:")
+        context = context.split("Context:", 1)[-1]
+        qwords = {w for w in re.findall(r"[a-z0-9]+", question.lower()) if len(w) > 3}
+        best, score = "I don't know.", 0
+        for sentence in re.split(r"(?<=[.!?])\s+|\n", context):
+            s = len(qwords & set(re.findall(r"[a-z0-9]+", sentence.lower())))
+            if s > score:
+                best, score = sentence.strip(), s
+        return best
+
+    def generate(self, prompt, max_new_tokens=128, *, rope=None, prefix=None, progress=None):
+        text = prompt if isinstance(prompt, str) else self.decode(prompt)
+        if prefix is not None:
+            text = prefix.meta["text"] + text
+        self.prompts.append(text)
+        t0 = time.perf_counter()
+        answer_ids = self.encode(self._answer(text))[:max_new_tokens]
+        n = len(self.encode(text))
+        return Generation(self.decode(answer_ids), n, len(answer_ids), 0.0, time.perf_counter() - t0, 0.0,
+                          "eos", len(prefix.ids) if prefix else 0,
+                          prefix.plan if prefix else (rope or plan_for("none", self.rope_model(), n)))
+
+    def prefill_prefix(self, ids, plan: RopePlan, progress=None) -> PrefixState:
+        return PrefixState(list(ids), plan, cache=None, meta={"text": self.decode(ids)})

@@ -1,0 +1,77 @@
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+from typer.testing import CliRunner
+
+from docqa.cli.main import app
+from tests.conftest import FAKE_EMBEDDER, FAKE_MODEL
+
+runner = CliRunner()
+
+
+def _ingest(path):
+    return runner.invoke(app, ["ingest", str(path), "--index", "t", "--embedder", FAKE_EMBEDDER, "--model", FAKE_MODEL])
+
+
+def test_ingest_then_ask_json(small_docs):
+    r = _ingest(small_docs)
+    assert r.exit_code == 0, r.output
+    assert "3 added" in r.output
+    r = runner.invoke(app, ["ask", "What is the nightly hotel cap in most cities?", "--index", "t", "--model",
+                            FAKE_MODEL, "--json"])
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.output)
+    assert {"answer", "strategy", "sources", "timings", "tokens"} <= set(data)
+    assert data["strategy"] == "rag" and "220" in data["answer"]
+    assert data["sources"][0]["file"] == "travel_and_expense_policy.docx"
+    assert {"embed", "search", "prefill", "generate", "total"} <= set(data["timings"])
+    assert data["tokens"]["prompt"] > 0 and data["tokens"]["completion"] > 0
+
+
+def test_ask_renders_answer_sources_and_timings(small_docs):
+    _ingest(small_docs)
+    r = runner.invoke(app, ["ask", "How long is the probation period for new employees?", "--index", "t",
+                            "--model", FAKE_MODEL])
+    assert r.exit_code == 0, r.output
+    assert "90 days" in r.output and "employee_handbook.md" in r.output and "prefill" in r.output
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["ask", "Anything?", "--index", "nope"], "No index named 'nope'"),
+        (["ask", "   ", "--index", "t"], "The question is empty"),
+        (["ask", "Q?", "--index", "t", "--strategy", "rga"], "Did you mean 'rag'?"),
+        (["ask", "Q?", "--index", "t", "--top-k", "0"], "--top-k must be at least 1"),
+        (["ask", "Q?", "--index", "t", "--embedder", "fake:other"], "was built with embedder 'fake:hash'"),
+        (["ingest", "/definitely/not/here", "--index", "t"], "does not exist"),
+        (["ingest", ".", "--index", "../escape"], "Bad index name"),
+    ],
+)
+def test_user_mistakes_give_one_red_line_and_exit_1(small_docs, args, message):
+    _ingest(small_docs)
+    r = runner.invoke(app, args + (["--model", FAKE_MODEL] if args[0] == "ask" else []))
+    assert r.exit_code == 1
+    assert message in r.output
+    assert "Traceback" not in r.output
+    assert r.output.strip().count("\n") <= 2  # one line, possibly wrapped by the terminal width
+
+
+def test_help_is_fast_and_imports_no_model_code():
+    code = (
+        "import sys, time; t = time.perf_counter()\n"
+        "from docqa.cli.main import app\n"
+        "try:\n    app(['--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('torch', 'faiss', 'transformers', 'sentence_transformers', 'llama_index')"
+        " if m in sys.modules]\n"
+        "print('HEAVY', heavy)"
+    )
+    t0 = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    elapsed = time.perf_counter() - t0
+    assert "HEAVY []" in out
+    assert elapsed < 1.5, f"docqa --help took {elapsed:.2f} s"
+    assert "ingest" in out and "ask" in out
