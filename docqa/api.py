@@ -119,11 +119,14 @@ def open_index(
     embedder: str | None = None,
     model: str | None = None,
     device: str | None = None,
+    generator: GeneratorConfig | None = None,
 ) -> Index:
     """Open the index ``name``. ``embedder``, when given, must be the one the index was built with;
-    ``model`` picks the generator (default: the embedded SmolLM2)."""
-    gen = GeneratorConfig(device=device)
+    ``model`` picks the generator (default: the embedded SmolLM2); ``generator`` sets every generator option."""
+    gen = generator or GeneratorConfig()
     if model:
         gen.model = model
+    if device:
+        gen.device = device
     return Index(Corpus.open(name, Path(root) if root is not None else index_root(), embedder=embedder,
                              generator=gen))

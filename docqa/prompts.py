@@ -16,6 +16,11 @@ SYSTEM = (
 )
 
 
+# Answers are one sentence; small models tend to go on with new paragraphs of loosely related text. A blank line
+# ends the answer (measured on examples/questions.jsonl with rag: fewer wrong trailing claims, half the decode time).
+STOP = ("\n\n",)
+
+
 def passages_block(passages: list[tuple[str, str]]) -> str:
     """Passages, each prefixed by its source: ``[handbook.md] text``."""
     return "\n\n".join(f"[{where}] {text.strip()}" for where, text in passages)

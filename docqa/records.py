@@ -60,8 +60,7 @@ class Answer:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d["answer"] = d.pop("text")
-        return d
+        return {"answer": d.pop("text"), **d}
 
 
 @dataclass

@@ -8,6 +8,7 @@ with the question, recording every prompt it receives.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import time
 
@@ -16,7 +17,8 @@ import numpy as np
 from docqa.generator import Generation, PrefixState
 from docqa.rope import RopeModel, RopePlan, plan_for
 
-WORD = re.compile(r"[A-Za-z0-9]+|[^\sA-Za-z0-9]")
+# A token is a word or a punctuation mark with the whitespace before it, so decoding is exact concatenation.
+WORD = re.compile(r"\s*(?:[A-Za-z0-9]+|[^\sA-Za-z0-9])|\s+$")
 
 
 class HashEmbedder:
@@ -51,6 +53,7 @@ class ExtractiveGenerator:
     def __init__(self, spec: str, trained_window: int = 4096):
         self.spec, self.trained_window = spec, trained_window
         self.prompts: list[str] = []
+        self.prefills = 0
         self.vocab: dict[str, int] = {}
         self.inverse: dict[int, str] = {}
 
@@ -67,7 +70,7 @@ class ExtractiveGenerator:
         return ids
 
     def decode(self, ids):
-        return " ".join(self.inverse[i] for i in ids)
+        return "".join(self.inverse[i] for i in ids)
 
     def count_tokens(self, texts):
         return [len(WORD.findall(t)) for t in texts]
@@ -87,7 +90,7 @@ class ExtractiveGenerator:
                 best, score = sentence.strip(), s
         return best
 
-    def generate(self, prompt, max_new_tokens=128, *, rope=None, prefix=None, progress=None):
+    def generate(self, prompt, max_new_tokens=128, *, rope=None, prefix=None, progress=None, stop=()):
         text = prompt if isinstance(prompt, str) else self.decode(prompt)
         if prefix is not None:
             text = prefix.meta["text"] + text
@@ -100,4 +103,15 @@ class ExtractiveGenerator:
                           prefix.plan if prefix else (rope or plan_for("none", self.rope_model(), n)))
 
     def prefill_prefix(self, ids, plan: RopePlan, progress=None) -> PrefixState:
+        self.prefills += 1
         return PrefixState(list(ids), plan, cache=None, meta={"text": self.decode(ids)})
+
+    def save_prefix(self, state, path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(state.ids))
+
+    def load_prefix(self, path, ids, plan):
+        if not path.is_file() or json.loads(path.read_text()) != list(ids):
+            return None
+        return PrefixState(list(ids), plan, cache=None, meta={"text": self.decode(ids), "loaded_from": str(path)})
+

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -10,7 +11,7 @@ import typer
 from rich.panel import Panel
 from rich.table import Table
 
-from .common import friendly, out
+from .common import err, friendly, out
 
 
 @friendly
@@ -44,8 +45,8 @@ def ask_cmd(
                    cache_prefix=cache_prefix, max_new_tokens=max_new_tokens)
     answers = {}
     for name in names:
-        with out.status(f"[dim]{name}: thinking…[/]", spinner="dots") if not json_out else _null():
-            answers[name] = idx.ask(question, name, **options)
+        with _progress(name, disabled=json_out) as progress:
+            answers[name] = idx.ask(question, name, progress=progress, **options)
     if json_out:
         data = [a.to_dict() for a in answers.values()]
         out.print_json(json.dumps(data[0] if len(data) == 1 else data))
@@ -55,13 +56,21 @@ def ask_cmd(
         render_side_by_side(question, answers)
 
 
-class _null:
-    def __enter__(self):
-        return self
+@contextmanager
+def _progress(name: str, disabled: bool):
+    """A transient progress line on stderr; long prefills report (tokens done, total) through the callback."""
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    def __exit__(self, *exc):
-        return False
+    columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[tokens]}"),
+               TimeElapsedColumn(), TimeRemainingColumn()]
+    with Progress(*columns, console=err, transient=True, disable=disabled) as bar:
+        task = bar.add_task(f"{name}: loading and thinking…", total=None, tokens="")
 
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total, description=f"{name}: reading the prompt",
+                       tokens=f"{done:,}/{total:,} tokens")
+
+        yield update
 
 def _timing_line(a) -> str:
     order = ["embed", "search", "prefill", "generate", "total"]

@@ -11,5 +11,6 @@ from .base import AskConfig, StrategyFn
 
 STRATEGIES: Registry[StrategyFn] = Registry("strategy")
 STRATEGIES.register("rag", "docqa.strategies.rag:ask")
+STRATEGIES.register("long-context", "docqa.strategies.long_context:ask", aliases=("lc", "long_context", "longcontext"))
 
 __all__ = ["STRATEGIES", "AskConfig", "StrategyFn"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
@@ -27,6 +27,8 @@ class AskConfig:
     truncate: bool = False  # drop the least relevant documents instead of failing when the corpus is too long
     cache_prefix: bool = False  # save the long-context prefix KV cache under the index
     max_question_tokens: int = 256  # a cached prefix's rope plan is sized for questions up to this long
+    # Called with (tokens done, tokens total) during long prefills, so a terminal can draw progress.
+    progress: Callable[[int, int], None] | None = field(default=None, repr=False, compare=False)
 
     def validate(self, question: str) -> str:
         q = (question or "").strip()

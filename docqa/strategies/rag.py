@@ -19,7 +19,7 @@ def ask(corpus: Corpus, question: str, cfg: AskConfig) -> Answer:
     hits = corpus.retrieve(question, cfg.top_k)
     gen = corpus.generator()
     prompt = gen.chat(prompts.SYSTEM, prompts.rag_user(question, [(c.file, c.text) for c, _ in hits.chunks]))
-    out = gen.generate(prompt, cfg.max_new_tokens)
+    out = gen.generate(prompt, cfg.max_new_tokens, stop=prompts.STOP)
     sources = [Source(c.file, c.start_char, c.end_char, c.page, round(s, 4), c.id, c.text) for c, s in hits.chunks]
     return Answer(
         text=out.text,

@@ -1,0 +1,53 @@
+"""Persisting a prefilled KV cache (the long-context document prefix) as safetensors under its index version.
+
+A saved prefix lives in ``indexes/NAME/vNNNNNN/prefix/<key>.safetensors``: it belongs to one index version, so any
+change to the index (a new version folder) invalidates it without bookkeeping. The key hashes everything that makes
+two prefixes differ: the prefix tokens, the model, and the rope plan. Writes are atomic (temp file + ``os.replace``).
+safetensors stores only tensors and a string→string header, so loading it can never execute code (unlike pickle).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from .rope import RopePlan
+
+
+def prefix_key(model_spec: str, plan: RopePlan, ids: list[int]) -> str:
+    h = hashlib.sha256()
+    h.update(json.dumps([model_spec, asdict(plan)], sort_keys=True).encode())
+    h.update(",".join(map(str, ids)).encode())
+    return h.hexdigest()[:24]
+
+
+def save(path: Path, cache: Any, meta: dict[str, str]) -> None:
+    """Write every layer's keys and values of a transformers DynamicCache to ``path`` atomically."""
+    from safetensors.torch import save_file
+
+    tensors = {}
+    for i, layer in enumerate(cache.layers):
+        tensors[f"k{i}"] = layer.keys.contiguous()
+        tensors[f"v{i}"] = layer.values.contiguous()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    save_file(tensors, str(tmp), metadata=meta)
+    os.replace(tmp, path)
+
+
+def load(path: Path, config: Any, device: str) -> tuple[Any, dict[str, str]] | None:
+    """A DynamicCache rebuilt from ``path``, with its metadata; None when there is no such file."""
+    if not path.is_file():
+        return None
+    from safetensors import safe_open
+    from transformers import DynamicCache
+
+    with safe_open(str(path), framework="pt", device=device) as f:
+        meta = f.metadata() or {}
+        n = sum(1 for k in f.keys() if k.startswith("k"))
+        data = [(f.get_tensor(f"k{i}"), f.get_tensor(f"v{i}")) for i in range(n)]
+    return DynamicCache(ddp_cache_data=data, config=config), meta

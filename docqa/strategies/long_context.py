@@ -1,0 +1,135 @@
+"""Long-context: every document of the index in one prompt, with the rotary window stretched past its trained length.
+
+The prompt is split at the question: a fixed document prefix (system text, every document titled, in file order) and
+a suffix (the question). The prefix is prefilled once per (index version, model, rope plan) and its KV cache reused by
+every later question in the process, and optionally saved under the index (``cache_prefix``). So that cached and
+uncached answers are identical, the rope plan is always sized for prefix + the longest allowed question
+(``max_question_tokens``) + the answer budget, whether or not a cache is used.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+
+from .. import prompts
+from ..corpus import Corpus
+from ..errors import ContextTooLong
+from ..generator import PrefixState
+from ..prefix_cache import prefix_key
+from ..records import Answer, Source
+from ..rope import plan_for
+from .base import AskConfig
+
+_SENTINEL = "\x00QUESTION\x00"
+_KEEP_PREFIXES = 2  # a 32 k-token prefix of SmolLM2 holds ~1.5 GB of keys and values; keep few
+
+
+def _documents(corpus: Corpus) -> list[tuple[str, str]]:
+    """(title, text) per file in a stable order; pages of a pdf are joined in page order."""
+    merged: dict[str, list[str]] = {}
+    for part in corpus.store.documents():
+        merged.setdefault(part.file, []).append(part.text)
+    return [(name, "\n\n".join(texts)) for name, texts in merged.items()]
+
+
+def _split_prompt(gen, documents: list[tuple[str, str]]) -> tuple[str, str]:
+    """The chat-templated prompt as (prefix up to the question, text after the question)."""
+    user = prompts.LONG_CONTEXT_HEAD + prompts.documents_block(documents) + prompts.LONG_CONTEXT_TAIL + _SENTINEL
+    full = gen.chat(prompts.SYSTEM, user)
+    prefix, _, after = full.partition(_SENTINEL)
+    return prefix, after
+
+
+def _fit(corpus: Corpus, gen, question: str, documents, budget: int, cfg: AskConfig):
+    """Drop the least relevant documents (by best chunk similarity to the question) until the prompt fits."""
+    hits = corpus.retrieve(question, corpus.store.chunk_count())
+    best: dict[str, float] = {}
+    for chunk, score in hits.chunks:
+        best[chunk.file] = max(best.get(chunk.file, -1.0), score)
+    sizes = dict(zip([d[0] for d in documents], gen.count_tokens([prompts.documents_block([d]) for d in documents])))
+    overhead = len(gen.encode(_split_prompt(gen, [])[0]))
+    kept, used = [], overhead
+    for name in sorted(sizes, key=lambda n: -best.get(n, -1.0)):
+        if used + sizes[name] + 2 <= budget:
+            kept.append(name)
+            used += sizes[name] + 2
+    dropped = [d[0] for d in documents if d[0] not in kept]
+    return [d for d in documents if d[0] in kept], dropped
+
+
+def ask(corpus: Corpus, question: str, cfg: AskConfig) -> Answer:
+    """Long-context: all documents in one prompt; RoPE extended past the trained window by ``cfg.rope`` (dynamic NTK
+    by default, or linear/PI, ntk, yarn, none) with one plan fixed for the request. Sees everything at once, at a cost
+    that grows with the corpus; the document prefix is prefilled once and reused by later questions."""
+    t0 = time.perf_counter()
+    question = cfg.validate(question)
+    gen = corpus.generator()
+    window = gen.trained_window
+    max_context = cfg.max_context or 4 * window
+    suffix_ids = gen.encode(prompts.question_block(question))
+    if len(suffix_ids) > cfg.max_question_tokens:
+        raise ContextTooLong(
+            f"The question is {len(suffix_ids)} tokens; long-context allows {cfg.max_question_tokens} "
+            f"(max_question_tokens), because the document prefix's rope plan is sized for it. Shorten the question.",
+            len(suffix_ids), cfg.max_question_tokens)
+    documents = _documents(corpus)
+    prefix_text, after = _split_prompt(gen, documents)
+    suffix_ids = gen.encode(prompts.question_block(question) + after)
+    # Room the plan keeps after the prefix: the longest allowed question, the chat template's closing tokens, and
+    # the answer budget.
+    reserve = cfg.max_question_tokens + len(gen.encode(after)) + cfg.max_new_tokens
+    prefix_ids = gen.encode(prefix_text)
+    dropped: list[str] = []
+    if len(prefix_ids) + reserve > max_context:
+        if not cfg.truncate:
+            raise ContextTooLong(
+                f"The index '{corpus.name}' is {len(prefix_ids):,} tokens, and with the question and answer budget "
+                f"({reserve}) exceeds --max-context {max_context:,}. Use --strategy rag or summarize, raise "
+                f"--max-context, or pass --truncate to keep the most relevant documents that fit.",
+                len(prefix_ids) + reserve, max_context)
+        documents, dropped = _fit(corpus, gen, question, documents, max_context - reserve, cfg)
+        prefix_text, after = _split_prompt(gen, documents)
+        prefix_ids = gen.encode(prefix_text)
+        suffix_ids = gen.encode(prompts.question_block(question) + after)
+    plan = plan_for(cfg.rope, gen.rope_model(), len(prefix_ids) + reserve, cfg.rope_factor)
+
+    state, source = _prefix(corpus, gen, prefix_ids, plan, cfg)
+    out = gen.generate(suffix_ids, cfg.max_new_tokens, prefix=state, progress=cfg.progress, stop=prompts.STOP)
+    sources = [Source(name, 0, len(text), None, None, None, "") for name, text in documents]
+    prefix_s = state.prefill_s if source == "prefilled" else 0.0
+    return Answer(
+        text=out.text,
+        strategy="long-context",
+        sources=sources,
+        timings={"prefix_prefill": prefix_s, "prefill": out.prefill_s, "generate": out.decode_s,
+                 "ttft": prefix_s + out.ttft_s, "total": time.perf_counter() - t0},
+        tokens={"prompt": out.prompt_tokens, "completion": out.completion_tokens, "cached": out.cached_tokens},
+        calls=1,
+        details={"rope": {"method": plan.method, "factor": round(plan.factor, 4), "base": round(plan.base, 1),
+                          "attention_factor": round(plan.attention_factor, 4), "sized_for": plan.seq_len,
+                          "trained_window": window},
+                 "prompt_tokens": out.prompt_tokens, "prefix": source, "dropped": dropped,
+                 "max_context": max_context, "finish_reason": out.finish_reason},
+    )
+
+
+def _prefix(corpus: Corpus, gen, ids: list[int], plan, cfg: AskConfig) -> tuple[PrefixState, str]:
+    """The prefix state from this process's cache, from disk, or freshly prefilled (in that order)."""
+    cache: OrderedDict = corpus.caches.setdefault("long_context_prefix", OrderedDict())
+    key = (corpus.store.content_id, prefix_key(gen.spec, plan, ids))
+    if key in cache:
+        cache.move_to_end(key)
+        return cache[key], "memory"
+    path = corpus.store.path / "prefix" / f"{key[1]}.safetensors"
+    state = gen.load_prefix(path, ids, plan) if cfg.cache_prefix else None
+    source = "disk"
+    if state is None:
+        state = gen.prefill_prefix(ids, plan, progress=cfg.progress)
+        source = "prefilled"
+        if cfg.cache_prefix:
+            gen.save_prefix(state, path)
+    cache[key] = state
+    while len(cache) > _KEEP_PREFIXES:
+        cache.popitem(last=False)
+    return state, source

@@ -1,0 +1,114 @@
+"""The transformers generator: per-request rope agrees between prefill and decoding, and prefix reuse is exact."""
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from docqa.generator import GeneratorConfig, TransformersGenerator  # noqa: E402
+from docqa.rope import plan_for  # noqa: E402
+from tests import tiny_llama  # noqa: E402
+
+WINDOW = 64
+
+
+@pytest.fixture(scope="module")
+def gen(tmp_path_factory):
+    folder = tiny_llama.build(tmp_path_factory.mktemp("tiny"), window=WINDOW)
+    return TransformersGenerator("tiny", str(folder), GeneratorConfig(model=str(folder), prefill_chunk=48,
+                                                                       device="cpu"))
+
+
+def _ids(n, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(3, 240, (n,), generator=g).tolist()
+
+
+def _full_logits(gen, ids):
+    with torch.inference_mode():
+        return gen.model(input_ids=torch.tensor([ids])).logits[0]
+
+
+def _stepwise_logits(gen, ids):
+    from transformers import DynamicCache
+
+    cache = DynamicCache(config=gen.model.config)
+    rows = []
+    with torch.inference_mode():
+        for i in ids:
+            out = gen.model(input_ids=torch.tensor([[i]]), use_cache=True, **{gen._cache_kw: cache})
+            rows.append(out.logits[0, -1])
+    return torch.stack(rows)
+
+
+@pytest.mark.parametrize("method", ["dynamic", "yarn", "ntk", "linear"])
+def test_decoding_with_cache_equals_one_full_pass_past_the_window(gen, method):
+    ids = _ids(3 * WINDOW)
+    plan = plan_for(method, gen.rope_model(), len(ids))
+    assert plan.factor == 3.0  # scaling is active
+    gen._apply_rope(plan)
+    diff = (_full_logits(gen, ids) - _stepwise_logits(gen, ids)).abs().max().item()
+    assert diff <= 1e-4
+
+
+def test_transformers_native_dynamic_rope_disagrees_with_itself(tmp_path):
+    """Why docqa fixes one base per request (transformers issue #25104): with rope_type 'dynamic', the base used for
+    cached keys depends on how the sequence was fed, so token-by-token decoding and a full pass differ."""
+    from transformers import AutoModelForCausalLM
+
+    folder = tiny_llama.build(tmp_path / "tiny-dyn", window=WINDOW)
+    def fresh():
+        model = AutoModelForCausalLM.from_pretrained(
+            str(folder), rope_parameters={"rope_type": "dynamic", "factor": 1.0, "rope_theta": 10000.0})
+        holder = type("Holder", (), {})()
+        holder.model, holder._cache_kw = model, gen_cache_kw(model)
+        return holder
+
+    ids = _ids(3 * WINDOW)
+    assert (_full_logits(fresh(), ids) - _stepwise_logits(fresh(), ids)).abs().max().item() > 1e-2
+
+
+def gen_cache_kw(model):
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(model.model.forward).parameters else "past_key_values"
+
+
+def test_chunked_prefill_gives_the_same_next_token_logits(gen):
+    from transformers import DynamicCache
+
+    ids = _ids(150, seed=3)
+    plan = plan_for("yarn", gen.rope_model(), 200)
+    gen._apply_rope(plan)
+    with torch.inference_mode():
+        chunked = gen._prefill(ids, DynamicCache(config=gen.model.config), None)
+    assert (chunked - _full_logits(gen, ids)[-1]).abs().max().item() <= 1e-4
+
+
+def test_prefix_reuse_gives_identical_answers(gen):
+    prefix, suffix = _ids(120, seed=1), _ids(10, seed=2)
+    plan = plan_for("dynamic", gen.rope_model(), 200)
+    direct = gen.generate(prefix + suffix, 12, rope=plan)
+    state = gen.prefill_prefix(prefix, plan)
+    first = gen.generate(suffix, 12, prefix=state)
+    again = gen.generate(suffix, 12, prefix=state)  # the cache was cropped back to the prefix
+    assert direct.text == first.text == again.text
+    assert first.cached_tokens == 120 and first.prompt_tokens == 130
+    assert state.cache.get_seq_length() == 120
+
+
+def test_prefix_round_trips_through_safetensors(gen, tmp_path):
+    prefix, suffix = _ids(100, seed=4), _ids(8, seed=5)
+    plan = plan_for("yarn", gen.rope_model(), 160)
+    state = gen.prefill_prefix(prefix, plan)
+    path = tmp_path / "p" / "x.safetensors"
+    gen.save_prefix(state, path)
+    loaded = gen.load_prefix(path, prefix, plan)
+    assert loaded is not None
+    assert gen.generate(suffix, 10, prefix=loaded).text == gen.generate(suffix, 10, prefix=state).text
+    assert gen.load_prefix(path, prefix[:-1], plan) is None  # a different prefix length is not reused
+
+
+def test_generation_stops_at_eos_or_budget(gen):
+    out = gen.generate(_ids(20), 5)
+    assert out.finish_reason in ("eos", "length") and out.completion_tokens <= 5
+    assert out.prefill_s > 0 and out.ttft_s >= out.prefill_s

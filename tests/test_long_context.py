@@ -1,0 +1,104 @@
+"""The long-context strategy with the fake generator: prompt layout, limits, truncation and prefix reuse."""
+
+import pytest
+
+import docqa
+from docqa import generator as generator_mod
+from docqa.errors import ContextTooLong
+from tests.conftest import FAKE_EMBEDDER, FAKE_MODEL
+
+
+@pytest.fixture
+def idx(small_docs):
+    docqa.ingest(small_docs, "t", embedder=FAKE_EMBEDDER, model=FAKE_MODEL)
+    return docqa.open_index("t", model=FAKE_MODEL)
+
+
+def _fake(idx):
+    return idx.corpus.generator()
+
+
+def test_every_document_titled_in_stable_order_then_the_question(idx):
+    ans = idx.ask("How many weeks of paid parental leave?", "long-context")
+    prompt = _fake(idx).prompts[-1]
+    titles = ["employee_handbook.md", "q3_2026_quarterly_report.pdf", "travel_and_expense_policy.docx"]
+    positions = [prompt.index(f"=== Document: {t} ===") for t in titles]
+    assert positions == sorted(positions)
+    assert prompt.rindex("Question: How many weeks of paid parental leave?") > positions[-1]
+    assert "16 weeks" in ans.text
+    assert [s.file for s in ans.sources] == titles
+    assert ans.strategy == "long-context" and ans.calls == 1
+
+
+def test_alias_and_json_fields(idx):
+    ans = idx.ask("What was the gross margin?", "lc")
+    d = ans.to_dict()
+    rope = d["details"]["rope"]  # the fake's window is 4096 and three documents are longer: scaling is active
+    assert rope["method"] == "dynamic" and rope["factor"] == pytest.approx(rope["sized_for"] / 4096, abs=1e-4)
+    assert d["details"]["rope"]["base"] > 0 and d["details"]["prompt_tokens"] == d["tokens"]["prompt"]
+
+
+def test_prefix_is_prefilled_once_per_process(idx):
+    first = idx.ask("What is the hotel cap?", "lc")
+    second = idx.ask("What was the gross margin?", "lc")
+    assert _fake(idx).prefills == 1
+    assert (first.details["prefix"], second.details["prefix"]) == ("prefilled", "memory")
+    other_plan = idx.ask("What was the gross margin?", "lc", rope="yarn", rope_factor=2.0)
+    assert other_plan.details["prefix"] == "prefilled" and _fake(idx).prefills == 2
+
+
+def test_answers_with_and_without_the_cache_are_identical(idx):
+    cached = [idx.ask(q, "lc").text for q in ("What is the hotel cap?", "What is the hotel cap?")]
+    idx.corpus.caches.clear()
+    assert idx.ask("What is the hotel cap?", "lc").text == cached[0] == cached[1]
+
+
+def test_prefix_saved_under_the_index_and_invalidated_when_it_changes(idx, small_docs, tmp_path):
+    idx.ask("What is the hotel cap?", "lc", cache_prefix=True)
+    saved = list((idx.corpus.store.path / "prefix").glob("*.safetensors"))
+    assert len(saved) == 1
+    reopened = docqa.open_index("t", model=FAKE_MODEL)
+    reopened.corpus.caches.clear()
+    assert reopened.ask("What is the hotel cap?", "lc", cache_prefix=True).details["prefix"] == "disk"
+    (small_docs / "employee_handbook.md").write_text("# Handbook\n\nEmployees get 30 days of vacation.\n")
+    docqa.ingest(small_docs, "t", embedder=FAKE_EMBEDDER, model=FAKE_MODEL)
+    changed = docqa.open_index("t", model=FAKE_MODEL)
+    assert changed.ask("How many days of vacation?", "lc", cache_prefix=True).details["prefix"] == "prefilled"
+
+
+def test_too_long_question_is_an_error_not_a_truncation(idx):
+    with pytest.raises(ContextTooLong, match="max_question_tokens"):
+        idx.ask("why " * 300 + "?", "lc")
+
+
+def test_corpus_over_the_limit_names_its_size_and_the_alternatives(idx):
+    with pytest.raises(ContextTooLong) as e:
+        idx.ask("What is the hotel cap?", "lc", max_context=2000)
+    msg = str(e.value)
+    assert "exceeds --max-context 2,000" in msg and "rag" in msg and "--truncate" in msg
+    assert e.value.tokens > 2000
+
+
+def test_truncate_keeps_the_most_relevant_documents_that_fit(idx):
+    sizes = {name: n for name, n in zip(
+        ["handbook", "report", "travel"],
+        _fake(idx).count_tokens([d.text for d in idx.corpus.store.documents() if d.part == 0][:3]))}
+    budget = max(sizes.values()) + 600  # room for one document only
+    ans = idx.ask("What is the nightly hotel cap in most cities for travel?", "lc", truncate=True,
+                  max_context=budget + 256 + 96 + 20)
+    assert [s.file for s in ans.sources] == ["travel_and_expense_policy.docx"]
+    assert set(ans.details["dropped"]) == {"employee_handbook.md", "q3_2026_quarterly_report.pdf"}
+    assert ans.tokens["prompt"] <= ans.details["max_context"]
+
+
+def test_scaling_is_planned_from_the_request_length(small_docs):
+    docqa.ingest(small_docs, "t", embedder=FAKE_EMBEDDER, model=FAKE_MODEL)
+    idx = docqa.open_index("t", model=FAKE_MODEL)
+    gen = idx.corpus.generator()
+    gen.trained_window = 2048
+    ans = idx.ask("What is the hotel cap?", "lc", rope="yarn", max_context=100_000)
+    rope = ans.details["rope"]
+    assert rope["factor"] == pytest.approx(rope["sized_for"] / 2048, abs=1e-4) and rope["factor"] > 1
+    assert rope["attention_factor"] > 1.0
+    assert rope["sized_for"] >= ans.tokens["prompt"] + 96
+    assert generator_mod  # the fake is registered through the real registry
