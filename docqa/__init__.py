@@ -7,7 +7,7 @@
     print(ans.text, ans.sources, ans.timings)
 """
 
-from .api import Index, ingest, list_indexes, open_index, strategies
+from .api import Index, evaluate, ingest, list_indexes, open_index, strategies
 from .errors import DocQAError
 from .records import Answer, IngestReport, Source
 
@@ -17,6 +17,7 @@ __all__ = [
     "Index",
     "IngestReport",
     "Source",
+    "evaluate",
     "ingest",
     "list_indexes",
     "open_index",

@@ -130,3 +130,63 @@ def open_index(
         gen.device = device
     return Index(Corpus.open(name, Path(root) if root is not None else index_root(), embedder=embedder,
                              generator=gen))
+
+
+def evaluate(
+    questions: str | Path | None,
+    *,
+    index: str | None = None,
+    strategies: list[str] | None = None,
+    out: str | Path | None = None,
+    resume: bool = False,
+    leval: str | Path | None = None,
+    limit: int | None = None,
+    root: str | Path | None = None,
+    model: str | None = None,
+    progress=None,
+    **options: Any,
+):
+    """Answer every question with every strategy and score the answers; see :mod:`docqa.eval`.
+
+    ``questions`` is docqa's JSONL, asked of ``index``; or ``leval`` is an L-Eval file, from whose documents one
+    index per document is built (``leval-docNN``), each question asked of its own document. Returns
+    ``(records, summary_rows)``; with ``out``, also writes results.jsonl, summary.json/csv and the plot.
+    """
+    from .eval import questions as qio
+    from .eval import report, runner
+
+    make_config(**options)  # reject unknown options before any work
+    root = Path(root) if root is not None else index_root()
+    strategies = strategies or STRATEGIES.names()
+    if leval is not None:
+        docs = qio.load_leval(Path(leval))
+        src = root / ".leval-sources"
+        qs: list = []
+        indexes: dict[str, Index] = {}
+        for name, text, doc_qs in docs:
+            folder = src / name
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"{name}.txt"
+            if not path.exists() or path.read_text() != text:
+                path.write_text(text)
+            ingest(folder, f"leval-{name}", root=root, model=model)
+            indexes[name] = open_index(f"leval-{name}", root=root, model=model)
+            qs.extend(doc_qs)
+        qs = qs[:limit] if limit else qs
+        index_for = lambda q: indexes[q.document]  # noqa: E731
+        title = f"L-Eval {Path(leval).name}"
+    else:
+        if questions is None or index is None:
+            raise ConfigError("Give a questions file and --index NAME, or --leval FILE.")
+        qs = qio.load_jsonl(Path(questions))[:limit] if limit else qio.load_jsonl(Path(questions))
+        idx = open_index(index, root=root, model=model)
+        index_for = lambda q: idx  # noqa: E731
+        title = f"{Path(questions).name} on index '{index}'"
+    cfg = runner.EvalConfig(strategies=strategies, out=Path(out) if out else None, resume=resume, options=options)
+    records = runner.run(index_for, qs, cfg, progress)
+    rows = report.summarize(records)
+    if out:
+        meta = {"title": title, "questions": len(qs), "strategies": strategies, "options": options,
+                "model": model or GeneratorConfig().model}
+        report.write(Path(out), records, rows, meta)
+    return records, rows

@@ -392,27 +392,33 @@ class TransformersGenerator:
             return None
         return PrefixState(list(ids), plan, cache, 0.0, {"loaded_from": str(path)})
 
-    def token_logprobs(self, ids: list[int], plan: RopePlan) -> "torch.Tensor":
-        """Log-probability of each token ``ids[1:]`` given its prefix, in one chunked pass (for perplexity).
+    def tail_logprobs(self, ids: list[int], plan: RopePlan, tail: int) -> "torch.Tensor":
+        """Log-probabilities of the last ``tail`` tokens of ``ids``, each given everything before it (perplexity).
 
-        Logits are computed per chunk and reduced at once, so the full (length × vocabulary) matrix never exists.
+        The head is prefilled in chunks through the decoder body only; LM-head logits are computed for the tail
+        alone, so the (length × vocabulary) matrix never exists.
         """
         import torch
         from transformers import DynamicCache
 
+        if not 0 < tail < len(ids):
+            raise ConfigError(f"tail must be in 1..{len(ids) - 1}, got {tail}")
         with self._lock, torch.inference_mode():
             self._apply_rope(plan)
             cache = DynamicCache(config=self.model.config)
-            step = max(1, self.config.prefill_chunk)
             t = torch.tensor([ids], device=self.device)
-            result = []
-            for start in range(0, len(ids) - 1, step):
-                chunk = t[:, start : start + step]
-                logits = self.model(input_ids=chunk, use_cache=True, **{self._cache_kw: cache}).logits[0].float()
-                targets = t[0, start + 1 : start + 1 + chunk.shape[1]]
-                logits = logits[: targets.shape[0]]
-                result.append(torch.log_softmax(logits, -1).gather(1, targets[:, None])[:, 0])
-            return torch.cat(result)
+            head = len(ids) - tail - 1  # positions whose next token is not scored
+            step = max(1, self.config.prefill_chunk)
+            for start in range(0, head, step):
+                end = min(start + step, head)
+                self.model.model(input_ids=t[:, start:end], use_cache=True, **{self._cache_kw: cache})
+            out = []
+            for start in range(head, len(ids) - 1, step):
+                end = min(start + step, len(ids) - 1)
+                logits = self.model(input_ids=t[:, start:end], use_cache=True, **{self._cache_kw: cache}).logits
+                logp = torch.log_softmax(logits[0].float(), -1)
+                out.append(logp.gather(1, t[0, start + 1 : end + 1, None])[:, 0])
+            return torch.cat(out)
 
 
 def _hits_stop(text: str, stop: tuple[str, ...]) -> bool:

@@ -6,6 +6,8 @@ task, the material, the question last.
 
 from __future__ import annotations
 
+import re
+
 NO_ANSWER = "I don't know."
 
 # Chosen by trying four wordings on 8 questions of examples/questions.jsonl with SmolLM2-135M (rag, top-4): this one
@@ -42,3 +44,16 @@ def rag_user(question: str, passages: list[tuple[str, str]]) -> str:
 # Long-context prompts are split at the question so the document part is a fixed, cacheable token prefix.
 LONG_CONTEXT_HEAD = "Context:\n"
 LONG_CONTEXT_TAIL = "\n\n"
+
+
+_REFUSALS = re.compile(
+    r"\b(i (do not|don t) know|not (mentioned|stated|provided|specified|available|found|in the (context|documents?))"
+    r"|no information|cannot (be )?(answer|determine|found)|unanswerable|does not (say|mention|contain|specify))\b"
+)
+
+
+def is_refusal(answer: str) -> bool:
+    """True when an answer declines ("I don't know.", "not mentioned in the context", …). Used by the auto strategy
+    to route, and by evaluation to score questions whose answer is not in the corpus."""
+    text = answer.lower().replace("’", "'").replace("'", " ")
+    return bool(_REFUSALS.search(text))

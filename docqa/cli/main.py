@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import ask, ingest, manage
+from . import ask, evaluate, ingest, manage
 
 app = typer.Typer(
     name="docqa",
@@ -15,6 +15,7 @@ app = typer.Typer(
 )
 app.command("ingest")(ingest.ingest_cmd)
 app.command("ask")(ask.ask_cmd)
+app.command("eval")(evaluate.eval_cmd)
 app.command("list")(manage.list_cmd)
 
 

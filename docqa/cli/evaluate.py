@@ -1,0 +1,76 @@
+"""``docqa eval``: every strategy over a question set, accuracy and latency side by side."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from .common import err, friendly, out
+
+
+@friendly
+def eval_cmd(
+    questions: Annotated[Optional[Path], typer.Argument(help="JSONL: question, answers, optional sources, id.")]
+    = None,
+    index: Annotated[Optional[str], typer.Option("--index", "-i", help="Index to ask.")] = None,
+    strategies: Annotated[str, typer.Option(help="Comma-separated strategies, or 'all'.")] = "all",
+    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Folder for results.jsonl, summary.json/csv and "
+                                                              "accuracy_vs_latency.png.")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted run from OUT/results.jsonl.")] = False,
+    leval: Annotated[Optional[Path], typer.Option(help="An L-Eval file; one index per document is built.")] = None,
+    limit: Annotated[Optional[int], typer.Option(help="Only the first N questions.")] = None,
+    top_k: Annotated[int, typer.Option(help="rag: chunks to retrieve.")] = 4,
+    rope: Annotated[str, typer.Option(help="long-context: rope method.")] = "dynamic",
+    max_context: Annotated[Optional[int], typer.Option(help="long-context: token limit.")] = None,
+    truncate: Annotated[bool, typer.Option(help="long-context: keep the most relevant documents that fit.")] = False,
+    max_new_tokens: Annotated[int, typer.Option(help="Answer budget in tokens.")] = 96,
+    model: Annotated[Optional[str], typer.Option(help="Generator: HF id, local folder or .gguf.")] = None,
+    root: Annotated[Optional[Path], typer.Option(help="Folder of indexes [default: ./indexes].")] = None,
+) -> None:
+    """Evaluate strategies on a question set: accuracy, latency and tokens per strategy."""
+    from .. import api
+    from ..strategies import STRATEGIES
+
+    names = STRATEGIES.names() if strategies == "all" else [STRATEGIES.canonical(s) for s in strategies.split(",")]
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TimeRemainingColumn()]
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task("evaluating", total=None)
+
+        def progress(done: int, total: int, label: str) -> None:
+            bar.update(task, completed=done, total=total, description=f"evaluating: {label}")
+
+        _, rows = api.evaluate(questions, index=index, strategies=names, out=out_dir, resume=resume, leval=leval,
+                               limit=limit, root=root, model=model, progress=progress, top_k=top_k, rope=rope,
+                               max_context=max_context, truncate=truncate, max_new_tokens=max_new_tokens)
+    render(rows)
+    if out_dir:
+        out.print(f"[dim]wrote {out_dir}/results.jsonl, summary.json, summary.csv, accuracy_vs_latency.png[/]")
+
+
+def _pct(v) -> str:
+    return "–" if v is None else f"{100 * v:.1f}"
+
+
+def render(rows: list[dict]) -> None:
+    table = Table(title="docqa eval", title_justify="left")
+    table.add_column("strategy", no_wrap=True)
+    for col, justify in [("n", "right"), ("contains", "right"), ("F1", "right"),
+                         ("ROUGE-L", "right"), ("EM", "right"), ("refusal", "right"), ("recall@k", "right"),
+                         ("p50 s", "right"), ("p95 s", "right"), ("tokens in/out", "right"), ("calls", "right")]:
+        table.add_column(col, justify=justify)
+    for r in rows:
+        name = r["strategy"]
+        if "routed_long_context" in r:
+            name += f"\n[dim]rag {r['routed_rag']} / lc {r['routed_long_context']}[/]"
+        table.add_row(name, str(r["questions"]), _pct(r["contains"]), _pct(r["f1"]), _pct(r["rouge_l"]),
+                      _pct(r["exact_match"]), _pct(r["refusal"]), _pct(r["recall_at_k"]),
+                      f"{r['latency_p50_s']:.1f}", f"{r['latency_p95_s']:.1f}",
+                      f"{r['prompt_tokens_mean']:,.0f}/{r['completion_tokens_mean']:,.0f}", f"{r['calls_mean']:.1f}")
+    out.print(table)
+    out.print("[dim]contains, F1, ROUGE-L, EM: answerable questions (%); refusal: share of unanswerable questions "
+              "declined; p50/p95: latency per question.[/]")

@@ -1,0 +1,1 @@
+"""Batch evaluation: questions × strategies → answers, metrics, latency; tables, files and a plot."""

@@ -1,0 +1,117 @@
+"""Summaries of evaluation records: per-strategy means and percentiles, files, and the accuracy-vs-latency plot."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+from pathlib import Path
+from statistics import mean
+
+from .metrics import METRICS
+
+SUMMARY_COLUMNS = ["strategy", "questions", "answerable", "unanswerable", *METRICS.names(), "refusal",
+                   "false_refusal", "recall_at_k", "latency_p50_s", "latency_p95_s", "ttft_p50_s",
+                   "prompt_tokens_mean", "completion_tokens_mean", "calls_mean", "peak_rss_mb_max", "errors"]
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Linear-interpolated percentile (q in [0, 100]); NaN for no values."""
+    if not values:
+        return float("nan")
+    v = sorted(values)
+    k = (len(v) - 1) * q / 100
+    lo, hi = math.floor(k), math.ceil(k)
+    return v[lo] + (v[hi] - v[lo]) * (k - lo)
+
+
+def _mean(values) -> float | None:
+    vals = [v for v in values if v is not None]
+    return mean(vals) if vals else None
+
+
+def summarize(records: list[dict]) -> list[dict]:
+    """One row per strategy, in the order strategies first appear."""
+    rows = []
+    for strategy in dict.fromkeys(r["strategy"] for r in records):
+        rs = [r for r in records if r["strategy"] == strategy]
+        lat = [r["latency_s"] for r in rs]
+        row = {
+            "strategy": strategy,
+            "questions": len(rs),
+            "answerable": sum(1 for r in rs if r["references"]),
+            "unanswerable": sum(1 for r in rs if not r["references"]),
+            **{m: _mean(r["metrics"][m] for r in rs) for m in METRICS.names()},
+            "refusal": _mean(r["metrics"]["refusal"] for r in rs),
+            "false_refusal": _mean(r["metrics"]["false_refusal"] for r in rs),
+            "recall_at_k": _mean(r["metrics"]["recall_at_k"] for r in rs),
+            "latency_p50_s": percentile(lat, 50),
+            "latency_p95_s": percentile(lat, 95),
+            "ttft_p50_s": percentile([r["ttft_s"] for r in rs], 50),
+            "prompt_tokens_mean": mean(r["prompt_tokens"] for r in rs),
+            "completion_tokens_mean": mean(r["completion_tokens"] for r in rs),
+            "calls_mean": mean(r["calls"] for r in rs),
+            "peak_rss_mb_max": max((r["peak_rss_mb"] for r in rs if r["peak_rss_mb"] == r["peak_rss_mb"]),
+                                   default=float("nan")),
+            "errors": sum(1 for r in rs if r["error"]),
+        }
+        if strategy == "auto":
+            routes = [r["route"] or "" for r in rs]
+            row["routed_long_context"] = sum(1 for x in routes if x == "long-context")
+            row["routed_rag"] = len(routes) - row["routed_long_context"]
+            lc = [r for r in records if r["strategy"] == "long-context"]
+            if lc:  # cost saved against always answering with long-context, on the same questions
+                lc_time, auto_time = sum(r["latency_s"] for r in lc), sum(lat)
+                lc_tokens, auto_tokens = sum(r["prompt_tokens"] for r in lc), sum(r["prompt_tokens"] for r in rs)
+                row["saved_latency_vs_long_context"] = 1 - auto_time / lc_time if lc_time else None
+                row["saved_prompt_tokens_vs_long_context"] = 1 - auto_tokens / lc_tokens if lc_tokens else None
+        rows.append(row)
+    return rows
+
+
+def write(out: Path, records: list[dict], rows: list[dict], meta: dict) -> None:
+    """summary.json, summary.csv and accuracy_vs_latency.png in ``out`` (each written atomically)."""
+    out.mkdir(parents=True, exist_ok=True)
+    _atomic(out / "summary.json", json.dumps({"meta": meta, "strategies": rows}, indent=2))
+    buf = io.StringIO()
+    extra = sorted({k for r in rows for k in r} - set(SUMMARY_COLUMNS))
+    writer = csv.DictWriter(buf, fieldnames=SUMMARY_COLUMNS + extra)
+    writer.writeheader()
+    writer.writerows(rows)
+    _atomic(out / "summary.csv", buf.getvalue())
+    plot(out / "accuracy_vs_latency.png", rows, meta.get("title", ""))
+
+
+def plot(path: Path, rows: list[dict], title: str = "") -> None:
+    """Accuracy (answer-contains and token F1) against median latency, one point per strategy."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display needed
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    for metric, marker in (("contains", "o"), ("f1", "s")):
+        xs = [r["latency_p50_s"] for r in rows]
+        ys = [100 * (r[metric] or 0) for r in rows]
+        ax.scatter(xs, ys, marker=marker, s=60, label=metric)
+        for r, x, y in zip(rows, xs, ys):
+            ax.annotate(r["strategy"], (x, y), textcoords="offset points", xytext=(6, 4), fontsize=9)
+    ax.set_xscale("log")
+    ax.set_xlabel("median latency per question (s, log scale)")
+    ax.set_ylabel("score on answerable questions (%)")
+    ax.set_title(title or "accuracy vs latency")
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="best")
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def _atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)

@@ -1,0 +1,129 @@
+"""Run questions through strategies and score every answer.
+
+One record per (question, strategy) is appended to ``results.jsonl`` as soon as it exists, so an interrupted run
+loses at most one answer and ``resume`` continues where it stopped. Strategies run one after another over all
+questions, sharing the loaded models and the long-context prefix cache of each index.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import DocQAError
+from ..prompts import is_refusal
+from .metrics import METRICS, recall_at_k
+from .questions import Question
+
+ProgressFn = Callable[[int, int, str], None]  # (done, total, label)
+
+
+@dataclass
+class EvalConfig:
+    strategies: list[str]
+    out: Path | None = None  # folder for results.jsonl, summary.json/csv and the plot
+    resume: bool = False  # skip (question, strategy) pairs already in out/results.jsonl
+    options: dict[str, Any] = field(default_factory=dict)  # AskConfig options shared by every strategy
+
+
+def peak_rss_reset() -> None:
+    """Reset this process's peak-RSS counter (Linux), so the next reading covers one answer."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def peak_rss_mb() -> float:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def score(q: Question, answer_text: str, used_sources: list[str]) -> dict[str, float | None]:
+    """Every metric of one answer: answer metrics on answerable questions, refusal on the others."""
+    answerable = bool(q.answers)
+    out: dict[str, float | None] = {name: (METRICS.get(name)(answer_text, q.answers) if answerable else None)
+                                    for name in METRICS.names()}
+    out["refusal"] = float(is_refusal(answer_text)) if not answerable else None
+    out["false_refusal"] = float(is_refusal(answer_text)) if answerable else None
+    r = recall_at_k(used_sources, q.sources) if q.sources else None
+    out["recall_at_k"] = None if r is None or math.isnan(r) else r
+    return out
+
+
+def load_done(path: Path) -> dict[tuple[str, str], dict]:
+    """Records already in a results file, by (question id, strategy); a torn last line is ignored."""
+    done = {}
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+                done[(rec["id"], rec["strategy"])] = rec
+            except (json.JSONDecodeError, KeyError):
+                continue
+    return done
+
+
+def run(index_for: Callable[[Question], Any], questions: list[Question], cfg: EvalConfig,
+        progress: ProgressFn | None = None) -> list[dict]:
+    """Answer and score every (question, strategy) pair; returns all records (resumed ones included)."""
+    from ..strategies import STRATEGIES
+
+    strategies = [STRATEGIES.canonical(s) for s in cfg.strategies]
+    results_path = cfg.out / "results.jsonl" if cfg.out else None
+    done = load_done(results_path) if (results_path and cfg.resume) else {}
+    if results_path:
+        results_path.parent.mkdir(parents=True, exist_ok=True)
+        # Start afresh, or keep exactly the complete records (a line torn by an interruption is dropped).
+        results_path.write_text("".join(json.dumps(r) + "\n" for r in done.values()))
+    records = []
+    total, count = len(strategies) * len(questions), 0
+    for strategy in strategies:
+        for q in questions:
+            count += 1
+            if (q.id, strategy) in done:
+                records.append(done[(q.id, strategy)])
+                if progress:
+                    progress(count, total, f"{strategy} (resumed)")
+                continue
+            rec = answer_one(index_for(q), q, strategy, cfg.options)
+            records.append(rec)
+            if results_path:
+                with open(results_path, "a") as f:
+                    f.write(json.dumps(rec) + "\n")
+                    f.flush()
+            if progress:
+                progress(count, total, strategy)
+    return records
+
+
+def answer_one(index, q: Question, strategy: str, options: dict[str, Any]) -> dict:
+    """One question through one strategy, as a results.jsonl record."""
+    peak_rss_reset()
+    t0 = time.perf_counter()
+    error = None
+    try:
+        ans = index.ask(q.question, strategy, **options)
+        text, sources = ans.text, [s.file for s in ans.sources]
+        timings, tokens, calls, details = ans.timings, ans.tokens, ans.calls, ans.details
+    except DocQAError as e:  # e.g. a corpus too long for long-context: recorded, scored as a wrong answer
+        text, sources, timings, tokens, calls, details = "", [], {}, {}, 0, {}
+        error = str(e)
+    latency = timings.get("total", time.perf_counter() - t0)
+    return {
+        "id": q.id, "strategy": strategy, "question": q.question, "answer": text, "references": q.answers,
+        "gold_sources": q.sources, "sources": sources, "metrics": score(q, text, sources),
+        "latency_s": latency, "ttft_s": timings.get("ttft", latency), "prompt_tokens": tokens.get("prompt", 0),
+        "completion_tokens": tokens.get("completion", 0), "calls": calls, "peak_rss_mb": peak_rss_mb(),
+        "route": details.get("route"), "rope": details.get("rope"), "error": error, "document": q.document,
+    }

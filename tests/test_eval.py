@@ -1,0 +1,103 @@
+"""docqa eval with fakes: records, metrics, resume, files, the auto route split, and the L-Eval format."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+import docqa
+from docqa.cli.main import app
+from docqa.errors import BadQuestionFile
+from docqa.strategies import STRATEGIES
+from tests.conftest import FAKE_EMBEDDER, FAKE_MODEL
+
+
+@pytest.fixture
+def qfile(tmp_path):
+    rows = [
+        {"id": "hotel", "question": "What is the nightly hotel cap in most cities?", "answers": ["220 US dollars"],
+         "sources": ["travel_and_expense_policy.docx"]},
+        {"id": "probation", "question": "How long is the probation period for new employees?",
+         "answers": ["90 days"], "sources": ["employee_handbook.md"]},
+        {"id": "pets", "question": "Zebra quokka xylophone?", "answers": []},
+    ]
+    path = tmp_path / "q.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return path
+
+
+@pytest.fixture
+def indexed(small_docs):
+    docqa.ingest(small_docs, "t", embedder=FAKE_EMBEDDER, model=FAKE_MODEL)
+
+
+def test_every_strategy_scored_and_written(indexed, qfile, tmp_path):
+    out = tmp_path / "out"
+    records, rows = docqa.evaluate(qfile, index="t", strategies=STRATEGIES.names(), out=out, model=FAKE_MODEL)
+    assert len(records) == 3 * len(STRATEGIES.names())
+    assert [r["strategy"] for r in rows] == STRATEGIES.names()
+    rag = {r["id"]: r for r in records if r["strategy"] == "rag"}
+    assert rag["hotel"]["metrics"]["contains"] == 1.0 and rag["hotel"]["metrics"]["recall_at_k"] == 1.0
+    assert rag["pets"]["metrics"]["refusal"] == 1.0 and rag["pets"]["metrics"]["f1"] is None
+    for r in records:
+        assert r["latency_s"] > 0 and r["prompt_tokens"] > 0 and r["calls"] >= 1 and r["peak_rss_mb"] > 0
+    lines = (out / "results.jsonl").read_text().splitlines()
+    assert len(lines) == len(records)
+    summary = json.loads((out / "summary.json").read_text())
+    assert {s["strategy"] for s in summary["strategies"]} == set(STRATEGIES.names())
+    assert (out / "summary.csv").read_text().startswith("strategy,questions,")
+    assert (out / "accuracy_vs_latency.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_auto_routes_refusals_to_long_context_and_reports_savings(indexed, qfile):
+    _, rows = docqa.evaluate(qfile, index="t", strategies=["long-context", "auto"], model=FAKE_MODEL)
+    auto = next(r for r in rows if r["strategy"] == "auto")
+    assert auto["routed_rag"] == 2 and auto["routed_long_context"] == 1  # the unanswerable one went on
+    assert "saved_prompt_tokens_vs_long_context" in auto and auto["saved_prompt_tokens_vs_long_context"] > 0
+
+
+def test_resume_skips_finished_pairs(indexed, qfile, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    docqa.evaluate(qfile, index="t", strategies=["rag"], out=out, model=FAKE_MODEL)
+    lines = (out / "results.jsonl").read_text().splitlines()
+    (out / "results.jsonl").write_text("\n".join(lines[:2]) + "\n" + lines[2][:10])  # interrupted mid-line
+    calls = []
+    from docqa.eval import runner
+
+    real = runner.answer_one
+    monkeypatch.setattr(runner, "answer_one", lambda *a: calls.append(a[1].id) or real(*a))
+    records, _ = docqa.evaluate(qfile, index="t", strategies=["rag"], out=out, resume=True, model=FAKE_MODEL)
+    assert calls == ["pets"] and len(records) == 3
+    kept = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]  # the torn line is gone
+    assert [r["id"] for r in kept] == ["hotel", "probation", "pets"]
+
+
+def test_bad_question_files(tmp_path, indexed):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"question": "ok", "answers": []}\nnot json\n')
+    with pytest.raises(BadQuestionFile, match="bad.jsonl:2 is not valid JSON"):
+        docqa.evaluate(bad, index="t", model=FAKE_MODEL)
+    with pytest.raises(BadQuestionFile, match="does not exist"):
+        docqa.evaluate(tmp_path / "nope.jsonl", index="t", model=FAKE_MODEL)
+
+
+def test_leval_format_builds_one_index_per_document(tmp_path, monkeypatch):
+    monkeypatch.setattr("docqa.api.load_embedder", lambda spec: __import__("tests.fakes").fakes.HashEmbedder(
+        FAKE_EMBEDDER))
+    rows = [{"input": "Acme sold 12 rockets in May. Revenue was 4 million.", "instructions": ["How many rockets?"],
+             "outputs": ["12 rockets"]},
+            {"input": "Globex hired 7 engineers. The CEO is Hank.", "instructions": ["Who is the CEO?"],
+             "outputs": ["Hank"]}]
+    path = tmp_path / "leval.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    records, _ = docqa.evaluate(None, leval=path, strategies=["long-context"], model=FAKE_MODEL)
+    assert {r["document"] for r in records} == {"doc01", "doc02"}
+    assert {r["sources"][0] for r in records} == {"doc01.txt", "doc02.txt"}  # each asked of its own document
+    assert sorted(docqa.list_indexes()) == ["leval-doc01", "leval-doc02"]
+
+
+def test_cli_eval_prints_a_table(indexed, qfile, tmp_path):
+    r = CliRunner().invoke(app, ["eval", str(qfile), "--index", "t", "--strategies", "rag,lc", "--model",
+                                 FAKE_MODEL, "--out", str(tmp_path / "o")])
+    assert r.exit_code == 0, r.output
+    assert "rag" in r.output and "long-context" in r.output and "p50" in r.output
