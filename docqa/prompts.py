@@ -37,8 +37,13 @@ def question_block(question: str) -> str:
     return f"Question: {question.strip()}"
 
 
+def context_user(question: str, context: str) -> str:
+    """The user turn of every answer-from-context prompt: the context, then the question."""
+    return f"Context:\n{context}\n\n{question_block(question)}"
+
+
 def rag_user(question: str, passages: list[tuple[str, str]]) -> str:
-    return f"Context:\n{passages_block(passages)}\n\n{question_block(question)}"
+    return context_user(question, passages_block(passages))
 
 
 # Long-context prompts are split at the question so the document part is a fixed, cacheable token prefix.

@@ -81,6 +81,7 @@ class ExtractiveGenerator:
     def _answer(self, prompt: str) -> str:
         body = re.sub(r"</?(system|user|assistant)>", " ", prompt)
         context, _, question = body.rpartition("Question:")
+        question = question.strip().split("\n")[0]  # the question line only, not instructions after it
         context = context.split("Context:", 1)[-1]
         qwords = {w for w in re.findall(r"[a-z0-9]+", question.lower()) if len(w) > 3}
         best, score = "I don't know.", 0

@@ -2,10 +2,12 @@ import pytest
 
 from docqa.embedder import EMBEDDERS
 from docqa.errors import UnknownComponent
+from docqa.eval.metrics import METRICS
 from docqa.generator import GENERATORS
 from docqa.registry import Registry
 from docqa.rope import ROPE_METHODS
 from docqa.strategies import STRATEGIES
+from docqa.strategies.summarize import CHAINS
 
 
 def test_unknown_name_suggests_the_closest():
@@ -33,7 +35,10 @@ def test_lazy_entries_import_on_first_use():
     assert r.get("join") is os.path.join
 
 
-@pytest.mark.parametrize("registry", [STRATEGIES, ROPE_METHODS, EMBEDDERS, GENERATORS], ids=lambda r: r.kind)
+REGISTRIES = [STRATEGIES, ROPE_METHODS, EMBEDDERS, GENERATORS, CHAINS, METRICS]
+
+
+@pytest.mark.parametrize("registry", REGISTRIES, ids=lambda r: r.kind)
 def test_every_entry_loads_and_is_documented(registry):
     for name in registry.names():
         obj = registry.get(name)

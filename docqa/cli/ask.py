@@ -28,6 +28,8 @@ def ask_cmd(
     truncate: Annotated[bool, typer.Option(help="long-context: keep the most relevant documents that fit.")] = False,
     cache_prefix: Annotated[bool, typer.Option(help="long-context: save the document KV cache under the index.")]
     = False,
+    chain: Annotated[str, typer.Option(help="summarize: map-reduce, refine or tree.")] = "map-reduce",
+    max_calls: Annotated[Optional[int], typer.Option(help="summarize: stop past this many model calls.")] = None,
     max_new_tokens: Annotated[int, typer.Option(help="Answer budget in tokens.")] = 96,
     model: Annotated[Optional[str], typer.Option(help="Generator: HF id, local folder or .gguf.")] = None,
     embedder: Annotated[Optional[str], typer.Option(help="Embedder (must match the index's).")] = None,
@@ -42,7 +44,7 @@ def ask_cmd(
     idx = api.open_index(index, root=root, embedder=embedder, model=model, device=device)
     names = STRATEGIES.names() if strategy == "all" else [STRATEGIES.canonical(s) for s in strategy.split(",")]
     options = dict(top_k=top_k, rope=rope, rope_factor=rope_factor, max_context=max_context, truncate=truncate,
-                   cache_prefix=cache_prefix, max_new_tokens=max_new_tokens)
+                   cache_prefix=cache_prefix, max_new_tokens=max_new_tokens, chain=chain, max_calls=max_calls)
     answers = {}
     for name in names:
         with _progress(name, disabled=json_out) as progress:
@@ -86,7 +88,7 @@ def render_one(a) -> None:
         for i, s in enumerate(a.sources, 1):
             table.add_row(str(i), s.location(), f"{s.score:.3f}" if s.score is not None else "")
         out.print(table)
-    extra = {k: v for k, v in a.details.items() if k in ("rope", "dropped", "route", "chain")}
+    extra = {k: v for k, v in a.details.items() if k in ("rope", "dropped", "route", "chain") and v}
     if extra:
         out.print(f"[dim]{json.dumps(extra, default=str)}[/]")
     out.print(f"[dim]{_timing_line(a)}[/]")

@@ -12,6 +12,7 @@ from .base import AskConfig, StrategyFn
 STRATEGIES: Registry[StrategyFn] = Registry("strategy")
 STRATEGIES.register("rag", "docqa.strategies.rag:ask")
 STRATEGIES.register("long-context", "docqa.strategies.long_context:ask", aliases=("lc", "long_context", "longcontext"))
+STRATEGIES.register("summarize", "docqa.strategies.summarize:ask", aliases=("sum", "summarise"))
 STRATEGIES.register("auto", "docqa.strategies.auto:ask", aliases=("self-route",))
 
 __all__ = ["STRATEGIES", "AskConfig", "StrategyFn"]

@@ -27,6 +27,10 @@ class AskConfig:
     truncate: bool = False  # drop the least relevant documents instead of failing when the corpus is too long
     cache_prefix: bool = False  # save the long-context prefix KV cache under the index
     max_question_tokens: int = 256  # a cached prefix's rope plan is sized for questions up to this long
+    # summarize
+    chain: str = "map-reduce"
+    max_calls: int | None = None  # None: no budget; otherwise stop with BudgetExceeded past this many model calls
+    summary_window: int | None = None  # tokens per call (None: the model's trained window); smaller = faster calls
     # Called with (tokens done, tokens total) during long prefills, so a terminal can draw progress.
     progress: Callable[[int, int], None] | None = field(default=None, repr=False, compare=False)
 

@@ -1,0 +1,212 @@
+"""Summarize: walk the whole corpus in window-sized groups and combine what each group says about the question.
+
+No document is dropped and no window is stretched; the price is many model calls. Chains (``CHAINS``) share one
+signature, ``chain(run: ChainRun) -> str``, and every model call goes through :meth:`ChainRun.call`, which enforces
+the window and the ``max_calls`` budget and records calls, tokens and latency per stage.
+
+Written directly rather than on llama-index's synthesizers: docqa needs exact packing against its own tokenizer (no
+prompt may exceed the window), query-focused map prompts whose "nothing relevant" results are dropped, and a call
+budget; llama-index's TreeSummarize/Refine count tokens with their own tokenizer and have no drop step.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .. import prompts
+from ..corpus import Corpus
+from ..errors import BudgetExceeded, ContextTooLong
+from ..records import Answer, Chunk, Source
+from ..registry import Registry
+from .base import AskConfig
+
+NOTHING = "NOTHING RELEVANT"
+_NOTHING = re.compile(r"nothing relevant", re.I)
+_SAFETY = 8  # tokens of slack per prompt for tokenizer merges at the seams of packed blocks
+
+
+@dataclass
+class ChainRun:
+    """One question's run of a chain: the material, the model, and the accounting of every call."""
+
+    corpus: Corpus
+    question: str
+    cfg: AskConfig
+    gen: object
+    window: int
+    calls: int = 0
+    stages: dict[str, dict[str, float]] = field(default_factory=dict)
+    prompts_seen: list[int] = field(default_factory=list)  # prompt token counts, for inspection
+
+    def call(self, stage: str, user: str, system: str = prompts.SYSTEM) -> str:
+        """One model call, counted against ``max_calls`` and checked against the window."""
+        if self.cfg.max_calls is not None and self.calls >= self.cfg.max_calls:
+            raise BudgetExceeded(
+                f"The {self.cfg.chain} chain needs more than --max-calls {self.cfg.max_calls} model calls for this "
+                f"corpus (stage '{stage}'). Raise --max-calls, or use --chain summaries or --strategy rag.")
+        prompt = self.gen.chat(system, user)
+        n = len(self.gen.encode(prompt))
+        if n + self.cfg.max_new_tokens > self.window:
+            raise ContextTooLong(f"Internal packing error: a {stage} prompt of {n} tokens exceeds the window.",
+                                 n, self.window)
+        t0 = time.perf_counter()
+        out = self.gen.generate(prompt, self.cfg.max_new_tokens, stop=prompts.STOP)
+        s = self.stages.setdefault(stage, {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0, "seconds": 0.0})
+        s["calls"] += 1
+        s["prompt_tokens"] += out.prompt_tokens
+        s["completion_tokens"] += out.completion_tokens
+        s["seconds"] += time.perf_counter() - t0
+        self.calls += 1
+        self.prompts_seen.append(n)
+        return out.text.strip()
+
+    def room(self, template_user: str, system: str = prompts.SYSTEM) -> int:
+        """Tokens left for material in a prompt built from ``template_user`` (which holds everything else)."""
+        fixed = len(self.gen.encode(self.gen.chat(system, template_user)))
+        return self.window - fixed - self.cfg.max_new_tokens - _SAFETY
+
+    def pack(self, blocks: list[str], room: int) -> list[list[int]]:
+        """Indices of ``blocks`` in order, grouped so each group's blocks (joined by blank lines) fit ``room``."""
+        sizes = self.gen.count_tokens(blocks)
+        groups: list[list[int]] = []
+        used = 0
+        for i, n in enumerate(sizes):
+            if n + 2 > room:
+                raise ContextTooLong(f"One block of {n} tokens does not fit a {self.window}-token window with the "
+                                     f"prompt; use smaller --chunk-tokens at ingest.", n, room)
+            if not groups or used + n + 2 > room:
+                groups.append([])
+                used = 0
+            groups[-1].append(i)
+            used += n + 2
+        return groups
+
+
+def _map_user(question: str, passages: str) -> str:
+    return (f"Context:\n{passages}\n\n{prompts.question_block(question)}\n\nWrite the facts from the context that "
+            f"help answer the question, in a few short sentences. If nothing in the context is relevant, reply "
+            f"exactly: {NOTHING}")
+
+
+def _relevant(note: str) -> bool:
+    return bool(note) and not _NOTHING.search(note) and not prompts.is_refusal(note)
+
+
+def _chunk_blocks(chunks: list[Chunk]) -> list[str]:
+    return [f"[{c.file}] {c.text.strip()}" for c in chunks]
+
+
+def _reduce(run: ChainRun, notes: list[str]) -> str:
+    """Merge notes into one answer, in further rounds while they do not fit one window."""
+    while True:
+        answer_user = lambda body: f"Notes:\n{body}\n\n{prompts.question_block(run.question)}"  # noqa: E731
+        groups = run.pack(notes, run.room(answer_user("")))
+        if len(groups) == 1:
+            return run.call("reduce", answer_user("\n\n".join(notes)))
+        merge_user = lambda body: (f"Notes:\n{body}\n\n{prompts.question_block(run.question)}\n\nCombine these "  # noqa: E731
+                                   f"notes into fewer sentences, keeping every fact that helps answer the question.")
+        room = run.room(merge_user(""))
+        notes = [run.call("reduce", merge_user("\n\n".join(notes[i] for i in g))) for g in run.pack(notes, room)]
+        notes = [n for n in notes if _relevant(n)] or [prompts.NO_ANSWER]
+
+
+def map_reduce(run: ChainRun, chunks: list[Chunk]) -> tuple[str, set[str]]:
+    """Map-reduce: each group of chunks → the facts that bear on the question (or "nothing relevant", dropped);
+    then the kept notes are merged into one answer, in further rounds when they do not fit one window."""
+    blocks = _chunk_blocks(chunks)
+    notes, used = [], set()
+    for group in run.pack(blocks, run.room(_map_user(run.question, ""))):
+        note = run.call("map", _map_user(run.question, "\n\n".join(blocks[i] for i in group)), system=_MAP_SYSTEM)
+        if _relevant(note):
+            notes.append(note)
+            used.update(chunks[i].file for i in group)
+    if not notes:
+        return prompts.NO_ANSWER, used
+    return _reduce(run, notes), used
+
+
+def refine(run: ChainRun, chunks: list[Chunk]) -> tuple[str, set[str]]:
+    """Refine: walk the groups in document order with a running answer; each call sees the answer so far and the
+    next group, and keeps or improves the answer. Sequential, so it cannot be parallelised, but it never needs a
+    reduce step."""
+    blocks = _chunk_blocks(chunks)
+    answer: str | None = None
+    used: set[str] = set()
+
+    def user(body: str, current: str | None) -> str:
+        if current is None:
+            return prompts.context_user(run.question, body)
+        return (f"Existing answer: {current}\n\nNew context:\n{body}\n\n{prompts.question_block(run.question)}"
+                f"\n\nIf the new context gives a better or more complete answer, write it in one short sentence; "
+                f"otherwise repeat the existing answer.")
+
+    # Groups are packed once for the larger prompt: one that carries an existing answer of up to max_new_tokens.
+    room = run.room(user("", "")) - run.cfg.max_new_tokens
+    for group in run.pack(blocks, room):
+        text = run.call("refine", user("\n\n".join(blocks[i] for i in group), answer))
+        if _relevant(text):
+            if text != answer:
+                used.update(chunks[i].file for i in group)
+            answer = text
+    return answer or prompts.NO_ANSWER, used
+
+
+def tree(run: ChainRun, chunks: list[Chunk]) -> tuple[str, set[str]]:
+    """Tree: each group answers the question on its own (refusals dropped); answers are then merged pairwise,
+    level by level, until one remains. log₂(groups) merge levels; every merge sees only two answers."""
+    blocks = _chunk_blocks(chunks)
+    answers, used = [], set()
+    for group in run.pack(blocks, run.room(prompts.context_user(run.question, ""))):
+        text = run.call("leaf", prompts.context_user(run.question, "\n\n".join(blocks[i] for i in group)))
+        if _relevant(text):
+            answers.append(text)
+            used.update(chunks[i].file for i in group)
+    while len(answers) > 1:
+        merged = []
+        for a, b in zip(answers[0::2], answers[1::2]):
+            text = run.call("merge", f"Answer A: {a}\nAnswer B: {b}\n\n{prompts.question_block(run.question)}\n\n"
+                                     f"Combine the two answers into one short, correct answer.")
+            merged.append(text if _relevant(text) else a)
+        if len(answers) % 2:
+            merged.append(answers[-1])
+        answers = merged
+    return (answers[0] if answers else prompts.NO_ANSWER), used
+
+
+_MAP_SYSTEM = "You are a careful assistant who extracts facts from documents."
+
+ChainFn = Callable[[ChainRun, list[Chunk]], tuple[str, set[str]]]
+# name → chain; every chain walks all chunks of the index, in document order, once per pass.
+CHAINS: Registry[ChainFn] = Registry("chain")
+CHAINS.register("map-reduce", map_reduce, aliases=("map_reduce", "mapreduce"))
+CHAINS.register("refine", refine)
+CHAINS.register("tree", tree)
+
+
+def ask(corpus: Corpus, question: str, cfg: AskConfig) -> Answer:
+    """Summarize: query-focused chains over the whole corpus in window-sized groups (map-reduce by default, or
+    refine, or tree). Reads every chunk without stretching the window, at the cost of one call per group plus the
+    combining calls; every call is counted and ``max_calls`` bounds them."""
+    t0 = time.perf_counter()
+    question = cfg.validate(question)
+    chain = CHAINS.get(cfg.chain)
+    gen = corpus.generator()
+    window = min(cfg.summary_window or gen.trained_window, gen.trained_window)
+    run = ChainRun(corpus, question, cfg, gen, window)
+    text, used = chain(run, corpus.store.chunks())
+    stage_tokens = {f"{k}_prompt": int(v["prompt_tokens"]) for k, v in run.stages.items()}
+    return Answer(
+        text=text,
+        strategy="summarize",
+        sources=[Source(f, 0, 0) for f in sorted(used)],
+        timings={**{k: v["seconds"] for k, v in run.stages.items()}, "ttft": time.perf_counter() - t0,
+                 "total": time.perf_counter() - t0},
+        tokens={"prompt": sum(int(v["prompt_tokens"]) for v in run.stages.values()),
+                "completion": sum(int(v["completion_tokens"]) for v in run.stages.values()), **stage_tokens},
+        calls=run.calls,
+        details={"chain": CHAINS.canonical(cfg.chain), "stages": run.stages, "window": window,
+                 "max_calls": cfg.max_calls},
+    )

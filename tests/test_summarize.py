@@ -1,0 +1,74 @@
+"""Summarization chains with the recording fake generator: windows, coverage, drops, termination, budget."""
+
+import re
+
+import pytest
+
+import docqa
+from docqa.errors import BudgetExceeded
+from docqa.strategies.summarize import CHAINS
+from tests.conftest import FAKE_EMBEDDER, FAKE_MODEL
+
+BUDGET = 32
+
+
+@pytest.fixture
+def idx(small_docs):
+    docqa.ingest(small_docs, "t", embedder=FAKE_EMBEDDER, model=FAKE_MODEL, chunk_tokens=120, overlap=10)
+    return docqa.open_index("t", model=FAKE_MODEL)
+
+
+def _ask(idx, chain, window, question="What is the nightly hotel cap in most cities?", **kw):
+    gen = idx.corpus.generator()
+    gen.prompts.clear()
+    ans = idx.ask(question, "summarize", chain=chain, summary_window=window, max_new_tokens=BUDGET, **kw)
+    return ans, list(gen.prompts), gen
+
+
+@pytest.mark.parametrize("chain", CHAINS.names())
+@pytest.mark.parametrize("window", [1024, 3000, 4096])
+def test_no_prompt_exceeds_the_window_and_each_chunk_is_seen_once(idx, chain, window):
+    ans, seen, gen = _ask(idx, chain, window)
+    assert all(len(gen.encode(p)) + BUDGET <= window for p in seen)
+    first_pass = [p for p in seen if "Existing answer" not in p and "Notes:" not in p and "Answer A:" not in p]
+    if chain == "refine":
+        first_pass = seen
+    for chunk in idx.corpus.store.chunks():
+        block = f"[{chunk.file}] {chunk.text.strip()}"
+        assert sum(p.count(block) for p in first_pass) == 1, (chain, chunk.id)
+    assert ans.calls == len(seen) and ans.details["chain"] == chain
+    assert ans.tokens["prompt"] > 0 and ans.timings["total"] > 0
+
+
+@pytest.mark.parametrize("chain", CHAINS.names())
+def test_every_chain_terminates_on_one_two_and_many_groups(idx, chain):
+    corpus_tokens = sum(c.tokens for c in idx.corpus.store.chunks())
+    for window, expected_groups in [(100_000, 1), (corpus_tokens // 2 + 1200, 2), (900, None)]:
+        gen = idx.corpus.generator()
+        gen.trained_window = 100_000
+        ans, seen, _ = _ask(idx, chain, window)
+        first = [p for p in seen if "Notes:" not in p and "Answer A:" not in p]
+        if expected_groups is not None:
+            assert len(first) == expected_groups, (chain, window, len(first))
+        else:
+            assert len(first) > 5
+        assert ans.text
+
+
+def test_map_results_with_nothing_relevant_are_dropped(idx):
+    ans, seen, gen = _ask(idx, "map-reduce", 900, question="Zebra quokka xylophone harmonica?")
+    assert not any("Notes:" in p for p in seen)  # every map said nothing relevant: no reduce call at all
+    assert ans.text == "I don't know." and ans.details["stages"]["map"]["calls"] == len(seen)
+
+
+def test_reduce_sees_only_relevant_notes(idx):
+    ans, seen, _ = _ask(idx, "map-reduce", 900)
+    reduce_prompts = [p for p in seen if "Notes:" in p]
+    assert reduce_prompts
+    assert not any(re.search(r"nothing relevant|I don't know", p.split("Notes:")[1], re.I) for p in reduce_prompts)
+    assert ans.details["stages"]["reduce"]["calls"] >= 1
+
+
+def test_call_budget_stops_with_a_clear_message(idx):
+    with pytest.raises(BudgetExceeded, match="--max-calls 2"):
+        _ask(idx, "map-reduce", 900, max_calls=2)

@@ -1,0 +1,26 @@
+"""The summarize strategy end to end with the real embedded model on a two-document subset of examples/."""
+
+import shutil
+
+import pytest
+
+import docqa
+from tests.conftest import EXAMPLES
+
+pytestmark = pytest.mark.slow
+
+
+def test_map_reduce_on_two_documents_with_the_real_model(tmp_path):
+    docs = tmp_path / "two"
+    docs.mkdir()
+    for name in ("company_overview.md", "all_hands_qa_october_2026.txt"):
+        shutil.copy(EXAMPLES / name, docs / name)
+    docqa.ingest(docs, "two", root=tmp_path / "idx")
+    idx = docqa.open_index("two", root=tmp_path / "idx")
+    # A 1 k window makes several map groups from these ~2.4 k tokens, so map and reduce both run.
+    ans = idx.ask("In what year was Tidewell founded?", "summarize", summary_window=1024, max_new_tokens=64)
+    stages = ans.details["stages"]
+    assert stages["map"]["calls"] >= 3
+    assert ans.calls == sum(s["calls"] for s in stages.values())
+    assert ans.tokens["prompt"] == sum(s["prompt_tokens"] for s in stages.values())
+    assert "2014" in ans.text
