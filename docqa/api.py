@@ -34,12 +34,14 @@ def ingest(
     overlap: int = IngestConfig.overlap,
     sync: bool = False,
     rebuild: bool = False,
+    summaries: bool = False,
     progress: IngestProgress | None = None,
 ) -> IngestReport:
     """Create or update the index ``index`` from the documents under ``paths`` (files or folders).
 
     Unchanged files are skipped, changed ones replaced, and with ``sync=True`` files no longer present removed.
-    ``model`` names the generator whose tokenizer sizes the chunks; ``embedder`` the sentence embedder.
+    ``model`` names the generator whose tokenizer sizes the chunks (and, with ``summaries=True``, writes a summary
+    of every document that has none); ``embedder`` the sentence embedder.
     """
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
     root = Path(root) if root is not None else index_root()
@@ -50,7 +52,14 @@ def ingest(
         except Exception:  # noqa: BLE001 - no index yet, or unreadable: the default embedder
             embedder = None
     tokenizer_spec = GeneratorConfig(model=model).model if model else GeneratorConfig().model
-    cfg = IngestConfig(chunk_tokens=chunk_tokens, overlap=overlap, sync=sync, rebuild=rebuild)
+    cfg = IngestConfig(chunk_tokens=chunk_tokens, overlap=overlap, sync=sync, rebuild=rebuild, summaries=summaries)
+    summarizer = None
+    if summaries:
+        from .generator import load_generator
+        from .strategies.summarize import summarize_text
+
+        gen = load_generator(GeneratorConfig(model=tokenizer_spec))
+        summarizer = lambda name, text: summarize_text(gen, name, text, gen.trained_window)  # noqa: E731
     return _ingest(
         [Path(p) for p in paths],
         index=index,
@@ -60,6 +69,7 @@ def ingest(
         tokenizer_spec=tokenizer_spec,
         config=cfg,
         progress=progress,
+        summarizer=summarizer,
     )
 
 

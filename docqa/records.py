@@ -86,6 +86,7 @@ class IngestReport:
     seconds: float = 0.0
     truncated_chunks: int = 0  # chunks longer than the embedder's window (their tail is not embedded)
     version: int = 0
+    summaries: int = 0  # documents summarized in this run (ingest --summaries)
 
     def count(self, status: str) -> int:
         return sum(1 for f in self.files if f.status == status)

@@ -14,7 +14,8 @@ BUDGET = 32
 
 @pytest.fixture
 def idx(small_docs):
-    docqa.ingest(small_docs, "t", embedder=FAKE_EMBEDDER, model=FAKE_MODEL, chunk_tokens=120, overlap=10)
+    docqa.ingest(small_docs, "t", embedder=FAKE_EMBEDDER, model=FAKE_MODEL, chunk_tokens=120, overlap=10,
+                 summaries=True)
     return docqa.open_index("t", model=FAKE_MODEL)
 
 
@@ -33,6 +34,10 @@ def test_no_prompt_exceeds_the_window_and_each_chunk_is_seen_once(idx, chain, wi
     first_pass = [p for p in seen if "Existing answer" not in p and "Notes:" not in p and "Answer A:" not in p]
     if chain == "refine":
         first_pass = seen
+    if chain == "summaries":  # reads the stored summaries, not the chunks
+        for name, summary in idx.corpus.store.summaries().items():
+            assert sum(p.count(f"[{name}] {summary}") for p in seen) == 1
+        return
     for chunk in idx.corpus.store.chunks():
         block = f"[{chunk.file}] {chunk.text.strip()}"
         assert sum(p.count(block) for p in first_pass) == 1, (chain, chunk.id)
@@ -48,10 +53,12 @@ def test_every_chain_terminates_on_one_two_and_many_groups(idx, chain):
         gen.trained_window = 100_000
         ans, seen, _ = _ask(idx, chain, window)
         first = [p for p in seen if "Notes:" not in p and "Answer A:" not in p]
-        if expected_groups is not None:
+        if chain == "summaries":
+            assert ans.calls >= 1
+        elif expected_groups is not None:
             assert len(first) == expected_groups, (chain, window, len(first))
         else:
-            assert len(first) > 5
+            assert len(first) > 5, (chain, len(first))
         assert ans.text
 
 
@@ -72,3 +79,22 @@ def test_reduce_sees_only_relevant_notes(idx):
 def test_call_budget_stops_with_a_clear_message(idx):
     with pytest.raises(BudgetExceeded, match="--max-calls 2"):
         _ask(idx, "map-reduce", 900, max_calls=2)
+
+
+def test_summaries_are_stored_at_ingest_and_answer_in_few_calls(small_docs):
+    report = docqa.ingest(small_docs, "s", embedder=FAKE_EMBEDDER, model=FAKE_MODEL, summaries=True)
+    assert report.summaries == 3
+    idx = docqa.open_index("s", model=FAKE_MODEL)
+    assert set(idx.corpus.store.summaries()) == set(idx.files())
+    ans = idx.ask("What is the nightly hotel cap in most cities?", "summarize", chain="summaries")
+    assert ans.calls == 1 and ans.details["chain"] == "summaries"
+    again = docqa.ingest(small_docs, "s", embedder=FAKE_EMBEDDER, model=FAKE_MODEL, summaries=True)
+    assert again.summaries == 0 and again.version == report.version  # nothing new to summarize
+
+
+def test_summaries_chain_without_summaries_says_how_to_add_them(small_docs):
+    from docqa.errors import ConfigError
+
+    docqa.ingest(small_docs, "plain", embedder=FAKE_EMBEDDER, model=FAKE_MODEL)
+    with pytest.raises(ConfigError, match="--summaries"):
+        docqa.open_index("plain", model=FAKE_MODEL).ask("What?", "summarize", chain="summaries")

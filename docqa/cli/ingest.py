@@ -20,6 +20,8 @@ def ingest_cmd(
     overlap: Annotated[int, typer.Option(help="Tokens shared by consecutive chunks.")] = 24,
     sync: Annotated[bool, typer.Option("--sync", help="Remove indexed files no longer under PATHS.")] = False,
     rebuild: Annotated[bool, typer.Option("--rebuild", help="Rebuild from scratch (e.g. new embedder).")] = False,
+    summaries: Annotated[bool, typer.Option("--summaries", help="Store a summary per document (uses the "
+                                                                 "generator; for --chain summaries).")] = False,
     embedder: Annotated[Optional[str], typer.Option(help="Embedder: HF id or local folder.")] = None,
     model: Annotated[Optional[str], typer.Option(help="Generator whose tokenizer sizes chunks.")] = None,
     root: Annotated[Optional[Path], typer.Option(help="Folder of indexes [default: ./indexes].")] = None,
@@ -45,8 +47,15 @@ def ingest_cmd(
             def embedded(self, n: int) -> None:
                 bar.update(self.embedding, advance=n)
 
+            def summaries_start(self, total: int) -> None:
+                self.summarizing = bar.add_task("summarizing documents", total=total)
+
+            def summarized(self, name: str) -> None:
+                bar.update(self.summarizing, advance=1, description=f"summarizing {name[-40:]}")
+
         report = api.ingest(paths, index, root=root, embedder=embedder, model=model, chunk_tokens=chunk_tokens,
-                            overlap=overlap, sync=sync, rebuild=rebuild, progress=_Progress())
+                            overlap=overlap, sync=sync, rebuild=rebuild, summaries=summaries,
+                            progress=_Progress())
     if json_out:
         import json
 
@@ -65,7 +74,7 @@ def ingest_cmd(
         f"[bold]{report.index}[/] v{report.version}: {counts['added']} added, {counts['updated']} updated, "
         f"{unchanged} unchanged, {counts['removed']} removed, {counts['failed']} failed, {other} skipped · "
         f"{report.chunks_added} new chunks ({report.tokens_added:,} tokens), {report.chunks_total} in index · "
-        f"{report.seconds:.1f} s"
+        f"{report.seconds:.1f} s" + (f" · {report.summaries} summaries" if report.summaries else "")
     )
     if report.truncated_chunks:
         out.print(f"[yellow]{report.truncated_chunks} chunks exceed the embedder's window; their tails are not "

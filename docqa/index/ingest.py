@@ -35,7 +35,7 @@ class IngestConfig:
     overlap: int = 24  # tokens shared by consecutive chunks, so a fact cut at a boundary is whole in one of them
     sync: bool = False  # remove indexed files that are no longer under the given paths
     rebuild: bool = False  # ignore the existing index and build a new version from scratch
-    summaries: bool = False  # reserved for per-document summaries (summarize strategy)
+    summaries: bool = False  # store a summary per document (needs a summarizer; the summarize strategy's fast path)
     extra_ignore: tuple[str, ...] = field(default=())  # glob patterns of files to skip
 
 
@@ -46,6 +46,8 @@ class IngestProgress:
     def file_done(self, name: str, outcome: str) -> None: ...
     def embed_start(self, total: int) -> None: ...
     def embedded(self, n: int) -> None: ...
+    def summaries_start(self, total: int) -> None: ...
+    def summarized(self, name: str) -> None: ...
 
 
 def _collect(paths: list[Path], ignore: tuple[str, ...]) -> tuple[dict[str, Path], list[FileOutcome]]:
@@ -126,6 +128,7 @@ def ingest(
     tokenizer_spec: str,
     config: IngestConfig | None = None,
     progress: IngestProgress | None = None,
+    summarizer: Callable[[str, str], tuple[str, int]] | None = None,
 ) -> IngestReport:
     """Bring ``index`` up to date with the documents under ``paths``; see the module docstring."""
     config = config or IngestConfig()
@@ -196,7 +199,21 @@ def ingest(
             for name in sorted(set(known) - set(found)):
                 w.remove_file(name)
                 outcomes.append(FileOutcome(name, "removed", "no longer under the given paths"))
-        unchanged = not pending and not any(o.status == "removed" for o in outcomes) and same_settings
+        summarized = 0
+        if config.summaries:
+            if summarizer is None:
+                raise ConfigError("Summaries were asked for, but no summarizer was given.")
+            todo = w.files_without_summary()
+            progress.summaries_start(len(todo))
+            for name in todo:
+                text = "\n\n".join(p.text for p in w.document_parts(name))
+                summary, calls = summarizer(name, text)
+                w.set_summary(name, summary, tokenizer_spec, calls)
+                summarized += 1
+                progress.summarized(name)
+        report.summaries = summarized
+        unchanged = (not pending and not any(o.status == "removed" for o in outcomes) and same_settings
+                     and not summarized)
         if unchanged:
             w.abort()  # nothing changed: keep the live version, do not create an identical one
             report.version = int(old.get("version", 0))

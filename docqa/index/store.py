@@ -47,6 +47,7 @@ CREATE TABLE IF NOT EXISTS chunks(
     id INTEGER PRIMARY KEY, file TEXT NOT NULL, ordinal INTEGER NOT NULL, text TEXT NOT NULL,
     start_char INTEGER, end_char INTEGER, page TEXT, tokens INTEGER);
 CREATE INDEX IF NOT EXISTS chunks_by_file ON chunks(file);
+CREATE TABLE IF NOT EXISTS summaries(file TEXT PRIMARY KEY, text TEXT NOT NULL, model TEXT, calls INTEGER);
 """
 
 
@@ -112,6 +113,13 @@ class IndexStore:
         """Every file's extracted text, in a stable order (file name, then page)."""
         rows = self.db.execute("SELECT file, part, page, text FROM documents ORDER BY file, part")
         return [DocumentPart(*r) for r in rows]
+
+    def summaries(self) -> dict[str, str]:
+        """Per-document summaries written by ``ingest --summaries`` (file → summary), in file order."""
+        try:
+            return dict(self.db.execute("SELECT file, text FROM summaries ORDER BY file"))
+        except sqlite3.OperationalError:  # an index written before summaries existed
+            return {}
 
     def chunk_count(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0])
@@ -203,6 +211,7 @@ class IndexWriter:
             self.vectors.remove_ids(np.asarray(ids, dtype=np.int64))
         self.db.execute("DELETE FROM chunks WHERE file = ?", (name,))
         self.db.execute("DELETE FROM documents WHERE file = ?", (name,))
+        self.db.execute("DELETE FROM summaries WHERE file = ?", (name,))
         self.db.execute("DELETE FROM files WHERE name = ?", (name,))
 
     def add_file(
@@ -229,6 +238,18 @@ class IndexWriter:
         if len(chunks):
             self.vectors.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
         self.old_manifest["next_chunk_id"] = int(next_id + len(chunks))
+
+    def files_without_summary(self) -> list[str]:
+        return [r[0] for r in self.db.execute(
+            "SELECT name FROM files WHERE name NOT IN (SELECT file FROM summaries) ORDER BY name")]
+
+    def document_parts(self, name: str) -> list[DocumentPart]:
+        rows = self.db.execute("SELECT file, part, page, text FROM documents WHERE file = ? ORDER BY part", (name,))
+        return [DocumentPart(*r) for r in rows]
+
+    def set_summary(self, name: str, text: str, model: str, calls: int) -> None:
+        self.db.execute("INSERT OR REPLACE INTO summaries(file, text, model, calls) VALUES (?, ?, ?, ?)",
+                        (name, text, model, calls))
 
     def commit(self, manifest: dict[str, Any]) -> Path:
         """Write everything, then make this version live atomically. Returns the version folder."""

@@ -176,6 +176,63 @@ def tree(run: ChainRun, chunks: list[Chunk]) -> tuple[str, set[str]]:
     return (answers[0] if answers else prompts.NO_ANSWER), used
 
 
+def from_summaries(run: ChainRun, chunks: list[Chunk]) -> tuple[str, set[str]]:
+    """Summaries: answer from the per-document summaries stored by ``docqa ingest --summaries`` — one call when
+    they fit one window, a reduce over them otherwise. The fast path for broad questions ("what is this corpus
+    about?"); specific figures are often lost in a summary."""
+    from ..errors import ConfigError
+
+    summaries = run.corpus.store.summaries()
+    if not summaries:
+        raise ConfigError(f"Index '{run.corpus.name}' has no summaries. Add them with: docqa ingest PATH --index "
+                          f"{run.corpus.name} --summaries")
+    notes = [f"[{name}] {text}" for name, text in summaries.items()]
+    return _reduce(run, notes), set(summaries)
+
+
+SUMMARY_SYSTEM = "You are a careful assistant who summarizes company documents."
+
+
+def summarize_text(gen, name: str, text: str, window: int, max_new_tokens: int = 160) -> tuple[str, int]:
+    """A summary of one document in window-sized parts, combined when there are several. Returns (summary, calls).
+
+    Used by ``ingest --summaries``: the document is split on paragraphs into parts that fit the window, each part
+    summarized, and the part summaries summarized again until one remains.
+    """
+    calls = 0
+
+    def call(user: str) -> str:
+        nonlocal calls
+        calls += 1
+        return gen.generate(gen.chat(SUMMARY_SYSTEM, user), max_new_tokens).text.strip()
+
+    def template(body: str) -> str:
+        return (f"Document: {name}\n\n{body}\n\nSummarize this document in three to five sentences. Keep names, "
+                f"numbers and dates.")
+
+    room = window - len(gen.encode(gen.chat(SUMMARY_SYSTEM, template("")))) - max_new_tokens - _SAFETY
+    pieces = [p for p in re.split(r"\n\s*\n", text) if p.strip()]
+    while True:
+        parts, current, used = [], [], 0
+        for piece, n in zip(pieces, gen.count_tokens(pieces)):
+            if n > room:  # a paragraph longer than the window: cut it by tokens
+                ids = gen.encode(piece)
+                sub = [gen.decode(ids[i:i + room]) for i in range(0, len(ids), room)]
+                parts.extend([[x] for x in sub])
+                continue
+            if current and used + n + 2 > room:
+                parts.append(current)
+                current, used = [], 0
+            current.append(piece)
+            used += n + 2
+        if current:
+            parts.append(current)
+        summaries = [call(template("\n\n".join(p))) for p in parts]
+        if len(summaries) == 1:
+            return summaries[0], calls
+        pieces = summaries
+
+
 _MAP_SYSTEM = "You are a careful assistant who extracts facts from documents."
 
 ChainFn = Callable[[ChainRun, list[Chunk]], tuple[str, set[str]]]
@@ -184,6 +241,7 @@ CHAINS: Registry[ChainFn] = Registry("chain")
 CHAINS.register("map-reduce", map_reduce, aliases=("map_reduce", "mapreduce"))
 CHAINS.register("refine", refine)
 CHAINS.register("tree", tree)
+CHAINS.register("summaries", from_summaries)
 
 
 def ask(corpus: Corpus, question: str, cfg: AskConfig) -> Answer:
