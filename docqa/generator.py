@@ -291,11 +291,13 @@ class TransformersGenerator:
     def prefill_prefix(self, ids: list[int], plan: RopePlan, progress: ProgressFn | None = None) -> PrefixState:
         """Prefill ``ids`` under ``plan`` once; :meth:`generate` with ``prefix=`` then only processes the rest."""
         import torch
-        from transformers import DynamicCache
+
+        from .kv_cache import new_cache
 
         with self._lock, torch.inference_mode():
             self._apply_rope(plan)
-            cache = DynamicCache(config=self.model.config)
+            # Room for a question and its answer after the prefix, so answering never regrows the buffer.
+            cache = new_cache(self.model.config, expected=len(ids) + 512, reserve=512)
             t0 = time.perf_counter()
             step = max(1, self.config.prefill_chunk)
             t = torch.tensor([ids], device=self.device)
@@ -322,7 +324,8 @@ class TransformersGenerator:
         cache is cropped back to the prefix afterwards, so the prefix stays reusable.
         """
         import torch
-        from transformers import DynamicCache
+
+        from .kv_cache import new_cache
 
         ids = self.encode(prompt) if isinstance(prompt, str) else list(prompt)
         if not ids:
@@ -331,7 +334,7 @@ class TransformersGenerator:
         plan = prefix.plan if prefix else (rope or self.plain_plan(len(ids) + max_new_tokens))
         with self._lock, torch.inference_mode():
             self._apply_rope(plan)
-            cache = prefix.cache if prefix else DynamicCache(config=self.model.config)
+            cache = prefix.cache if prefix else new_cache(self.model.config, expected=len(ids) + max_new_tokens)
             try:
                 t0 = time.perf_counter()
                 logits = self._prefill(ids, cache, progress)
@@ -399,13 +402,14 @@ class TransformersGenerator:
         alone, so the (length × vocabulary) matrix never exists.
         """
         import torch
-        from transformers import DynamicCache
+
+        from .kv_cache import new_cache
 
         if not 0 < tail < len(ids):
             raise ConfigError(f"tail must be in 1..{len(ids) - 1}, got {tail}")
         with self._lock, torch.inference_mode():
             self._apply_rope(plan)
-            cache = DynamicCache(config=self.model.config)
+            cache = new_cache(self.model.config, expected=len(ids))
             t = torch.tensor([ids], device=self.device)
             head = len(ids) - tail - 1  # positions whose next token is not scored
             step = max(1, self.config.prefill_chunk)

@@ -76,11 +76,15 @@ def gen_cache_kw(model):
 def test_chunked_prefill_gives_the_same_next_token_logits(gen):
     from transformers import DynamicCache
 
+    from docqa.kv_cache import new_cache
+
     ids = _ids(150, seed=3)
     plan = plan_for("yarn", gen.rope_model(), 200)
     gen._apply_rope(plan)
     with torch.inference_mode():
         chunked = gen._prefill(ids, DynamicCache(config=gen.model.config), None)
+        in_place = gen._prefill(ids, new_cache(gen.model.config), None)
+    assert (in_place - chunked).abs().max().item() <= 1e-5
     assert (chunked - _full_logits(gen, ids)[-1]).abs().max().item() <= 1e-4
 
 
@@ -94,6 +98,7 @@ def test_prefix_reuse_gives_identical_answers(gen):
     assert direct.text == first.text == again.text
     assert first.cached_tokens == 120 and first.prompt_tokens == 130
     assert state.cache.get_seq_length() == 120
+    assert type(state.cache.layers[0]).__name__ == "InPlaceLayer"
 
 
 def test_prefix_round_trips_through_safetensors(gen, tmp_path):
@@ -112,3 +117,22 @@ def test_generation_stops_at_eos_or_budget(gen):
     out = gen.generate(_ids(20), 5)
     assert out.finish_reason in ("eos", "length") and out.completion_tokens <= 5
     assert out.prefill_s > 0 and out.ttft_s >= out.prefill_s
+
+
+def test_in_place_cache_grows_crops_and_matches_transformers_cache(gen):
+    from transformers import DynamicCache
+
+    from docqa.kv_cache import new_cache
+
+    ids = _ids(90, seed=7)
+    plan = plan_for("ntk", gen.rope_model(), 100)
+    gen._apply_rope(plan)
+    ours, theirs = new_cache(gen.model.config, expected=8, reserve=0), DynamicCache(config=gen.model.config)
+    with torch.inference_mode():
+        for start in range(0, 90, 13):  # many small writes force several regrowths
+            a = gen.model(input_ids=torch.tensor([ids[start:start + 13]]), use_cache=True, **{gen._cache_kw: ours})
+            b = gen.model(input_ids=torch.tensor([ids[start:start + 13]]), use_cache=True, **{gen._cache_kw: theirs})
+            assert (a.logits - b.logits).abs().max().item() <= 1e-5
+    assert ours.get_seq_length() == 90
+    ours.crop(-40)
+    assert ours.get_seq_length() == 50 and ours.layers[0].keys.shape[-2] == 50

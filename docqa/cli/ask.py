@@ -69,8 +69,9 @@ def _progress(name: str, disabled: bool):
         task = bar.add_task(f"{name}: loading and thinking…", total=None, tokens="")
 
         def update(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total, description=f"{name}: reading the prompt",
-                       tokens=f"{done:,}/{total:,} tokens")
+            what = "model calls" if name == "summarize" else "prompt tokens"
+            bar.update(task, completed=done, total=total, description=f"{name}: working",
+                       tokens=f"{done:,}/{total:,} {what}")
 
         yield update
 

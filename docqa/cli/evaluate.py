@@ -27,6 +27,9 @@ def eval_cmd(
     rope: Annotated[str, typer.Option(help="long-context: rope method.")] = "dynamic",
     max_context: Annotated[Optional[int], typer.Option(help="long-context: token limit.")] = None,
     truncate: Annotated[bool, typer.Option(help="long-context: keep the most relevant documents that fit.")] = False,
+    chain: Annotated[str, typer.Option(help="summarize: map-reduce, refine, tree or summaries.")] = "map-reduce",
+    max_calls: Annotated[Optional[int], typer.Option(help="summarize: call budget per question.")] = None,
+    summary_window: Annotated[Optional[int], typer.Option(help="summarize: tokens per call.")] = None,
     max_new_tokens: Annotated[int, typer.Option(help="Answer budget in tokens.")] = 96,
     model: Annotated[Optional[str], typer.Option(help="Generator: HF id, local folder or .gguf.")] = None,
     root: Annotated[Optional[Path], typer.Option(help="Folder of indexes [default: ./indexes].")] = None,
@@ -46,7 +49,8 @@ def eval_cmd(
 
         _, rows = api.evaluate(questions, index=index, strategies=names, out=out_dir, resume=resume, leval=leval,
                                limit=limit, root=root, model=model, progress=progress, top_k=top_k, rope=rope,
-                               max_context=max_context, truncate=truncate, max_new_tokens=max_new_tokens)
+                               max_context=max_context, truncate=truncate, max_new_tokens=max_new_tokens,
+                               chain=chain, max_calls=max_calls, summary_window=summary_window)
     render(rows)
     if out_dir:
         out.print(f"[dim]wrote {out_dir}/results.jsonl, summary.json, summary.csv, accuracy_vs_latency.png[/]")

@@ -40,6 +40,7 @@ class ChainRun:
     calls: int = 0
     stages: dict[str, dict[str, float]] = field(default_factory=dict)
     prompts_seen: list[int] = field(default_factory=list)  # prompt token counts, for inspection
+    planned: int = 0  # calls of the first pass (one per group), for progress reports
 
     def call(self, stage: str, user: str, system: str = prompts.SYSTEM) -> str:
         """One model call, counted against ``max_calls`` and checked against the window."""
@@ -60,6 +61,8 @@ class ChainRun:
         s["completion_tokens"] += out.completion_tokens
         s["seconds"] += time.perf_counter() - t0
         self.calls += 1
+        if self.cfg.progress and self.planned:
+            self.cfg.progress(min(self.calls, self.planned), self.planned)
         self.prompts_seen.append(n)
         return out.text.strip()
 
@@ -82,6 +85,7 @@ class ChainRun:
                 used = 0
             groups[-1].append(i)
             used += n + 2
+        self.planned = max(self.planned, len(groups))
         return groups
 
 

@@ -1,0 +1,101 @@
+"""Ingest throughput: docqa's ingest against llama-index's default pipeline with the same embedder.
+
+    .venv/bin/python benchmarks/ingest.py [--limit N]
+
+Corpus: the essays of ../shared/data/haystack. "llama-index default" = SimpleDirectoryReader → SentenceSplitter
+(its defaults: 1024 tokens, overlap 200, tiktoken counts) → the embedding model called through llama-index's
+BaseEmbedding with its default ``embed_batch_size`` of 10, as ``VectorStoreIndex.from_documents`` does; the model is
+the same all-MiniLM-L6-v2 that docqa embeds with. docqa = ``docqa.ingest`` end to end (read, split by generator
+tokens, embed in length-sorted batches of 64, write SQLite + FAISS atomically), model loading excluded for both.
+Reports chunks per second; writes benchmarks/out/ingest.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+HAYSTACK = ROOT.parent / "shared" / "data" / "haystack" / "paul_graham_essays"
+OUT = ROOT / "benchmarks" / "out"
+
+
+def llama_index_default(files: list[Path], model) -> tuple[int, float]:
+    from llama_index.core import Document, SimpleDirectoryReader
+    from llama_index.core.base.embeddings.base import BaseEmbedding
+    from llama_index.core.ingestion import IngestionPipeline
+    from llama_index.core.node_parser import SentenceSplitter
+
+    class STEmbedding(BaseEmbedding):
+        """llama-index's embedding interface over the same sentence-transformers model (default batch size 10)."""
+
+        def _get_text_embedding(self, text):
+            return model.encode([text], normalize_embeddings=True, show_progress_bar=False)[0].tolist()
+
+        def _get_text_embeddings(self, texts):
+            return model.encode(texts, normalize_embeddings=True, show_progress_bar=False).tolist()
+
+        def _get_query_embedding(self, query):
+            return self._get_text_embedding(query)
+
+        async def _aget_query_embedding(self, query):
+            return self._get_text_embedding(query)
+
+    t0 = time.perf_counter()
+    docs: list[Document] = SimpleDirectoryReader(input_files=[str(f) for f in files]).load_data()
+    nodes = IngestionPipeline(transformations=[SentenceSplitter(), STEmbedding()]).run(documents=docs)
+    return len(nodes), time.perf_counter() - t0
+
+
+def docqa_ingest(files: list[Path], chunk_tokens: int) -> tuple[int, float]:
+    import docqa
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "docs"
+        src.mkdir()
+        for f in files:
+            shutil.copy(f, src / f.name)
+        t0 = time.perf_counter()
+        report = docqa.ingest(src, "bench", root=Path(tmp) / "idx", chunk_tokens=chunk_tokens)
+        return report.chunks_added, time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--limit", type=int, default=0, help="only the first N essays")
+    args = ap.parse_args()
+    files = sorted(HAYSTACK.glob("*.txt"))[: args.limit or None]
+    if not files:
+        raise SystemExit(f"No essays under {HAYSTACK}.")
+    from docqa.embedder import load_embedder
+    from docqa.generator import load_tokenizer
+
+    emb = load_embedder()  # load models first: both sides are timed warm
+    load_tokenizer()
+    st_model = emb._model
+    rows = {}
+    n, dt = llama_index_default(files, st_model)
+    rows["llama-index default (1024-token chunks, batch 10)"] = (n, dt)
+    print(f"llama-index default: {n} chunks in {dt:.1f} s = {n / dt:.1f} chunks/s", flush=True)
+    for tokens in (1024, 160):
+        n, dt = docqa_ingest(files, tokens)
+        rows[f"docqa ingest ({tokens}-token chunks, batch 64)"] = (n, dt)
+        print(f"docqa ingest, {tokens}-token chunks: {n} chunks in {dt:.1f} s = {n / dt:.1f} chunks/s", flush=True)
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "ingest.json").write_text(json.dumps({
+        "files": len(files), "rows": {k: {"chunks": n, "seconds": dt, "chunks_per_s": n / dt}
+                                      for k, (n, dt) in rows.items()},
+        "machine": platform.platform(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds")},
+        indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""A KV cache that appends in place: each layer keeps its keys and values in a buffer with spare room.
+
+transformers' ``DynamicLayer`` appends with ``torch.cat``, which copies the whole cache at every decode step: for a
+30 k-token prefix of SmolLM2 that is ~1.4 GB of copying per generated token, which dominates the latency of a second
+question on a cached prefix. Here new states are written into preallocated room and the layer exposes views of the
+filled part, so a step copies only its own keys and values. Cropping back to a prefix just moves the fill mark, and
+the prefix's own entries are never touched, so one prefix serves question after question.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from transformers.cache_utils import DynamicCache, DynamicLayer
+
+
+class InPlaceLayer(DynamicLayer):
+    """``DynamicLayer`` with amortised O(new tokens) appends (buffer grows by doubling when full)."""
+
+    def __init__(self, capacity: int = 0, reserve: int = 0):
+        super().__init__()
+        self.capacity = capacity  # first allocation, in tokens (the expected final length, when known)
+        self.reserve = reserve  # room kept beyond what is needed whenever the buffer grows
+        self.length = 0
+        self._k: torch.Tensor | None = None
+        self._v: torch.Tensor | None = None
+
+    def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
+        self.device = key_states.device
+        self.is_initialized = True
+        self.length = 0
+        self._k = self._v = None
+
+    def _ensure(self, needed: int, like_k: torch.Tensor, like_v: torch.Tensor) -> None:
+        capacity = 0 if self._k is None else self._k.shape[-2]
+        if needed <= capacity:
+            return
+        new_cap = max(needed + self.reserve, 2 * capacity, self.capacity)
+        k = like_k.new_empty((*like_k.shape[:-2], new_cap, like_k.shape[-1]))
+        v = like_v.new_empty((*like_v.shape[:-2], new_cap, like_v.shape[-1]))
+        if self._k is not None and self.length:
+            k[..., : self.length, :].copy_(self._k[..., : self.length, :])
+            v[..., : self.length, :].copy_(self._v[..., : self.length, :])
+        self._k, self._v = k, v
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any):
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        n = key_states.shape[-2]
+        end = self.length + n
+        self._ensure(end, key_states, value_states)
+        self._k[..., self.length : end, :].copy_(key_states)
+        self._v[..., self.length : end, :].copy_(value_states)
+        self.length = end
+        self.keys, self.values = self._k[..., :end, :], self._v[..., :end, :]
+        return self.keys, self.values
+
+    def get_seq_length(self) -> int:
+        return self.length if self.is_initialized else 0
+
+    def crop(self, tokens_to_remove: int) -> None:
+        """Negative: drop that many tokens from the end (transformers 5.x convention)."""
+        if tokens_to_remove == 0 or not self.is_initialized:
+            return
+        self.length = max(0, self.length - abs(tokens_to_remove))
+        self.keys, self.values = self._k[..., : self.length, :], self._v[..., : self.length, :]
+
+    def reset(self) -> None:
+        self.length = 0
+        self._k = self._v = None
+        super().reset()
+
+
+def new_cache(config: Any, expected: int = 0, reserve: int = 0) -> DynamicCache:
+    """A DynamicCache whose layers append in place, sized for ``expected`` tokens up front (no regrowth when the
+    caller knows the final length), keeping ``reserve`` tokens of room whenever it grows."""
+    cache = DynamicCache(config=config)
+    layers = getattr(cache, "layers", None)
+    if not layers or any(getattr(layer, "is_sliding", False) for layer in layers):
+        return cache  # sliding-window or unusual layouts keep transformers' own layers
+    cache.layers = [InPlaceLayer(expected, reserve) for _ in layers]
+    return cache
