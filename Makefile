@@ -10,7 +10,7 @@ TORCH_VERSION ?= 2.13.0
 # PyTorch's CPU-only wheels. pip still prefers a matching local wheel where pip's find-links has one.
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 STAMP := $(VENV)/.docqa-installed
-QUESTION ?= How many days of paid vacation do full-time employees get per year?
+QUESTION ?= How long is the probation period for new employees?
 
 .PHONY: install demo test lint bench clean
 

@@ -136,3 +136,14 @@ def test_in_place_cache_grows_crops_and_matches_transformers_cache(gen):
     assert ours.get_seq_length() == 90
     ours.crop(-40)
     assert ours.get_seq_length() == 50 and ours.layers[0].keys.shape[-2] == 50
+
+
+def test_tail_logprobs_equal_a_full_pass(gen):
+    ids = _ids(140, seed=9)
+    plan = plan_for("yarn", gen.rope_model(), 140)
+    gen._apply_rope(plan)
+    with torch.inference_mode():
+        full = torch.log_softmax(_full_logits(gen, ids), -1)
+    expected = full[:-1].gather(1, torch.tensor(ids[1:])[:, None])[:, 0][-50:]
+    got = gen.tail_logprobs(ids, plan, 50)
+    assert got.shape == (50,) and (got - expected).abs().max().item() <= 1e-4
