@@ -24,6 +24,7 @@ HAYSTACK = ROOT.parent / "shared" / "data" / "haystack" / "paul_graham_essays"
 OUT = ROOT / "benchmarks" / "out"
 NEEDLE = "The secret passcode for the archive room is 4817."
 QUESTION = "What is the secret passcode for the archive room?"
+ANSWER_START = "The secret passcode for the archive room is"
 
 
 def peak_rss_reset() -> None:
@@ -68,26 +69,30 @@ def perplexity(gen, ids, lengths, methods, tail, results):
             save(results)
 
 
-def needle(gen, text, length, methods, results):
+def needle(gen, text, length, methods, depths, results):
     from docqa import prompts
     from docqa.rope import plan_for
 
     ids = gen.encode(text)
     body = gen.decode(ids[: length - 200])
-    cut = body.rfind(". ", 0, len(body) // 2) + 2
-    user = f"Context:\n{body[:cut]}{NEEDLE} {body[cut:]}\n\nQuestion: {QUESTION}"
-    prompt = gen.encode(gen.chat(prompts.SYSTEM, user))
-    for method in methods:
-        plan = plan_for(method, gen.rope_model(), len(prompt) + 32)
-        t0 = time.perf_counter()
-        out = gen.generate(prompt, 32, rope=plan, stop=prompts.STOP)
-        found = "4817" in out.text
-        results["needle"][f"{length}:{method}"] = {"length": len(prompt), "method": method, "found": found,
-                                                  "answer": out.text, "seconds": time.perf_counter() - t0,
-                                                  "factor": plan.factor}
-        print(f"  needle at {len(prompt)} tokens, {method:>8}: {'FOUND' if found else 'missed'}  {out.text!r}",
-              flush=True)
-        save(results)
+    for depth in depths:
+        cut = body.rfind(". ", 0, int(len(body) * depth)) + 2
+        user = f"Context:\n{body[:cut]}{NEEDLE} {body[cut:]}\n\nQuestion: {QUESTION}"
+        # Passkey form (Mohtashami & Jaggi 2023): the assistant's turn starts with the needle's own words, so the
+        # probe measures whether the model can retrieve the number from far back, not whether a 135 M model
+        # follows a QA instruction over 12 k tokens (in plain QA form it missed at every depth and method here).
+        prompt = gen.encode(gen.chat(prompts.SYSTEM, user) + ANSWER_START)
+        for method in methods:
+            plan = plan_for(method, gen.rope_model(), len(prompt) + 8)
+            t0 = time.perf_counter()
+            out = gen.generate(prompt, 8, rope=plan, stop=prompts.STOP)
+            found = "4817" in out.text
+            results["needle"][f"{length}:{depth}:{method}"] = {
+                "length": len(prompt), "depth": depth, "method": method, "found": found, "answer": out.text,
+                "seconds": time.perf_counter() - t0, "factor": plan.factor}
+            print(f"  needle at {len(prompt)} tokens, depth {depth:.0%}, {method:>8}: "
+                  f"{'FOUND' if found else 'missed'}  {out.text[:70]!r}", flush=True)
+            save(results)
 
 
 def prefix_reuse(results, questions):
@@ -124,7 +129,8 @@ def main():
     ap.add_argument("--methods", default="none,linear,ntk,dynamic,yarn")
     ap.add_argument("--tail", type=int, default=1024)
     ap.add_argument("--needle-length", type=int, default=12288)
-    ap.add_argument("--needle-methods", default="none,dynamic")
+    ap.add_argument("--needle-methods", default="none,dynamic,yarn")
+    ap.add_argument("--needle-depths", default="0.25,0.5,0.75")
     ap.add_argument("--skip", default="", help="comma list of parts to skip: perplexity,needle,prefix")
     args = ap.parse_args()
 
@@ -148,7 +154,8 @@ def main():
         print(f"perplexity of the last {args.tail} tokens (haystack: {len(ids):,} tokens)")
         perplexity(gen, ids, lengths, args.methods.split(","), args.tail, results)
     if "needle" not in skip:
-        needle(gen, text, args.needle_length, args.needle_methods.split(","), results)
+        needle(gen, text, args.needle_length, args.needle_methods.split(","),
+               [float(d) for d in args.needle_depths.split(",")], results)
     if "prefix" not in skip:
         prefix_reuse(results, ["How many days of paid vacation do full-time employees get per year?",
                                "What is the nightly hotel cap in most cities?",

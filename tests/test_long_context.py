@@ -5,6 +5,7 @@ import pytest
 import docqa
 from docqa import generator as generator_mod
 from docqa.errors import ContextTooLong
+from docqa.rope import DEFAULT_ROPE
 from tests.conftest import FAKE_EMBEDDER, FAKE_MODEL
 
 
@@ -34,7 +35,7 @@ def test_alias_and_json_fields(idx):
     ans = idx.ask("What was the gross margin?", "lc")
     d = ans.to_dict()
     rope = d["details"]["rope"]  # the fake's window is 4096 and three documents are longer: scaling is active
-    assert rope["method"] == "dynamic" and rope["factor"] == pytest.approx(rope["sized_for"] / 4096, abs=1e-4)
+    assert rope["method"] == DEFAULT_ROPE and rope["factor"] == pytest.approx(rope["sized_for"] / 4096, abs=1e-4)
     assert d["details"]["rope"]["base"] > 0 and d["details"]["prompt_tokens"] == d["tokens"]["prompt"]
 
 

@@ -20,7 +20,7 @@ def ask_cmd(
     index: Annotated[str, typer.Option("--index", "-i", help="Index to ask.")] = "examples",
     strategy: Annotated[str, typer.Option("--strategy", "-s", help="rag, long-context (lc), … or all.")] = "rag",
     top_k: Annotated[int, typer.Option(help="rag: chunks to retrieve.")] = 4,
-    rope: Annotated[str, typer.Option(help="long-context: dynamic, linear, ntk, yarn or none.")] = "dynamic",
+    rope: Annotated[str, typer.Option(help="long-context: yarn, dynamic, ntk, linear or none.")] = "yarn",
     rope_factor: Annotated[Optional[float], typer.Option(help="long-context: rope scale (default: length ÷ "
                                                                "trained window).")] = None,
     max_context: Annotated[Optional[int], typer.Option(help="long-context: token limit [default: 4× the trained "

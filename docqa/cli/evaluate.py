@@ -24,7 +24,7 @@ def eval_cmd(
     leval: Annotated[Optional[Path], typer.Option(help="An L-Eval file; one index per document is built.")] = None,
     limit: Annotated[Optional[int], typer.Option(help="Only the first N questions.")] = None,
     top_k: Annotated[int, typer.Option(help="rag: chunks to retrieve.")] = 4,
-    rope: Annotated[str, typer.Option(help="long-context: rope method.")] = "dynamic",
+    rope: Annotated[str, typer.Option(help="long-context: yarn, dynamic, ntk, linear or none.")] = "yarn",
     max_context: Annotated[Optional[int], typer.Option(help="long-context: token limit.")] = None,
     truncate: Annotated[bool, typer.Option(help="long-context: keep the most relevant documents that fit.")] = False,
     chain: Annotated[str, typer.Option(help="summarize: map-reduce, refine, tree or summaries.")] = "map-reduce",

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
+from ..rope import DEFAULT_ROPE
 
 if TYPE_CHECKING:
     from ..corpus import Corpus
@@ -21,7 +22,7 @@ class AskConfig:
     # rag
     top_k: int = 4  # 4 chunks of ≤ 200 tokens: ~1 k prompt tokens, a few seconds on 2 CPU cores
     # long-context
-    rope: str = "dynamic"
+    rope: str = DEFAULT_ROPE  # yarn, sized per request; see docqa/rope.py
     rope_factor: float | None = None  # None: the request's length ÷ the trained window
     max_context: int | None = None  # None: 4 × the model's trained window
     truncate: bool = False  # drop the least relevant documents instead of failing when the corpus is too long

@@ -59,9 +59,10 @@ def _fit(corpus: Corpus, gen, question: str, documents, budget: int, cfg: AskCon
 
 
 def ask(corpus: Corpus, question: str, cfg: AskConfig) -> Answer:
-    """Long-context: all documents in one prompt; RoPE extended past the trained window by ``cfg.rope`` (dynamic NTK
-    by default, or linear/PI, ntk, yarn, none) with one plan fixed for the request. Sees everything at once, at a cost
-    that grows with the corpus; the document prefix is prefilled once and reused by later questions."""
+    """Long-context: all documents in one prompt; RoPE extended past the trained window by ``cfg.rope`` (YaRN sized
+    per request by default, or dynamic NTK, ntk, linear/PI, none), one plan fixed for the whole request. Sees
+    everything at once, at a cost that grows with the corpus; the document prefix is prefilled once and reused by
+    later questions."""
     t0 = time.perf_counter()
     question = cfg.validate(question)
     gen = corpus.generator()
