@@ -147,3 +147,23 @@ def test_tail_logprobs_equal_a_full_pass(gen):
     expected = full[:-1].gather(1, torch.tensor(ids[1:])[:, None])[:, 0][-50:]
     got = gen.tail_logprobs(ids, plan, 50)
     assert got.shape == (50,) and (got - expected).abs().max().item() <= 1e-4
+
+
+def test_grouped_attention_matches_sdpa(tmp_path):
+    """docqa's few-query CPU attention gives the logits transformers' SDPA gives, with and without a cache."""
+    from transformers import AutoModelForCausalLM, DynamicCache
+
+    from docqa.attention import register
+
+    folder = tiny_llama.build(tmp_path / "tiny-attn", window=WINDOW)
+    ref = AutoModelForCausalLM.from_pretrained(str(folder), attn_implementation="sdpa")
+    ours = AutoModelForCausalLM.from_pretrained(str(folder))
+    ours.set_attn_implementation(register())
+    ids = torch.tensor([_ids(100, seed=11)])
+    with torch.inference_mode():
+        c_ref, c_ours = DynamicCache(config=ref.config), DynamicCache(config=ours.config)
+        for s, e in [(0, 70), (70, 75), (75, 76), (76, 100)]:  # a long chunk, a short suffix, one step, another
+            a = ref(input_ids=ids[:, s:e], use_cache=True, **{gen_cache_kw(ref): c_ref}).logits
+            b = ours(input_ids=ids[:, s:e], use_cache=True, **{gen_cache_kw(ours): c_ours}).logits
+            assert (a - b).abs().max().item() <= 1e-4
+        assert (ref(input_ids=ids[:, :20]).logits - ours(input_ids=ids[:, :20]).logits).abs().max().item() <= 1e-4

@@ -1,0 +1,56 @@
+"""Attention for few queries over a long cache (decoding, a question after a cached prefix), on CPU.
+
+With a 30 k-token cache, PyTorch's CPU flash-attention kernel spends ~5 ms a layer on one query (147 ms of a 200 ms
+decode step here), and for a short multi-token suffix transformers first repeats the grouped keys and values for
+every query head (``repeat_kv``), copying the whole cache. For a handful of queries a plain grouped product is
+cheaper: the query heads that share a key/value head are stacked, so each key is read once and nothing is copied.
+Longer query blocks (prefill chunks) and non-CPU devices go to transformers' SDPA unchanged.
+
+Registered with transformers' ``AttentionInterface`` under ``docqa_sdpa`` (masks built as for ``sdpa``).
+"""
+
+from __future__ import annotations
+
+import torch
+
+NAME = "docqa_sdpa"
+SMALL_Q = 64  # query blocks up to this long take the grouped path (a question suffix; one decode step)
+
+
+def grouped_attention(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None,
+                      **kwargs):
+    """Same contract as transformers' ``sdpa_attention_forward``: returns ``(output [b, q, heads, d], None)``."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    b, heads, q, d = query.shape
+    kv_heads, k_len = key.shape[1], key.shape[2]
+    if q > SMALL_Q or query.device.type != "cpu" or heads % kv_heads or kwargs.get("position_bias") is not None:
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
+                                      is_causal=is_causal, **kwargs)
+    group = heads // kv_heads
+    scale = scaling if scaling is not None else d**-0.5
+    # Query head h uses key/value head h // group (the order repeat_kv produces).
+    qg = query.reshape(b, kv_heads, group * q, d)
+    scores = torch.matmul(qg, key.transpose(-1, -2)).float() * scale  # (b, kv_heads, group*q, k_len)
+    scores = scores.view(b, kv_heads, group, q, k_len)
+    if attention_mask is not None:
+        mask = attention_mask[:, :, -q:, -k_len:]  # (b, 1, q, k_len), bool (True: attend) or additive float
+        mask = mask.unsqueeze(2)  # broadcast over kv heads and groups
+        scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask
+    elif q > 1:  # no mask was built: plain causal over the last q positions
+        causal = torch.ones(q, k_len, dtype=torch.bool, device=query.device).tril(k_len - q)
+        scores = scores.masked_fill(~causal, float("-inf"))
+    probs = torch.softmax(scores, dim=-1).to(value.dtype).view(b, kv_heads, group * q, k_len)
+    out = torch.matmul(probs, value)  # (b, kv_heads, group*q, d)
+    out = out.view(b, heads, q, d).transpose(1, 2).contiguous()
+    return out, None
+
+
+def register() -> str:
+    """Make ``docqa_sdpa`` known to transformers (idempotent) and return its name."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
+
+    AttentionInterface.register(NAME, grouped_attention)
+    ALL_MASK_ATTENTION_FUNCTIONS.register(NAME, sdpa_mask)
+    return NAME
