@@ -18,9 +18,12 @@ SYSTEM = (
 )
 
 
-# Answers are one sentence; small models tend to go on with new paragraphs of loosely related text. A blank line
-# ends the answer (measured on examples/questions.jsonl with rag: fewer wrong trailing claims, half the decode time).
-STOP = ("\n\n",)
+# Answers are one sentence, so the first line break ends them. Small models tend to go on with numbered lists or new
+# paragraphs of loosely related text: on examples/ with long-context, 96-token rambles made a question on a cached
+# 30 k prefix cost ~20 s, nearly all of it decoding. Notes of summarization chains may span lines and stop at a blank
+# line instead (NOTES_STOP).
+STOP = ("\n",)
+NOTES_STOP = ("\n\n",)
 
 
 def passages_block(passages: list[tuple[str, str]]) -> str:

@@ -42,7 +42,7 @@ class ChainRun:
     prompts_seen: list[int] = field(default_factory=list)  # prompt token counts, for inspection
     planned: int = 0  # calls of the first pass (one per group), for progress reports
 
-    def call(self, stage: str, user: str, system: str = prompts.SYSTEM) -> str:
+    def call(self, stage: str, user: str, system: str = prompts.SYSTEM, stop: tuple[str, ...] = prompts.STOP) -> str:
         """One model call, counted against ``max_calls`` and checked against the window."""
         if self.cfg.max_calls is not None and self.calls >= self.cfg.max_calls:
             raise BudgetExceeded(
@@ -54,7 +54,7 @@ class ChainRun:
             raise ContextTooLong(f"Internal packing error: a {stage} prompt of {n} tokens exceeds the window.",
                                  n, self.window)
         t0 = time.perf_counter()
-        out = self.gen.generate(prompt, self.cfg.max_new_tokens, stop=prompts.STOP)
+        out = self.gen.generate(prompt, self.cfg.max_new_tokens, stop=stop)
         s = self.stages.setdefault(stage, {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0, "seconds": 0.0})
         s["calls"] += 1
         s["prompt_tokens"] += out.prompt_tokens
@@ -113,7 +113,8 @@ def _reduce(run: ChainRun, notes: list[str]) -> str:
         merge_user = lambda body: (f"Notes:\n{body}\n\n{prompts.question_block(run.question)}\n\nCombine these "  # noqa: E731
                                    f"notes into fewer sentences, keeping every fact that helps answer the question.")
         room = run.room(merge_user(""))
-        notes = [run.call("reduce", merge_user("\n\n".join(notes[i] for i in g))) for g in run.pack(notes, room)]
+        notes = [run.call("reduce", merge_user("\n\n".join(notes[i] for i in g)), stop=prompts.NOTES_STOP)
+                 for g in run.pack(notes, room)]
         notes = [n for n in notes if _relevant(n)] or [prompts.NO_ANSWER]
 
 
@@ -123,7 +124,8 @@ def map_reduce(run: ChainRun, chunks: list[Chunk]) -> tuple[str, set[str]]:
     blocks = _chunk_blocks(chunks)
     notes, used = [], set()
     for group in run.pack(blocks, run.room(_map_user(run.question, ""))):
-        note = run.call("map", _map_user(run.question, "\n\n".join(blocks[i] for i in group)), system=_MAP_SYSTEM)
+        note = run.call("map", _map_user(run.question, "\n\n".join(blocks[i] for i in group)), system=_MAP_SYSTEM,
+                        stop=prompts.NOTES_STOP)
         if _relevant(note):
             notes.append(note)
             used.update(chunks[i].file for i in group)
