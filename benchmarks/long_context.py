@@ -15,31 +15,21 @@ import argparse
 import json
 import math
 import platform
+import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from docqa.eval.runner import peak_rss_mb, peak_rss_reset  # noqa: E402
+
 HAYSTACK = ROOT.parent / "shared" / "data" / "haystack" / "paul_graham_essays"
 OUT = ROOT / "benchmarks" / "out"
 NEEDLE = "The secret passcode for the archive room is 4817."
 QUESTION = "What is the secret passcode for the archive room?"
 ANSWER_START = "The secret passcode for the archive room is"
-
-
-def peak_rss_reset() -> None:
-    """Reset the kernel's peak-RSS counter of this process (Linux), so VmHWM measures one step."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
-
-
-def peak_rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def haystack_text() -> str:
