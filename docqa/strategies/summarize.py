@@ -41,6 +41,7 @@ class ChainRun:
     stages: dict[str, dict[str, float]] = field(default_factory=dict)
     prompts_seen: list[int] = field(default_factory=list)  # prompt token counts, for inspection
     planned: int = 0  # calls of the first pass (one per group), for progress reports
+    notes: list[str] = field(default_factory=list)  # what the first pass kept (map notes, leaf answers)
 
     def call(self, stage: str, user: str, system: str = prompts.SYSTEM, stop: tuple[str, ...] = prompts.STOP) -> str:
         """One model call, counted against ``max_calls`` and checked against the window."""
@@ -129,6 +130,7 @@ def map_reduce(run: ChainRun, chunks: list[Chunk]) -> tuple[str, set[str]]:
         if _relevant(note):
             notes.append(note)
             used.update(chunks[i].file for i in group)
+    run.notes = list(notes)
     if not notes:
         return prompts.NO_ANSWER, used
     return _reduce(run, notes), used
@@ -170,6 +172,7 @@ def tree(run: ChainRun, chunks: list[Chunk]) -> tuple[str, set[str]]:
         if _relevant(text):
             answers.append(text)
             used.update(chunks[i].file for i in group)
+    run.notes = list(answers)
     while len(answers) > 1:
         merged = []
         for a, b in zip(answers[0::2], answers[1::2]):
@@ -272,5 +275,5 @@ def ask(corpus: Corpus, question: str, cfg: AskConfig) -> Answer:
                 "completion": sum(int(v["completion_tokens"]) for v in run.stages.values()), **stage_tokens},
         calls=run.calls,
         details={"chain": CHAINS.canonical(cfg.chain), "stages": run.stages, "window": window,
-                 "max_calls": cfg.max_calls},
+                 "max_calls": cfg.max_calls, "notes": run.notes},
     )
