@@ -1,6 +1,6 @@
 """docqa's strategies on L-Eval's financial QA, beside the published models on the same questions.
 
-    .venv/bin/python benchmarks/leval.py --limit 16 --strategies rag,long-context,auto
+    .venv/bin/python benchmarks/leval.py --limit 16 --strategies rag,long-context,summarize,auto
 
 Builds one index per earnings-call transcript (``docqa eval --leval``), asks each question of its own transcript,
 and scores with docqa's metrics (which reproduce L-Eval's published figures, see scorer_parity.py). The published
@@ -26,6 +26,7 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=16)
     ap.add_argument("--strategies", default="rag,long-context,auto")
     ap.add_argument("--max-new-tokens", type=int, default=128)
+    ap.add_argument("--resume", action="store_true", help="keep finished (question, strategy) pairs")
     args = ap.parse_args()
 
     import docqa
@@ -35,7 +36,7 @@ def main() -> None:
     t0 = time.perf_counter()
     records, rows = docqa.evaluate(None, leval=LEVAL / "financial_qa.jsonl", strategies=args.strategies.split(","),
                                    out=out, limit=args.limit, root=ROOT / "benchmarks" / "out" / "indexes",
-                                   max_new_tokens=args.max_new_tokens)
+                                   max_new_tokens=args.max_new_tokens, resume=args.resume)
     minutes = (time.perf_counter() - t0) / 60
     asked = {r["question"] for r in records}
     print(f"{len(asked)} questions, {minutes:.1f} min\n")
