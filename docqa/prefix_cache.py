@@ -3,7 +3,7 @@
 A saved prefix lives in ``indexes/NAME/vNNNNNN/prefix/<key>.safetensors``: it belongs to one index version, so any
 change to the index (a new version folder) invalidates it without bookkeeping. The key hashes everything that makes
 two prefixes differ: the prefix tokens, the model, and the rope plan. Writes are atomic (temp file + ``os.replace``).
-safetensors stores only tensors and a string→string header, so loading it can never execute code (unlike pickle).
+safetensors stores only tensors and a string→string header: loading it never executes code, unlike torch.save.
 """
 
 from __future__ import annotations
