@@ -51,7 +51,7 @@ def ingest(
             embedder = _store.IndexStore(index, root).manifest.get("embedder")
         except Exception:  # noqa: BLE001 - no index yet, or unreadable: the default embedder
             embedder = None
-    tokenizer_spec = GeneratorConfig(model=model).model if model else GeneratorConfig().model
+    tokenizer_spec = model or GeneratorConfig().model
     cfg = IngestConfig(chunk_tokens=chunk_tokens, overlap=overlap, sync=sync, rebuild=rebuild, summaries=summaries)
     summarizer = None
     if summaries:

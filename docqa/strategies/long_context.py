@@ -41,7 +41,7 @@ def _split_prompt(gen, documents: list[tuple[str, str]]) -> tuple[str, str]:
     return prefix, after
 
 
-def _fit(corpus: Corpus, gen, question: str, documents, budget: int, cfg: AskConfig):
+def _fit(corpus: Corpus, gen, question: str, documents, budget: int):
     """Drop the least relevant documents (by best chunk similarity to the question) until the prompt fits."""
     hits = corpus.retrieve(question, corpus.store.chunk_count())
     best: dict[str, float] = {}
@@ -89,7 +89,7 @@ def ask(corpus: Corpus, question: str, cfg: AskConfig) -> Answer:
                 f"({reserve}) exceeds --max-context {max_context:,}. Use --strategy rag or summarize, raise "
                 f"--max-context, or pass --truncate to keep the most relevant documents that fit.",
                 len(prefix_ids) + reserve, max_context)
-        documents, dropped = _fit(corpus, gen, question, documents, max_context - reserve, cfg)
+        documents, dropped = _fit(corpus, gen, question, documents, max_context - reserve)
         prefix_text, after = _split_prompt(gen, documents)
         prefix_ids = gen.encode(prefix_text)
         suffix_ids = gen.encode(prompts.question_block(question) + after)
