@@ -271,8 +271,9 @@ class TransformersGenerator:
         return plan_for("none", self._rope_model, seq_len)
 
     # ------------------------------------------------------------------------------------------------ model calls
-    def _prefill(self, ids: list[int], cache, progress: ProgressFn | None) -> "torch.Tensor":
-        """Run ``ids`` through the model into ``cache`` in chunks; return the logits of the last position only.
+    def _prefill(self, ids: list[int], cache, progress: ProgressFn | None, logits: bool = True):
+        """Run ``ids`` through the model into ``cache`` in chunks; return the logits of the last position only
+        (None with ``logits=False``, for a prefix that only fills the cache).
 
         Intermediate chunks go through the decoder body without the LM head (a 49 k-vocabulary projection per
         position would cost more than a layer); the last chunk asks for one position of logits.
@@ -281,18 +282,17 @@ class TransformersGenerator:
 
         step = max(1, self.config.prefill_chunk)
         t = torch.tensor([ids], device=self.device)
-        logits = None
+        last = None
         for start in range(0, len(ids), step):
             chunk = t[:, start : start + step]
-            if start + step < len(ids):
+            if start + step < len(ids) or not logits:
                 self.model.model(input_ids=chunk, use_cache=True, **{self._cache_kw: cache})
             else:
                 out = self.model(input_ids=chunk, use_cache=True, **{self._cache_kw: cache}, logits_to_keep=1)
-                logits = out.logits[0, -1]
+                last = out.logits[0, -1]
             if progress:
                 progress(min(start + step, len(ids)), len(ids))
-        assert logits is not None
-        return logits
+        return last
 
     def prefill_prefix(self, ids: list[int], plan: RopePlan, progress: ProgressFn | None = None) -> PrefixState:
         """Prefill ``ids`` under ``plan`` once; :meth:`generate` with ``prefix=`` then only processes the rest."""
@@ -305,12 +305,7 @@ class TransformersGenerator:
             # Room for a question and its answer after the prefix, so answering never regrows the buffer.
             cache = new_cache(self.model.config, expected=len(ids) + 512, reserve=512)
             t0 = time.perf_counter()
-            step = max(1, self.config.prefill_chunk)
-            t = torch.tensor([ids], device=self.device)
-            for start in range(0, len(ids), step):
-                self.model.model(input_ids=t[:, start : start + step], use_cache=True, **{self._cache_kw: cache})
-                if progress:
-                    progress(min(start + step, len(ids)), len(ids))
+            self._prefill(ids, cache, progress, logits=False)
             return PrefixState(list(ids), plan, cache, time.perf_counter() - t0)
 
     def generate(

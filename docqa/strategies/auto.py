@@ -28,8 +28,9 @@ def ask(corpus: Corpus, question: str, cfg: AskConfig) -> Answer:
     timings = {f"rag_{k}": v for k, v in first.timings.items()}
     if final is not first:
         timings.update({f"lc_{k}": v for k, v in final.timings.items()})
-    timings["ttft"] = first.timings["total"] + final.timings.get("ttft", 0.0) if final is not first else \
-        first.timings.get("ttft", 0.0)
+    # Routed: the first token of the final answer comes after the whole RAG answer.
+    timings["ttft"] = (first.timings["total"] + final.timings.get("ttft", 0.0) if final is not first
+                       else first.timings.get("ttft", 0.0))
     timings["total"] = time.perf_counter() - t0
     tokens = dict(first.tokens)
     if final is not first:
