@@ -56,7 +56,8 @@ LONG_CONTEXT_TAIL = "\n\n"
 
 _REFUSALS = re.compile(
     r"\b(i (do not|don t) know|not (mentioned|stated|provided|specified|available|found|in the (context|documents?))"
-    r"|no information|cannot (be )?(answer|determine|found)|unanswerable|does not (say|mention|contain|specify))\b"
+    r"|no information|cannot (be )?(answer|determine|found)|unanswerable"
+    r"|does not (say|mention|contain|specify|provide))\b"
 )
 
 

@@ -80,8 +80,14 @@ class ExtractiveGenerator:
 
     def _answer(self, prompt: str) -> str:
         body = re.sub(r"</?(system|user|assistant)>", " ", prompt)
-        context, _, question = body.rpartition("Question:")
-        question = question.strip().split("\n")[0]  # the question line only, not instructions after it
+        # docqa's prompts end with "Question: …"; llama-index's templates say "Query: …" or "query is as follows: …"
+        # and may put the material after the question.
+        marks = list(re.finditer(r"(Question:|Query:|query is as follows:)[ \t]*([^\n]*)", body))
+        if not marks:
+            return "I don't know."
+        last = marks[-1]
+        question = last.group(2)  # the question line only, not instructions after it
+        context = body[:last.start()] if last.group(1) == "Question:" else body[:last.start()] + body[last.end():]
         context = context.split("Context:", 1)[-1]
         qwords = {w for w in re.findall(r"[a-z0-9]+", question.lower()) if len(w) > 3}
         best, score = "I don't know.", 0

@@ -41,4 +41,5 @@ def test_rouge_l_rewards_order_and_f1_does_not():
 def test_refusal_and_recall():
     assert refusal("I don't know.", []) == 1.0
     assert refusal("The policy allows dogs.", []) == 0.0
+    assert refusal("The context does not provide information about pets.", []) == 1.0
     assert recall_at_k(["a.md", "b.pdf"], ["b.pdf", "c.txt"]) == 0.5

@@ -28,7 +28,8 @@ def ask_cmd(
     truncate: Annotated[bool, typer.Option(help="long-context: keep the most relevant documents that fit.")] = False,
     cache_prefix: Annotated[bool, typer.Option(help="long-context: save the document KV cache under the index.")]
     = False,
-    chain: Annotated[str, typer.Option(help="summarize: map-reduce, refine, tree or summaries.")] = "map-reduce",
+    chain: Annotated[str, typer.Option(
+        help="summarize: map-reduce, refine, tree, summaries, or llama-index's li-tree / li-refine.")] = "map-reduce",
     max_calls: Annotated[Optional[int], typer.Option(help="summarize: stop past this many model calls.")] = None,
     max_new_tokens: Annotated[int, typer.Option(help="Answer budget in tokens.")] = 96,
     model: Annotated[Optional[str], typer.Option(help="Generator: HF id, local folder or .gguf.")] = None,

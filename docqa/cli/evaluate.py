@@ -27,7 +27,8 @@ def eval_cmd(
     rope: Annotated[str, typer.Option(help="long-context: yarn, dynamic, ntk, linear or none.")] = "yarn",
     max_context: Annotated[Optional[int], typer.Option(help="long-context: token limit.")] = None,
     truncate: Annotated[bool, typer.Option(help="long-context: keep the most relevant documents that fit.")] = False,
-    chain: Annotated[str, typer.Option(help="summarize: map-reduce, refine, tree or summaries.")] = "map-reduce",
+    chain: Annotated[str, typer.Option(
+        help="summarize: map-reduce, refine, tree, summaries, or llama-index's li-tree / li-refine.")] = "map-reduce",
     max_calls: Annotated[Optional[int], typer.Option(help="summarize: call budget per question.")] = None,
     summary_window: Annotated[Optional[int], typer.Option(help="summarize: tokens per call.")] = None,
     max_new_tokens: Annotated[int, typer.Option(help="Answer budget in tokens.")] = 96,

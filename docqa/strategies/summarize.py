@@ -251,6 +251,9 @@ CHAINS.register("map-reduce", map_reduce, aliases=("map_reduce", "mapreduce"))
 CHAINS.register("refine", refine)
 CHAINS.register("tree", tree)
 CHAINS.register("summaries", from_summaries)
+# llama-index's synthesizers with docqa's generator, for comparison (imported only when asked for).
+CHAINS.register("li-tree", "docqa.strategies.li_chains:li_tree", aliases=("tree-summarize", "llama-tree"))
+CHAINS.register("li-refine", "docqa.strategies.li_chains:li_refine", aliases=("compact-refine", "llama-refine"))
 
 
 def ask(corpus: Corpus, question: str, cfg: AskConfig) -> Answer:
