@@ -40,9 +40,10 @@ def question_block(question: str) -> str:
     return f"Question: {question.strip()}"
 
 
-def context_user(question: str, context: str) -> str:
-    """The user turn of every answer-from-context prompt: the context, then the question."""
-    return f"Context:\n{context}\n\n{question_block(question)}"
+def context_user(question: str, context: str, split: str = "") -> str:
+    """The user turn of every answer-from-context prompt: the context, then the question (``split``, if given, marks
+    where the cacheable part ends)."""
+    return f"Context:\n{context}\n\n{split}{question_block(question)}"
 
 
 def rag_user(question: str, passages: list[tuple[str, str]]) -> str:

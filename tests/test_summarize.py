@@ -115,3 +115,28 @@ def test_summaries_chain_without_summaries_says_how_to_add_them(small_docs):
     docqa.ingest(small_docs, "plain", embedder=FAKE_EMBEDDER, model=FAKE_MODEL)
     with pytest.raises(ConfigError, match="--summaries"):
         docqa.open_index("plain", model=FAKE_MODEL).ask("What?", "summarize", chain="summaries")
+
+
+@pytest.mark.parametrize("chain", ["map-reduce", "tree"])
+def test_a_later_question_reuses_the_group_prefixes_and_answers_the_same(idx, chain):
+    gen = idx.corpus.generator()
+    first, seen_first, _ = _ask(idx, chain, 900)
+    groups = first.details["stages"][next(iter(first.details["stages"]))]["calls"]
+    assert gen.prefills == groups and first.tokens["cached"] == 0
+    other, _, _ = _ask(idx, chain, 900, question="How many days of paid vacation do employees get?")
+    again, seen_again, _ = _ask(idx, chain, 900)
+    assert gen.prefills == groups  # neither later question prefilled a group again
+    # Every first-pass call of a later question is served from the cache: all but the question and instruction.
+    first_pass_prompt = again.details["stages"][next(iter(again.details["stages"]))]["prompt_tokens"]
+    assert 0 < first_pass_prompt - again.tokens["cached"] <= groups * 60 and other.tokens["cached"] > 0
+    assert again.text == first.text and seen_again == seen_first  # the cache changes no prompt and no answer
+    idx.corpus.caches.clear()
+    cold, _, _ = _ask(idx, chain, 900)
+    assert cold.text == first.text and cold.tokens["cached"] == 0
+
+
+def test_questions_longer_than_the_reserved_room_are_refused(idx):
+    from docqa.errors import ContextTooLong
+
+    with pytest.raises(ContextTooLong, match="max_question_tokens"):
+        _ask(idx, "map-reduce", 900, question="Why " * 300 + "?")

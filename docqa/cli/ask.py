@@ -76,10 +76,12 @@ def _progress(name: str, disabled: bool):
 
         yield update
 
+
 def _timing_line(a) -> str:
     order = ["embed", "search", "prefill", "generate", "total"]
     parts = [f"{k} {a.timings[k]:.2f}s" for k in order if k in a.timings]
-    toks = f"tokens in {a.tokens.get('prompt', 0):,} / out {a.tokens.get('completion', 0):,}"
+    cached = f" (cached {a.tokens['cached']:,})" if a.tokens.get("cached") else ""
+    toks = f"tokens in {a.tokens.get('prompt', 0):,}{cached} / out {a.tokens.get('completion', 0):,}"
     return " · ".join(parts) + f" · {toks} · calls {a.calls}"
 
 

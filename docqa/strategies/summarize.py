@@ -4,9 +4,14 @@ No document is dropped and no window is stretched; the price is many model calls
 signature, ``chain(run: ChainRun) -> str``, and every model call goes through :meth:`ChainRun.call`, which enforces
 the window and the ``max_calls`` budget and records calls, tokens and latency per stage.
 
-Written directly rather than on llama-index's synthesizers: docqa needs exact packing against its own tokenizer (no
-prompt may exceed the window), query-focused map prompts whose "nothing relevant" results are dropped, and a call
-budget; llama-index's TreeSummarize/Refine count tokens with their own tokenizer and have no drop step.
+The first pass of map-reduce and tree puts the material before the question, and groups are packed without looking
+at the question (room is kept for the longest allowed one, ``max_question_tokens``), so every question asked of the
+same index sends the same group prefixes: their KV caches are kept in the process (up to ``_CACHE_TOKENS``) and a
+later question prefills only its own tokens per group. Cached or not, a prompt is always encoded in the same two
+parts, so the answer does not depend on the cache.
+
+Written directly rather than on llama-index's synthesizers, which are registered beside these as ``li-tree`` and
+``li-refine`` (docqa/strategies/li_chains.py) for comparison. MEASURED_NOTE
 """
 
 from __future__ import annotations
@@ -19,13 +24,20 @@ from dataclasses import dataclass, field
 from .. import prompts
 from ..corpus import Corpus
 from ..errors import BudgetExceeded, ContextTooLong
+from ..prefix_cache import prefix_key
 from ..records import Answer, Chunk, Source
 from ..registry import Registry
+from ..rope import plan_for
 from .base import AskConfig
 
 NOTHING = "NOTHING RELEVANT"
 _NOTHING = re.compile(r"nothing relevant", re.I)
 _SAFETY = 8  # tokens of slack per prompt for tokenizer merges at the seams of packed blocks
+_SPLIT = "\x00SPLIT\x00"  # marks where a prompt's cacheable material ends and the question begins
+# KV of first-pass group prefixes kept per process and index version. SmolLM2 holds 46 kB a token in fp32, so this is
+# ~3 GB: all of examples/ (30 k tokens) fits; a larger corpus is cached up to the budget, first groups first (a scan
+# over all groups would defeat LRU eviction: every entry would be evicted just before it was needed again).
+_CACHE_TOKENS = 65_536
 
 
 @dataclass
@@ -44,22 +56,27 @@ class ChainRun:
     notes: list[str] = field(default_factory=list)  # what the first pass kept (map notes, leaf answers)
 
     def call(self, stage: str, user: str, system: str = prompts.SYSTEM, stop: tuple[str, ...] = prompts.STOP) -> str:
-        """One model call, counted against ``max_calls`` and checked against the window."""
+        """One model call, counted against ``max_calls`` and checked against the window. A ``user`` text holding
+        ``_SPLIT`` is encoded in two parts, and the part before it is served from (or added to) the prefix cache."""
         if self.cfg.max_calls is not None and self.calls >= self.cfg.max_calls:
             raise BudgetExceeded(
                 f"The {self.cfg.chain} chain needs more than --max-calls {self.cfg.max_calls} model calls for this "
                 f"corpus (stage '{stage}'). Raise --max-calls, or use --chain summaries or --strategy rag.")
-        prompt = self.gen.chat(system, user)
-        n = len(self.gen.encode(prompt))
+        head, _, tail = self.gen.chat(system, user).partition(_SPLIT)
+        head_ids, tail_ids = (self.gen.encode(head), self.gen.encode(tail)) if tail else ([], self.gen.encode(head))
+        n = len(head_ids) + len(tail_ids)
         if n + self.cfg.max_new_tokens > self.window:
             raise ContextTooLong(f"Internal packing error: a {stage} prompt of {n} tokens exceeds the window.",
                                  n, self.window)
         t0 = time.perf_counter()
-        out = self.gen.generate(prompt, self.cfg.max_new_tokens, stop=stop)
-        s = self.stages.setdefault(stage, {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0, "seconds": 0.0})
+        prefix, hit = self._prefix(head_ids) if head_ids else (None, False)
+        out = self.gen.generate(tail_ids, self.cfg.max_new_tokens, stop=stop, prefix=prefix)
+        s = self.stages.setdefault(stage, {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0, "seconds": 0.0,
+                                           "cached_tokens": 0})
         s["calls"] += 1
         s["prompt_tokens"] += out.prompt_tokens
         s["completion_tokens"] += out.completion_tokens
+        s["cached_tokens"] += len(head_ids) if hit else 0
         s["seconds"] += time.perf_counter() - t0
         self.calls += 1
         if self.cfg.progress and self.planned:
@@ -67,10 +84,36 @@ class ChainRun:
         self.prompts_seen.append(n)
         return out.text.strip()
 
+    def _prefix(self, ids: list[int]):
+        """(prefix state, served from cache?) for a group prefix; kept while the process budget allows."""
+        cache = self.corpus.caches.setdefault("summarize_prefix", {})
+        if cache.get("content") != self.corpus.store.content_id:  # a new index version: old prefixes are stale
+            cache.clear()
+            cache.update(content=self.corpus.store.content_id, states={}, tokens=0)
+        plan = plan_for("none", self.gen.rope_model(), self.window)  # groups fit the trained window: plain RoPE
+        key = prefix_key(self.gen.spec, plan, ids)
+        if key in cache["states"]:
+            return cache["states"][key], True
+        state = self.gen.prefill_prefix(ids, plan)
+        if cache["tokens"] + len(ids) <= _CACHE_TOKENS:
+            cache["states"][key] = state
+            cache["tokens"] += len(ids)
+        return state, False
+
     def room(self, template_user: str, system: str = prompts.SYSTEM) -> int:
         """Tokens left for material in a prompt built from ``template_user`` (which holds everything else)."""
-        fixed = len(self.gen.encode(self.gen.chat(system, template_user)))
+        fixed = len(self.gen.encode(self.gen.chat(system, template_user.replace(_SPLIT, ""))))
         return self.window - fixed - self.cfg.max_new_tokens - _SAFETY
+
+    def first_pass_room(self, template: Callable[[str, str], str], system: str = prompts.SYSTEM) -> int:
+        """Room for material in a first-pass prompt ``template(question, material)``, the same for every question:
+        the longest allowed question (``max_question_tokens``) is reserved instead of this one, so that groups, and
+        their cached prefixes, do not change from one question to the next."""
+        n = len(self.gen.encode(prompts.question_block(self.question)))
+        if n > self.cfg.max_question_tokens:
+            raise ContextTooLong(f"The question is {n} tokens; summarize allows {self.cfg.max_question_tokens} "
+                                 f"(max_question_tokens). Shorten the question.", n, self.cfg.max_question_tokens)
+        return self.room(template("", ""), system) - self.cfg.max_question_tokens
 
     def pack(self, blocks: list[str], room: int) -> list[list[int]]:
         """Indices of ``blocks`` in order, grouped so each group's blocks (joined by blank lines) fit ``room``."""
@@ -91,9 +134,13 @@ class ChainRun:
 
 
 def _map_user(question: str, passages: str) -> str:
-    return (f"Context:\n{passages}\n\n{prompts.question_block(question)}\n\nWrite the facts from the context that "
-            f"help answer the question, in a few short sentences. If nothing in the context is relevant, reply "
-            f"exactly: {NOTHING}")
+    return (f"Context:\n{passages}\n\n{_SPLIT}{prompts.question_block(question)}\n\nWrite the facts from the "
+            f"context that help answer the question, in a few short sentences. If nothing in the context is relevant, "
+            f"reply exactly: {NOTHING}")
+
+
+def _leaf_user(question: str, passages: str) -> str:
+    return prompts.context_user(question, passages, split=_SPLIT)
 
 
 def _relevant(note: str) -> bool:
@@ -124,7 +171,7 @@ def map_reduce(run: ChainRun, chunks: list[Chunk]) -> tuple[str, set[str]]:
     then the kept notes are merged into one answer, in further rounds when they do not fit one window."""
     blocks = _chunk_blocks(chunks)
     notes, used = [], set()
-    for group in run.pack(blocks, run.room(_map_user(run.question, ""))):
+    for group in run.pack(blocks, run.first_pass_room(_map_user, _MAP_SYSTEM)):
         note = run.call("map", _map_user(run.question, "\n\n".join(blocks[i] for i in group)), system=_MAP_SYSTEM,
                         stop=prompts.NOTES_STOP)
         if _relevant(note):
@@ -167,8 +214,8 @@ def tree(run: ChainRun, chunks: list[Chunk]) -> tuple[str, set[str]]:
     level by level, until one remains. log₂(groups) merge levels; every merge sees only two answers."""
     blocks = _chunk_blocks(chunks)
     answers, used = [], set()
-    for group in run.pack(blocks, run.room(prompts.context_user(run.question, ""))):
-        text = run.call("leaf", prompts.context_user(run.question, "\n\n".join(blocks[i] for i in group)))
+    for group in run.pack(blocks, run.first_pass_room(_leaf_user)):
+        text = run.call("leaf", _leaf_user(run.question, "\n\n".join(blocks[i] for i in group)))
         if _relevant(text):
             answers.append(text)
             used.update(chunks[i].file for i in group)
@@ -275,7 +322,8 @@ def ask(corpus: Corpus, question: str, cfg: AskConfig) -> Answer:
         timings={**{k: v["seconds"] for k, v in run.stages.items()}, "ttft": time.perf_counter() - t0,
                  "total": time.perf_counter() - t0},
         tokens={"prompt": sum(int(v["prompt_tokens"]) for v in run.stages.values()),
-                "completion": sum(int(v["completion_tokens"]) for v in run.stages.values()), **stage_tokens},
+                "completion": sum(int(v["completion_tokens"]) for v in run.stages.values()),
+                "cached": sum(int(v["cached_tokens"]) for v in run.stages.values()), **stage_tokens},
         calls=run.calls,
         details={"chain": CHAINS.canonical(cfg.chain), "stages": run.stages, "window": window,
                  "max_calls": cfg.max_calls, "notes": run.notes},
