@@ -27,7 +27,7 @@ def _ask(idx, chain, window, question="What is the nightly hotel cap in most cit
 
 
 _DASHED = re.compile(r"\n-{10,}\n(.*?)\n-{10,}\n", re.S)  # llama-index's templates fence the material
-_CONTEXT = re.compile(r"[Cc]ontext:\n(.*?)\n\nQuestion:", re.S)  # docqa's put it between "Context:" and the question
+_CONTEXT = re.compile(r"Context:\n(.*?)\n\n(?:Existing answer:|Question:)", re.S)  # docqa's: after "Context:"
 
 
 def _material(prompt: str) -> str:
@@ -117,7 +117,7 @@ def test_summaries_chain_without_summaries_says_how_to_add_them(small_docs):
         docqa.open_index("plain", model=FAKE_MODEL).ask("What?", "summarize", chain="summaries")
 
 
-@pytest.mark.parametrize("chain", ["map-reduce", "tree"])
+@pytest.mark.parametrize("chain", ["map-reduce", "tree", "refine"])
 def test_a_later_question_reuses_the_group_prefixes_and_answers_the_same(idx, chain):
     gen = idx.corpus.generator()
     first, seen_first, _ = _ask(idx, chain, 900)

@@ -10,7 +10,7 @@ from tests.conftest import EXAMPLES
 pytestmark = pytest.mark.slow
 
 
-def test_map_reduce_on_two_documents_with_the_real_model(tmp_path):
+def test_summarize_chains_on_two_documents_with_the_real_model(tmp_path):
     docs = tmp_path / "two"
     docs.mkdir()
     for name in ("company_overview.md", "all_hands_qa_october_2026.txt"):
@@ -26,4 +26,20 @@ def test_map_reduce_on_two_documents_with_the_real_model(tmp_path):
     # The map stage must have read the founding year out of the overview; whether a 135 M model then carries it
     # through the reduce step is measured by `docqa eval`, not asserted here.
     assert any("2014" in note for note in ans.details["notes"]), ans.details["notes"]
-    assert ans.text
+    assert ans.text and ans.tokens["cached"] == 0
+
+    # A later question reuses the map groups' KV prefixes; asking the first one again gives the same answer, so the
+    # cache (cropped back after every call) changes nothing but the time.
+    other = idx.ask("Who is the chief executive?", "summarize", summary_window=1024, max_new_tokens=64)
+    again = idx.ask("In what year was Tidewell founded?", "summarize", summary_window=1024, max_new_tokens=64)
+    assert other.tokens["cached"] > 0 and again.tokens["cached"] > 0
+    assert again.text == ans.text and again.details["notes"] == ans.details["notes"]
+    assert again.timings["total"] < ans.timings["total"]
+
+    # llama-index's TreeSummarize through docqa's generator and tokenizer: every call counted, none past the window
+    # (ChainRun.call raises on an oversized prompt).
+    li = idx.ask("In what year was Tidewell founded?", "summarize", chain="li-tree", summary_window=1024,
+                 max_new_tokens=64)
+    assert li.details["stages"]["leaf"]["calls"] >= 3 and li.calls == sum(s["calls"] for s in li.details[
+        "stages"].values())
+    assert li.text

@@ -1,14 +1,14 @@
 """Summarize: walk the whole corpus in window-sized groups and combine what each group says about the question.
 
 No document is dropped and no window is stretched; the price is many model calls. Chains (``CHAINS``) share one
-signature, ``chain(run: ChainRun) -> str``, and every model call goes through :meth:`ChainRun.call`, which enforces
-the window and the ``max_calls`` budget and records calls, tokens and latency per stage.
+signature, ``chain(run, chunks) -> (answer, files used)``, and every model call goes through :meth:`ChainRun.call`,
+which enforces the window and the ``max_calls`` budget and records calls, tokens and latency per stage.
 
-The first pass of map-reduce and tree puts the material before the question, and groups are packed without looking
-at the question (room is kept for the longest allowed one, ``max_question_tokens``), so every question asked of the
-same index sends the same group prefixes: their KV caches are kept in the process (up to ``_CACHE_TOKENS``) and a
-later question prefills only its own tokens per group. Cached or not, a prompt is always encoded in the same two
-parts, so the answer does not depend on the cache.
+docqa's chains put a group's material before the question (and before refine's running answer), and pack groups
+without looking at the question (room is kept for the longest allowed one, ``max_question_tokens``), so every
+question asked of the same index sends the same group prefixes: their KV caches are kept in the process (up to
+``_CACHE_TOKENS``) and a later question prefills only its own tokens per group. Cached or not, a prompt is encoded in
+the same two parts, so the answer does not depend on the cache.
 
 Written directly rather than on llama-index's synthesizers, which are registered beside these as ``li-tree`` and
 ``li-refine`` (docqa/strategies/li_chains.py) for comparison. MEASURED_NOTE
@@ -184,24 +184,26 @@ def map_reduce(run: ChainRun, chunks: list[Chunk]) -> tuple[str, set[str]]:
 
 
 def refine(run: ChainRun, chunks: list[Chunk]) -> tuple[str, set[str]]:
-    """Refine: walk the groups in document order with a running answer; each call sees the answer so far and the
-    next group, and keeps or improves the answer. Sequential, so it cannot be parallelised, but it never needs a
-    reduce step."""
+    """Refine: walk the groups in document order with a running answer; each call sees the next group and the answer
+    so far, and keeps or improves the answer. Sequential, so it cannot be parallelised, but it never needs a reduce
+    step."""
     blocks = _chunk_blocks(chunks)
     answer: str | None = None
     used: set[str] = set()
 
-    def user(body: str, current: str | None) -> str:
+    def user(question: str, body: str, current: str | None = None) -> str:
         if current is None:
-            return prompts.context_user(run.question, body)
-        return (f"Existing answer: {current}\n\nNew context:\n{body}\n\n{prompts.question_block(run.question)}"
-                f"\n\nIf the new context gives a better or more complete answer, write it in one short sentence; "
+            return _leaf_user(question, body)
+        # The group comes first, so that its KV prefix is the same with or without an answer so far, and for every
+        # question; the running answer follows it.
+        return (f"Context:\n{body}\n\n{_SPLIT}Existing answer: {current}\n\n{prompts.question_block(question)}"
+                f"\n\nIf the context gives a better or more complete answer, write it in one short sentence; "
                 f"otherwise repeat the existing answer.")
 
     # Groups are packed once for the larger prompt: one that carries an existing answer of up to max_new_tokens.
-    room = run.room(user("", "")) - run.cfg.max_new_tokens
+    room = run.first_pass_room(lambda q, body: user(q, body, "")) - run.cfg.max_new_tokens
     for group in run.pack(blocks, room):
-        text = run.call("refine", user("\n\n".join(blocks[i] for i in group), answer))
+        text = run.call("refine", user(run.question, "\n\n".join(blocks[i] for i in group), answer))
         if _relevant(text):
             if text != answer:
                 used.update(chunks[i].file for i in group)
