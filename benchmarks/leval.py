@@ -1,6 +1,7 @@
 """docqa's strategies on L-Eval's financial QA, beside the published models on the same questions.
 
     .venv/bin/python benchmarks/leval.py --limit 16 --strategies rag,long-context,summarize,auto
+    .venv/bin/python benchmarks/leval.py --strategies summarize --chain li-tree --summary-window 2048
 
 Builds one index per earnings-call transcript (``docqa eval --leval``), asks each question of its own transcript,
 and scores with docqa's metrics (which reproduce L-Eval's published figures, see scorer_parity.py). The published
@@ -27,16 +28,21 @@ def main() -> None:
     ap.add_argument("--strategies", default="rag,long-context,auto")
     ap.add_argument("--max-new-tokens", type=int, default=128)
     ap.add_argument("--resume", action="store_true", help="keep finished (question, strategy) pairs")
+    ap.add_argument("--chain", default="map-reduce", help="summarize's chain (li-tree, li-refine: llama-index's)")
+    ap.add_argument("--summary-window", type=int, default=None, help="summarize: tokens per call")
     args = ap.parse_args()
 
     import docqa
     from docqa.eval.metrics import rouge_l, token_f1
 
-    out = ROOT / "benchmarks" / "out" / "leval"
+    # Runs with another chain or window go to their own folder, so they never mix with the default run's records.
+    tag = "" if (args.chain, args.summary_window) == ("map-reduce", None) else f"-{args.chain}-{args.summary_window}"
+    out = ROOT / "benchmarks" / "out" / f"leval{tag}"
     t0 = time.perf_counter()
     records, rows = docqa.evaluate(None, leval=LEVAL / "financial_qa.jsonl", strategies=args.strategies.split(","),
                                    out=out, limit=args.limit, root=ROOT / "benchmarks" / "out" / "indexes",
-                                   max_new_tokens=args.max_new_tokens, resume=args.resume)
+                                   max_new_tokens=args.max_new_tokens, resume=args.resume, chain=args.chain,
+                                   summary_window=args.summary_window)
     minutes = (time.perf_counter() - t0) / 60
     asked = {r["question"] for r in records}
     print(f"{len(asked)} questions, {minutes:.1f} min\n")
