@@ -28,13 +28,11 @@ def test_summarize_chains_on_two_documents_with_the_real_model(tmp_path):
     assert any("2014" in note for note in ans.details["notes"]), ans.details["notes"]
     assert ans.text and ans.tokens["cached"] == 0
 
-    # A later question reuses the map groups' KV prefixes; asking the first one again gives the same answer, so the
-    # cache (cropped back after every call) changes nothing but the time.
-    other = idx.ask("Who is the chief executive?", "summarize", summary_window=1024, max_new_tokens=64)
+    # Asked again, the question reuses the map groups' KV prefixes and gets the same answer and notes, so the cache
+    # (cropped back after every call) changes nothing but the time.
     again = idx.ask("In what year was Tidewell founded?", "summarize", summary_window=1024, max_new_tokens=64)
-    assert other.tokens["cached"] > 0 and again.tokens["cached"] > 0
     assert again.text == ans.text and again.details["notes"] == ans.details["notes"]
-    assert again.timings["total"] < ans.timings["total"]
+    assert again.tokens["cached"] >= 0.5 * again.tokens["prompt"]  # the groups' text: most of every map prompt
 
     # llama-index's TreeSummarize through docqa's generator and tokenizer: every call counted, none past the window
     # (ChainRun.call raises on an oversized prompt).
