@@ -121,7 +121,7 @@ def test_summaries_chain_without_summaries_says_how_to_add_them(small_docs):
 def test_a_later_question_reuses_the_group_prefixes_and_answers_the_same(idx, chain):
     gen = idx.corpus.generator()
     first, seen_first, _ = _ask(idx, chain, 900)
-    groups = first.details["stages"][next(iter(first.details["stages"]))]["calls"]
+    groups = len(_first_pass(first, seen_first))
     assert gen.prefills == groups and first.tokens["cached"] == 0
     other, _, _ = _ask(idx, chain, 900, question="How many days of paid vacation do employees get?")
     again, seen_again, _ = _ask(idx, chain, 900)

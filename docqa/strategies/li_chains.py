@@ -78,6 +78,11 @@ def _prompt_helper(run: ChainRun, llm):
                                           tokenizer=lambda text: run.gen.encode(text))
 
 
+def _planned(run: ChainRun, chunks: list[Chunk]) -> int:
+    """First-pass calls, estimated for progress reports: llama-index repacks the text itself, out of docqa's sight."""
+    return max(1, -(-sum(c.tokens for c in chunks) // max(1, run.window - 512)))
+
+
 def li_tree(run: ChainRun, chunks: list[Chunk]) -> tuple[str, set[str]]:
     """llama-index TreeSummarize: the chunks are joined and re-split to fill the window, each piece answers the
     question with llama-index's summary prompt, and the answers are summarized again, recursively, until one call
@@ -93,7 +98,7 @@ def li_tree(run: ChainRun, chunks: list[Chunk]) -> tuple[str, set[str]]:
             return super().get_response(query_str, text_chunks, **kw)
 
     synth = Tree(llm=llm, prompt_helper=_prompt_helper(run, llm))
-    run.planned = max(1, -(-sum(c.tokens for c in chunks) // max(1, run.window - 512)))  # an estimate, for progress
+    run.planned = _planned(run, chunks)
     text = str(synth.get_response(run.question, _chunk_blocks(chunks)))
     return _one_paragraph(text) or prompts.NO_ANSWER, set(llm._used)
 
@@ -107,6 +112,6 @@ def li_refine(run: ChainRun, chunks: list[Chunk]) -> tuple[str, set[str]]:
     llm = _make_llm(run)
     llm._stage = "refine"
     synth = CompactAndRefine(llm=llm, prompt_helper=_prompt_helper(run, llm))
-    run.planned = max(1, -(-sum(c.tokens for c in chunks) // max(1, run.window - 512)))
+    run.planned = _planned(run, chunks)
     text = str(synth.get_response(run.question, _chunk_blocks(chunks)))
     return _one_paragraph(text) or prompts.NO_ANSWER, set(llm._used)

@@ -58,7 +58,6 @@ class ChainRun:
     window: int
     calls: int = 0
     stages: dict[str, dict[str, float]] = field(default_factory=dict)
-    prompts_seen: list[int] = field(default_factory=list)  # prompt token counts, for inspection
     planned: int = 0  # calls of the first pass (one per group), for progress reports
     notes: list[str] = field(default_factory=list)  # what the first pass kept (map notes, leaf answers)
 
@@ -88,7 +87,6 @@ class ChainRun:
         self.calls += 1
         if self.cfg.progress and self.planned:
             self.cfg.progress(min(self.calls, self.planned), self.planned)
-        self.prompts_seen.append(n)
         return out.text.strip()
 
     def _prefix(self, ids: list[int]):
@@ -96,15 +94,14 @@ class ChainRun:
         cache = self.corpus.caches.setdefault("summarize_prefix", {})
         if cache.get("content") != self.corpus.store.content_id:  # a new index version: old prefixes are stale
             cache.clear()
-            cache.update(content=self.corpus.store.content_id, states={}, tokens=0)
+            cache.update(content=self.corpus.store.content_id, states={})
         plan = plan_for("none", self.gen.rope_model(), self.window)  # groups fit the trained window: plain RoPE
         key = prefix_key(self.gen.spec, plan, ids)
         if key in cache["states"]:
             return cache["states"][key], True
         state = self.gen.prefill_prefix(ids, plan)
-        if cache["tokens"] + len(ids) <= _CACHE_TOKENS:
+        if sum(len(s.ids) for s in cache["states"].values()) + len(ids) <= _CACHE_TOKENS:
             cache["states"][key] = state
-            cache["tokens"] += len(ids)
         return state, False
 
     def room(self, template_user: str, system: str = prompts.SYSTEM) -> int:
