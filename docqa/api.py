@@ -13,7 +13,7 @@ from typing import Any
 
 from .corpus import Corpus
 from .embedder import load_embedder
-from .errors import ConfigError
+from .errors import ConfigError, DocQAError
 from .generator import GeneratorConfig, load_tokenizer
 from .index import store as _store
 from .index.ingest import IngestConfig, IngestProgress
@@ -44,12 +44,12 @@ def ingest(
     of every document that has none); ``embedder`` the sentence embedder.
     """
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
-    root = Path(root) if root is not None else index_root()
+    root = _store.valid_root(Path(root) if root is not None else index_root())
     _store.valid_name(index)
     if embedder is None:  # an existing index keeps its embedder unless one is asked for
         try:
-            embedder = _store.IndexStore(index, root).manifest.get("embedder")
-        except Exception:  # noqa: BLE001 - no index yet, or unreadable: the default embedder
+            embedder = _store.read_live_manifest(index, root).embedder
+        except DocQAError:  # no index yet, or damaged (the writer then says how): the default embedder
             embedder = None
     tokenizer_spec = model or GeneratorConfig().model
     cfg = IngestConfig(chunk_tokens=chunk_tokens, overlap=overlap, sync=sync, rebuild=rebuild, summaries=summaries)
@@ -76,6 +76,23 @@ def ingest(
 def list_indexes(root: str | Path | None = None) -> list[str]:
     """Names of the indexes under ``root`` (default: $DOCQA_INDEX_ROOT or ./indexes)."""
     return _store.list_indexes(Path(root) if root is not None else index_root())
+
+
+def manifests(names: list[str], *, root: str | Path | None = None) -> list[tuple[str, Any]]:
+    """(name, manifest) per index, or (name, reason) where the manifest is unreadable: for listings."""
+    root = Path(root) if root is not None else index_root()
+    out: list[tuple[str, Any]] = []
+    for name in names:
+        try:
+            out.append((name, _store.read_live_manifest(name, root)))
+        except DocQAError as e:
+            out.append((name, str(e).split(": ", 1)[-1].split(". Nothing")[0]))
+    return out
+
+
+def check(index: str, *, root: str | Path | None = None) -> _store.CheckReport:
+    """Verify every file of an index's live version (checksums, SQLite integrity, counts, ids): ``docqa check``."""
+    return _store.check_index(index, Path(root) if root is not None else index_root())
 
 
 def strategies() -> list[str]:

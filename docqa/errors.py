@@ -6,7 +6,8 @@
     ├── IndexError_                 something about an index on disk
     │   ├── IndexNotFound           no index of that name
     │   ├── EmbedderMismatch        the index was built with another embedder
-    │   └── IndexCorrupt            files of the index are missing or unreadable
+    │   ├── IndexCorrupt            files of the index are missing, unreadable or fail their checksums
+    │   └── IndexWriteError         a new version cannot be written (disk full, permissions)
     ├── IngestError                 nothing usable to ingest (empty folder, no supported file)
     ├── ModelLoadError              a generator or embedder could not be loaded
     ├── ContextTooLong              a prompt does not fit the allowed context
@@ -27,6 +28,7 @@ __all__ = [
     "IndexNotFound",
     "EmbedderMismatch",
     "IndexCorrupt",
+    "IndexWriteError",
     "IngestError",
     "ModelLoadError",
     "ContextTooLong",
@@ -77,6 +79,10 @@ class EmbedderMismatch(IndexError_):
 
 class IndexCorrupt(IndexError_):
     """Files of an index are missing or unreadable."""
+
+
+class IndexWriteError(IndexError_):
+    """A new version of an index could not be written; the previous version stays live."""
 
 
 class IngestError(DocQAError):

@@ -17,6 +17,7 @@ app.command("ingest")(ingest.ingest_cmd)
 app.command("ask")(ask.ask_cmd)
 app.command("eval")(evaluate.eval_cmd)
 app.command("list")(manage.list_cmd)
+app.command("check")(manage.check_cmd)
 
 
 def main() -> None:

@@ -1,7 +1,8 @@
-"""``docqa list``: the indexes on disk."""
+"""``docqa list`` and ``docqa check``: the indexes on disk, and whether one is intact."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -15,7 +16,7 @@ from .common import friendly, out
 def list_cmd(
     root: Annotated[Optional[Path], typer.Option(help="Folder of indexes [default: ./indexes].")] = None,
 ) -> None:
-    """List indexes with their files, chunks, tokens and embedder."""
+    """List indexes with their files, chunks, tokens and embedder (read from manifests; `docqa check` verifies)."""
     from .. import api
 
     names = api.list_indexes(root)
@@ -23,8 +24,35 @@ def list_cmd(
         out.print("No indexes yet. Create one with: docqa ingest PATH --index NAME")
         return
     table = Table("index", "version", "files", "chunks", "tokens", "embedder")
-    for name in names:
-        m = api.open_index(name, root=root).manifest
-        table.add_row(name, str(m["version"]), str(len(m["files"])), str(m["chunks"]), f"{m['tokens']:,}",
-                      m["embedder"])
+    for name, m in api.manifests(names, root=root):
+        if isinstance(m, str):  # unreadable: say so in its row, keep listing the others
+            table.add_row(name, "[red]damaged[/]", "", "", "", m)
+            continue
+        table.add_row(name, str(m.version), str(len(m.files)), str(m.chunks), f"{m.tokens:,}", m.embedder)
     out.print(table)
+
+
+@friendly
+def check_cmd(
+    index: Annotated[str, typer.Argument(help="Index to verify.")],
+    root: Annotated[Optional[Path], typer.Option(help="Folder of indexes [default: ./indexes].")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Verify an index fully: checksums, SQLite integrity, chunk and vector counts and ids. Exit 1 when damaged."""
+    from .. import api
+
+    report = api.check(index, root=root)
+    if json_out:
+        out.print_json(json.dumps(report.to_dict()))
+    else:
+        table = Table("check", "result", "detail", title=f"{index} {report.version}", title_justify="left")
+        for name, ok, detail in report.checks:
+            table.add_row(name, "[green]ok[/]" if ok else "[red]FAILED[/]", detail)
+        out.print(table)
+        if report.ok:
+            out.print(f"[green]Index '{index}' is intact.[/]")
+        else:
+            out.print(f"[bold red]Index '{index}' is damaged.[/] Rebuild it: docqa ingest PATH --index {index} "
+                      f"--rebuild")
+    if not report.ok:
+        raise typer.Exit(code=1)
