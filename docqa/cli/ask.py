@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
@@ -86,20 +87,20 @@ def _timing_line(a) -> str:
 
 
 def render_one(a) -> None:
-    out.print(Panel(a.text or "[dim](empty answer)[/]", title=f"[bold]{a.strategy}[/]", title_align="left"))
+    out.print(Panel(escape(a.text) or "[dim](empty answer)[/]", title=f"[bold]{a.strategy}[/]", title_align="left"))
     if a.sources:
         table = Table("#", "source", "score", box=None, show_header=True, header_style="dim")
         for i, s in enumerate(a.sources, 1):
-            table.add_row(str(i), s.location(), f"{s.score:.3f}" if s.score is not None else "")
+            table.add_row(str(i), escape(s.location()), f"{s.score:.3f}" if s.score is not None else "")
         out.print(table)
     extra = {k: v for k, v in a.details.items() if k in ("rope", "dropped", "route", "chain") and v}
     if extra:
-        out.print(f"[dim]{json.dumps(extra, default=str)}[/]")
+        out.print(f"[dim]{escape(json.dumps(extra, default=str))}[/]")
     out.print(f"[dim]{_timing_line(a)}[/]")
 
 
 def render_side_by_side(question: str, answers: dict) -> None:
-    table = Table(title=question, show_lines=True, title_justify="left")
+    table = Table(title=escape(question), show_lines=True, title_justify="left")
     table.add_column("strategy", style="bold")
     table.add_column("answer", ratio=3)
     table.add_column("sources", ratio=2)
@@ -107,6 +108,6 @@ def render_side_by_side(question: str, answers: dict) -> None:
     table.add_column("tokens in/out", justify="right")
     for name, a in answers.items():
         sources = "\n".join(dict.fromkeys(s.location() for s in a.sources[:4]))
-        table.add_row(name, a.text, sources, f"{a.timings.get('total', 0):.1f} s",
+        table.add_row(name, escape(a.text), escape(sources), f"{a.timings.get('total', 0):.1f} s",
                       f"{a.tokens.get('prompt', 0):,}/{a.tokens.get('completion', 0):,}")
     out.print(table)

@@ -9,6 +9,7 @@ from typing import TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from ..errors import DocQAError
 
@@ -19,7 +20,8 @@ F = TypeVar("F", bound=Callable)
 
 
 def friendly(fn: F) -> F:
-    """Turn a :class:`DocQAError` into one red line on stderr and exit code 1; never a traceback.
+    """Turn a :class:`DocQAError` into one red line on stderr and exit code 1; never a traceback. Anything else
+    is a bug: one line naming it, exit code 2 (tests assert 1 for every user error, so bugs still show).
 
     Set DOCQA_DEBUG=1 to see the traceback anyway.
     """
@@ -31,10 +33,19 @@ def friendly(fn: F) -> F:
         except DocQAError as e:
             if os.environ.get("DOCQA_DEBUG"):
                 raise
-            err.print(f"[bold red]error:[/] {e}", highlight=False, markup=True, soft_wrap=True)
+            err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, markup=True, soft_wrap=True)
             raise typer.Exit(code=1) from None
         except KeyboardInterrupt:
             err.print("[red]interrupted[/]")
             raise typer.Exit(code=130) from None
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except Exception as e:  # noqa: BLE001 - the last line of defence: a bug, said in one line, exit 2
+            if os.environ.get("DOCQA_DEBUG"):
+                raise
+            err.print(f"[bold red]internal error (a bug in docqa):[/] {escape(type(e).__name__)}: "
+                      f"{escape(str(e).splitlines()[0][:300] if str(e) else '')}. Run again with DOCQA_DEBUG=1 for "
+                      f"the traceback, and report it.", highlight=False, soft_wrap=True)
+            raise typer.Exit(code=2) from None
 
     return wrapper  # type: ignore[return-value]

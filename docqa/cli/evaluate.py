@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -54,7 +55,8 @@ def eval_cmd(
                                chain=chain, max_calls=max_calls, summary_window=summary_window)
     render(rows)
     if out_dir:
-        out.print(f"[dim]wrote {out_dir}/results.jsonl, summary.json, summary.csv, accuracy_vs_latency.png[/]")
+        out.print(f"[dim]wrote {escape(str(out_dir))}/results.jsonl, summary.json, summary.csv, "
+                  f"accuracy_vs_latency.png[/]")
 
 
 def _pct(v) -> str:
@@ -66,7 +68,8 @@ def render(rows: list[dict]) -> None:
     table.add_column("strategy", no_wrap=True)
     for col, justify in [("n", "right"), ("contains", "right"), ("F1", "right"),
                          ("ROUGE-L", "right"), ("EM", "right"), ("refusal", "right"), ("recall@k", "right"),
-                         ("p50 s", "right"), ("p95 s", "right"), ("tokens in/out", "right"), ("calls", "right")]:
+                         ("p50 s", "right"), ("p95 s", "right"), ("tokens in/out", "right"), ("calls", "right"),
+                         ("errors", "right")]:
         table.add_column(col, justify=justify)
     for r in rows:
         name = r["strategy"]
@@ -75,7 +78,8 @@ def render(rows: list[dict]) -> None:
         table.add_row(name, str(r["questions"]), _pct(r["contains"]), _pct(r["f1"]), _pct(r["rouge_l"]),
                       _pct(r["exact_match"]), _pct(r["refusal"]), _pct(r["recall_at_k"]),
                       f"{r['latency_p50_s']:.1f}", f"{r['latency_p95_s']:.1f}",
-                      f"{r['prompt_tokens_mean']:,.0f}/{r['completion_tokens_mean']:,.0f}", f"{r['calls_mean']:.1f}")
+                      f"{r['prompt_tokens_mean']:,.0f}/{r['completion_tokens_mean']:,.0f}", f"{r['calls_mean']:.1f}",
+                      f"[red]{r['errors']}[/]" if r["errors"] else "0")
     out.print(table)
     out.print("[dim]contains, F1, ROUGE-L, EM: answerable questions (%); refusal: share of unanswerable questions "
-              "declined; p50/p95: latency per question.[/]")
+              "declined; p50/p95: latency per answered question (errors count as wrong answers, not in latency).[/]")

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -25,6 +26,7 @@ def ingest_cmd(
     embedder: Annotated[Optional[str], typer.Option(help="Embedder: HF id or local folder.")] = None,
     model: Annotated[Optional[str], typer.Option(help="Generator whose tokenizer sizes chunks.")] = None,
     root: Annotated[Optional[Path], typer.Option(help="Folder of indexes [default: ./indexes].")] = None,
+    max_file_mb: Annotated[float, typer.Option(help="Skip (and list) files larger than this.")] = 64.0,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Read documents into chunks, embed them and store a FAISS index (incremental and atomic)."""
@@ -39,7 +41,7 @@ def ingest_cmd(
                 self.reading = bar.add_task("reading", total=total)
 
             def file_done(self, name: str, outcome: str) -> None:
-                bar.update(self.reading, advance=1, description=f"reading {name[-40:]}")
+                bar.update(self.reading, advance=1, description=f"reading {escape(name[-40:])}")
 
             def embed_start(self, total: int) -> None:
                 self.embedding = bar.add_task("embedding chunks", total=total)
@@ -51,10 +53,11 @@ def ingest_cmd(
                 self.summarizing = bar.add_task("summarizing documents", total=total)
 
             def summarized(self, name: str) -> None:
-                bar.update(self.summarizing, advance=1, description=f"summarizing {name[-40:]}")
+                bar.update(self.summarizing, advance=1, description=f"summarizing {escape(name[-40:])}")
 
         report = api.ingest(paths, index, root=root, embedder=embedder, model=model, chunk_tokens=chunk_tokens,
                             overlap=overlap, sync=sync, rebuild=rebuild, summaries=summaries,
+                            max_file_mb=max_file_mb,
                             progress=_Progress())
     if json_out:
         import json
@@ -65,7 +68,8 @@ def ingest_cmd(
     if problems:
         table = Table("file", "status", "reason", title="Not indexed", title_justify="left")
         for f in problems:
-            table.add_row(f.file, f"[red]{f.status}[/]" if f.status == "failed" else f.status, f.reason)
+            table.add_row(escape(f.file), f"[red]{f.status}[/]" if f.status == "failed" else f.status,
+                          escape(f.reason))
         out.print(table)
     counts = {s: report.count(s) for s in ("added", "updated", "removed", "failed")}
     unchanged = sum(1 for f in report.files if f.reason == "unchanged")

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from .common import friendly, out
@@ -26,7 +27,7 @@ def list_cmd(
     table = Table("index", "version", "files", "chunks", "tokens", "embedder")
     for name, m in api.manifests(names, root=root):
         if isinstance(m, str):  # unreadable: say so in its row, keep listing the others
-            table.add_row(name, "[red]damaged[/]", "", "", "", m)
+            table.add_row(name, "[red]damaged[/]", "", "", "", escape(m))
             continue
         table.add_row(name, str(m.version), str(len(m.files)), str(m.chunks), f"{m.tokens:,}", m.embedder)
     out.print(table)
@@ -47,7 +48,7 @@ def check_cmd(
     else:
         table = Table("check", "result", "detail", title=f"{index} {report.version}", title_justify="left")
         for name, ok, detail in report.checks:
-            table.add_row(name, "[green]ok[/]" if ok else "[red]FAILED[/]", detail)
+            table.add_row(name, "[green]ok[/]" if ok else "[red]FAILED[/]", escape(detail))
         out.print(table)
         if report.ok:
             out.print(f"[green]Index '{index}' is intact.[/]")

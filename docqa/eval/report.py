@@ -14,7 +14,8 @@ from .metrics import METRICS
 
 SUMMARY_COLUMNS = ["strategy", "questions", "answerable", "unanswerable", *METRICS.names(), "refusal",
                    "false_refusal", "recall_at_k", "latency_p50_s", "latency_p95_s", "ttft_p50_s",
-                   "prompt_tokens_mean", "completion_tokens_mean", "calls_mean", "peak_rss_mb_max", "errors"]
+                   "prompt_tokens_mean", "completion_tokens_mean", "calls_mean", "peak_rss_mb_max", "errors",
+                   "error_rate"]
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -32,12 +33,22 @@ def _mean(values) -> float | None:
     return mean(vals) if vals else None
 
 
+def _mean_or_nan(values) -> float:
+    vals = list(values)
+    return mean(vals) if vals else float("nan")
+
+
 def summarize(records: list[dict]) -> list[dict]:
-    """One row per strategy, in the order strategies first appear."""
+    """One row per strategy, in the order strategies first appear.
+
+    A question that ended in an error (a corpus too long for long-context, a budget exceeded, a server gone) scores
+    as a wrong answer in the accuracy columns, and is counted in ``errors`` / ``error_rate``; it is left out of the
+    latency, token and call statistics, which describe answers that happened (its time-to-failure is no latency)."""
     rows = []
     for strategy in dict.fromkeys(r["strategy"] for r in records):
         rs = [r for r in records if r["strategy"] == strategy]
-        lat = [r["latency_s"] for r in rs]
+        ok = [r for r in rs if not r.get("error")]
+        lat = [r["latency_s"] for r in ok]
         row = {
             "strategy": strategy,
             "questions": len(rs),
@@ -49,19 +60,20 @@ def summarize(records: list[dict]) -> list[dict]:
             "recall_at_k": _mean(r["metrics"]["recall_at_k"] for r in rs),
             "latency_p50_s": percentile(lat, 50),
             "latency_p95_s": percentile(lat, 95),
-            "ttft_p50_s": percentile([r["ttft_s"] for r in rs], 50),
-            "prompt_tokens_mean": mean(r["prompt_tokens"] for r in rs),
-            "completion_tokens_mean": mean(r["completion_tokens"] for r in rs),
-            "calls_mean": mean(r["calls"] for r in rs),
-            "peak_rss_mb_max": max((r["peak_rss_mb"] for r in rs if r["peak_rss_mb"] == r["peak_rss_mb"]),
+            "ttft_p50_s": percentile([r["ttft_s"] for r in ok], 50),
+            "prompt_tokens_mean": _mean_or_nan(r["prompt_tokens"] for r in ok),
+            "completion_tokens_mean": _mean_or_nan(r["completion_tokens"] for r in ok),
+            "calls_mean": _mean_or_nan(r["calls"] for r in ok),
+            "peak_rss_mb_max": max((r["peak_rss_mb"] for r in ok if r["peak_rss_mb"] == r["peak_rss_mb"]),
                                    default=float("nan")),
-            "errors": sum(1 for r in rs if r["error"]),
+            "errors": len(rs) - len(ok),
+            "error_rate": (len(rs) - len(ok)) / len(rs),
         }
         if strategy == "auto":
             routes = [r["route"] or "" for r in rs]
             row["routed_long_context"] = sum(1 for x in routes if x == "long-context")
             row["routed_rag"] = len(routes) - row["routed_long_context"]
-            lc = [r for r in records if r["strategy"] == "long-context"]
+            lc = [r for r in records if r["strategy"] == "long-context" and not r.get("error")]
             if lc:  # cost saved against always answering with long-context, on the same questions
                 lc_time, auto_time = sum(r["latency_s"] for r in lc), sum(lat)
                 lc_tokens, auto_tokens = sum(r["prompt_tokens"] for r in lc), sum(r["prompt_tokens"] for r in rs)

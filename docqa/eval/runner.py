@@ -1,7 +1,8 @@
 """Run questions through strategies and score every answer.
 
 One record per (question, strategy) is appended to ``results.jsonl`` as soon as it exists, so an interrupted run
-loses at most one answer and ``resume`` continues where it stopped. Strategies run one after another over all
+loses at most one answer and ``resume`` continues where it stopped, asking again the questions that ended in an
+error, provided the model and options are the same (``run.json``). Strategies run one after another over all
 questions, sharing the loaded models and the long-context prefix cache of each index.
 """
 
@@ -9,13 +10,16 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
-from ..errors import DocQAError
+from pydantic import BaseModel, ConfigDict
+
+from ..errors import ConfigError, DocQAError
 from ..prompts import is_refusal
 from .metrics import METRICS, recall_at_k
 from .questions import Question
@@ -29,6 +33,25 @@ class EvalConfig:
     out: Path | None = None  # folder for results.jsonl, summary.json/csv and the plot
     resume: bool = False  # skip (question, strategy) pairs already in out/results.jsonl
     options: dict[str, Any] = field(default_factory=dict)  # AskConfig options shared by every strategy
+    # What must match for --resume to continue a run (model, options, question source); written to OUT/run.json.
+    identity: dict[str, Any] = field(default_factory=dict)
+
+
+class ResultRecord(BaseModel):
+    """The fields of a results.jsonl record that a resumed run relies on (others are kept as they are)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    strategy: str
+    answer: str
+    metrics: dict[str, Optional[float]]
+    latency_s: float
+    ttft_s: float
+    prompt_tokens: int
+    completion_tokens: int
+    calls: int
+    error: Optional[str] = None
 
 
 def peak_rss_reset() -> None:
@@ -62,16 +85,39 @@ def score(q: Question, answer_text: str, used_sources: list[str]) -> dict[str, f
 
 
 def load_done(path: Path) -> dict[tuple[str, str], dict]:
-    """Records already in a results file, by (question id, strategy); a torn last line is ignored."""
+    """Complete records already in a results file, by (question id, strategy). Error records are left out, so a
+    resumed run asks those questions again; a torn or invalid line (an interrupted write) is dropped."""
     done = {}
     if path.is_file():
-        for line in path.read_text().splitlines():
+        for line in path.read_bytes().decode("utf-8", "replace").split("\n"):
             try:
-                rec = json.loads(line)
-                done[(rec["id"], rec["strategy"])] = rec
-            except (json.JSONDecodeError, KeyError):
+                rec = ResultRecord.model_validate(json.loads(line)).model_dump()
+            except (ValueError, RecursionError):  # JSONDecodeError and ValidationError are ValueErrors
                 continue
+            if not rec.get("error"):
+                done[(rec["id"], rec["strategy"])] = rec
     return done
+
+
+def check_identity(out: Path, identity: dict[str, Any], resume: bool) -> None:
+    """Refuse to resume a run made with another model or other options; record this run's identity."""
+    path = out / "run.json"
+    wanted = json.loads(json.dumps(identity, default=str, sort_keys=True))
+    if resume and path.is_file():
+        try:
+            before = json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"{path} is unreadable ({e}); cannot tell what run to resume. Start a new run with "
+                              f"another --out.") from e
+        differ = sorted(k for k in set(before) | set(wanted) if before.get(k) != wanted.get(k))
+        if differ:
+            detail = "; ".join(f"{k}: {json.dumps(before.get(k))[:80]} then, {json.dumps(wanted.get(k))[:80]} now"
+                               for k in differ)
+            raise ConfigError(f"--resume: the run in {out} was made with other settings ({detail}). Use the same "
+                              f"settings, or another --out for a new run.")
+    tmp = path.with_name(f".run.json.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(wanted, indent=2, sort_keys=True))
+    os.replace(tmp, path)
 
 
 def run(index_for: Callable[[Question], Any], questions: list[Question], cfg: EvalConfig,
@@ -84,6 +130,7 @@ def run(index_for: Callable[[Question], Any], questions: list[Question], cfg: Ev
     done = load_done(results_path) if (results_path and cfg.resume) else {}
     if results_path:
         results_path.parent.mkdir(parents=True, exist_ok=True)
+        check_identity(results_path.parent, cfg.identity, cfg.resume)
         # Start afresh, or keep exactly the complete records (a line torn by an interruption is dropped).
         results_path.write_text("".join(json.dumps(r) + "\n" for r in done.values()))
     records = []

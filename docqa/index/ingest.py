@@ -13,9 +13,14 @@ is replaced; with ``sync`` files no longer under the given paths are removed. It
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import logging
+import os
+import stat
 import time
-from collections.abc import Callable
+import zipfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -37,6 +42,9 @@ class IngestConfig:
     rebuild: bool = False  # ignore the existing index and build a new version from scratch
     summaries: bool = False  # store a summary per document (needs a summarizer; the summarize strategy's fast path)
     extra_ignore: tuple[str, ...] = field(default=())  # glob patterns of files to skip
+    # Larger files are listed as skipped: splitting costs ~6 s and ~150 MB per MB of text on 2 cores, and a shared
+    # drive's 50 MB log file is rarely a document anyone asks about.
+    max_file_mb: float = 64.0
 
 
 class IngestProgress:
@@ -50,20 +58,89 @@ class IngestProgress:
     def summarized(self, name: str) -> None: ...
 
 
+def _walk(root: Path) -> Iterator[tuple[Path, str | None]]:
+    """Every non-folder entry under ``root`` in a stable order, with the reason it cannot be read (None if it can).
+
+    Symlinked folders are followed once (a loop back to a folder already visited is reported, not followed);
+    broken links, link loops, FIFOs, sockets and devices are reported and never opened (opening a FIFO blocks)."""
+    seen: set[tuple[int, int]] = set()
+    problems: list[tuple[Path, str]] = []
+
+    def unreadable(e: OSError) -> None:
+        problems.append((Path(e.filename or root), f"unreadable folder ({e.strerror})"))
+
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True, onerror=unreadable):
+        here = Path(dirpath)
+        try:
+            st = os.stat(here)
+        except OSError as e:
+            yield here, f"unreadable folder ({e.strerror})"
+            dirnames[:] = []
+            continue
+        if (st.st_dev, st.st_ino) in seen:
+            yield here, "symlink loop: this folder was already read through another path"
+            dirnames[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for f in sorted(filenames):
+            if not f.startswith("."):
+                path = here / f
+                yield path, _entry_problem(path)
+    yield from problems
+
+
+def _entry_problem(path: Path) -> str | None:
+    """Why ``path`` is not a regular file that can be read, or None."""
+    try:
+        st = os.stat(path)  # follows links
+    except FileNotFoundError:
+        return f"broken symlink (points to {os.readlink(path)!r})" if path.is_symlink() else "vanished while reading"
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "symlink loop"
+        return f"cannot stat ({e.strerror})"
+    if stat.S_ISREG(st.st_mode):
+        return None
+    kind = ("FIFO" if stat.S_ISFIFO(st.st_mode) else "socket" if stat.S_ISSOCK(st.st_mode)
+            else "device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "special file")
+    return f"not a regular file ({kind}); never opened"
+
+
+def display_name(rel: str) -> tuple[str, bool]:
+    """A file's name in the index: its path relative to the ingested root, as valid UTF-8. A name the file system
+    holds as undecodable bytes keeps its readable parts, with U+FFFD for the bad bytes. Returns (name, was_bad)."""
+    try:
+        rel.encode("utf-8")
+        return rel, False
+    except UnicodeEncodeError:
+        return rel.encode("utf-8", "surrogateescape").decode("utf-8", "replace"), True
+
+
 def _collect(paths: list[Path], ignore: tuple[str, ...]) -> tuple[dict[str, Path], list[FileOutcome]]:
-    """Map index-relative names to files; unsupported files are reported, not fatal."""
+    """Map index-relative names to files; unsupported or unreadable entries are reported, never fatal."""
     found: dict[str, Path] = {}
     skipped: list[FileOutcome] = []
     for root in paths:
-        if not root.exists():
-            raise IngestError(f"Path '{root}' does not exist. Pass a file or a folder of documents.")
-        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
-        for f in files:
-            rel = f.name if root.is_file() else str(f.relative_to(root))
-            if any(part.startswith(".") for part in Path(rel).parts) or any(f.match(g) for g in ignore):
+        if not os.path.lexists(root):
+            raise IngestError(f"Path '{display_name(str(root))[0]}' does not exist. Pass a file or a folder of "
+                              f"documents.")
+        if root.is_dir():
+            entries = list(_walk(root))
+        else:
+            entries = [(root, _entry_problem(root))]
+        for f, problem in entries:
+            rel, bad_name = display_name(f.name if not root.is_dir() else os.path.relpath(f, root))
+            if any(f.match(g) for g in ignore):
+                continue
+            if problem:
+                skipped.append(FileOutcome(rel, "skipped", problem))
                 continue
             if f.suffix.lower() not in SUPPORTED:
                 skipped.append(FileOutcome(rel, "skipped", f"unsupported type '{f.suffix or '(none)'}'"))
+                continue
+            if rel in found:  # two undecodable names that read the same
+                skipped.append(FileOutcome(rel, "skipped", "name clashes with another file once made valid UTF-8"))
                 continue
             found[rel] = f
     return found, skipped
@@ -76,17 +153,115 @@ def _extractors() -> dict:
     return {".html": HTMLTagReader(tag="body"), ".htm": HTMLTagReader(tag="body")}
 
 
-def read_file(path: Path, name: str) -> list[DocumentPart]:
-    """Extract text with llama-index's readers: one part per page for pdf, one part otherwise."""
+_TEXT = (".txt", ".md")
+_BOMS = ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"),
+         (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
+
+
+class Unreadable(Exception):
+    """A file that cannot be ingested, with the reason shown to the user."""
+
+
+def decode_text(data: bytes) -> str:
+    """Bytes of a text file as text: a BOM's encoding, else UTF-8, else Windows-1252 (the usual encoding of older
+    office text files), after checking the bytes are text at all. Raises :class:`Unreadable` for binary content."""
+    for bom, enc in _BOMS:
+        if data.startswith(bom):
+            try:
+                return data.decode(enc)
+            except UnicodeDecodeError as e:
+                raise Unreadable(f"starts with a {enc} byte-order mark but is not {enc} ({e.reason})") from e
+    head = data[:65536]
+    if b"\x00" in head:
+        even, odd = head[0::2].count(0) / len(head[0::2]), head[1::2].count(0) / max(1, len(head[1::2]))
+        if len(head) > 16 and max(even, odd) > 0.9 and min(even, odd) < 0.1:  # ASCII as UTF-16: every other byte 0
+            raise Unreadable("UTF-16 text without a byte-order mark; save it as UTF-8")
+        raise Unreadable("binary content (NUL bytes), not text")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        # Legacy 8-bit text has a few accented letters among ASCII; random bytes are half high bytes.
+        if sum(1 for b in head if b >= 0x80) > 0.3 * len(head):
+            raise Unreadable("binary content (not UTF-8, and too many non-ASCII bytes for legacy text)") from None
+        text = data.decode("cp1252", errors="replace")
+    sample = text[:65536]
+    controls = sum(1 for c in sample if (ord(c) < 32 and c not in "\t\n\r\f") or c == "\ufffd" or 0x7F <= ord(c) < 0xA0)
+    if sample and controls / len(sample) > 0.05:
+        raise Unreadable(f"binary content ({100 * controls / len(sample):.0f}% control bytes), not text")
+    return text
+
+
+def sniff(path: Path, suffix: str, size: int, max_bytes: int) -> None:
+    """Reject a file before any reader touches it when its size or first bytes show it cannot be what its name
+    says; readers given such files fail deep inside third-party code, or silently index garbage."""
+    if size == 0:
+        raise Unreadable("empty file")
+    if size > max_bytes:
+        raise Unreadable(f"{size / 2**20:.1f} MB, over the {max_bytes / 2**20:g} MB limit (raise --max-file-mb)")
+    with open(path, "rb") as f:
+        head = f.read(1024)
+    if suffix == ".pdf" and b"%PDF-" not in head:
+        raise Unreadable("not a PDF (no %PDF- header)")
+    if suffix == ".docx":
+        if not zipfile.is_zipfile(path):
+            raise Unreadable("not a Word document (.docx files are zip archives; this is not one)")
+        try:
+            with zipfile.ZipFile(path) as z:
+                if "word/document.xml" not in z.namelist():
+                    raise Unreadable("a zip archive without word/document.xml, not a Word document")
+        except (zipfile.BadZipFile, OSError, ValueError) as e:
+            raise Unreadable(f"damaged zip archive ({e})") from e
+
+
+def read_file(path: Path, name: str, max_bytes: int = 64 * 2**20) -> list[DocumentPart]:
+    """Extract text: one part per page for pdf, one part otherwise. Text files are decoded here (BOM, UTF-8,
+    Windows-1252; binary refused); pdf, docx and html go through llama-index's readers. Raises :class:`Unreadable`
+    with the reason for a file that cannot be read."""
+    suffix = path.suffix.lower()
+    sniff(path, suffix, path.stat().st_size, max_bytes)
+    if suffix in _TEXT:
+        text = decode_text(path.read_bytes()).replace("\x00", "").strip()
+        return [DocumentPart(name, 0, None, text)] if text else []
+    if suffix in (".html", ".htm"):
+        decode_text(path.read_bytes()[:65536])  # refuse binary garbage named .html before the parser sees it
     from llama_index.core import SimpleDirectoryReader
 
-    docs = SimpleDirectoryReader(input_files=[str(path)], file_extractor=_extractors(), raise_on_error=True).load_data()
+    logging.getLogger("pypdf").setLevel(logging.ERROR)  # its warnings about damaged files would litter the terminal
+    try:
+        docs = SimpleDirectoryReader(input_files=[str(path)], file_extractor=_extractors(),
+                                     raise_on_error=True).load_data()
+    except RecursionError as e:
+        raise Unreadable("nested too deeply for the reader (recursion limit)") from e
+    except Exception as e:  # noqa: BLE001 - any reader failure is this file's problem, reported with its reason
+        while e.__cause__ is not None or e.__context__ is not None:  # llama-index wraps the reader's own error
+            e = e.__cause__ or e.__context__
+        first = str(e).splitlines()[0] if str(e) else ""
+        raise Unreadable(f"the {suffix} reader failed: {type(e).__name__}: {first}"[:200]) from e
     parts = []
     for i, d in enumerate(docs):
         text = d.text.replace("\x00", "").strip()
         if text:
             parts.append(DocumentPart(name, i, d.metadata.get("page_label") if len(docs) > 1 else None, text))
     return parts
+
+
+# The splitter's memory grows ~150 bytes per character of one piece of text (measured: a 3 MB one-line file took
+# 0.9 GB); feeding it windows of at most this many characters, cut at a paragraph, line or space, bounds it.
+_SPLIT_WINDOW = 500_000
+
+
+def _windows(text: str, size: int = _SPLIT_WINDOW) -> Iterator[tuple[int, str]]:
+    start = 0
+    while start < len(text):
+        end = min(start + size, len(text))
+        if end < len(text):
+            for sep in ("\n\n", "\n", " "):
+                cut = text.rfind(sep, start + size // 2, end)
+                if cut > start:
+                    end = cut + len(sep)
+                    break
+        yield start, text[start:end]
+        start = end
 
 
 def split_parts(
@@ -99,12 +274,13 @@ def split_parts(
     splitter = SentenceSplitter(chunk_size=chunk_tokens, chunk_overlap=overlap, tokenizer=tokenize)
     chunks: list[Chunk] = []
     for part in parts:
-        nodes = splitter.get_nodes_from_documents([Document(text=part.text)])
-        for node in nodes:
-            text = node.get_content()
-            start = node.start_char_idx if node.start_char_idx is not None else part.text.find(text)
-            end = node.end_char_idx if node.end_char_idx is not None else start + len(text)
-            chunks.append(Chunk(0, part.file, len(chunks), text, start, end, part.page, len(tokenize(text))))
+        for offset, window in _windows(part.text):
+            for node in splitter.get_nodes_from_documents([Document(text=window)]):
+                text = node.get_content()
+                start = node.start_char_idx if node.start_char_idx is not None else window.find(text)
+                end = node.end_char_idx if node.end_char_idx is not None else start + len(text)
+                chunks.append(Chunk(0, part.file, len(chunks), text, offset + start, offset + end, part.page,
+                                    len(tokenize(text))))
     return chunks
 
 
@@ -156,24 +332,24 @@ def ingest(
         known = w.file_hashes()
         progress.files(len(found))
         pending: list[tuple[str, str, int, list[DocumentPart], list[Chunk]]] = []
+        max_bytes = int(config.max_file_mb * 2**20)
         for name, path in found.items():
-            data = path.read_bytes()
-            digest = hashlib.sha256(data).hexdigest()
-            if same_settings and known.get(name) == digest:
-                outcomes.append(FileOutcome(name, "skipped", "unchanged"))
-                progress.file_done(name, "skipped")
-                continue
             try:
-                parts = read_file(path, name)
-            except Exception as e:  # noqa: BLE001 - a bad file is reported and skipped, never fatal
-                outcomes.append(FileOutcome(name, "failed", f"unreadable: {type(e).__name__}: {e}"[:200]))
+                data = path.read_bytes() if path.stat().st_size <= max_bytes else b""
+                digest = hashlib.sha256(data).hexdigest()
+                if data and same_settings and known.get(name) == digest:
+                    outcomes.append(FileOutcome(name, "skipped", "unchanged"))
+                    progress.file_done(name, "skipped")
+                    continue
+                parts = read_file(path, name, max_bytes)
+                if not parts:
+                    raise Unreadable("no extractable text (a scanned pdf, or only whitespace?)")
+                chunks = split_parts(parts, tokenize, config.chunk_tokens, config.overlap)
+            except (Unreadable, OSError, MemoryError, RecursionError, UnicodeError, ValueError) as e:
+                reason = str(e) if isinstance(e, Unreadable) else f"{type(e).__name__}: {e}"
+                outcomes.append(FileOutcome(name, "failed", reason[:200]))
                 progress.file_done(name, "failed")
                 continue
-            if not parts:
-                outcomes.append(FileOutcome(name, "failed", "no extractable text (scanned pdf or empty file?)"))
-                progress.file_done(name, "failed")
-                continue
-            chunks = split_parts(parts, tokenize, config.chunk_tokens, config.overlap)
             pending.append((name, digest, len(data), parts, chunks))
             progress.file_done(name, "read")
         if not pending and not old:

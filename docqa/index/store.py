@@ -200,7 +200,8 @@ class IndexStore:
 
     def documents(self) -> list[DocumentPart]:
         """Every file's extracted text, in a stable order (file name, then page)."""
-        return [DocumentPart(*r) for r in self._rows("SELECT file, part, page, text FROM documents ORDER BY file, part")]
+        rows = self._rows("SELECT file, part, page, text FROM documents ORDER BY file, part")
+        return [DocumentPart(*r) for r in rows]
 
     def summaries(self) -> dict[str, str]:
         """Per-document summaries written by ``ingest --summaries`` (file → summary), in file order."""
