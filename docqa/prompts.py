@@ -55,15 +55,41 @@ LONG_CONTEXT_HEAD = "Context:\n"
 LONG_CONTEXT_TAIL = "\n\n"
 
 
-_REFUSALS = re.compile(
-    r"\b(i (do not|don t) know|not (mentioned|stated|provided|specified|available|found|in the (context|documents?))"
-    r"|no information|cannot (be )?(answer|determine|found)|unanswerable"
-    r"|does not (say|mention|contain|specify|provide))\b"
-)
+# What a decline refers to: the material the model was given. Only with such a referent do "not mentioned",
+# "does not contain" and the like decline; without it they are answers ("The X3 is not available in red.",
+# "The contract does not contain a license grant."). tests/test_refusal.py holds the table both ways.
+_REF = (r"(?:the |this |these |that |provided |given |above |available |supplied |retrieved )*"
+        r"(?:context|documents?|texts?|passages?|excerpts?|information|notes|materials?|sources?)\b")
+_VERB = (r"(?:say|says|mention|mentions|contain|contains|specify|specifies|provide|provides|include|includes|state|"
+         r"states|give|gives|discuss|address|indicate|list|describe|cover|answer|tell|have|mentioned)")
+_REFUSALS = re.compile("|".join([
+    r"\bi (?:do not|don t|dont) know\b",
+    r"\bi(?: m| am) (?:not sure|unsure|unable|not able)\b",
+    r"\b(?:i|we) (?:cannot|can t|can not|could not|couldn t|am unable to|was unable to|are unable to) "
+    r"(?:find|answer|determine|tell|say|locate|provide|see|identify)",
+    r"\b(?:cannot|can t|can not|could not|couldn t) be (?:determined|answered|inferred|deduced|established)\b",
+    r"\b(?:answer|information) (?:cannot|can t|could not|couldn t) be found\b",
+    r"\bunable to (?:answer|determine|find|locate|tell)\b",
+    r"\b(?:not enough|insufficient|no relevant|no specific) (?:information|details|data|context)\b",
+    r"\bthere (?:is|was) no (?:information|mention|data|details?|reference|indication)\b",
+    r"\bno (?:information|details) (?:about|on|regarding|in|is given|is provided|was provided|available)\b",
+    r"\b(?:makes|made|is) no (?:mention|reference)\b|\bno mention (?:of|about|is made)\b",
+    rf"\b{_REF} (?:does not|doesn t|do not|don t|did not|didn t) (?:(?:appear|seem) to )?{_VERB}\b",
+    rf"\bnone of the {_REF} {_VERB}\b",
+    r"\bnot (?:mentioned|stated|specified|provided|given|included|found|listed|available|discussed|addressed|"
+    rf"covered|present|indicated|described|clear|known) (?:in|by|within|from) {_REF}",
+    rf"\b(?:unclear|not clear) (?:from|in|based on) {_REF}",
+    rf"\banswer (?:is|was) not (?:in|found in|contained in|part of|present in|available in) {_REF}",
+    r"\bnot (?:possible|able) to (?:answer|determine|say|tell|know)\b",
+    r"\bunanswerable\b|\bnothing relevant\b",
+    r"^\W*(?:unknown|not (?:mentioned|stated|specified|provided|available|given|known)|n a|na|none given|"
+    r"no answer|no information)\W*$",
+]))
 
 
 def is_refusal(answer: str) -> bool:
-    """True when an answer declines ("I don't know.", "not mentioned in the context", …). Used by the auto strategy
-    to route, and by evaluation to score questions whose answer is not in the corpus."""
-    text = answer.lower().replace("’", "'").replace("'", " ")
+    """True when an answer declines ("I don't know.", "not mentioned in the context", …) rather than answering.
+    Used by the auto strategy to route, by chains to drop empty notes, and by evaluation to score questions whose
+    answer is not in the corpus. A table of phrasings, both ways, pins it (tests/test_refusal.py)."""
+    text = re.sub(r"[’'`/]", " ", answer.lower()).strip()
     return bool(_REFUSALS.search(text))

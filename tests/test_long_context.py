@@ -69,7 +69,15 @@ def test_prefix_saved_under_the_index_and_invalidated_when_it_changes(idx, small
 
 def test_too_long_question_is_an_error_not_a_truncation(idx):
     with pytest.raises(ContextTooLong, match="max_question_tokens"):
-        idx.ask("why " * 300 + "?", "lc")
+        idx.ask("w? " * 200, "lc")  # 600 characters, 400 tokens: under the character bound, over the token one
+
+
+def test_a_huge_question_is_refused_before_any_model_call(idx):
+    from docqa.errors import ConfigError
+
+    for strategy in ("rag", "lc", "summarize", "auto"):
+        with pytest.raises(ConfigError, match="characters long"):
+            idx.ask("why " * 30_000 + "?", strategy)
 
 
 def test_corpus_over_the_limit_names_its_size_and_the_alternatives(idx):

@@ -139,4 +139,43 @@ def test_questions_longer_than_the_reserved_room_are_refused(idx):
     from docqa.errors import ContextTooLong
 
     with pytest.raises(ContextTooLong, match="max_question_tokens"):
-        _ask(idx, "map-reduce", 900, question="Why " * 300 + "?")
+        _ask(idx, "map-reduce", 900, question="w? " * 200)
+
+
+class VerboseGenerator(__import__("tests.fakes").fakes.ExtractiveGenerator):
+    """Never says "nothing relevant" and always writes its whole budget: the worst case for merging."""
+
+    def generate(self, prompt, max_new_tokens=128, **kw):
+        out = super().generate(prompt, max_new_tokens, **kw)
+        out.text = " ".join(["fact"] * max_new_tokens)
+        out.completion_tokens = max_new_tokens
+        return out
+
+
+@pytest.fixture
+def verbose(idx):
+    from docqa import generator as generator_mod
+
+    generator_mod.GENERATORS.register("verbose", lambda spec, model, cfg: VerboseGenerator(spec), replace=True)
+    yield docqa.open_index("t", model="verbose:x")
+    generator_mod.GENERATORS.unregister("verbose")
+    for key in [k for k in generator_mod._LOADED if k[0].startswith("verbose")]:
+        del generator_mod._LOADED[key]
+
+
+@pytest.mark.parametrize("chain", ["map-reduce", "tree", "refine", "summaries"])
+def test_chains_terminate_when_every_note_is_as_long_as_allowed(verbose, chain):
+    """The case that looped forever: notes that never shrink in a small window, no --max-calls."""
+    chunks = len(verbose.corpus.store.chunks())
+    ans = verbose.ask("What is the nightly hotel cap?", "summarize", chain=chain, summary_window=900,
+                      max_new_tokens=128)
+    assert ans.calls <= 2 * chunks + 2  # a first pass of at most one call per chunk, then a halving reduce
+
+
+@pytest.mark.parametrize("chain", ["map-reduce", "summaries"])
+def test_a_window_that_cannot_hold_two_notes_is_refused_with_the_fix(verbose, chain):
+    from docqa.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="Raise --summary-window .* or lower --max-new-tokens"):
+        verbose.ask("What is the nightly hotel cap?", "summarize", chain=chain, summary_window=380,
+                    max_new_tokens=128)

@@ -32,6 +32,8 @@ def ask_cmd(
     chain: Annotated[str, typer.Option(
         help="summarize: map-reduce, refine, tree, summaries, or llama-index's li-tree / li-refine.")] = "map-reduce",
     max_calls: Annotated[Optional[int], typer.Option(help="summarize: stop past this many model calls.")] = None,
+    summary_window: Annotated[Optional[int], typer.Option(help="summarize: tokens per call [default: the model's "
+                                                                 "trained window].")] = None,
     max_new_tokens: Annotated[int, typer.Option(help="Answer budget in tokens.")] = 96,
     model: Annotated[Optional[str], typer.Option(help="Generator: HF id, local folder or .gguf.")] = None,
     embedder: Annotated[Optional[str], typer.Option(help="Embedder (must match the index's).")] = None,
@@ -46,7 +48,8 @@ def ask_cmd(
     idx = api.open_index(index, root=root, embedder=embedder, model=model, device=device)
     names = STRATEGIES.names() if strategy == "all" else [STRATEGIES.canonical(s) for s in strategy.split(",")]
     options = dict(top_k=top_k, rope=rope, rope_factor=rope_factor, max_context=max_context, truncate=truncate,
-                   cache_prefix=cache_prefix, max_new_tokens=max_new_tokens, chain=chain, max_calls=max_calls)
+                   cache_prefix=cache_prefix, max_new_tokens=max_new_tokens, chain=chain, max_calls=max_calls,
+                   summary_window=summary_window)
     answers = {}
     for name in names:
         with _progress(name, disabled=json_out) as progress:

@@ -39,10 +39,25 @@ class AskConfig:
         q = (question or "").strip()
         if not q:
             raise ConfigError("The question is empty. Ask something, e.g. docqa ask \"What is the refund policy?\"")
+        # A question is bounded before any model sees it: ~4 characters a token, so this is about the
+        # max_question_tokens every strategy reserves room for (a 120 KB "question" once ran unbounded).
+        limit = 4 * self.max_question_tokens
+        if len(q) > limit:
+            raise ConfigError(f"The question is {len(q):,} characters long; docqa takes questions of up to {limit:,} "
+                              f"characters (max_question_tokens {self.max_question_tokens}). Ask a shorter question; "
+                              f"put long material into a document and ingest it.")
         if self.top_k < 1:
             raise ConfigError(f"--top-k must be at least 1, got {self.top_k}.")
         if self.max_new_tokens < 1:
             raise ConfigError(f"--max-new-tokens must be at least 1, got {self.max_new_tokens}.")
+        if self.max_calls is not None and self.max_calls < 1:
+            raise ConfigError(f"--max-calls must be at least 1, got {self.max_calls}.")
+        if self.summary_window is not None and self.summary_window < 256:
+            raise ConfigError(f"--summary-window must be at least 256 tokens, got {self.summary_window}.")
+        if self.max_context is not None and self.max_context < 256:
+            raise ConfigError(f"--max-context must be at least 256 tokens, got {self.max_context}.")
+        if self.rope_factor is not None and not self.rope_factor >= 1:
+            raise ConfigError(f"--rope-factor must be at least 1 (1 = no stretching), got {self.rope_factor}.")
         return q
 
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 from .. import prompts
 from ..corpus import Corpus
-from ..errors import BudgetExceeded, ContextTooLong
+from ..errors import BudgetExceeded, ConfigError, ContextTooLong
 from ..prefix_cache import prefix_key
 from ..records import Answer, Chunk, Source
 from ..registry import Registry
@@ -156,18 +156,43 @@ def _chunk_blocks(chunks: list[Chunk]) -> list[str]:
 
 
 def _reduce(run: ChainRun, notes: list[str]) -> str:
-    """Merge notes into one answer, in further rounds while they do not fit one window."""
+    """Merge notes into one answer, in further rounds while they do not fit one window.
+
+    Terminates: a merged note is at most ``max_new_tokens`` long, and the window is required to hold two of them,
+    so from the second round on every round at least halves the notes; a round that does not shrink them is
+    stopped with the fix instead of looping."""
+    answer_user = lambda body: f"Notes:\n{body}\n\n{prompts.question_block(run.question)}"  # noqa: E731
+    merge_user = lambda body: _merge_user(run.question, body)  # noqa: E731
+    room = run.room(merge_user(""))
+    stalled = 0
     while True:
-        answer_user = lambda body: f"Notes:\n{body}\n\n{prompts.question_block(run.question)}"  # noqa: E731
         groups = run.pack(notes, run.room(answer_user("")))
         if len(groups) == 1:
             return run.call("reduce", answer_user("\n\n".join(notes)))
-        merge_user = lambda body: (f"Notes:\n{body}\n\n{prompts.question_block(run.question)}\n\nCombine these "  # noqa: E731
-                                   f"notes into fewer sentences, keeping every fact that helps answer the question.")
-        room = run.room(merge_user(""))
+        before = (len(notes), sum(run.gen.count_tokens(notes)))
         notes = [run.call("reduce", merge_user("\n\n".join(notes[i] for i in g)), stop=prompts.NOTES_STOP)
                  for g in run.pack(notes, room)]
         notes = [n for n in notes if _relevant(n)] or [prompts.NO_ANSWER]
+        after = (len(notes), sum(run.gen.count_tokens(notes)))
+        stalled = stalled + 1 if after[0] >= before[0] and after[1] >= before[1] else 0
+        if stalled >= 2:  # two rounds without fewer or shorter notes: more rounds would not converge
+            raise ContextTooLong(f"The reduce step stopped making progress ({after[0]} notes of {after[1]} tokens). "
+                                 f"Raise --summary-window or lower --max-new-tokens.", after[1], room)
+
+
+def _merge_user(question: str, body: str) -> str:
+    return (f"Notes:\n{body}\n\n{prompts.question_block(question)}\n\nCombine these notes into fewer sentences, "
+            f"keeping every fact that helps answer the question.")
+
+
+def _need_two(run: ChainRun) -> None:
+    """A merge prompt must hold two answers of ``max_new_tokens``, or merging never ends: checked before any call."""
+    room = run.room(_merge_user(run.question, ""))
+    if room < 2 * (run.cfg.max_new_tokens + 2):
+        raise ConfigError(
+            f"A merge call of the {run.cfg.chain} chain has room for {max(room, 0)} tokens of notes, less than two "
+            f"answers of --max-new-tokens {run.cfg.max_new_tokens}, so notes could never be combined. Raise "
+            f"--summary-window (now {run.window}) or lower --max-new-tokens.")
 
 
 def map_reduce(run: ChainRun, chunks: list[Chunk]) -> tuple[str, set[str]]:
@@ -273,7 +298,11 @@ def summarize_text(gen, name: str, text: str, window: int, max_new_tokens: int =
                 f"numbers and dates.")
 
     room = window - len(gen.encode(gen.chat(SUMMARY_SYSTEM, template("")))) - max_new_tokens - _SAFETY
+    if room < 2 * (max_new_tokens + 2):  # two summaries must fit one call, or combining them never ends
+        raise ConfigError(f"Summaries need a window that holds two summaries of {max_new_tokens} tokens with the "
+                          f"prompt; {window} tokens leave room for {max(room, 0)}. Use a model with a larger window.")
     pieces = [p for p in re.split(r"\n\s*\n", text) if p.strip()]
+    stalled = 0
     while True:
         parts, current, used = [], [], 0
         for piece, n in zip(pieces, gen.count_tokens(pieces)):
@@ -292,6 +321,10 @@ def summarize_text(gen, name: str, text: str, window: int, max_new_tokens: int =
         summaries = [call(template("\n\n".join(p))) for p in parts]
         if len(summaries) == 1:
             return summaries[0], calls
+        stalled = stalled + 1 if len(summaries) >= len(pieces) else 0
+        if stalled >= 2:  # cannot happen with the room check above; a guard against a tokenizer that disagrees
+            raise ContextTooLong(f"Summarizing {name} stopped making progress ({len(summaries)} parts).",
+                                 len(summaries), room)
         pieces = summaries
 
 
@@ -319,6 +352,7 @@ def ask(corpus: Corpus, question: str, cfg: AskConfig) -> Answer:
     gen = corpus.generator()
     window = min(cfg.summary_window or gen.trained_window, gen.trained_window)
     run = ChainRun(corpus, question, cfg, gen, window)
+    _need_two(run)
     text, used = chain(run, corpus.store.chunks())
     stage_tokens = {f"{k}_prompt": int(v["prompt_tokens"]) for k, v in run.stages.items()}
     return Answer(

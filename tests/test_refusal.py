@@ -1,0 +1,103 @@
+"""The refusal detector, pinned on real phrasings both ways, and auto's routing driven by it."""
+
+from __future__ import annotations
+
+import pytest
+
+import docqa
+from docqa import generator as generator_mod
+from docqa.prompts import is_refusal
+from tests.conftest import FAKE_EMBEDDER, FAKE_MODEL
+from tests.fakes import ExtractiveGenerator
+
+# Declines, as small and large chat models phrase them (SmolLM2, Llama, Qwen, GPT answers collected while evaluating).
+REFUSALS = [
+    "I don't know.", "I do not know.", "I don’t know the answer.", "I'm not sure.", "I am not sure about that.",
+    "I am unable to answer that from the context.", "I cannot answer this question based on the provided context.",
+    "I can't find that information in the documents.", "I could not find the answer in the passages.",
+    "The context does not mention the parking fee.", "The context doesn't say how many days.",
+    "The provided text does not contain this information.", "The documents do not specify the amount.",
+    "The document does not include information about bonuses.", "This cannot be determined from the context.",
+    "The answer cannot be determined.", "It cannot be answered from the given information.",
+    "There is no information about the CEO in the context.", "There is no mention of a deadline.",
+    "No mention of pets is made.", "The context makes no mention of it.", "Not mentioned.",
+    "Not mentioned in the context.", "This is not stated in the documents.",
+    "The amount is not specified in the provided text.", "That information is not provided in the context.",
+    "The answer is not in the context.", "The answer is not found in the documents.", "Unknown.", "N/A",
+    "The question is unanswerable from the context.", "Unanswerable.", "There is not enough information to answer.",
+    "Insufficient information to determine the answer.", "It is not possible to determine this from the context.",
+    "I'm sorry, but I cannot find that in the documents.", "Sorry, the context does not provide that.",
+    "The passages do not address this question.", "The information is not available in the context.",
+    "The context does not appear to mention a refund policy.", "None of the documents mention the office address.",
+    "The given information does not indicate the price.", "NOTHING RELEVANT", "The notes do not contain the answer.",
+    "It is unclear from the context.", "The context does not provide enough information to answer the question.",
+    "The text does not state when the office opens.", "No information is provided about the vendor.",
+    "The answer cannot be found in the excerpts.", "We could not determine the figure from the sources.",
+]
+
+# Answers that carry the answer, some with words a loose detector would take for a decline.
+ANSWERS = [
+    "The X3 is not available in red.", "It is not available to all tribal governments.",
+    "The contract does not contain a license grant.", "No, employees do not get paid overtime.",
+    "Meals are not provided on flights shorter than 4 hours.", "Unknown callers must be reported to security.",
+    "The budget cannot be exceeded without approval.", "Information about salaries is confidential.",
+    "There is no limit on sick days.", "No information is shared with third parties without consent.",
+    "The deadline is not specified in days but in weeks.", "Revenue was not given as a figure; it grew 12%.",
+    "Not applicable to contractors.", "The employee does not need to provide a doctor's note.",
+    "It is not possible to carry over more than 5 days.", "The nightly hotel cap is 180 euros.",
+    "30 days.", "The probation period is six months.", "The CEO is Hank Scorpio.",
+    "Sick leave is not counted as vacation.", "The office is not open on Sundays.",
+    "Passwords must not be shared with anyone.", "The warranty does not cover water damage.",
+    "Badges that are not returned are deactivated.", "The report states revenue of 4.2 million.",
+    "The policy is not known to apply abroad, so travel rules apply.", "Employees cannot be found liable for theft.",
+    "The model is not mentioned by name but as the X-series.", "The manager is unable to approve expenses alone.",
+    "The text message must be sent within 24 hours.", "No details of the merger were made public until March.",
+    "Contractors have no access to the payroll system.", "The document must be signed by both parties.",
+    "Laptops are not provided to interns.", "Remote work is not allowed during probation.",
+    "The information desk is on floor 2.", "The source code is kept in the private repository.",
+    "Visitors do not need an escort in the lobby.", "The note must mention the project code.",
+    "Yes, the context is clear: 12 rockets were sold.", "The passage of the bill took three months.",
+]
+
+
+def test_table_is_large_enough():
+    assert len(REFUSALS) >= 40 and len(ANSWERS) >= 40
+
+
+@pytest.mark.parametrize("text", REFUSALS)
+def test_declines_are_refusals(text):
+    assert is_refusal(text), text
+
+
+@pytest.mark.parametrize("text", ANSWERS)
+def test_answers_are_not_refusals(text):
+    assert not is_refusal(text), text
+
+
+class CannedGenerator(ExtractiveGenerator):
+    """Answers RAG prompts with a fixed text, and long-context prompts with 'from the whole corpus'."""
+
+    canned = "I don't know."
+
+    def _answer(self, prompt: str) -> str:
+        return "from the whole corpus" if "=== Document:" in prompt else self.canned
+
+
+@pytest.fixture
+def canned(small_docs):
+    docqa.ingest(small_docs, "t", embedder=FAKE_EMBEDDER, model=FAKE_MODEL)
+    generator_mod.GENERATORS.register("canned", lambda spec, model, cfg: CannedGenerator(spec), replace=True)
+    yield docqa.open_index("t", model="canned:x")
+    generator_mod.GENERATORS.unregister("canned")
+    for key in [k for k in generator_mod._LOADED if k[0].startswith("canned")]:
+        del generator_mod._LOADED[key]
+
+
+def test_auto_routes_exactly_the_declines(canned):
+    gen = canned.corpus.generator()
+    for text, routed in [(t, True) for t in REFUSALS] + [(t, False) for t in ANSWERS]:
+        gen.canned = text
+        ans = canned.ask("What is the nightly hotel cap?", "auto")
+        assert (ans.details["route"] == "long-context") is routed, text
+        assert ans.text == ("from the whole corpus" if routed else text)
+        assert ans.calls == (2 if routed else 1)
