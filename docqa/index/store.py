@@ -128,6 +128,20 @@ class DocumentPart:
     text: str
 
 
+def open_version(path: Path, index: str):
+    """(manifest, read-only SQLite connection, FAISS index) of one version folder, every failure an
+    :class:`IndexCorrupt`. Nothing is verified beyond readability and the FAISS checksum; see :func:`verify`."""
+    manifest = read_manifest(path, index)
+    if not (path / "index.sqlite").is_file():
+        raise corrupt(index, f"{path.name}/index.sqlite is missing")
+    vectors = load_vectors(path, index, manifest)
+    try:
+        db = sqlite3.connect(f"file:{path / 'index.sqlite'}?mode=ro", uri=True, check_same_thread=False)
+    except sqlite3.Error as e:
+        raise corrupt(index, f"{path.name}/index.sqlite cannot be opened ({e})") from e
+    return manifest, db, vectors
+
+
 def _shared_lock(path: Path) -> int:
     """A shared flock on a version folder, held by a reader: pruning skips folders so held."""
     fd = os.open(path, os.O_RDONLY)
@@ -156,12 +170,8 @@ class IndexStore:
             os.close(self._fd)
         self.path = path
         try:
-            self._manifest = read_manifest(path, name)
+            self._manifest, self.db, self.faiss_index = open_version(path, name)
             self.manifest: dict[str, Any] = self._manifest.model_dump()
-            if not (path / "index.sqlite").is_file():
-                raise corrupt(name, f"{path.name}/index.sqlite is missing")
-            self.db = sqlite3.connect(f"file:{path / 'index.sqlite'}?mode=ro", uri=True, check_same_thread=False)
-            self.faiss_index = load_vectors(path, name, self._manifest)
             verify(path, name, self._manifest, self.db, self.faiss_index, full=False)
         except BaseException:
             self.close()
@@ -256,16 +266,11 @@ def check_index(name: str, root: Path) -> CheckReport:
     fd = _shared_lock(path)
     try:
         try:
-            manifest = read_manifest(path, name)
-            report.add("manifest valid", True)
-            if not (path / "index.sqlite").is_file():
-                raise corrupt(name, f"{path.name}/index.sqlite is missing")
-            vectors = load_vectors(path, name, manifest)
-            report.add("vectors.faiss loads and matches its checksum", True)
+            manifest, db, vectors = open_version(path, name)
+            report.add("files readable, vectors.faiss matches its checksum", True)
         except IndexCorrupt as e:
             report.add("files readable", False, str(e).split(": ", 1)[-1].split(". Nothing")[0])
             return report
-        db = sqlite3.connect(f"file:{path / 'index.sqlite'}?mode=ro", uri=True)
         try:
             verify(path, name, manifest, db, vectors, full=True, report=report)
         finally:
@@ -327,9 +332,7 @@ class IndexWriter:
         self.old_manifest: dict[str, Any] = {}
         base_vectors = None
         if previous is not None:
-            manifest = read_manifest(previous, self.name)
-            base_vectors = load_vectors(previous, self.name, manifest)
-            db = sqlite3.connect(f"file:{previous / 'index.sqlite'}?mode=ro", uri=True)
+            manifest, db, base_vectors = open_version(previous, self.name)
             try:  # never build on damage: the base is checked as fully as `docqa check` does
                 verify(previous, self.name, manifest, db, base_vectors, full=True)
             finally:
