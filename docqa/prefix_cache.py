@@ -8,6 +8,7 @@ safetensors stores only tensors and a string→string header: loading it never e
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -40,14 +41,24 @@ def save(path: Path, cache: Any, meta: dict[str, str]) -> None:
 
 
 def load(path: Path, config: Any, device: str) -> tuple[Any, dict[str, str]] | None:
-    """A DynamicCache rebuilt from ``path``, with its metadata; None when there is no such file."""
+    """A DynamicCache rebuilt from ``path``, with its metadata; None when there is no such file, or when the file is
+    damaged or does not fit the model (it is a cache: it is removed and rebuilt, never trusted)."""
     if not path.is_file():
         return None
     from safetensors import safe_open
     from transformers import DynamicCache
 
-    with safe_open(str(path), framework="pt", device=device) as f:
-        meta = f.metadata() or {}
-        n = sum(1 for k in f.keys() if k.startswith("k"))
-        data = [(f.get_tensor(f"k{i}"), f.get_tensor(f"v{i}")) for i in range(n)]
+    try:
+        with safe_open(str(path), framework="pt", device=device) as f:
+            meta = f.metadata() or {}
+            n = sum(1 for k in f.keys() if k.startswith("k"))
+            data = [(f.get_tensor(f"k{i}"), f.get_tensor(f"v{i}")) for i in range(n)]
+        layers = getattr(config, "num_hidden_layers", n)
+        if n != layers or any(k.shape != v.shape or k.dim() != 4 or k.shape[2] != data[0][0].shape[2]
+                              for k, v in data):
+            raise ValueError(f"{n} layers of mismatched shapes for a {layers}-layer model")
+    except Exception:  # noqa: BLE001 - safetensors raises its own error types for damaged files
+        with contextlib.suppress(OSError):
+            path.unlink()
+        return None
     return DynamicCache(ddp_cache_data=data, config=config), meta

@@ -167,3 +167,15 @@ def test_grouped_attention_matches_sdpa(tmp_path):
             b = ours(input_ids=ids[:, s:e], use_cache=True, **{gen_cache_kw(ours): c_ours}).logits
             assert (a - b).abs().max().item() <= 1e-4
         assert (ref(input_ids=ids[:, :20]).logits - ours(input_ids=ids[:, :20]).logits).abs().max().item() <= 1e-4
+
+
+def test_a_damaged_saved_prefix_is_a_cache_miss_and_is_removed(gen, tmp_path):
+    prefix = _ids(60, seed=6)
+    plan = plan_for("none", gen.rope_model(), 100)
+    path = tmp_path / "p" / "x.safetensors"
+    gen.save_prefix(gen.prefill_prefix(prefix, plan), path)
+    data = path.read_bytes()
+    for damaged in (data[: len(data) // 2], b"\0" * len(data), data[:8] + b"{garbage" + data[16:]):
+        path.write_bytes(damaged)
+        assert gen.load_prefix(path, prefix, plan) is None
+        assert not path.exists()

@@ -99,6 +99,8 @@ def test_every_corruption_is_detected_never_served(two_versions, case):
     r = CliRunner().invoke(app, ["ask", "hotel cap?", "--index", "t", "--root", str(root), "--model", FAKE_MODEL])
     assert r.exit_code == 1 and "Traceback" not in r.output and "--rebuild" in r.output
     assert CliRunner().invoke(app, ["check", "t", "--root", str(root)]).exit_code == 1
+    r = CliRunner().invoke(app, ["list", "--root", str(root)])
+    assert r.exit_code == 0 and "Traceback" not in r.output
     _ingest(docs, root, rebuild=True)  # the fix the message names works
     assert _ask(root).sources
     _assert_clean(home)
