@@ -396,7 +396,8 @@ class TransformersGenerator:
             return None
         return PrefixState(list(ids), plan, cache, 0.0, {"loaded_from": str(path)})
 
-    def tail_logprobs(self, ids: list[int], plan: RopePlan, tail: int) -> "torch.Tensor":
+    def tail_logprobs(self, ids: list[int], plan: RopePlan, tail: int,
+                      progress: ProgressFn | None = None) -> "torch.Tensor":
         """Log-probabilities of the last ``tail`` tokens of ``ids``, each given everything before it (perplexity).
 
         The head is prefilled in chunks through the decoder body only; LM-head logits are computed for the tail
@@ -417,12 +418,16 @@ class TransformersGenerator:
             for start in range(0, head, step):
                 end = min(start + step, head)
                 self.model.model(input_ids=t[:, start:end], use_cache=True, **{self._cache_kw: cache})
+                if progress:
+                    progress(end, len(ids))
             out = []
             for start in range(head, len(ids) - 1, step):
                 end = min(start + step, len(ids) - 1)
                 logits = self.model(input_ids=t[:, start:end], use_cache=True, **{self._cache_kw: cache}).logits
                 logp = torch.log_softmax(logits[0].float(), -1)
                 out.append(logp.gather(1, t[0, start + 1 : end + 1, None])[:, 0])
+                if progress:
+                    progress(end + 1, len(ids))
             return torch.cat(out)
 
 

@@ -24,7 +24,7 @@ def ask_cmd(
     rope: Annotated[str, typer.Option(help="long-context: yarn, dynamic, ntk, linear or none.")] = "yarn",
     rope_factor: Annotated[Optional[float], typer.Option(help="long-context: rope scale (default: length ÷ "
                                                                "trained window).")] = None,
-    max_context: Annotated[Optional[int], typer.Option(help="long-context: token limit [default: 4× the trained "
+    max_context: Annotated[Optional[int], typer.Option(help="long-context: token limit \\[default: 4× the trained "
                                                               "window].")] = None,
     truncate: Annotated[bool, typer.Option(help="long-context: keep the most relevant documents that fit.")] = False,
     cache_prefix: Annotated[bool, typer.Option(help="long-context: save the document KV cache under the index.")]
@@ -32,13 +32,13 @@ def ask_cmd(
     chain: Annotated[str, typer.Option(
         help="summarize: map-reduce, refine, tree, summaries, or llama-index's li-tree / li-refine.")] = "map-reduce",
     max_calls: Annotated[Optional[int], typer.Option(help="summarize: stop past this many model calls.")] = None,
-    summary_window: Annotated[Optional[int], typer.Option(help="summarize: tokens per call [default: the model's "
+    summary_window: Annotated[Optional[int], typer.Option(help="summarize: tokens per call \\[default: the model's "
                                                                  "trained window].")] = None,
     max_new_tokens: Annotated[int, typer.Option(help="Answer budget in tokens.")] = 96,
     model: Annotated[Optional[str], typer.Option(help="Generator: HF id, local folder or .gguf.")] = None,
     embedder: Annotated[Optional[str], typer.Option(help="Embedder (must match the index's).")] = None,
-    device: Annotated[Optional[str], typer.Option(help="cpu or cuda [default: cuda when present].")] = None,
-    root: Annotated[Optional[Path], typer.Option(help="Folder of indexes [default: ./indexes].")] = None,
+    device: Annotated[Optional[str], typer.Option(help="cpu or cuda \\[default: cuda when present].")] = None,
+    root: Annotated[Optional[Path], typer.Option(help="Folder of indexes \\[default: ./indexes].")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Answer a question from an index with one strategy, or with all of them side by side."""

@@ -34,7 +34,7 @@ def eval_cmd(
     summary_window: Annotated[Optional[int], typer.Option(help="summarize: tokens per call.")] = None,
     max_new_tokens: Annotated[int, typer.Option(help="Answer budget in tokens.")] = 96,
     model: Annotated[Optional[str], typer.Option(help="Generator: HF id, local folder or .gguf.")] = None,
-    root: Annotated[Optional[Path], typer.Option(help="Folder of indexes [default: ./indexes].")] = None,
+    root: Annotated[Optional[Path], typer.Option(help="Folder of indexes \\[default: ./indexes].")] = None,
 ) -> None:
     """Evaluate strategies on a question set: accuracy, latency and tokens per strategy."""
     from .. import api

@@ -25,7 +25,7 @@ def ingest_cmd(
                                                                  "generator; for --chain summaries).")] = False,
     embedder: Annotated[Optional[str], typer.Option(help="Embedder: HF id or local folder.")] = None,
     model: Annotated[Optional[str], typer.Option(help="Generator whose tokenizer sizes chunks.")] = None,
-    root: Annotated[Optional[Path], typer.Option(help="Folder of indexes [default: ./indexes].")] = None,
+    root: Annotated[Optional[Path], typer.Option(help="Folder of indexes \\[default: ./indexes].")] = None,
     max_file_mb: Annotated[float, typer.Option(help="Skip (and list) files larger than this.")] = 64.0,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:

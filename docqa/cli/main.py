@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import ask, evaluate, ingest, manage
+from . import ask, bench, evaluate, ingest, manage
 
 app = typer.Typer(
     name="docqa",
@@ -18,6 +18,7 @@ app.command("ask")(ask.ask_cmd)
 app.command("eval")(evaluate.eval_cmd)
 app.command("list")(manage.list_cmd)
 app.command("check")(manage.check_cmd)
+app.add_typer(bench.bench_app, name="bench")
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ from .common import friendly, out
 
 @friendly
 def list_cmd(
-    root: Annotated[Optional[Path], typer.Option(help="Folder of indexes [default: ./indexes].")] = None,
+    root: Annotated[Optional[Path], typer.Option(help="Folder of indexes \\[default: ./indexes].")] = None,
 ) -> None:
     """List indexes with their files, chunks, tokens and embedder (read from manifests; `docqa check` verifies)."""
     from .. import api
@@ -36,7 +36,7 @@ def list_cmd(
 @friendly
 def check_cmd(
     index: Annotated[str, typer.Argument(help="Index to verify.")],
-    root: Annotated[Optional[Path], typer.Option(help="Folder of indexes [default: ./indexes].")] = None,
+    root: Annotated[Optional[Path], typer.Option(help="Folder of indexes \\[default: ./indexes].")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Verify an index fully: checksums, SQLite integrity, chunk and vector counts and ids. Exit 1 when damaged."""
