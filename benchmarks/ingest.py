@@ -76,7 +76,7 @@ def main() -> None:
     if not files:
         raise SystemExit(f"No essays under {HAYSTACK}.")
     from docqa.embedder import load_embedder
-    from docqa.generator import load_tokenizer
+    from docqa.generators import load_tokenizer
 
     emb = load_embedder()  # load models first: both sides are timed warm
     load_tokenizer()

@@ -126,7 +126,7 @@ def main():
 
     import torch
 
-    from docqa.generator import load_generator
+    from docqa.generators import load_generator
 
     old = OUT / "long_context.json"
     results = json.loads(old.read_text()) if old.exists() else {}

@@ -36,7 +36,7 @@ OUT = ROOT / "benchmarks" / "out"
 
 def _setup_fakes():
     from docqa import embedder as em
-    from docqa import generator as gm
+    from docqa import generators as gm
     from tests import conftest as c
 
     em.EMBEDDERS.register("fake", c.fake_embedder, replace=True)

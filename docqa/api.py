@@ -14,7 +14,7 @@ from typing import Any
 from .corpus import Corpus
 from .embedder import load_embedder
 from .errors import ConfigError, DocQAError
-from .generator import GeneratorConfig, load_tokenizer
+from .generators import GeneratorConfig, load_tokenizer
 from .index import store as _store
 from .index.ingest import IngestConfig, IngestProgress
 from .index.ingest import ingest as _ingest
@@ -59,7 +59,7 @@ def ingest(
                        max_file_mb=max_file_mb)
     summarizer = None
     if summaries:
-        from .generator import load_generator
+        from .generators import load_generator
         from .strategies.summarize import summarize_text
 
         gen = load_generator(GeneratorConfig(model=tokenizer_spec))
@@ -251,7 +251,7 @@ def bench_rope(
     :class:`docqa.bench.rope_ppl.RopeBenchResult`."""
     from .bench.common import read_text
     from .bench.rope_ppl import RopeBenchConfig, run_rope
-    from .generator import load_generator
+    from .generators import load_generator
 
     body, desc = read_text(Path(text) if text is not None else None)
     cfg = RopeBenchConfig(lengths=lengths, methods=methods, tail=tail, samples=samples, fresh=fresh,
@@ -281,7 +281,7 @@ def bench_needle(
     (``docqa bench needle``). Returns a :class:`docqa.bench.needle.NeedleBenchResult`."""
     from .bench import needle as nb
     from .bench.common import read_text
-    from .generator import load_generator
+    from .generators import load_generator
 
     if needle is not None and answer is None:
         raise ConfigError("With --needle, say what counts as found with --answer (a string the needle holds).")

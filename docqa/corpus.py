@@ -14,7 +14,7 @@ from typing import Any
 
 from .embedder import Embedder, load_embedder, parse_spec
 from .errors import EmbedderMismatch
-from .generator import Generator, GeneratorConfig, load_generator
+from .generators import Generator, GeneratorConfig, load_generator
 from .index.store import IndexStore
 from .records import Chunk
 

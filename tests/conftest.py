@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from docqa import embedder as embedder_mod
-from docqa import generator as generator_mod
+from docqa import generators as generator_mod
 from tests.fakes import ExtractiveGenerator, HashEmbedder
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from docqa.generator import Generation, PrefixState
+from docqa.generators import Generation, PrefixState
 from docqa.rope import RopeModel, RopePlan, plan_for
 
 # A token is a word or a punctuation mark with the whitespace before it, so decoding is exact concatenation.

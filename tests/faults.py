@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 INGEST = """
 import sys
 sys.path.insert(0, {repo!r})
-from docqa import embedder as em, generator as gm
+from docqa import embedder as em, generators as gm
 import tests.conftest as c
 em.EMBEDDERS.register("fake", c.fake_embedder, replace=True)
 gm.GENERATORS.register("fake", c.fake_generator, replace=True)

@@ -14,7 +14,7 @@ from docqa.bench.needle import NeedleBenchConfig, run_needle
 from docqa.bench.rope_ppl import RopeBenchConfig, run_rope
 from docqa.cli.main import app
 from docqa.errors import ConfigError
-from docqa.generator import GeneratorConfig, TransformersGenerator
+from docqa.generators import GeneratorConfig, TransformersGenerator
 from tests import tiny_llama
 
 WINDOW = 64

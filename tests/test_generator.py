@@ -4,7 +4,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from docqa.generator import GeneratorConfig, TransformersGenerator  # noqa: E402
+from docqa.generators import GeneratorConfig, TransformersGenerator  # noqa: E402
 from docqa.rope import plan_for  # noqa: E402
 from tests import tiny_llama  # noqa: E402
 

@@ -3,7 +3,7 @@
 import pytest
 
 import docqa
-from docqa import generator as generator_mod
+from docqa import generators as generator_mod
 from docqa.errors import ContextTooLong
 from docqa.rope import DEFAULT_ROPE
 from tests.conftest import FAKE_EMBEDDER, FAKE_MODEL

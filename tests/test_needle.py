@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import docqa
-from docqa.generator import GeneratorConfig
+from docqa.generators import GeneratorConfig
 from tests.conftest import EXAMPLES
 
 pytestmark = pytest.mark.slow

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import docqa
-from docqa import generator as generator_mod
+from docqa import generators as generator_mod
 from docqa.prompts import is_refusal
 from tests.conftest import FAKE_EMBEDDER, FAKE_MODEL
 from tests.fakes import ExtractiveGenerator

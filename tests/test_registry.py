@@ -3,7 +3,7 @@ import pytest
 from docqa.embedder import EMBEDDERS
 from docqa.errors import UnknownComponent
 from docqa.eval.metrics import METRICS
-from docqa.generator import GENERATORS
+from docqa.generators import GENERATORS
 from docqa.registry import Registry
 from docqa.rope import ROPE_METHODS
 from docqa.strategies import STRATEGIES

@@ -154,7 +154,7 @@ class VerboseGenerator(__import__("tests.fakes").fakes.ExtractiveGenerator):
 
 @pytest.fixture
 def verbose(idx):
-    from docqa import generator as generator_mod
+    from docqa import generators as generator_mod
 
     generator_mod.GENERATORS.register("verbose", lambda spec, model, cfg: VerboseGenerator(spec), replace=True)
     yield docqa.open_index("t", model="verbose:x")

@@ -15,7 +15,7 @@ from collections import OrderedDict
 from .. import prompts
 from ..corpus import Corpus
 from ..errors import ContextTooLong
-from ..generator import PrefixState
+from ..generators import PrefixState
 from ..prefix_cache import prefix_key
 from ..records import Answer, Source
 from ..rope import plan_for

