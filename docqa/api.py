@@ -6,6 +6,7 @@ as a terminal user. Nothing here imports torch or faiss at import time.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import fields
 from pathlib import Path
@@ -154,7 +155,7 @@ def open_index(
 ) -> Index:
     """Open the index ``name``. ``embedder``, when given, must be the one the index was built with;
     ``model`` picks the generator (default: the embedded SmolLM2); ``generator`` sets every generator option."""
-    gen = generator or GeneratorConfig()
+    gen = dataclasses.replace(generator) if generator is not None else GeneratorConfig()
     if model:
         gen.model = model
     if device:
@@ -174,6 +175,8 @@ def evaluate(
     limit: int | None = None,
     root: str | Path | None = None,
     model: str | None = None,
+    generator: GeneratorConfig | None = None,
+    concurrency: int = 1,
     progress=None,
     **options: Any,
 ):
@@ -181,13 +184,20 @@ def evaluate(
 
     ``questions`` is docqa's JSONL, asked of ``index``; or ``leval`` is an L-Eval file, from whose documents one
     index per document is built (``leval-STEM-docNN``, STEM from the file's name), each question asked of its own
-    document. Returns
-    ``(records, summary_rows)``; with ``out``, also writes results.jsonl, summary.json/csv and the plot.
+    document. ``generator`` sets every generator option (a served model's address, …); ``concurrency`` keeps that
+    many questions in flight. Returns ``(records, summary_rows)``; with ``out``, also writes results.jsonl,
+    summary.json/csv and the plot. When the model server stops answering mid-run, the files are written and
+    :class:`~docqa.errors.ServerUnreachable` says how many questions ``resume=True`` will complete.
     """
     from .eval import questions as qio
     from .eval import report, runner
 
     make_config(**options)  # reject unknown options before any work
+    if concurrency < 1:
+        raise ConfigError(f"--concurrency must be at least 1, got {concurrency}.")
+    if generator is not None and model:
+        generator.model = model
+    model = model or (generator.model if generator else None)
     root = Path(root) if root is not None else index_root()
     strategies = strategies or STRATEGIES.names()
     if limit is not None and limit < 1:
@@ -207,7 +217,7 @@ def evaluate(
             if not path.exists() or path.read_text() != text:
                 path.write_text(text)
             ingest(folder, f"leval-{name}", root=root, model=model)
-            indexes[name] = open_index(f"leval-{name}", root=root, model=model)
+            indexes[name] = open_index(f"leval-{name}", root=root, model=model, generator=generator)
         index_for = lambda q: indexes[q.document]  # noqa: E731
         title = f"L-Eval {Path(leval).name}"
         source = str(Path(leval).resolve())
@@ -215,20 +225,27 @@ def evaluate(
         if questions is None or index is None:
             raise ConfigError("Give a questions file and --index NAME, or --leval FILE.")
         qs = qio.load_jsonl(Path(questions))[:limit]
-        idx = open_index(index, root=root, model=model)
+        idx = open_index(index, root=root, model=model, generator=generator)
         index_for = lambda q: idx  # noqa: E731
         title = f"{Path(questions).name} on index '{index}'"
         source = str(Path(questions).resolve())
     identity = {"model": model or GeneratorConfig().model, "options": options, "questions": source,
                 "index": index, "limit": limit}
     cfg = runner.EvalConfig(strategies=strategies, out=Path(out) if out else None, resume=resume, options=options,
-                            identity=identity)
+                            identity=identity, concurrency=concurrency)
     records = runner.run(index_for, qs, cfg, progress)
     rows = report.summarize(records)
     if out:
         meta = {"title": title, "questions": len(qs), "strategies": strategies, "options": options,
                 "model": model or GeneratorConfig().model}
         report.write(Path(out), records, rows, meta)
+    if cfg.aborted:
+        from .errors import ServerUnreachable
+
+        missing = sum(1 for r in records if r.get("error_type") == "ServerUnreachable")
+        where = f" (recorded as errors in {Path(out) / 'results.jsonl'})" if out else ""
+        raise ServerUnreachable(f"{cfg.aborted.rstrip('.')}. {missing} questions got no answer{where}; once the server "
+                                f"is back, run the same command with --resume to complete them.")
     return records, rows
 
 

@@ -10,6 +10,8 @@
     │   └── IndexWriteError         a new version cannot be written (disk full, permissions)
     ├── IngestError                 nothing usable to ingest (empty folder, no supported file)
     ├── ModelLoadError              a generator or embedder could not be loaded
+    ├── ServerError                 a model server failed a request (an error status after retries)
+    │   └── ServerUnreachable       no answer at all: connection refused, reset or timed out
     ├── ContextTooLong              a prompt does not fit the allowed context
     ├── BudgetExceeded              a strategy needed more model calls than allowed
     └── BadQuestionFile             a questions file that cannot be read
@@ -31,6 +33,8 @@ __all__ = [
     "IndexWriteError",
     "IngestError",
     "ModelLoadError",
+    "ServerError",
+    "ServerUnreachable",
     "ContextTooLong",
     "BudgetExceeded",
     "BadQuestionFile",
@@ -91,6 +95,14 @@ class IngestError(DocQAError):
 
 class ModelLoadError(DocQAError):
     """A model (generator or embedder) could not be loaded."""
+
+
+class ServerError(DocQAError):
+    """A model server did not answer a request (after the client's retries)."""
+
+
+class ServerUnreachable(ServerError):
+    """A model server could not be reached, or did not answer in time (after the client's retries)."""
 
 
 class ContextTooLong(DocQAError):

@@ -14,8 +14,8 @@ def test_public_api_is_pinned():
 def test_error_tree_is_pinned_and_rooted():
     assert sorted(errors.__all__) == sorted([
         "DocQAError", "ConfigError", "UnknownComponent", "IndexError_", "IndexNotFound", "EmbedderMismatch",
-        "IndexCorrupt", "IndexWriteError", "IngestError", "ModelLoadError", "ContextTooLong", "BudgetExceeded",
-        "BadQuestionFile",
+        "IndexCorrupt", "IndexWriteError", "IngestError", "ModelLoadError", "ServerError", "ServerUnreachable",
+        "ContextTooLong", "BudgetExceeded", "BadQuestionFile",
     ])
     for name in errors.__all__:
         assert issubclass(getattr(errors, name), errors.DocQAError)

@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 import docqa
 from docqa.cli.main import app
-from docqa.errors import BadQuestionFile
+from docqa.errors import BadQuestionFile, ConfigError
 from docqa.strategies import STRATEGIES
 from tests.conftest import FAKE_EMBEDDER, FAKE_MODEL
 
@@ -101,3 +101,16 @@ def test_cli_eval_prints_a_table(indexed, qfile, tmp_path):
                                  FAKE_MODEL, "--out", str(tmp_path / "o")])
     assert r.exit_code == 0, r.output
     assert "rag" in r.output and "long-context" in r.output and "p50" in r.output
+
+
+def test_concurrency_keeps_question_order_and_answers(indexed, qfile, tmp_path):
+    one, _ = docqa.evaluate(qfile, index="t", strategies=["rag", "long-context"], model=FAKE_MODEL,
+                            out=tmp_path / "c1")
+    three, _ = docqa.evaluate(qfile, index="t", strategies=["rag", "long-context"], model=FAKE_MODEL, concurrency=3,
+                              out=tmp_path / "c3")
+    key = lambda recs: [(r["strategy"], r["id"], r["answer"]) for r in recs]  # noqa: E731
+    assert key(three) == key(one)
+    lines = [json.loads(x) for x in (tmp_path / "c3" / "results.jsonl").read_text().splitlines()]
+    assert key(lines) == key(one)
+    with pytest.raises(ConfigError, match="--concurrency"):
+        docqa.evaluate(qfile, index="t", model=FAKE_MODEL, concurrency=0)

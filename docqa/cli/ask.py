@@ -38,14 +38,25 @@ def ask_cmd(
     model: Annotated[Optional[str], typer.Option(help="Generator: HF id, local folder or .gguf.")] = None,
     embedder: Annotated[Optional[str], typer.Option(help="Embedder (must match the index's).")] = None,
     device: Annotated[Optional[str], typer.Option(help="cpu or cuda \\[default: cuda when present].")] = None,
+    base_url: Annotated[Optional[str], typer.Option(help="Served model (--model openai:NAME): the server's URL, "
+                                                         "e.g. http://127.0.0.1:8000/v1 \\[default: $DOCQA_BASE_URL].")]
+    = None,
+    context_window: Annotated[Optional[int], typer.Option(help="Served model: its window, where the server does not "
+                                                               "report one.")] = None,
+    tokenizer: Annotated[Optional[str], typer.Option(help="Served model: a local HF tokenizer, where the server has "
+                                                          "no tokenize endpoint or chat template.")] = None,
+    request_timeout: Annotated[float, typer.Option(help="Served model: seconds per request.")] = 600.0,
     root: Annotated[Optional[Path], typer.Option(help="Folder of indexes \\[default: ./indexes].")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Answer a question from an index with one strategy, or with all of them side by side."""
     from .. import api
+    from ..generators import GeneratorConfig
     from ..strategies import STRATEGIES
 
-    idx = api.open_index(index, root=root, embedder=embedder, model=model, device=device)
+    gen = GeneratorConfig(device=device, base_url=base_url, context_window=context_window, tokenizer=tokenizer,
+                          request_timeout=request_timeout)
+    idx = api.open_index(index, root=root, embedder=embedder, model=model, generator=gen)
     names = STRATEGIES.names() if strategy == "all" else [STRATEGIES.canonical(s) for s in strategy.split(",")]
     options = dict(top_k=top_k, rope=rope, rope_factor=rope_factor, max_context=max_context, truncate=truncate,
                    cache_prefix=cache_prefix, max_new_tokens=max_new_tokens, chain=chain, max_calls=max_calls,

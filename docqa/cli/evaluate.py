@@ -35,9 +35,20 @@ def eval_cmd(
     max_new_tokens: Annotated[int, typer.Option(help="Answer budget in tokens.")] = 96,
     model: Annotated[Optional[str], typer.Option(help="Generator: HF id, local folder or .gguf.")] = None,
     root: Annotated[Optional[Path], typer.Option(help="Folder of indexes \\[default: ./indexes].")] = None,
+    concurrency: Annotated[int, typer.Option(help="Questions in flight at once (for a served model).")] = 1,
+    device: Annotated[Optional[str], typer.Option(help="cpu or cuda \\[default: cuda when present].")] = None,
+    base_url: Annotated[Optional[str], typer.Option(help="Served model (--model openai:NAME): the server's URL, "
+                                                         "e.g. http://127.0.0.1:8000/v1 \\[default: $DOCQA_BASE_URL].")]
+    = None,
+    context_window: Annotated[Optional[int], typer.Option(help="Served model: its window, where the server does not "
+                                                               "report one.")] = None,
+    tokenizer: Annotated[Optional[str], typer.Option(help="Served model: a local HF tokenizer, where the server has "
+                                                          "no tokenize endpoint or chat template.")] = None,
+    request_timeout: Annotated[float, typer.Option(help="Served model: seconds per request.")] = 600.0,
 ) -> None:
     """Evaluate strategies on a question set: accuracy, latency and tokens per strategy."""
     from .. import api
+    from ..generators import GeneratorConfig
     from ..strategies import STRATEGIES
 
     names = STRATEGIES.names() if strategies == "all" else [STRATEGIES.canonical(s) for s in strategies.split(",")]
@@ -49,8 +60,11 @@ def eval_cmd(
         def progress(done: int, total: int, label: str) -> None:
             bar.update(task, completed=done, total=total, description=f"evaluating: {label}")
 
+        gen = GeneratorConfig(device=device, base_url=base_url, context_window=context_window, tokenizer=tokenizer,
+                              request_timeout=request_timeout)
         _, rows = api.evaluate(questions, index=index, strategies=names, out=out_dir, resume=resume, leval=leval,
-                               limit=limit, root=root, model=model, progress=progress, top_k=top_k, rope=rope,
+                               limit=limit, root=root, model=model, generator=gen, concurrency=concurrency,
+                               progress=progress, top_k=top_k, rope=rope,
                                max_context=max_context, truncate=truncate, max_new_tokens=max_new_tokens,
                                chain=chain, max_calls=max_calls, summary_window=summary_window)
     render(rows)

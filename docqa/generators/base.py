@@ -29,6 +29,19 @@ class GeneratorConfig:
     # Override the trained window L₀ that rope scaling starts from (None: the model's own). For experiments, and for
     # tests that exercise scaling on short inputs.
     trained_window: int | None = None
+    # Served models (backend "openai"): the server's address (else $DOCQA_BASE_URL; the key is $DOCQA_API_KEY), its
+    # window where it does not report one, a local HF tokenizer where it has no tokenize endpoint or chat template,
+    # the per-request timeout in seconds, retries with backoff on 429/5xx/timeouts, and the sampling seed.
+    base_url: str | None = None
+    context_window: int | None = None
+    tokenizer: str | None = None
+    request_timeout: float = 600.0
+    max_retries: int = 3
+    seed: int = 0
+
+    def key(self) -> tuple:
+        """What makes two configs load different generators."""
+        return tuple(getattr(self, f) for f in self.__dataclass_fields__)
 
 
 @dataclass
@@ -92,6 +105,20 @@ class Generator(Protocol):
 
     def load_prefix(self, path: Path, ids: list[int], plan: RopePlan) -> PrefixState | None: ...
 
+
+
+def render_chat(tokenizer, system: str, user: str) -> str:
+    """A chat-templated prompt ending where the assistant's answer begins. A template that rejects a system role
+    (Gemma's, older Mistral's) gets the system text merged into the user turn; a tokenizer without a template gets a
+    plain prompt."""
+    if getattr(tokenizer, "chat_template", None):
+        messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+        try:
+            return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        except Exception:  # noqa: BLE001 - jinja raises TemplateError (or whatever the template raises) here
+            merged = [{"role": "user", "content": f"{system}\n\n{user}"}]
+            return tokenizer.apply_chat_template(merged, tokenize=False, add_generation_prompt=True)
+    return f"{system}\n\n{user}\n\nAnswer:"
 
 
 def hits_stop(text: str, stop: tuple[str, ...]) -> bool:

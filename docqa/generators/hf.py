@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from ..errors import ConfigError, ModelLoadError
 from ..paths import quiet_transformers
 from ..rope import RopeModel, RopePlan, inv_freq_for, plan_for
-from .base import Generation, GeneratorConfig, PrefixState, ProgressFn, cut_at_stop, hits_stop
+from .base import Generation, GeneratorConfig, PrefixState, ProgressFn, cut_at_stop, hits_stop, render_chat
 from .gguf import resolve_model
 
 if TYPE_CHECKING:
@@ -111,8 +111,7 @@ class TransformersGenerator:
         return [len(ids) for ids in self.tokenizer(texts, add_special_tokens=False)["input_ids"]]
 
     def chat(self, system: str, user: str) -> str:
-        messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
-        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return render_chat(self.tokenizer, system, user)
 
     # ------------------------------------------------------------------------------------------------ rope
     def _apply_rope(self, plan: RopePlan) -> None:

@@ -67,7 +67,9 @@ def ask(corpus: Corpus, question: str, cfg: AskConfig) -> Answer:
     question = cfg.validate(question)
     gen = corpus.generator()
     window = gen.trained_window
-    max_context = cfg.max_context or 4 * window
+    # A served model's rope is fixed at the server's launch: its window is the limit, nothing is stretched here.
+    fixed = bool(getattr(gen, "fixed_rope", False))
+    max_context = min(cfg.max_context or window, window) if fixed else (cfg.max_context or 4 * window)
     suffix_ids = gen.encode(prompts.question_block(question))
     if len(suffix_ids) > cfg.max_question_tokens:
         raise ContextTooLong(
@@ -84,16 +86,18 @@ def ask(corpus: Corpus, question: str, cfg: AskConfig) -> Answer:
     dropped: list[str] = []
     if len(prefix_ids) + reserve > max_context:
         if not cfg.truncate:
+            limit = f"the server's window of {max_context:,}" if fixed else f"--max-context {max_context:,}"
+            fix = gen.relaunch_hint(len(prefix_ids) + reserve) if fixed else "Or raise --max-context."
             raise ContextTooLong(
                 f"The index '{corpus.name}' is {len(prefix_ids):,} tokens, and with the question and answer budget "
-                f"({reserve}) exceeds --max-context {max_context:,}. Use --strategy rag or summarize, raise "
-                f"--max-context, or pass --truncate to keep the most relevant documents that fit.",
-                len(prefix_ids) + reserve, max_context)
+                f"({reserve}) exceeds {limit}. Use --strategy rag or summarize, or pass --truncate to keep the most "
+                f"relevant documents that fit. {fix}", len(prefix_ids) + reserve, max_context)
         documents, dropped = _fit(corpus, gen, question, documents, max_context - reserve)
         prefix_text, after = _split_prompt(gen, documents)
         prefix_ids = gen.encode(prefix_text)
         suffix_ids = gen.encode(prompts.question_block(question) + after)
-    plan = plan_for(cfg.rope, gen.rope_model(), len(prefix_ids) + reserve, cfg.rope_factor)
+    plan = plan_for("none" if fixed else cfg.rope, gen.rope_model(), len(prefix_ids) + reserve,
+                    None if fixed else cfg.rope_factor)
 
     state, source = _prefix(corpus, gen, prefix_ids, plan, cfg)
     out = gen.generate(suffix_ids, cfg.max_new_tokens, prefix=state, progress=cfg.progress, stop=prompts.STOP)
@@ -107,9 +111,11 @@ def ask(corpus: Corpus, question: str, cfg: AskConfig) -> Answer:
                  "ttft": prefix_s + out.ttft_s, "total": time.perf_counter() - t0},
         tokens={"prompt": out.prompt_tokens, "completion": out.completion_tokens, "cached": out.cached_tokens},
         calls=1,
-        details={"rope": {"method": plan.method, "factor": round(plan.factor, 4), "base": round(plan.base, 1),
-                          "attention_factor": round(plan.attention_factor, 4), "sized_for": plan.seq_len,
-                          "trained_window": window},
+        details={"rope": ({"method": "server", "server_window": window, "window_from": gen.window_source,
+                           "server_says": gen.rope_info, "backend": gen.spec.split(":")[0]} if fixed else
+                          {"method": plan.method, "factor": round(plan.factor, 4), "base": round(plan.base, 1),
+                           "attention_factor": round(plan.attention_factor, 4), "sized_for": plan.seq_len,
+                           "trained_window": window}),
                  "prompt_tokens": out.prompt_tokens, "prefix": source, "dropped": dropped,
                  "max_context": max_context, "finish_reason": out.finish_reason},
     )

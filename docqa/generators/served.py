@@ -1,0 +1,307 @@
+"""A model behind an OpenAI-compatible server as a generator: vLLM, SGLang, llama.cpp's server, llama-cpp-python's.
+
+``--model openai:NAME --base-url URL`` (or ``DOCQA_BASE_URL``; ``DOCQA_API_KEY`` when the server wants a key). The
+official ``openai`` client sends every request, streamed, so time to first token is measured; greedy (temperature
+0, a fixed seed), so answers are as reproducible as the server allows; retried with backoff on 429, 5xx and
+timeouts by the client itself (``max_retries``), each request bounded by ``request_timeout``.
+
+What docqa needs beyond completions it asks the server for, and falls back where a server has no answer:
+
+- **window**: vLLM's ``/v1/models`` reports ``max_model_len``; llama.cpp's server reports ``n_ctx`` in ``/props``;
+  otherwise ``--context-window`` (llama-cpp-python's server reports nothing: give the ``--n_ctx`` it was started
+  with). ``--context-window`` always wins.
+- **tokens**: the server's tokenize/detokenize endpoints (vLLM and SGLang ``/tokenize``, llama.cpp ``/tokenize``,
+  llama-cpp-python ``/extras/tokenize``), so counts and the exact packing of summarize groups are the server's;
+  else the local HF tokenizer named with ``--tokenizer``.
+- **chat template**: docqa sends raw completions of chat-templated text, so that every strategy can split a prompt
+  into a cacheable prefix and a question (the server's own prefix cache then reuses the prefix across questions).
+  The template comes from ``--tokenizer`` when given, else from the server (vLLM's ``/tokenize`` with messages,
+  llama.cpp's ``/apply-template``).
+
+The rope is the server's, fixed at launch: long-context never stretches it and refuses a corpus over the server's
+window with the commands that relaunch the server with a longer, YaRN-scaled window (:meth:`relaunch_hint`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError, DocQAError, ModelLoadError, ServerError, ServerUnreachable
+from ..rope import RopeModel, RopePlan, plan_for
+from .base import Generation, GeneratorConfig, PrefixState, ProgressFn, cut_at_stop
+
+
+class OpenAIGenerator:
+    """A served model. Thread-safe: the eval runs several requests at once through one instance."""
+
+    fixed_rope = True  # the server's rope is set at launch; strategies must not plan their own
+
+    def __init__(self, spec: str, model: str, config: GeneratorConfig):
+        import httpx
+        from openai import OpenAI
+
+        self.spec, self.model_name, self.config = spec, model, config
+        base = config.base_url or os.environ.get("DOCQA_BASE_URL")
+        if not base:
+            raise ConfigError(f"--model {spec} needs the server's address: --base-url http://HOST:PORT/v1 (or set "
+                              f"DOCQA_BASE_URL).")
+        self.base_url = base.rstrip("/")
+        self.root = self.base_url[: -len("/v1")] if self.base_url.endswith("/v1") else self.base_url
+        key = os.environ.get("DOCQA_API_KEY", "not-needed")
+        self.client = OpenAI(base_url=self.base_url, api_key=key, timeout=config.request_timeout,
+                             max_retries=config.max_retries)
+        self._http = httpx.Client(timeout=min(60.0, config.request_timeout),
+                                  headers={"Authorization": f"Bearer {key}"})
+        self.device = f"server {self.root}"
+        entry = self._find_model()
+        self.window, self.window_source = self._window(entry)
+        self.trained_window = self.window
+        self.rope_info = self._rope_info(entry)
+        self._local_tok = None
+        if config.tokenizer:
+            self._local_tok = _local_tokenizer(config.tokenizer)
+        self._tok_route = self._find_tokenize_route()
+        self._bos_artifact = self._detect_bos()
+        self._rope_model = RopeModel(2, 1.0, self.window)
+
+    # --------------------------------------------------------------------------------------------- discovery
+    def _error(self, e: Exception, what: str) -> DocQAError:
+        import openai
+
+        if isinstance(e, openai.APIConnectionError):  # includes timeouts
+            return ServerUnreachable(f"Cannot reach the server at {self.base_url} while {what} ({type(e).__name__}: "
+                               f"{str(e)[:120]}). Start it, or fix --base-url / DOCQA_BASE_URL.")
+        if isinstance(e, openai.AuthenticationError):
+            return ServerError(f"The server at {self.base_url} rejected the API key while {what}. Set DOCQA_API_KEY.")
+        if isinstance(e, openai.APIStatusError):
+            return ServerError(f"The server at {self.base_url} answered {e.status_code} while {what}: "
+                               f"{str(e.message)[:200]}")
+        return ServerError(f"The server at {self.base_url} failed while {what}: {type(e).__name__}: {str(e)[:200]}")
+
+    def _find_model(self) -> dict[str, Any]:
+        import openai
+
+        try:
+            models = self.client.models.list()
+        except openai.OpenAIError as e:
+            raise ModelLoadError(str(self._error(e, "listing its models"))) from e
+        entries = [m.model_dump() for m in models.data]
+        names = [m["id"] for m in entries]
+        for m in entries:
+            if m["id"] == self.model_name:
+                return m
+        raise ModelLoadError(f"The server at {self.base_url} serves {', '.join(names) or 'no model'}, not "
+                             f"'{self.model_name}'. Use --model openai:{names[0] if names else 'NAME'}.")
+
+    def _get(self, path: str) -> dict | None:
+        try:
+            r = self._http.get(self.root + path)
+            return r.json() if r.status_code == 200 else None
+        except Exception:  # noqa: BLE001 - an optional endpoint: absent is an answer
+            return None
+
+    def _post(self, path: str, body: dict) -> dict | None:
+        try:
+            r = self._http.post(self.root + path, json=body)
+            return r.json() if r.status_code == 200 else None
+        except ValueError:
+            return None
+        except Exception as e:  # noqa: BLE001 - connection failures are the server's, said in one line
+            raise ServerUnreachable(f"The server at {self.root} stopped answering ({type(e).__name__}: "
+                                    f"{str(e)[:120]}). Restart it; docqa eval --resume completes a run.") from e
+
+    def _window(self, entry: dict) -> tuple[int, str]:
+        if self.config.context_window:
+            return int(self.config.context_window), "--context-window"
+        if entry.get("max_model_len"):
+            return int(entry["max_model_len"]), "server (/v1/models max_model_len)"
+        props = self._get("/props") or {}
+        n_ctx = props.get("n_ctx") or (props.get("default_generation_settings") or {}).get("n_ctx")
+        if n_ctx:
+            return int(n_ctx), "server (/props n_ctx)"
+        raise ModelLoadError(f"The server at {self.base_url} does not report its context window (llama-cpp-python's "
+                             f"does not). Pass --context-window N, the context size the server was started with "
+                             f"(its --n_ctx).")
+
+    def _rope_info(self, entry: dict) -> dict[str, Any]:
+        """What the server says about its rope, where it says anything (for the long-context report)."""
+        info: dict[str, Any] = {}
+        props = self._get("/props") or {}
+        for k in ("rope_scaling", "rope_parameters", "rope_freq_base", "rope_freq_scale", "n_ctx_train"):
+            for src in (entry, entry.get("meta") or {}, props, props.get("default_generation_settings") or {}):
+                if k in src:
+                    info[k] = src[k]
+        return info
+
+    def _find_tokenize_route(self) -> str:
+        probe = "Hello world"
+        routes = [("/tokenize", {"model": self.model_name, "prompt": probe, "add_special_tokens": False}, "vllm"),
+                  ("/tokenize", {"content": probe, "add_special": False}, "llamacpp"),
+                  ("/extras/tokenize", {"model": self.model_name, "input": probe}, "llamacpp-python")]
+        for path, body, name in routes:
+            out = self._post(path, body)
+            if out and isinstance(out.get("tokens"), list):
+                return name
+        if self._local_tok is not None:
+            return None
+        raise ModelLoadError(f"The server at {self.base_url} has no tokenize endpoint docqa knows. Pass --tokenizer "
+                             f"with the served model's HF tokenizer (an HF id or local folder).")
+
+    def _detect_bos(self) -> int | None:
+        """A token the server's tokenizer prepends to every text (llama-cpp-python adds BOS), or None."""
+        if self._tok_route is None:
+            return None
+        a, b = self._server_encode("a"), self._server_encode("b")
+        return a[0] if len(a) > 1 and len(b) > 1 and a[0] == b[0] else None
+
+    # --------------------------------------------------------------------------------------------- text
+    def rope_model(self) -> RopeModel:
+        return self._rope_model
+
+    def _server_encode(self, text: str) -> list[int]:
+        route = self._tok_route
+        if route == "vllm":
+            out = self._post("/tokenize", {"model": self.model_name, "prompt": text, "add_special_tokens": False})
+        elif route == "llamacpp":
+            out = self._post("/tokenize", {"content": text, "add_special": False})
+        else:
+            out = self._post("/extras/tokenize", {"model": self.model_name, "input": text})
+        if not out or "tokens" not in out:
+            raise ServerError(f"The server at {self.root} did not tokenize a text of {len(text)} characters.")
+        return [t if isinstance(t, int) else t.get("id") for t in out["tokens"]]
+
+    def encode(self, text: str) -> list[int]:
+        if not text:
+            return []
+        if self._tok_route is None:
+            return list(self._local_tok(text, add_special_tokens=False)["input_ids"])
+        ids = self._server_encode(text)
+        return ids[1:] if self._bos_artifact is not None and ids and ids[0] == self._bos_artifact else ids
+
+    def decode(self, ids: list[int]) -> str:
+        if not ids:
+            return ""
+        if self._tok_route is None:
+            return self._local_tok.decode(ids, skip_special_tokens=False)
+        route = self._tok_route
+        if route == "vllm":
+            out = self._post("/detokenize", {"model": self.model_name, "tokens": list(ids)})
+            text = out.get("prompt") if out else None
+        elif route == "llamacpp":
+            out = self._post("/detokenize", {"tokens": list(ids)})
+            text = out.get("content") if out else None
+        else:
+            out = self._post("/extras/detokenize", {"model": self.model_name, "tokens": list(ids)})
+            text = out.get("text") if out else None
+        if text is None:
+            raise ServerError(f"The server at {self.root} did not detokenize {len(ids)} tokens.")
+        return text
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        return [len(self.encode(t)) for t in texts]
+
+    def chat(self, system: str, user: str) -> str:
+        """The chat-templated prompt, ending where the assistant's answer begins."""
+        messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+        if self._local_tok is not None:
+            from .base import render_chat
+
+            return render_chat(self._local_tok, system, user)
+        out = self._post("/apply-template", {"messages": messages})  # llama.cpp's server
+        if out and isinstance(out.get("prompt"), str):
+            return out["prompt"]
+        out = self._post("/tokenize", {"model": self.model_name, "messages": messages,
+                                       "add_generation_prompt": True})  # vLLM / SGLang
+        if out and isinstance(out.get("tokens"), list):
+            return self.decode(out["tokens"])
+        raise ConfigError(f"The server at {self.base_url} cannot render the chat template for docqa. Pass "
+                          f"--tokenizer with the served model's HF tokenizer (an HF id, a local folder, or an embedded "
+                          f"alias such as smollm2).")
+
+    # --------------------------------------------------------------------------------------------- calls
+    def generate(self, prompt: str | list[int], max_new_tokens: int = 128, *, rope: RopePlan | None = None,
+                 prefix: PrefixState | None = None, progress: ProgressFn | None = None,
+                 stop: tuple[str, ...] = ()) -> Generation:
+        """One streamed completion of ``prompt`` (after ``prefix``'s text, when given)."""
+        import openai
+
+        text = prompt if isinstance(prompt, str) else self.decode(list(prompt))
+        if prefix is not None:
+            text = prefix.meta["text"] + text
+        if not text:
+            raise ConfigError("Empty prompt: nothing to generate from.")
+        t0 = time.perf_counter()
+        ttft, parts, finish, usage = None, [], "length", None
+        try:
+            stream = self.client.completions.create(
+                model=self.model_name, prompt=text, max_tokens=max_new_tokens, temperature=0.0,
+                seed=self.config.seed, stop=list(stop) or None, stream=True,
+                stream_options={"include_usage": True})
+            for chunk in stream:
+                if chunk.usage is not None:
+                    usage = chunk.usage
+                for choice in chunk.choices or []:
+                    if choice.text:
+                        if ttft is None:
+                            ttft = time.perf_counter() - t0
+                        parts.append(choice.text)
+                    if choice.finish_reason:
+                        finish = choice.finish_reason
+        except openai.OpenAIError as e:
+            raise self._error(e, f"answering a {len(text):,}-character prompt") from e
+        total = time.perf_counter() - t0
+        ttft = total if ttft is None else ttft
+        out = "".join(parts)
+        prompt_tokens = getattr(usage, "prompt_tokens", None) or len(self.encode(text))
+        completion_tokens = getattr(usage, "completion_tokens", None)
+        if completion_tokens is None:
+            completion_tokens = len(self.encode(out)) if out else 0
+        details = getattr(usage, "prompt_tokens_details", None)
+        cached = int(getattr(details, "cached_tokens", 0) or 0) if details is not None else 0
+        return Generation(text=cut_at_stop(out, stop), prompt_tokens=int(prompt_tokens),
+                          completion_tokens=int(completion_tokens), prefill_s=ttft, decode_s=total - ttft,
+                          ttft_s=ttft, finish_reason="stop" if finish == "stop" else finish, cached_tokens=cached,
+                          rope=None)
+
+    def prefill_prefix(self, ids: list[int], plan: RopePlan, progress: ProgressFn | None = None) -> PrefixState:
+        """Nothing to prefill here: the prefix's text travels with each request, and the server's prefix cache
+        (vLLM's automatic prefix caching, llama.cpp's slot cache) reuses its KV across questions."""
+        return PrefixState(list(ids), plan, None, 0.0, {"text": self.decode(list(ids))})
+
+    def save_prefix(self, state: PrefixState, path: Path) -> None:  # the server keeps its own cache
+        return None
+
+    def load_prefix(self, path: Path, ids: list[int], plan: RopePlan) -> PrefixState | None:
+        return None
+
+    def plain_plan(self, seq_len: int) -> RopePlan:
+        return plan_for("none", self._rope_model, seq_len)
+
+    def relaunch_hint(self, tokens: int) -> str:
+        """How to serve this model with a window that holds ``tokens``, YaRN-scaled from its current window."""
+        need = 1 << max(12, (int(tokens) - 1).bit_length())
+        factor = max(2.0, need / self.window)
+        rope = json.dumps({"rope_parameters": {"rope_type": "yarn", "factor": factor,
+                                               "original_max_position_embeddings": self.window,
+                                               "rope_theta": "THETA"}}).replace('"THETA"', "THETA")
+        return (f"Relaunch the server with a longer window, e.g. vLLM: vllm serve MODEL --max-model-len {need} "
+                f"--hf-overrides '{rope}' (THETA: the model's own rope_theta, from its config.json); llama.cpp: "
+                f"llama-server -m MODEL.gguf --ctx-size {need} --rope-scaling yarn --rope-scale {factor:g} "
+                f"--yarn-orig-ctx {self.window}.")
+
+
+def _local_tokenizer(name: str):
+    from ..paths import quiet_transformers
+    from .gguf import resolve_model
+
+    quiet_transformers()
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(resolve_model(name))
+    except Exception as e:  # noqa: BLE001 - any load failure is one line
+        raise ModelLoadError(f"Could not load --tokenizer '{name}': {e}") from e

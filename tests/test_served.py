@@ -1,0 +1,184 @@
+"""The served backend against a real server: llama-cpp-python's OpenAI-compatible server (installed by `make test`),
+serving the embedded SmolLM2 GGUF on 127.0.0.1 at a free port, stopped afterwards."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+from typer.testing import CliRunner
+
+import docqa
+from docqa.cli.main import app
+from docqa.errors import ContextTooLong, ModelLoadError, ServerUnreachable
+from docqa.generators import GeneratorConfig
+from docqa.paths import embedded_model_path
+from tests.conftest import EXAMPLES, FAKE_EMBEDDER, FAKE_MODEL
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None,
+                       reason="llama-cpp-python[server] is not installed (make test installs it: make server)"),
+]
+N_CTX = 8192
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(port: int, log) -> subprocess.Popen:
+    gguf = embedded_model_path("smollm2")
+    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", "smollm2", "--host",
+           "127.0.0.1", "--port", str(port), "--n_ctx", str(N_CTX), "--n_threads", "2", "--seed", "0",
+           # Its default cuts a streaming answer short whenever another request arrives; docqa runs several.
+           "--interrupt_requests", "False"]
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"llama_cpp.server exited with {proc.returncode}; see {log.name}")
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=2)
+            return proc
+        except OSError:
+            time.sleep(0.5)
+    proc.kill()
+    raise RuntimeError(f"llama_cpp.server did not answer on port {port} within 180 s")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    port = _free_port()
+    log = open(tmp_path_factory.mktemp("server") / "server.log", "w")  # noqa: SIM115 - closed below
+    proc = start_server(port, log)
+    yield f"http://127.0.0.1:{port}/v1"
+    stop(proc)
+    log.close()
+
+
+def _gen(url: str, **kw) -> GeneratorConfig:
+    # llama-cpp-python's server reports no window and renders no chat template: both are given here.
+    return GeneratorConfig(model="openai:smollm2", base_url=url, context_window=N_CTX, tokenizer="smollm2",
+                           request_timeout=120, **kw)
+
+
+@pytest.fixture
+def two_docs(tmp_path):
+    d = tmp_path / "docs"
+    d.mkdir()
+    for name in ("employee_handbook.md", "company_overview.md"):
+        shutil.copy(EXAMPLES / name, d / name)
+    docqa.ingest(d, "t", embedder=FAKE_EMBEDDER, model=FAKE_MODEL)
+    return d
+
+
+def test_every_strategy_answers_through_the_server(server, two_docs):
+    idx = docqa.open_index("t", generator=_gen(server))
+    gen = idx.corpus.generator()
+    assert gen.window == N_CTX and gen.window_source == "--context-window"
+    assert gen.encode("Hello world") and gen.decode(gen.encode("Hello world")) == "Hello world"
+    q = "How many days of paid vacation do full-time employees get?"
+    for strategy, opts in [("rag", {}), ("long-context", {}), ("summarize", {"summary_window": 4096}),
+                           ("auto", {})]:
+        ans = idx.ask(q, strategy, max_new_tokens=48, **opts)
+        assert ans.text, strategy
+        assert ans.tokens["prompt"] > 0 and ans.timings["ttft"] > 0, strategy
+    lc = idx.ask(q, "long-context", max_new_tokens=32)
+    assert lc.details["rope"]["method"] == "server" and lc.details["rope"]["server_window"] == N_CTX
+
+
+def test_a_second_long_context_question_reuses_the_servers_prefix(server, two_docs):
+    idx = docqa.open_index("t", generator=_gen(server))
+    first = idx.ask("What is the company's mission?", "long-context", max_new_tokens=16)
+    second = idx.ask("Who is the CEO?", "long-context", max_new_tokens=16)
+    # llama.cpp keeps the previous prompt's KV and evaluates only the new suffix.
+    assert second.timings["ttft"] < 0.5 * first.timings["ttft"], (first.timings, second.timings)
+
+
+def test_a_corpus_over_the_servers_window_says_how_to_relaunch_it(server, tmp_path):
+    docqa.ingest(EXAMPLES, "big", embedder=FAKE_EMBEDDER, model=FAKE_MODEL)
+    idx = docqa.open_index("big", generator=_gen(server))
+    with pytest.raises(ContextTooLong, match=r"server's window of 8,192.*--max-model-len.*rope_type.*yarn.*"
+                                             r"--ctx-size .* --rope-scaling yarn"):
+        idx.ask("What is the hotel cap?", "long-context")
+
+
+def _questions(tmp_path, n=6):
+    rows = [json.loads(x) for x in (EXAMPLES.parent / "questions.jsonl").read_text().splitlines() if x.strip()][:n]
+    path = tmp_path / "q.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_eval_at_concurrency_4_gives_the_answers_of_concurrency_1_in_order(server, two_docs, tmp_path):
+    qfile = _questions(tmp_path)
+    one, _ = docqa.evaluate(qfile, index="t", strategies=["rag"], generator=_gen(server), concurrency=1,
+                            out=tmp_path / "c1", max_new_tokens=24)
+    four, _ = docqa.evaluate(qfile, index="t", strategies=["rag"], generator=_gen(server), concurrency=4,
+                             out=tmp_path / "c4", max_new_tokens=24)
+    assert [r["id"] for r in four] == [r["id"] for r in one]
+    assert [r["answer"] for r in four] == [r["answer"] for r in one]
+    written = [json.loads(x)["id"] for x in (tmp_path / "c4" / "results.jsonl").read_text().splitlines()]
+    assert written == [r["id"] for r in one]
+
+
+def test_a_server_killed_mid_eval_leaves_error_records_and_resume_completes(two_docs, tmp_path):
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/v1"
+    log = open(tmp_path / "server.log", "w")  # noqa: SIM115
+    proc = start_server(port, log)
+    qfile = _questions(tmp_path, n=8)
+    state = {"proc": proc}
+
+    def kill_after_two(done, total, label):
+        if done == 2 and state["proc"].poll() is None:
+            state["proc"].kill()
+            state["proc"].wait()
+
+    try:
+        with pytest.raises(ServerUnreachable, match="--resume"):
+            docqa.evaluate(qfile, index="t", strategies=["rag"], generator=_gen(url, max_retries=0), concurrency=1,
+                           out=tmp_path / "run", max_new_tokens=16, progress=kill_after_two)
+        recs = [json.loads(x) for x in (tmp_path / "run" / "results.jsonl").read_text().splitlines()]
+        assert len(recs) == 8 and sum(1 for r in recs if r["error"]) == 6
+        assert all(r["error_type"] == "ServerUnreachable" for r in recs if r["error"])
+        state["proc"] = start_server(port, log)
+        records, rows = docqa.evaluate(qfile, index="t", strategies=["rag"], generator=_gen(url), out=tmp_path / "run",
+                                       max_new_tokens=16, resume=True)
+        assert len(records) == 8 and not any(r["error"] for r in records) and rows[0]["errors"] == 0
+    finally:
+        stop(state["proc"])
+        log.close()
+
+
+def test_unreachable_url_and_wrong_model_are_one_line_errors(server, two_docs):
+    port = _free_port()  # nothing listens there
+    with pytest.raises(ModelLoadError, match=rf"Cannot reach the server at http://127.0.0.1:{port}/v1"):
+        docqa.open_index("t", generator=_gen(f"http://127.0.0.1:{port}/v1", max_retries=0)).corpus.generator()
+    runner = CliRunner()
+    for args, needle in ([["--model", "openai:smollm2", "--base-url", f"http://127.0.0.1:{port}/v1"], "Cannot reach"],
+                         [["--model", "openai:nope", "--base-url", server], "serves smollm2, not 'nope'"],
+                         [["--model", "openai:smollm2"], "--base-url"]):
+        r = runner.invoke(app, ["ask", "What is the vacation policy?", "--index", "t", "--context-window", "8192",
+                                *args], env={"DOCQA_BASE_URL": ""})
+        assert r.exit_code == 1 and "Traceback" not in r.output and r.output.count("error:") == 1, r.output
+        assert needle in " ".join(r.output.split()), r.output
