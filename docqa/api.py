@@ -155,11 +155,7 @@ def open_index(
 ) -> Index:
     """Open the index ``name``. ``embedder``, when given, must be the one the index was built with;
     ``model`` picks the generator (default: the embedded SmolLM2); ``generator`` sets every generator option."""
-    gen = dataclasses.replace(generator) if generator is not None else GeneratorConfig()
-    if model:
-        gen.model = model
-    if device:
-        gen.device = device
+    gen = _generator_config(model, device, generator)
     return Index(Corpus.open(name, Path(root) if root is not None else index_root(), embedder=embedder,
                              generator=gen))
 
@@ -259,6 +255,7 @@ def bench_rope(
     samples: int = 1,
     model: str | None = None,
     device: str | None = None,
+    generator: GeneratorConfig | None = None,
     fresh: bool = False,
     reuse_identical: bool = True,
     progress=None,
@@ -273,7 +270,7 @@ def bench_rope(
     body, desc = read_text(Path(text) if text is not None else None)
     cfg = RopeBenchConfig(lengths=lengths, methods=methods, tail=tail, samples=samples, fresh=fresh,
                           reuse_identical=reuse_identical)
-    gen = load_generator(GeneratorConfig(model=model or GeneratorConfig().model, device=device))
+    gen = load_generator(_generator_config(model, device, generator))
     return run_rope(gen, body, cfg, Path(out), text_desc=desc, progress=progress)
 
 
@@ -291,6 +288,7 @@ def bench_needle(
     answer_start: str | None = None,
     model: str | None = None,
     device: str | None = None,
+    generator: GeneratorConfig | None = None,
     fresh: bool = False,
     progress=None,
 ):
@@ -306,5 +304,14 @@ def bench_needle(
     cfg = nb.NeedleBenchConfig(lengths=lengths, depths=depths, methods=methods, forms=forms or list(nb.FORMS),
                                needle=needle or nb.DEFAULT_NEEDLE, question=question or nb.DEFAULT_QUESTION,
                                answer=answer or nb.DEFAULT_ANSWER, answer_start=answer_start, fresh=fresh)
-    gen = load_generator(GeneratorConfig(model=model or GeneratorConfig().model, device=device))
+    gen = load_generator(_generator_config(model, device, generator))
     return nb.run_needle(gen, body, cfg, Path(out), text_desc=desc, progress=progress)
+
+
+def _generator_config(model: str | None, device: str | None, generator: GeneratorConfig | None) -> GeneratorConfig:
+    gen = dataclasses.replace(generator) if generator is not None else GeneratorConfig()
+    if model:
+        gen.model = model
+    if device:
+        gen.device = device
+    return gen

@@ -6,11 +6,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 
 import pytest
 from typer.testing import CliRunner
@@ -19,55 +14,18 @@ import docqa
 from docqa.cli.main import app
 from docqa.errors import ContextTooLong, ModelLoadError, ServerUnreachable
 from docqa.generators import GeneratorConfig
-from docqa.paths import embedded_model_path
 from tests.conftest import EXAMPLES, FAKE_EMBEDDER, FAKE_MODEL
+from tests.llama_server import N_CTX, free_port, start_server, stop
 
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None,
                        reason="llama-cpp-python[server] is not installed (make test installs it: make server)"),
 ]
-N_CTX = 8192
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(port: int, log) -> subprocess.Popen:
-    gguf = embedded_model_path("smollm2")
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", "smollm2", "--host",
-           "127.0.0.1", "--port", str(port), "--n_ctx", str(N_CTX), "--n_threads", "2", "--seed", "0",
-           # Its default cuts a streaming answer short whenever another request arrives; docqa runs several.
-           "--interrupt_requests", "False"]
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"llama_cpp.server exited with {proc.returncode}; see {log.name}")
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=2)
-            return proc
-        except OSError:
-            time.sleep(0.5)
-    proc.kill()
-    raise RuntimeError(f"llama_cpp.server did not answer on port {port} within 180 s")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    port = _free_port()
+    port = free_port()
     log = open(tmp_path_factory.mktemp("server") / "server.log", "w")  # noqa: SIM115 - closed below
     proc = start_server(port, log)
     yield f"http://127.0.0.1:{port}/v1"
@@ -142,7 +100,7 @@ def test_eval_at_concurrency_4_gives_the_answers_of_concurrency_1_in_order(serve
 
 
 def test_a_server_killed_mid_eval_leaves_error_records_and_resume_completes(two_docs, tmp_path):
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}/v1"
     log = open(tmp_path / "server.log", "w")  # noqa: SIM115
     proc = start_server(port, log)
@@ -171,7 +129,7 @@ def test_a_server_killed_mid_eval_leaves_error_records_and_resume_completes(two_
 
 
 def test_unreachable_url_and_wrong_model_are_one_line_errors(server, two_docs):
-    port = _free_port()  # nothing listens there
+    port = free_port()  # nothing listens there
     with pytest.raises(ModelLoadError, match=rf"Cannot reach the server at http://127.0.0.1:{port}/v1"):
         docqa.open_index("t", generator=_gen(f"http://127.0.0.1:{port}/v1", max_retries=0)).corpus.generator()
     runner = CliRunner()
@@ -182,3 +140,15 @@ def test_unreachable_url_and_wrong_model_are_one_line_errors(server, two_docs):
                                 *args], env={"DOCQA_BASE_URL": ""})
         assert r.exit_code == 1 and "Traceback" not in r.output and r.output.count("error:") == 1, r.output
         assert needle in " ".join(r.output.split()), r.output
+
+
+def test_the_needle_bench_runs_through_the_server(server, tmp_path):
+    from docqa.bench.common import SMOKE_TEXT
+    from docqa.errors import ConfigError
+
+    res = docqa.api.bench_needle(lengths=[1024, 2048], depths=[0.5], methods=["none"], out=tmp_path / "n",
+                                 text=SMOKE_TEXT, model="openai:smollm2", generator=_gen(server))
+    assert len(res.cells) == 4 and (tmp_path / "n" / "needle_none.png").is_file()
+    with pytest.raises(ConfigError, match="--methods none"):
+        docqa.api.bench_needle(lengths=[1024], depths=[0.5], methods=["none", "yarn"], out=tmp_path / "m",
+                               text=SMOKE_TEXT, generator=_gen(server))

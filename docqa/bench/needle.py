@@ -124,6 +124,10 @@ def run_needle(gen, text: str, cfg: NeedleBenchConfig, out: Path, *, text_desc: 
     if not forms or set(cfg.forms) - set(FORMS):
         raise ConfigError(f"--forms takes {', '.join(FORMS)} (comma-separated), got {','.join(cfg.forms)}.")
     methods = [ROPE_METHODS.canonical(m) for m in cfg.methods]
+    if getattr(gen, "fixed_rope", False) and methods != ["none"]:
+        raise ConfigError("A served model's rope is set when its server starts, not per request: run with --methods "
+                          "none, once per server launch (e.g. relaunched with --rope-scaling yarn), each into its own "
+                          "--out.")
     if "passkey" in forms:
         cfg.passkey_start()
     rope_model = gen.rope_model()

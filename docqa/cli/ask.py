@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
-from .common import err, friendly, out
+from .common import BaseUrlOpt, ContextWindowOpt, DeviceOpt, TimeoutOpt, TokenizerOpt, err, friendly, out
 
 
 @friendly
@@ -37,15 +37,11 @@ def ask_cmd(
     max_new_tokens: Annotated[int, typer.Option(help="Answer budget in tokens.")] = 96,
     model: Annotated[Optional[str], typer.Option(help="Generator: HF id, local folder or .gguf.")] = None,
     embedder: Annotated[Optional[str], typer.Option(help="Embedder (must match the index's).")] = None,
-    device: Annotated[Optional[str], typer.Option(help="cpu or cuda \\[default: cuda when present].")] = None,
-    base_url: Annotated[Optional[str], typer.Option(help="Served model (--model openai:NAME): the server's URL, "
-                                                         "e.g. http://127.0.0.1:8000/v1 \\[default: $DOCQA_BASE_URL].")]
-    = None,
-    context_window: Annotated[Optional[int], typer.Option(help="Served model: its window, where the server does not "
-                                                               "report one.")] = None,
-    tokenizer: Annotated[Optional[str], typer.Option(help="Served model: a local HF tokenizer, where the server has "
-                                                          "no tokenize endpoint or chat template.")] = None,
-    request_timeout: Annotated[float, typer.Option(help="Served model: seconds per request.")] = 600.0,
+    device: DeviceOpt = None,
+    base_url: BaseUrlOpt = None,
+    context_window: ContextWindowOpt = None,
+    tokenizer: TokenizerOpt = None,
+    request_timeout: TimeoutOpt = 600.0,
     root: Annotated[Optional[Path], typer.Option(help="Folder of indexes \\[default: ./indexes].")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:

@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from .common import err, friendly, out
+from .common import BaseUrlOpt, ContextWindowOpt, DeviceOpt, TokenizerOpt, err, friendly, out
 
 bench_app = typer.Typer(help="Which context-extension (RoPE) method works for a model: perplexity curves and "
                              "needle heatmaps.", no_args_is_help=True)
@@ -121,7 +121,10 @@ def needle_cmd(
     answer_start: Annotated[Optional[str], typer.Option(help="passkey form: the answer's first words \\[default: "
                                                              "the needle up to the answer].")] = None,
     model: Annotated[Optional[str], typer.Option(help="Generator: HF id, local folder or .gguf.")] = None,
-    device: Annotated[Optional[str], typer.Option(help="cpu or cuda \\[default: cuda when present].")] = None,
+    device: DeviceOpt = None,
+    base_url: BaseUrlOpt = None,
+    context_window: ContextWindowOpt = None,
+    tokenizer: TokenizerOpt = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for heatmaps, JSON and finished cells.")]
     = Path("bench/needle"),
     fresh: Annotated[bool, typer.Option(help="Ignore finished cells in --out and start over.")] = False,
@@ -130,9 +133,11 @@ def needle_cmd(
     plain-question and the passkey form."""
     from .. import api
     from ..bench.common import parse_fractions, parse_lengths
+    from ..generators import GeneratorConfig
 
+    gen = GeneratorConfig(base_url=base_url, context_window=context_window, tokenizer=tokenizer)
     with _progress() as progress:
-        res = api.bench_needle(lengths=parse_lengths(lengths), depths=parse_fractions(depths),
+        res = api.bench_needle(generator=gen, lengths=parse_lengths(lengths), depths=parse_fractions(depths),
                                methods=methods.split(","), forms=forms.split(","), text=text, needle=needle,
                                question=question, answer=answer, answer_start=answer_start, model=model,
                                device=device, out=out_dir, fresh=fresh, progress=progress)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Annotated, Optional, TypeVar
 
 import typer
 from rich.console import Console
@@ -17,6 +17,17 @@ out = Console()
 err = Console(stderr=True)
 
 F = TypeVar("F", bound=Callable)
+
+# Generator options shared by the commands that answer questions (ask, eval).
+DeviceOpt = Annotated[Optional[str], typer.Option(help="cpu or cuda \\[default: cuda when present].")]
+BaseUrlOpt = Annotated[Optional[str], typer.Option(
+    help="Served model (--model openai:NAME): the server's URL, e.g. http://127.0.0.1:8000/v1 \\[default: "
+         "$DOCQA_BASE_URL].")]
+ContextWindowOpt = Annotated[Optional[int], typer.Option(
+    help="Served model: its window, where the server does not report one.")]
+TokenizerOpt = Annotated[Optional[str], typer.Option(
+    help="Served model: a local HF tokenizer, where the server has no tokenize endpoint or chat template.")]
+TimeoutOpt = Annotated[float, typer.Option(help="Served model: seconds per request.")]
 
 
 def friendly(fn: F) -> F:

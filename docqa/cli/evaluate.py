@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from .common import err, friendly, out
+from .common import BaseUrlOpt, ContextWindowOpt, DeviceOpt, TimeoutOpt, TokenizerOpt, err, friendly, out
 
 
 @friendly
@@ -36,15 +36,11 @@ def eval_cmd(
     model: Annotated[Optional[str], typer.Option(help="Generator: HF id, local folder or .gguf.")] = None,
     root: Annotated[Optional[Path], typer.Option(help="Folder of indexes \\[default: ./indexes].")] = None,
     concurrency: Annotated[int, typer.Option(help="Questions in flight at once (for a served model).")] = 1,
-    device: Annotated[Optional[str], typer.Option(help="cpu or cuda \\[default: cuda when present].")] = None,
-    base_url: Annotated[Optional[str], typer.Option(help="Served model (--model openai:NAME): the server's URL, "
-                                                         "e.g. http://127.0.0.1:8000/v1 \\[default: $DOCQA_BASE_URL].")]
-    = None,
-    context_window: Annotated[Optional[int], typer.Option(help="Served model: its window, where the server does not "
-                                                               "report one.")] = None,
-    tokenizer: Annotated[Optional[str], typer.Option(help="Served model: a local HF tokenizer, where the server has "
-                                                          "no tokenize endpoint or chat template.")] = None,
-    request_timeout: Annotated[float, typer.Option(help="Served model: seconds per request.")] = 600.0,
+    device: DeviceOpt = None,
+    base_url: BaseUrlOpt = None,
+    context_window: ContextWindowOpt = None,
+    tokenizer: TokenizerOpt = None,
+    request_timeout: TimeoutOpt = 600.0,
 ) -> None:
     """Evaluate strategies on a question set: accuracy, latency and tokens per strategy."""
     from .. import api
