@@ -179,3 +179,20 @@ def test_a_damaged_saved_prefix_is_a_cache_miss_and_is_removed(gen, tmp_path):
         path.write_bytes(damaged)
         assert gen.load_prefix(path, prefix, plan) is None
         assert not path.exists()
+
+
+def test_chat_templates_without_a_system_role_or_without_a_template(tmp_path):
+    from transformers import AutoTokenizer
+
+    from docqa.generators.base import render_chat
+
+    tok = AutoTokenizer.from_pretrained(str(tiny_llama.build(tmp_path / "t", window=WINDOW)))
+    # Gemma-style: the template raises on a system message; the system text goes into the user turn instead.
+    tok.chat_template = (
+        "{% for m in messages %}{% if m['role'] == 'system' %}{{ raise_exception('System role not supported') }}"
+        "{% endif %}<|im_start|> {{ m['role'] }} {{ m['content'] }} <|im_end|> {% endfor %}"
+        "{% if add_generation_prompt %}<|im_start|> assistant {% endif %}")
+    out = render_chat(tok, "w1 w2", "w3 w4")
+    assert "w1 w2" in out and "w3 w4" in out and "system" not in out and out.rstrip().endswith("assistant")
+    tok.chat_template = None  # a base model: a plain prompt
+    assert render_chat(tok, "w1", "w2") == "w1\n\nw2\n\nAnswer:"
