@@ -64,7 +64,13 @@ def test_every_strategy_answers_through_the_server(server, two_docs):
     assert lc.details["rope"]["method"] == "server" and lc.details["rope"]["server_window"] == N_CTX
 
 
-def test_a_second_long_context_question_reuses_the_servers_prefix(server, two_docs):
+def test_a_second_long_context_question_reuses_the_servers_prefix(server, tmp_path):
+    # Documents no other test sends, so the first question meets a cold server cache.
+    d = tmp_path / "other"
+    d.mkdir()
+    for name in ("sustainability_report_2025.md", "sales_and_partner_handbook.md"):
+        shutil.copy(EXAMPLES / name, d / name)
+    docqa.ingest(d, "t", embedder=FAKE_EMBEDDER, model=FAKE_MODEL)
     idx = docqa.open_index("t", generator=_gen(server))
     first = idx.ask("What is the company's mission?", "long-context", max_new_tokens=16)
     second = idx.ask("Who is the CEO?", "long-context", max_new_tokens=16)

@@ -42,14 +42,16 @@ class TransformersGenerator:
         )
         if dtype is None:
             raise ConfigError(f"Unknown dtype '{config.dtype}'. Use auto, float32, bfloat16 or float16.")
+        check_rope_layout(model, _load_config(model, folder, config.trust_remote_code))  # before any weight loads
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=config.trust_remote_code)
             self.model = AutoModelForCausalLM.from_pretrained(
                 folder, dtype=dtype, trust_remote_code=config.trust_remote_code
             ).to(self.device)
         except Exception as e:  # noqa: BLE001 - any load failure becomes one clear line
-            raise ModelLoadError(
-                f"Could not load generator '{model}': {e}. Pass --model with an HF id or a local folder."
+            raise ModelLoadError(  # one line: library errors often span several
+                f"Could not load generator '{model}': {' '.join(str(e).split())[:400]}. Pass --model with an HF id, a "
+                f"local folder or a .gguf file."
             ) from e
         self.model.eval()
         if self.device == "cpu" and getattr(self.model.config, "_attn_implementation", None) == "sdpa":
@@ -60,12 +62,6 @@ class TransformersGenerator:
             self.model.set_attn_implementation(register())
         cfg = self.model.config
         params = getattr(cfg, "rope_parameters", None) or {}
-        if params.get("rope_type", "default") != "default":
-            # docqa applies its own per-request plan on top of plain RoPE; a model whose checkpoint already uses a
-            # scaled rope would be scaled twice.
-            raise ModelLoadError(
-                f"Model '{model}' ships rope_type '{params.get('rope_type')}'; docqa needs a model with plain RoPE."
-            )
         self.trained_window = int(
             config.trained_window or params.get("original_max_position_embeddings") or cfg.max_position_embeddings
         )
@@ -283,3 +279,45 @@ class TransformersGenerator:
                 if progress:
                     progress(end + 1, len(ids))
             return torch.cat(out)
+
+
+def _load_config(model: str, folder: str, trust_remote_code: bool):
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
+    except Exception as e:  # noqa: BLE001 - any failure is one clear line
+        raise ModelLoadError(f"Could not read the config of generator '{model}': {e}. Pass --model with an HF id, a "
+                             f"local folder or a .gguf file.") from e
+
+
+def check_rope_layout(model: str, cfg) -> None:
+    """Refuse, from the config alone (before any weight is loaded), the rope layouts docqa's in-process rope
+    installation does not handle yet: it rotates every layer with one plain-RoPE module whose frequencies it replaces
+    per request. A checkpoint whose rope is already scaled (llama3, yarn, longrope, …) would be scaled twice; partial
+    rotary and per-layer-type rope would get frequencies of the wrong size or for the wrong layers; a sliding-window
+    cache cannot be reused as a prefix. Each refusal names the model's window and what works today: a server."""
+    window = getattr(cfg, "max_position_embeddings", None)
+    where = f" (advertised window {window:,} tokens)" if isinstance(window, int) else ""
+    served = ("Serve it with vLLM, SGLang or llama.cpp and use --model openai:NAME --base-url URL: the server "
+              "applies the model's own rope.")
+    params = getattr(cfg, "rope_parameters", None) or {}
+    per_type = [k for k, v in params.items() if isinstance(v, dict)]
+    if per_type:
+        raise ModelLoadError(f"Model '{model}'{where} has a rope per layer type ({', '.join(per_type)}), which docqa's "
+                             f"in-process backend does not support yet. {served}")
+    rope_type = params.get("rope_type", "default")
+    if rope_type != "default":
+        raise ModelLoadError(f"Model '{model}'{where} ships rope_type '{rope_type}'; docqa's in-process backend "
+                             f"stretches plain RoPE only (it would scale this rope twice). {served}")
+    partial = getattr(cfg, "partial_rotary_factor", None) or params.get("partial_rotary_factor")
+    if partial is not None and float(partial) < 1.0:
+        raise ModelLoadError(f"Model '{model}'{where} rotates only {float(partial):.0%} of each head "
+                             f"(partial_rotary_factor), which docqa's in-process backend does not support yet. "
+                             f"{served}")
+    sliding = getattr(cfg, "sliding_window", None)
+    uses_sliding = getattr(cfg, "use_sliding_window", sliding is not None) or "sliding_attention" in (
+        getattr(cfg, "layer_types", None) or [])
+    if sliding and uses_sliding:
+        raise ModelLoadError(f"Model '{model}'{where} uses sliding-window attention ({sliding:,} tokens), whose cache "
+                             f"docqa cannot reuse as a document prefix yet. {served}")
