@@ -83,11 +83,16 @@ def test_rope_bench_writes_files_resumes_and_is_plain_within_the_window(tiny, tm
 
 def test_identical_plans_are_computed_once(tiny, tmp_path):
     _, gen = tiny
-    cfg = RopeBenchConfig(lengths=[48, 128], methods=["none", "linear", "yarn"], tail=16)
+    cfg = RopeBenchConfig(lengths=[48, 128], methods=["none", "linear", "ntk", "dynamic", "yarn"], tail=16)
     res = run_rope(gen, _text(), cfg, tmp_path / "r")
-    assert res.computed == 4  # 48: one plain plan shared by three methods; 128: three distinct plans
+    # 48 (inside the window): one plain plan for all five; 128: none, linear, ntk = dynamic (same frequencies when
+    # sized for the same length), yarn.
+    assert res.computed == 5
     shared = [r for r in res.rows if r["shared"]]
-    assert {(r["length"], r["method"]) for r in shared} == {(48, "linear"), (48, "yarn")}
+    assert {(r["length"], r["method"]) for r in shared} == {(48, m) for m in ("linear", "ntk", "dynamic", "yarn")} | {
+        (128, "dynamic")}
+    rows = {(r["length"], r["method"]): r["ppl"] for r in res.rows}
+    assert rows[(128, "ntk")] == rows[(128, "dynamic")]
 
 
 def test_rope_bench_refuses_other_settings_in_the_same_folder_and_short_texts(tiny, tmp_path):

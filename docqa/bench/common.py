@@ -159,3 +159,13 @@ def probe_cost(run: Callable[[int], None], small: int = 512, large: int = 2048) 
 
 def fmt_len(n: int) -> str:
     return f"{n // 1024}k" if n % 1024 == 0 else str(n)
+
+
+def plan_identity(plan, rope_model) -> tuple:
+    """What a rope plan does, not what it is called: the hash of its inverse frequencies and its attention factor.
+    Two methods with the same identity compute the same numbers (every method within the trained window; static and
+    dynamic NTK sized for the same length), so a grid computes one of them and shares the result."""
+    from ..rope import inv_freq_for
+
+    inv_freq, attention = inv_freq_for(plan, rope_model)
+    return hashlib.sha256(inv_freq.float().numpy().tobytes()).hexdigest()[:16], round(float(attention), 12)

@@ -26,7 +26,7 @@ from typing import Any
 from .. import prompts
 from ..errors import ConfigError
 from ..rope import ROPE_METHODS, plan_for
-from .common import BenchProgress, CellLog, fingerprint, fmt_len, probe_cost
+from .common import BenchProgress, CellLog, fingerprint, fmt_len, plan_identity, probe_cost
 
 DEFAULT_NEEDLE = "The secret passcode for the archive room is 4817."
 DEFAULT_QUESTION = "What is the secret passcode for the archive room?"
@@ -146,7 +146,7 @@ def run_needle(gen, text: str, cfg: NeedleBenchConfig, out: Path, *, text_desc: 
             keys = [f"L{length}:d{depth:g}:{method}:{f}" for f in forms]
             if all(k in log for k in keys):
                 continue
-            sig = (length, depth, plan.factor, plan.base, plan.attention_factor, method if plan.factor != 1 else "")
+            sig = (length, depth, *plan_identity(plan, rope_model))
             todo.append((length, depth, method, plan, seen.get(sig) if cfg.reuse_identical else None))
             seen.setdefault(sig, f"L{length}:d{depth:g}:{method}")
     compute = [t for t in todo if t[4] is None]

@@ -8,7 +8,8 @@ length, so its rows were not comparable.)
 
 Each (sample, length, method) is one cell: a rope plan sized for L (:func:`docqa.rope.plan_for`), one chunked
 forward, log-probabilities of the slice only (the length × vocabulary matrix never exists). Within the trained
-window every method's plan is plain RoPE, so identical plans are computed once and shared (``reuse_identical``);
+window every method's plan is plain RoPE (and static and dynamic NTK sized for the same length coincide), so plans with
+identical frequencies are computed once and shared (``reuse_identical``);
 the test suite turns that off to show the equality numerically. Several samples take windows at evenly spaced
 offsets of the text; the table reports the perplexity of their pooled slice tokens and the per-sample spread.
 """
@@ -28,7 +29,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..rope import ROPE_METHODS, plan_for
-from .common import BenchProgress, CellLog, fingerprint, fmt_len, probe_cost
+from .common import BenchProgress, CellLog, fingerprint, fmt_len, plan_identity, probe_cost
 
 
 @dataclass
@@ -90,7 +91,7 @@ def run_rope(gen, text: str, cfg: RopeBenchConfig, out: Path, *, text_desc: str 
                 name = ROPE_METHODS.canonical(method)
                 plan = plan_for(name, rope_model, length)
                 plans[(s, length, name)] = plan
-                sig = (s, length, plan.factor, plan.base, plan.attention_factor, name if plan.factor != 1.0 else "")
+                sig = (s, length, *plan_identity(plan, rope_model))
                 key = f"s{s}:L{length}:{name}"
                 if key in log:
                     continue
