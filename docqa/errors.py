@@ -13,6 +13,7 @@
     ├── ServerError                 a model server failed a request (an error status after retries)
     │   └── ServerUnreachable       no answer at all: connection refused, reset or timed out
     ├── ContextTooLong              a prompt does not fit the allowed context
+    ├── OutOfMemory                 the device ran out of memory for a request (names the KV size and the fixes)
     ├── BudgetExceeded              a strategy needed more model calls than allowed
     └── BadQuestionFile             a questions file that cannot be read
 
@@ -36,6 +37,7 @@ __all__ = [
     "ServerError",
     "ServerUnreachable",
     "ContextTooLong",
+    "OutOfMemory",
     "BudgetExceeded",
     "BadQuestionFile",
 ]
@@ -108,6 +110,12 @@ class ServerUnreachable(ServerError):
 class ContextTooLong(DocQAError):
     def __init__(self, message: str, tokens: int, limit: int):
         self.tokens, self.limit = tokens, limit
+        super().__init__(message)
+
+
+class OutOfMemory(DocQAError):
+    def __init__(self, message: str, tokens: int, bytes_per_token: int):
+        self.tokens, self.bytes_per_token = tokens, bytes_per_token
         super().__init__(message)
 
 

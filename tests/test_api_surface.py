@@ -15,7 +15,7 @@ def test_error_tree_is_pinned_and_rooted():
     assert sorted(errors.__all__) == sorted([
         "DocQAError", "ConfigError", "UnknownComponent", "IndexError_", "IndexNotFound", "EmbedderMismatch",
         "IndexCorrupt", "IndexWriteError", "IngestError", "ModelLoadError", "ServerError", "ServerUnreachable",
-        "ContextTooLong", "BudgetExceeded", "BadQuestionFile",
+        "ContextTooLong", "OutOfMemory", "BudgetExceeded", "BadQuestionFile",
     ])
     for name in errors.__all__:
         assert issubclass(getattr(errors, name), errors.DocQAError)

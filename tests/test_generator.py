@@ -235,3 +235,18 @@ def test_unsupported_rope_layouts_are_refused_from_the_config_before_any_weight_
     with pytest.raises(ModelLoadError, match=rf"{needle}.*--model openai:NAME") as e:
         TransformersGenerator("x", str(folder), GeneratorConfig(model=str(folder)))
     assert "131,072" in str(e.value)
+
+
+def test_out_of_memory_is_one_docqa_error_naming_the_kv_size(gen, monkeypatch):
+    from docqa.errors import OutOfMemory
+
+    def boom(*a, **k):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    monkeypatch.setattr(gen, "_prefill", boom)
+    with pytest.raises(OutOfMemory, match=r"KV cache alone needs .* GiB \(.* bytes a token.*--max-context") as e:
+        gen.generate(_ids(20), 4)
+    cfg = gen.model.config
+    assert e.value.bytes_per_token == cfg.num_hidden_layers * 2 * cfg.num_key_value_heads * 16 * 4
+    monkeypatch.undo()
+    assert gen.generate(_ids(20), 2).completion_tokens <= 2  # the generator still works afterwards

@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
-from .common import BaseUrlOpt, ContextWindowOpt, DeviceOpt, TimeoutOpt, TokenizerOpt, err, friendly, out
+from .common import BaseUrlOpt, ContextWindowOpt, DeviceOpt, DtypeOpt, TimeoutOpt, TokenizerOpt, err, friendly, out
 
 
 @friendly
@@ -38,6 +38,7 @@ def ask_cmd(
     model: Annotated[Optional[str], typer.Option(help="Generator: HF id, local folder or .gguf.")] = None,
     embedder: Annotated[Optional[str], typer.Option(help="Embedder (must match the index's).")] = None,
     device: DeviceOpt = None,
+    dtype: DtypeOpt = "auto",
     base_url: BaseUrlOpt = None,
     context_window: ContextWindowOpt = None,
     tokenizer: TokenizerOpt = None,
@@ -50,8 +51,8 @@ def ask_cmd(
     from ..generators import GeneratorConfig
     from ..strategies import STRATEGIES
 
-    gen = GeneratorConfig(device=device, base_url=base_url, context_window=context_window, tokenizer=tokenizer,
-                          request_timeout=request_timeout)
+    gen = GeneratorConfig(device=device, dtype=dtype, base_url=base_url, context_window=context_window,
+                          tokenizer=tokenizer, request_timeout=request_timeout)
     idx = api.open_index(index, root=root, embedder=embedder, model=model, generator=gen)
     names = STRATEGIES.names() if strategy == "all" else [STRATEGIES.canonical(s) for s in strategy.split(",")]
     options = dict(top_k=top_k, rope=rope, rope_factor=rope_factor, max_context=max_context, truncate=truncate,

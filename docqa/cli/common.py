@@ -20,6 +20,8 @@ F = TypeVar("F", bound=Callable)
 
 # Generator options shared by the commands that answer questions (ask, eval).
 DeviceOpt = Annotated[Optional[str], typer.Option(help="cpu or cuda \\[default: cuda when present].")]
+DtypeOpt = Annotated[str, typer.Option(
+    help="auto (bf16 on GPUs that have it, else fp16; fp32 on CPU), float32, bfloat16 or float16.")]
 BaseUrlOpt = Annotated[Optional[str], typer.Option(
     help="Served model (--model openai:NAME): the server's URL, e.g. http://127.0.0.1:8000/v1 \\[default: "
          "$DOCQA_BASE_URL].")]

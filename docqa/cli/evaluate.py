@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from .common import BaseUrlOpt, ContextWindowOpt, DeviceOpt, TimeoutOpt, TokenizerOpt, err, friendly, out
+from .common import BaseUrlOpt, ContextWindowOpt, DeviceOpt, DtypeOpt, TimeoutOpt, TokenizerOpt, err, friendly, out
 
 
 @friendly
@@ -37,6 +37,7 @@ def eval_cmd(
     root: Annotated[Optional[Path], typer.Option(help="Folder of indexes \\[default: ./indexes].")] = None,
     concurrency: Annotated[int, typer.Option(help="Questions in flight at once (for a served model).")] = 1,
     device: DeviceOpt = None,
+    dtype: DtypeOpt = "auto",
     base_url: BaseUrlOpt = None,
     context_window: ContextWindowOpt = None,
     tokenizer: TokenizerOpt = None,
@@ -56,8 +57,8 @@ def eval_cmd(
         def progress(done: int, total: int, label: str) -> None:
             bar.update(task, completed=done, total=total, description=f"evaluating: {label}")
 
-        gen = GeneratorConfig(device=device, base_url=base_url, context_window=context_window, tokenizer=tokenizer,
-                              request_timeout=request_timeout)
+        gen = GeneratorConfig(device=device, dtype=dtype, base_url=base_url, context_window=context_window,
+                              tokenizer=tokenizer, request_timeout=request_timeout)
         _, rows = api.evaluate(questions, index=index, strategies=names, out=out_dir, resume=resume, leval=leval,
                                limit=limit, root=root, model=model, generator=gen, concurrency=concurrency,
                                progress=progress, top_k=top_k, rope=rope,

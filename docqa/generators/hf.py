@@ -8,13 +8,14 @@ for the whole request (see :mod:`docqa.rope`), and a prefilled KV cache of a fix
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import ConfigError, ModelLoadError
+from ..errors import ConfigError, ModelLoadError, OutOfMemory
 from ..paths import quiet_transformers
 from ..rope import RopeModel, RopePlan, inv_freq_for, plan_for
 from .base import Generation, GeneratorConfig, PrefixState, ProgressFn, cut_at_stop, hits_stop, render_chat
@@ -37,11 +38,14 @@ class TransformersGenerator:
         self.config = config
         self.device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
         folder = resolve_model(model)
-        dtype = {"auto": torch.bfloat16 if self.device.startswith("cuda") else torch.float32}.get(
-            config.dtype, getattr(torch, config.dtype, None)
-        )
-        if dtype is None:
+        if config.dtype not in ("auto", "float32", "bfloat16", "float16"):
             raise ConfigError(f"Unknown dtype '{config.dtype}'. Use auto, float32, bfloat16 or float16.")
+        if config.dtype != "auto":
+            dtype = getattr(torch, config.dtype)
+        elif self.device.startswith("cuda"):  # bf16 where the GPU has it (Ampere and later), else fp16
+            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        else:  # fp32 on CPU: bf16 prefill wins only on AMX CPUs, and bf16 decode was 3x slower even there
+            dtype = torch.float32
         check_rope_layout(model, _load_config(model, folder, config.trust_remote_code))  # before any weight loads
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=config.trust_remote_code)
@@ -147,13 +151,40 @@ class TransformersGenerator:
                 progress(min(start + step, len(ids)), len(ids))
         return last
 
+    def kv_bytes_per_token(self) -> int:
+        """Bytes of keys and values one token holds in the cache: layers × 2 × KV heads × head dim × dtype size."""
+        cfg = self.model.config
+        heads = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
+        size = next(self.model.parameters()).element_size()
+        return int(cfg.num_hidden_layers * 2 * heads * self._rope_model.head_dim * size)
+
+    @contextlib.contextmanager
+    def _oom_guard(self, tokens: int):
+        """An out-of-memory error becomes a DocQAError that names the KV size and the fixes, so an eval records it for
+        that question and goes on; the allocator's cache is released first."""
+        import torch
+
+        try:
+            yield
+        except (torch.OutOfMemoryError, RuntimeError) as e:
+            if not isinstance(e, torch.OutOfMemoryError) and "out of memory" not in str(e).lower() \
+                    and "can't allocate memory" not in str(e):
+                raise
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            per = self.kv_bytes_per_token()
+            raise OutOfMemory(
+                f"Out of memory on {self.device} for {tokens:,} tokens: their KV cache alone needs "
+                f"{tokens * per / 2**30:.2f} GiB ({per:,} bytes a token, {self.model.dtype}). Lower --max-context (or "
+                f"use --truncate), use --dtype bfloat16 or float16, or --strategy rag.", tokens, per) from e
+
     def prefill_prefix(self, ids: list[int], plan: RopePlan, progress: ProgressFn | None = None) -> PrefixState:
         """Prefill ``ids`` under ``plan`` once; :meth:`generate` with ``prefix=`` then only processes the rest."""
         import torch
 
         from ..kv_cache import new_cache
 
-        with self._lock, torch.inference_mode():
+        with self._lock, torch.inference_mode(), self._oom_guard(len(ids) + 512):
             self._apply_rope(plan)
             # Room for a question and its answer after the prefix, so answering never regrows the buffer.
             cache = new_cache(self.model.config, expected=len(ids) + 512, reserve=512)
@@ -186,7 +217,7 @@ class TransformersGenerator:
             raise ConfigError("Empty prompt: nothing to generate from.")
         n_prefix = len(prefix.ids) if prefix else 0
         plan = prefix.plan if prefix else (rope or self.plain_plan(len(ids) + max_new_tokens))
-        with self._lock, torch.inference_mode():
+        with self._lock, torch.inference_mode(), self._oom_guard(n_prefix + len(ids) + max_new_tokens):
             self._apply_rope(plan)
             cache = prefix.cache if prefix else new_cache(self.model.config, expected=len(ids) + max_new_tokens)
             try:
@@ -259,7 +290,7 @@ class TransformersGenerator:
 
         if not 0 < tail < len(ids):
             raise ConfigError(f"tail must be in 1..{len(ids) - 1}, got {tail}")
-        with self._lock, torch.inference_mode():
+        with self._lock, torch.inference_mode(), self._oom_guard(len(ids)):
             self._apply_rope(plan)
             cache = new_cache(self.model.config, expected=len(ids))
             t = torch.tensor([ids], device=self.device)
