@@ -58,6 +58,7 @@ class OpenAIGenerator:
                                   headers={"Authorization": f"Bearer {key}"})
         self.device = f"server {self.root}"
         entry = self._find_model()
+        self._props = self._get("/props") or {}  # llama.cpp's server settings (window, rope); {} elsewhere
         self.window, self.window_source = self._window(entry)
         self.trained_window = self.window
         self.rope_info = self._rope_info(entry)
@@ -119,7 +120,7 @@ class OpenAIGenerator:
             return int(self.config.context_window), "--context-window"
         if entry.get("max_model_len"):
             return int(entry["max_model_len"]), "server (/v1/models max_model_len)"
-        props = self._get("/props") or {}
+        props = self._props
         n_ctx = props.get("n_ctx") or (props.get("default_generation_settings") or {}).get("n_ctx")
         if n_ctx:
             return int(n_ctx), "server (/props n_ctx)"
@@ -130,7 +131,7 @@ class OpenAIGenerator:
     def _rope_info(self, entry: dict) -> dict[str, Any]:
         """What the server says about its rope, where it says anything (for the long-context report)."""
         info: dict[str, Any] = {}
-        props = self._get("/props") or {}
+        props = self._props
         for k in ("rope_scaling", "rope_parameters", "rope_freq_base", "rope_freq_scale", "n_ctx_train"):
             for src in (entry, entry.get("meta") or {}, props, props.get("default_generation_settings") or {}):
                 if k in src:

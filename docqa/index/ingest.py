@@ -191,15 +191,13 @@ def decode_text(data: bytes) -> str:
     return text
 
 
-def sniff(path: Path, suffix: str, size: int, max_bytes: int) -> None:
-    """Reject a file before any reader touches it when its size or first bytes show it cannot be what its name
-    says; readers given such files fail deep inside third-party code, or silently index garbage."""
+def sniff(path: Path, suffix: str, size: int, max_bytes: int, head: bytes) -> None:
+    """Reject a file before any reader touches it when its size or first bytes (``head``) show it cannot be what its
+    name says; readers given such files fail deep inside third-party code, or silently index garbage."""
     if size == 0:
         raise Unreadable("empty file")
     if size > max_bytes:
         raise Unreadable(f"{size / 2**20:.1f} MB, over the {max_bytes / 2**20:g} MB limit (raise --max-file-mb)")
-    with open(path, "rb") as f:
-        head = f.read(1024)
     if suffix == ".pdf" and b"%PDF-" not in head:
         raise Unreadable("not a PDF (no %PDF- header)")
     if suffix == ".docx":
@@ -213,17 +211,21 @@ def sniff(path: Path, suffix: str, size: int, max_bytes: int) -> None:
             raise Unreadable(f"damaged zip archive ({e})") from e
 
 
-def read_file(path: Path, name: str, max_bytes: int = 64 * 2**20) -> list[DocumentPart]:
+def read_file(path: Path, name: str, max_bytes: int = 64 * 2**20, data: bytes | None = None) -> list[DocumentPart]:
     """Extract text: one part per page for pdf, one part otherwise. Text files are decoded here (BOM, UTF-8,
-    Windows-1252; binary refused); pdf, docx and html go through llama-index's readers. Raises :class:`Unreadable`
-    with the reason for a file that cannot be read."""
+    Windows-1252; binary refused); pdf, docx and html go through llama-index's readers. ``data``, when the caller
+    already read the file (to hash it), saves reading it again. Raises :class:`Unreadable` with the reason for a file
+    that cannot be read."""
     suffix = path.suffix.lower()
-    sniff(path, suffix, path.stat().st_size, max_bytes)
+    size = len(data) if data is not None else path.stat().st_size
+    if data is None and size <= max_bytes:
+        data = path.read_bytes()
+    sniff(path, suffix, size, max_bytes, (data or b"")[:1024])
     if suffix in _TEXT:
-        text = decode_text(path.read_bytes()).replace("\x00", "").strip()
+        text = decode_text(data).replace("\x00", "").strip()
         return [DocumentPart(name, 0, None, text)] if text else []
     if suffix in (".html", ".htm"):
-        decode_text(path.read_bytes()[:65536])  # refuse binary garbage named .html before the parser sees it
+        decode_text(data[:65536])  # refuse binary garbage named .html before the parser sees it
     from llama_index.core import SimpleDirectoryReader
 
     logging.getLogger("pypdf").setLevel(logging.ERROR)  # its warnings about damaged files would litter the terminal
@@ -335,13 +337,14 @@ def ingest(
         max_bytes = int(config.max_file_mb * 2**20)
         for name, path in found.items():
             try:
-                data = path.read_bytes() if path.stat().st_size <= max_bytes else b""
-                digest = hashlib.sha256(data).hexdigest()
+                size = path.stat().st_size
+                data = path.read_bytes() if size <= max_bytes else None  # an oversized file is refused unread
+                digest = hashlib.sha256(data or b"").hexdigest()
                 if data and same_settings and known.get(name) == digest:
                     outcomes.append(FileOutcome(name, "skipped", "unchanged"))
                     progress.file_done(name, "skipped")
                     continue
-                parts = read_file(path, name, max_bytes)
+                parts = read_file(path, name, max_bytes, data)
                 if not parts:
                     raise Unreadable("no extractable text (a scanned pdf, or only whitespace?)")
                 chunks = split_parts(parts, tokenize, config.chunk_tokens, config.overlap)
@@ -350,7 +353,7 @@ def ingest(
                 outcomes.append(FileOutcome(name, "failed", reason[:200]))
                 progress.file_done(name, "failed")
                 continue
-            pending.append((name, digest, len(data), parts, chunks))
+            pending.append((name, digest, size, parts, chunks))
             progress.file_done(name, "read")
         if not pending and not old:
             failed = "; ".join(f"{o.file}: {o.reason}" for o in outcomes if o.status == "failed")

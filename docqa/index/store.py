@@ -325,9 +325,8 @@ class IndexWriter:
     def _open(self, dim: int, rebuild: bool) -> None:
         import faiss
 
-        previous = None if rebuild else self.recover()
-        if rebuild:
-            self.recover(keep_current=True)
+        live = self.recover(keep_current=rebuild)
+        previous = None if rebuild else live  # --rebuild starts empty: the live version is not read
         self.previous = previous
         self.old_manifest: dict[str, Any] = {}
         base_vectors = None

@@ -163,17 +163,18 @@ def _reduce(run: ChainRun, notes: list[str]) -> str:
     stopped with the fix instead of looping."""
     answer_user = lambda body: f"Notes:\n{body}\n\n{prompts.question_block(run.question)}"  # noqa: E731
     merge_user = lambda body: _merge_user(run.question, body)  # noqa: E731
-    room = run.room(merge_user(""))
+    room, answer_room = run.room(merge_user("")), run.room(answer_user(""))
+    size = (len(notes), sum(run.gen.count_tokens(notes)))  # (notes, tokens), carried from round to round
     stalled = 0
     while True:
-        groups = run.pack(notes, run.room(answer_user("")))
+        groups = run.pack(notes, answer_room)
         if len(groups) == 1:
             return run.call("reduce", answer_user("\n\n".join(notes)))
-        before = (len(notes), sum(run.gen.count_tokens(notes)))
         notes = [run.call("reduce", merge_user("\n\n".join(notes[i] for i in g)), stop=prompts.NOTES_STOP)
                  for g in run.pack(notes, room)]
         notes = [n for n in notes if _relevant(n)] or [prompts.NO_ANSWER]
-        after = (len(notes), sum(run.gen.count_tokens(notes)))
+        before, size = size, (len(notes), sum(run.gen.count_tokens(notes)))
+        after = size
         stalled = stalled + 1 if after[0] >= before[0] and after[1] >= before[1] else 0
         if stalled >= 2:  # two rounds without fewer or shorter notes: more rounds would not converge
             raise ContextTooLong(f"The reduce step stopped making progress ({after[0]} notes of {after[1]} tokens). "
