@@ -17,6 +17,7 @@ source), and register it in ``ROPE_METHODS``. ``tests/test_rope.py`` loops over 
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -31,11 +32,22 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class RopeModel:
-    """The rotary facts of a model that every method needs."""
+    """The rotary facts of a model that every method needs.
 
-    head_dim: int
+    A checkpoint that ships its own scaled rope (Llama 3.x ``llama3``, Qwen2.5/DeepSeek ``yarn``, Phi-3.5 ``longrope``,
+    ``linear``, ``dynamic``) carries those parameters in ``native``; its ``trained_window`` is then the window it
+    advertises, within which its own rope is used unchanged (method ``native``), and past which docqa's methods
+    stretch *its* frequencies with that window as L₀.
+    """
+
+    head_dim: int  # rotary dimensions per head: head_dim × partial_rotary_factor (Phi-2: 32 of 64)
     rope_theta: float  # the base b of the trained model (SmolLM2: 100000)
-    trained_window: int  # L₀, the length the model was trained on (SmolLM2: 8192)
+    trained_window: int  # L₀, the length the model was trained on (SmolLM2: 8192), or its advertised window
+    native: str = ""  # JSON of the checkpoint's own rope parameters when they are scaled; "" for plain RoPE
+
+    @property
+    def native_type(self) -> str:
+        return json.loads(self.native).get("rope_type", "default") if self.native else "default"
 
 
 @dataclass(frozen=True)
@@ -56,17 +68,19 @@ RopeFn = Callable[[RopeModel, float, int], "tuple[torch.Tensor, float]"]
 
 
 def _hf_config(model: RopeModel, rope_parameters: dict[str, Any]):
-    """A minimal transformers config carrying ``rope_parameters``, to call transformers' rope functions."""
+    """A minimal transformers config carrying ``rope_parameters``, to call transformers' rope functions. Its head
+    is the rotary part only, so partial-rotary models get frequencies for exactly their rotated dimensions."""
     from transformers import LlamaConfig
 
     heads = 1
+    params = {k: v for k, v in rope_parameters.items() if k != "partial_rotary_factor"}
     return LlamaConfig(
         hidden_size=model.head_dim * heads,
         num_attention_heads=heads,
         num_key_value_heads=heads,
         head_dim=model.head_dim,
         max_position_embeddings=model.trained_window,
-        rope_parameters={"rope_theta": model.rope_theta, **rope_parameters},
+        rope_parameters={"rope_theta": model.rope_theta, **params},
     )
 
 
@@ -76,16 +90,47 @@ def _plain_inv_freq(dim: int, base: float) -> "torch.Tensor":
     return 1.0 / (base ** (torch.arange(0, dim, 2, dtype=torch.int64).float() / dim))
 
 
+def native_inv_freq(model: RopeModel, seq_len: int) -> "tuple[torch.Tensor, float]":
+    """The model's own frequencies and attention factor for a request of ``seq_len`` tokens: plain RoPE, or the
+    checkpoint's scaled rope computed by transformers' own function for its type (for ``longrope`` the short
+    factors up to its original window, the long ones past it; for ``dynamic`` the base that length gives)."""
+    if not model.native:
+        return _plain_inv_freq(model.head_dim, model.rope_theta), 1.0
+    from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
+
+    params = json.loads(model.native)
+    inv, att = ROPE_INIT_FUNCTIONS[params["rope_type"]](_hf_config(model, params), None, int(seq_len))
+    return inv.float(), float(att)
+
+
+def _native_base(model: RopeModel) -> "tuple[torch.Tensor, float]":
+    """What docqa's methods stretch on a natively scaled model: its own frequencies at its full window."""
+    return native_inv_freq(model, model.trained_window)
+
+
+def _ntk_ratio(model: RopeModel, scale: float) -> "torch.Tensor":
+    """NTK-aware scaling as a per-dimension factor: b' = b·s^(d/(d−2)) multiplies θᵢ by s^(−2i/(d−2)). Written this
+    way it applies to any frequency vector, not just a geometric one."""
+    import torch
+
+    d = model.head_dim
+    return float(scale) ** (-torch.arange(0, d, 2, dtype=torch.int64).float() / (d - 2))
+
+
 def _compute_none(model: RopeModel, factor: float, seq_len: int) -> "tuple[torch.Tensor, float]":
-    """Plain RoPE (Su et al. 2021): θᵢ = b^(−2i/d). No extension: positions past L₀ are extrapolated, and
-    perplexity explodes there (SmolLM2 at 16 k: 575). ``factor`` and ``seq_len`` are ignored."""
-    return _plain_inv_freq(model.head_dim, model.rope_theta), 1.0
+    """Plain RoPE (Su et al. 2021): θᵢ = b^(−2i/d), or a natively scaled checkpoint's own rope unchanged. No
+    extension: positions past L₀ are extrapolated, and perplexity explodes there (SmolLM2 at 16 k: 575).
+    ``factor`` is ignored. Alias ``native``."""
+    return native_inv_freq(model, seq_len)
 
 
 def _compute_linear(model: RopeModel, factor: float, seq_len: int) -> "tuple[torch.Tensor, float]":
     """Position Interpolation (Chen et al. 2023, "Extending Context Window of LLMs via Positional Interpolation"):
     positions are divided by s, i.e. θᵢ' = θᵢ / s, so L₀·s positions map into the trained range. Blurs nearby
     positions (high frequencies) as much as distant ones. transformers' ``linear`` type."""
+    if model.native:
+        inv, att = _native_base(model)
+        return inv / float(factor), att
     from transformers.modeling_rope_utils import _compute_linear_scaling_rope_parameters
 
     cfg = _hf_config(model, {"rope_type": "linear", "factor": float(factor)})
@@ -95,7 +140,11 @@ def _compute_linear(model: RopeModel, factor: float, seq_len: int) -> "tuple[tor
 def _compute_ntk(model: RopeModel, factor: float, seq_len: int) -> "tuple[torch.Tensor, float]":
     """Static NTK-aware scaling (bloc97, r/LocalLLaMA 2023): the base grows to b' = b·s^(d/(d−2)), which leaves
     the highest frequency unchanged and interpolates the lowest by s. transformers has no static NTK type, so it is
-    written here."""
+    written here. On a natively scaled model the same per-dimension factor s^(−2i/(d−2)) multiplies its own
+    frequencies."""
+    if model.native:
+        inv, att = _native_base(model)
+        return inv * _ntk_ratio(model, factor), att
     base = model.rope_theta * float(factor) ** (model.head_dim / (model.head_dim - 2))
     return _plain_inv_freq(model.head_dim, base), 1.0
 
@@ -103,7 +152,12 @@ def _compute_ntk(model: RopeModel, factor: float, seq_len: int) -> "tuple[torch.
 def _compute_dynamic(model: RopeModel, factor: float, seq_len: int) -> "tuple[torch.Tensor, float]":
     """Dynamic NTK (emozilla, r/LocalLLaMA 2023): NTK-aware scaling whose scale follows the sequence length,
     α' = α·L/L₀ − (α − 1), b' = b·α'^(d/(d−2)); ``factor`` is α (1.0 by default), L = ``seq_len``. No change up to
-    L₀. transformers' ``dynamic`` type, evaluated once at the request's final length."""
+    L₀. transformers' ``dynamic`` type, evaluated once at the request's final length; on a natively scaled model,
+    NTK's per-dimension factor for that scale applied to its own frequencies."""
+    if model.native:
+        inv, att = _native_base(model)
+        scale = max(1.0, float(factor) * seq_len / model.trained_window - (float(factor) - 1.0))
+        return inv * _ntk_ratio(model, scale), att
     from transformers.modeling_rope_utils import _compute_dynamic_ntk_parameters
 
     cfg = _hf_config(model, {"rope_type": "dynamic", "factor": float(factor)})
@@ -114,7 +168,17 @@ def _compute_yarn(model: RopeModel, factor: float, seq_len: int) -> "tuple[torch
     """YaRN (Peng et al. 2023, "YaRN: Efficient Context Window Extension of LLMs"): NTK-by-parts, i.e.
     frequencies that rotate more than β_fast=32 times within L₀ are kept, those under β_slow=1 are divided by s,
     with a linear ramp in between; attention logits are scaled by (0.1·ln s + 1)², applied as that factor on cos
-    and sin. transformers' ``yarn`` type."""
+    and sin. transformers' ``yarn`` type. On a natively scaled model (whose frequencies need not be geometric) the
+    ramp is taken over each frequency's rotations within L₀ directly, r = L₀·θ/2π, and the attention factors
+    multiply (the checkpoint's own, e.g. Llama 3's 1.0 or a YaRN checkpoint's, times 0.1·ln s + 1)."""
+    if model.native:
+        import torch
+
+        inv, att = _native_base(model)
+        rotations = model.trained_window * inv / (2 * math.pi)
+        keep = torch.clamp((rotations - 1.0) / (32.0 - 1.0), 0.0, 1.0)  # 1: rotates ≥ β_fast times, kept as is
+        scale = float(factor)
+        return inv / scale * (1 - keep) + inv * keep, att * (0.1 * math.log(scale) + 1.0 if scale > 1 else 1.0)
     from transformers.modeling_rope_utils import _compute_yarn_parameters
 
     cfg = _hf_config(
@@ -126,7 +190,7 @@ def _compute_yarn(model: RopeModel, factor: float, seq_len: int) -> "tuple[torch
 
 # name → function. Keep the signature; add a docstring with the formula and its source.
 ROPE_METHODS: Registry[RopeFn] = Registry("rope method")
-ROPE_METHODS.register("none", _compute_none, aliases=("plain", "default"))
+ROPE_METHODS.register("none", _compute_none, aliases=("plain", "default", "native"))
 ROPE_METHODS.register("linear", _compute_linear, aliases=("pi",))
 ROPE_METHODS.register("ntk", _compute_ntk, aliases=("ntk-aware",))
 ROPE_METHODS.register("dynamic", _compute_dynamic, aliases=("dynamic-ntk",))
@@ -141,15 +205,18 @@ DEFAULT_ROPE = "yarn"
 def plan_for(method: str, model: RopeModel, seq_len: int, factor: float | None = None) -> RopePlan:
     """The rope plan for a request of ``seq_len`` tokens (prompt + answer budget).
 
-    Within the trained window and with no explicit ``factor``, every method is plain RoPE. Past it the scale
-    defaults to ``seq_len / L₀`` (for dynamic: α = 1, so the same ratio). An explicit ``factor`` is used as given
-    (for dynamic it is α).
+    Within the trained window and with no explicit ``factor``, every method is plain RoPE — or, on a checkpoint that
+    ships scaled rope, its own rope unchanged, reported as method ``native``. Past it the scale defaults to
+    ``seq_len / L₀`` (for dynamic: α = 1, so the same ratio). An explicit ``factor`` is used as given (for dynamic it
+    is α). On a natively scaled model the attention factor includes the checkpoint's own.
     """
     name = ROPE_METHODS.canonical(method)
     if factor is not None and factor < 1.0:
         raise ConfigError(f"--rope-factor must be ≥ 1.0, got {factor}. Use 1.0 for plain RoPE.")
     ratio = seq_len / model.trained_window
     if name == "none" or (factor is None and ratio <= 1.0):
+        if model.native:
+            return RopePlan("native", 1.0, model.rope_theta, native_inv_freq(model, seq_len)[1], seq_len)
         return RopePlan("none" if name == "none" else name, 1.0, model.rope_theta, 1.0, seq_len)
     if name == "dynamic":
         alpha = factor if factor is not None else 1.0
@@ -159,13 +226,15 @@ def plan_for(method: str, model: RopeModel, seq_len: int, factor: float | None =
     scale = factor if factor is not None else ratio
     base = model.rope_theta * scale ** (model.head_dim / (model.head_dim - 2)) if name == "ntk" else model.rope_theta
     attention = 0.1 * math.log(scale) + 1.0 if name == "yarn" and scale > 1.0 else 1.0
+    if model.native:
+        attention *= _native_base(model)[1]
     return RopePlan(name, scale, base, attention, seq_len)
 
 
 def inv_freq_for(plan: RopePlan, model: RopeModel) -> "tuple[torch.Tensor, float]":
     """The inverse frequencies and attention factor that realise ``plan`` on ``model``."""
     if plan.factor == 1.0:
-        return _compute_none(model, 1.0, plan.seq_len)
+        return native_inv_freq(model, plan.seq_len)
     fn = ROPE_METHODS.get(plan.method)
     if plan.method == "dynamic":
         # Recover α from the effective scale so the function reproduces exactly this plan at plan.seq_len.

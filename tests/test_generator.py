@@ -201,37 +201,30 @@ def test_chat_templates_without_a_system_role_or_without_a_template(tmp_path):
 
 
 @pytest.mark.parametrize("kind, needle", [
-    ("llama3", "rope_type 'llama3'"), ("yarn", "rope_type 'yarn'"), ("partial", "rotates only 50%"),
-    ("sliding", "sliding-window attention"), ("per-layer", "rope per layer type"),
+    ("unknown", "rope_type 'warp'.*does not know"), ("sliding", "sliding-window attention"),
+    ("per-layer", "rope per layer type"),
 ])
 def test_unsupported_rope_layouts_are_refused_from_the_config_before_any_weight_loads(tmp_path, kind, needle):
     """Only config.json is written: had docqa tried to load weights, the error would be a missing-weights one."""
-    from transformers import LlamaConfig, MistralConfig, PhiConfig
+    from transformers import LlamaConfig, MistralConfig
 
     from docqa.errors import ModelLoadError
 
     folder = tmp_path / kind
     small = dict(vocab_size=100, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
                  max_position_embeddings=131072)
-    if kind == "llama3":
-        cfg = LlamaConfig(**small, rope_parameters={"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0,
-                                                    "low_freq_factor": 1.0, "high_freq_factor": 4.0,
-                                                    "original_max_position_embeddings": 8192})
-    elif kind == "yarn":
-        cfg = LlamaConfig(**small, rope_parameters={"rope_type": "yarn", "rope_theta": 1e6, "factor": 4.0,
-                                                    "original_max_position_embeddings": 32768})
-    elif kind == "partial":
-        cfg = PhiConfig(**small, partial_rotary_factor=0.5)
-    elif kind == "sliding":
+    if kind == "sliding":
         cfg = MistralConfig(**small, sliding_window=4096)
     else:
         cfg = LlamaConfig(**small)
     cfg.save_pretrained(str(folder))
+    raw = json.loads((folder / "config.json").read_text())
     if kind == "per-layer":  # Gemma 3's layout: one rope per layer type
-        raw = json.loads((folder / "config.json").read_text())
         raw["rope_parameters"] = {"full_attention": {"rope_type": "default", "rope_theta": 1e6},
                                   "sliding_attention": {"rope_type": "default", "rope_theta": 1e4}}
-        (folder / "config.json").write_text(json.dumps(raw))
+    elif kind == "unknown":
+        raw["rope_parameters"] = {"rope_type": "warp", "rope_theta": 1e4}
+    (folder / "config.json").write_text(json.dumps(raw))
     with pytest.raises(ModelLoadError, match=rf"{needle}.*--model openai:NAME") as e:
         TransformersGenerator("x", str(folder), GeneratorConfig(model=str(folder)))
     assert "131,072" in str(e.value)

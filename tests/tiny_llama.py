@@ -11,10 +11,26 @@ from pathlib import Path
 WORDS = [f"w{i}" for i in range(240)]
 
 
-def build(folder: Path, window: int = 64) -> Path:
+# Architectures the rope tests build: (config class, extra config fields). Phi, StableLM and GPT-NeoX rotate part of
+# each head; Phi-3 carries longrope; Qwen2 has biases on q/k/v.
+ARCHS = {
+    "llama": ("LlamaConfig", {}),
+    "qwen2": ("Qwen2Config", {}),
+    "mistral": ("MistralConfig", {"sliding_window": None}),
+    "phi3": ("Phi3Config", {}),
+    "phi": ("PhiConfig", {"partial_rotary_factor": 0.5}),
+    "stablelm": ("StableLmConfig", {"partial_rotary_factor": 0.25, "num_attention_heads": 2}),
+    "gpt_neox": ("GPTNeoXConfig", {"partial_rotary_factor": 0.25, "num_attention_heads": 2}),
+}
+
+
+def build(folder: Path, window: int = 64, arch: str = "llama", rope: dict | None = None) -> Path:
+    """A tiny random model of ``arch`` with a word-level tokenizer; ``rope`` replaces its rope parameters (plain RoPE
+    with base 10 000 by default), e.g. a llama3 / yarn / longrope block as the real checkpoints ship."""
     import torch
+    import transformers
     from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 
     specials = ["<unk>", "<|im_start|>", "<|im_end|>"]
     vocab = {t: i for i, t in enumerate(specials + WORDS + ["system", "user", "assistant", ":", "?", "."])}
@@ -27,11 +43,15 @@ def build(folder: Path, window: int = 64) -> Path:
         "{% if add_generation_prompt %}<|im_start|> assistant {% endif %}"
     )
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(vocab), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=window,
-                         rope_parameters={"rope_type": "default", "rope_theta": 10000.0}, eos_token_id=2,
-                         bos_token_id=1, pad_token_id=2, tie_word_embeddings=True)
-    model = LlamaForCausalLM(config)
+    cls, extra = ARCHS[arch]
+    params = dict(rope or {"rope_type": "default", "rope_theta": 10000.0})
+    if "partial_rotary_factor" in extra:
+        params["partial_rotary_factor"] = extra["partial_rotary_factor"]
+    fields = dict(vocab_size=len(vocab), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=window, rope_parameters=params,
+                  eos_token_id=2, bos_token_id=1, pad_token_id=2, tie_word_embeddings=True)
+    config = getattr(transformers, cls)(**{**fields, **extra})
+    model = AutoModelForCausalLM.from_config(config)
     # Random init is close to uniform logits; scale up so that different rotations give visibly different logits.
     with torch.no_grad():
         for p in model.parameters():

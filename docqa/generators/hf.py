@@ -64,27 +64,34 @@ class TransformersGenerator:
             from ..attention import register
 
             self.model.set_attn_implementation(register())
-        cfg = self.model.config
-        params = getattr(cfg, "rope_parameters", None) or {}
-        self.trained_window = int(
-            config.trained_window or params.get("original_max_position_embeddings") or cfg.max_position_embeddings
-        )
-        head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
-        self._rope_model = RopeModel(int(head_dim), float(params.get("rope_theta", 10000.0)), self.trained_window)
-        self._rotary = self._find_rotary()
+        self._rope_model = rope_model_from_config(self.model.config, config.trained_window)
+        self.trained_window = self._rope_model.trained_window
+        self._rotaries = self._find_rotaries()
+        # The decoder body (LlamaModel, GPTNeoXModel, …): prefill chunks that need no logits skip the LM head.
+        self._body = self.model.base_model
         # transformers renamed `past_key_values` to `cache` during 5.x; pass whichever this version takes.
-        params_of_forward = inspect.signature(self.model.model.forward).parameters
+        params_of_forward = inspect.signature(self._body.forward).parameters
         self._cache_kw = "cache" if "cache" in params_of_forward else "past_key_values"
         self._plan: RopePlan | None = None
         self.eos_ids = self._eos_ids()
         self._lock = threading.RLock()
 
     # ----------------------------------------------------------------------------------------------- loading
-    def _find_rotary(self):
-        for name, module in self.model.named_modules():
-            if name.endswith("rotary_emb") and hasattr(module, "inv_freq"):
-                return module
-        raise ModelLoadError(f"Model '{self.spec}' has no rotary embedding module; docqa needs a RoPE model.")
+    def _find_rotaries(self) -> list:
+        """Every rotary module (one per model in current transformers; older layouts keep one per layer). Each is told
+        its rope is 'default' so that transformers' dynamic/longrope update never recomputes frequencies mid-request:
+        docqa installs one plan per request instead."""
+        found = [m for name, m in self.model.named_modules() if name.endswith("rotary_emb") and hasattr(m, "inv_freq")]
+        if not found:
+            raise ModelLoadError(f"Model '{self.spec}' has no rotary embedding module; docqa needs a RoPE model.")
+        want = self._rope_model.head_dim // 2
+        for m in found:
+            if m.inv_freq.shape[-1] != want:
+                got = 2 * m.inv_freq.shape[-1]
+                raise ModelLoadError(f"Model '{self.spec}' rotates {got} dimensions per head where its config says "
+                                     f"{2 * want}; docqa cannot install rope plans on it.")
+            m.rope_type = "default"
+        return found
 
     def _eos_ids(self) -> set[int]:
         ids: set[int] = set()
@@ -120,8 +127,9 @@ class TransformersGenerator:
         if plan == self._plan:
             return
         inv_freq, attention = inv_freq_for(plan, self._rope_model)
-        self._rotary.inv_freq.copy_(inv_freq.to(self._rotary.inv_freq.device))
-        self._rotary.attention_scaling = attention
+        for rotary in self._rotaries:
+            rotary.inv_freq.copy_(inv_freq.to(rotary.inv_freq.device))
+            rotary.attention_scaling = attention
         self._plan = plan
 
     def plain_plan(self, seq_len: int) -> RopePlan:
@@ -143,7 +151,7 @@ class TransformersGenerator:
         for start in range(0, len(ids), step):
             chunk = t[:, start : start + step]
             if start + step < len(ids) or not logits:
-                self.model.model(input_ids=chunk, use_cache=True, **{self._cache_kw: cache})
+                self._body(input_ids=chunk, use_cache=True, **{self._cache_kw: cache})
             else:
                 out = self.model(input_ids=chunk, use_cache=True, **{self._cache_kw: cache}, logits_to_keep=1)
                 last = out.logits[0, -1]
@@ -156,7 +164,7 @@ class TransformersGenerator:
         cfg = self.model.config
         heads = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
         size = next(self.model.parameters()).element_size()
-        return int(cfg.num_hidden_layers * 2 * heads * self._rope_model.head_dim * size)
+        return int(cfg.num_hidden_layers * 2 * heads * _head_dim(cfg) * size)
 
     @contextlib.contextmanager
     def _oom_guard(self, tokens: int):
@@ -298,7 +306,7 @@ class TransformersGenerator:
             step = max(1, self.config.prefill_chunk)
             for start in range(0, head, step):
                 end = min(start + step, head)
-                self.model.model(input_ids=t[:, start:end], use_cache=True, **{self._cache_kw: cache})
+                self._body(input_ids=t[:, start:end], use_cache=True, **{self._cache_kw: cache})
                 if progress:
                     progress(end, len(ids))
             out = []
@@ -322,33 +330,64 @@ def _load_config(model: str, folder: str, trust_remote_code: bool):
                              f"local folder or a .gguf file.") from e
 
 
+def _head_dim(cfg) -> int:
+    return int(getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads)
+
+
+def advertised_window(cfg) -> int:
+    """The window a checkpoint advertises: ``max_position_embeddings``, or what its own scaled rope reaches where that
+    is larger (a Qwen2.5 config given a YaRN block keeps max_position_embeddings 32 768 with factor 4 over 32 768)."""
+    window = int(getattr(cfg, "max_position_embeddings", 0) or 0)
+    params = getattr(cfg, "rope_parameters", None) or {}
+    original, factor = params.get("original_max_position_embeddings"), params.get("factor")
+    if params.get("rope_type", "default") in ("yarn", "linear", "dynamic") and original and factor:
+        window = max(window, int(original * factor))
+    return window
+
+
+def rope_model_from_config(cfg, trained_window: int | None = None) -> "RopeModel":
+    """The rotary facts of a transformers config (see :class:`~docqa.rope.RopeModel`): rotary dims (partial rotary
+    included), base, L₀ and, for a checkpoint that ships scaled rope, its parameters. Plain RoPE keeps L₀ = the trained
+    window (``original_max_position_embeddings`` where given); scaled rope uses the advertised window."""
+    import json
+
+    params = dict(getattr(cfg, "rope_parameters", None) or {})
+    partial = float(params.get("partial_rotary_factor") or getattr(cfg, "partial_rotary_factor", None) or 1.0)
+    rotary_dim = int(_head_dim(cfg) * partial)
+    rope_type = params.get("rope_type", "default")
+    if rope_type == "default":
+        window = params.get("original_max_position_embeddings") or cfg.max_position_embeddings
+        native = ""
+    else:
+        window = advertised_window(cfg)
+        native = json.dumps({k: v for k, v in params.items() if k != "partial_rotary_factor"}, sort_keys=True)
+    return RopeModel(rotary_dim, float(params.get("rope_theta", 10000.0)), int(trained_window or window), native)
+
+
 def check_rope_layout(model: str, cfg) -> None:
     """Refuse, from the config alone (before any weight is loaded), the rope layouts docqa's in-process rope
-    installation does not handle yet: it rotates every layer with one plain-RoPE module whose frequencies it replaces
-    per request. A checkpoint whose rope is already scaled (llama3, yarn, longrope, …) would be scaled twice; partial
-    rotary and per-layer-type rope would get frequencies of the wrong size or for the wrong layers; a sliding-window
-    cache cannot be reused as a prefix. Each refusal names the model's window and what works today: a server."""
+    installation does not handle: it rotates every layer with one set of frequencies it installs per request, so a
+    rope per layer type (Gemma 3) would get frequencies for the wrong layers, and a sliding-window cache drops the
+    document prefix it is meant to keep. Plain, natively scaled (llama3, yarn, longrope, linear, dynamic) and partial
+    rotary are handled. Each refusal names the model's window and what works instead: a server."""
+    from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
+
     window = getattr(cfg, "max_position_embeddings", None)
     where = f" (advertised window {window:,} tokens)" if isinstance(window, int) else ""
     served = ("Serve it with vLLM, SGLang or llama.cpp and use --model openai:NAME --base-url URL: the server "
-              "applies the model's own rope.")
+              "applies the model's own rope and attention.")
     params = getattr(cfg, "rope_parameters", None) or {}
     per_type = [k for k, v in params.items() if isinstance(v, dict)]
     if per_type:
         raise ModelLoadError(f"Model '{model}'{where} has a rope per layer type ({', '.join(per_type)}), which docqa's "
-                             f"in-process backend does not support yet. {served}")
+                             f"in-process backend does not support. {served}")
     rope_type = params.get("rope_type", "default")
-    if rope_type != "default":
-        raise ModelLoadError(f"Model '{model}'{where} ships rope_type '{rope_type}'; docqa's in-process backend "
-                             f"stretches plain RoPE only (it would scale this rope twice). {served}")
-    partial = getattr(cfg, "partial_rotary_factor", None) or params.get("partial_rotary_factor")
-    if partial is not None and float(partial) < 1.0:
-        raise ModelLoadError(f"Model '{model}'{where} rotates only {float(partial):.0%} of each head "
-                             f"(partial_rotary_factor), which docqa's in-process backend does not support yet. "
-                             f"{served}")
+    if rope_type != "default" and rope_type not in ROPE_INIT_FUNCTIONS:
+        raise ModelLoadError(f"Model '{model}'{where} ships rope_type '{rope_type}', which this transformers version "
+                             f"does not know. Upgrade transformers, or: {served}")
     sliding = getattr(cfg, "sliding_window", None)
     uses_sliding = getattr(cfg, "use_sliding_window", sliding is not None) or "sliding_attention" in (
         getattr(cfg, "layer_types", None) or [])
     if sliding and uses_sliding:
         raise ModelLoadError(f"Model '{model}'{where} uses sliding-window attention ({sliding:,} tokens), whose cache "
-                             f"docqa cannot reuse as a document prefix yet. {served}")
+                             f"drops the document prefix docqa reuses. {served}")
