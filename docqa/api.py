@@ -130,6 +130,24 @@ class Index:
         answer.timings.setdefault("total", time.perf_counter() - t0)
         return answer
 
+    def ask_many(self, questions: list[str], strategy: str = "rag", *, batch_size: int = 8,
+                 **options: Any) -> list[Answer]:
+        """Answer ``questions`` with ``strategy``, ``batch_size`` at a time in one batched generation where the
+        strategy supports it (rag), one by one otherwise. Greedy answers are the ones :meth:`ask` gives."""
+        from .strategies import BATCHED
+
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be at least 1, got {batch_size}.")
+        cfg = make_config(**options)
+        name = STRATEGIES.canonical(strategy)
+        if name not in BATCHED.names() or batch_size == 1:
+            return [self.ask(q, name, **options) for q in questions]
+        fn = BATCHED.get(name)
+        out: list[Answer] = []
+        for i in range(0, len(questions), batch_size):
+            out.extend(fn(self.corpus, list(questions[i:i + batch_size]), cfg))
+        return out
+
     def ask_all(self, question: str, strategies: list[str] | None = None, **options: Any) -> dict[str, Answer]:
         """The same question through several strategies (default: all registered), for side-by-side comparison."""
         return {s: self.ask(question, s, **options) for s in (strategies or STRATEGIES.names())}
@@ -173,6 +191,7 @@ def evaluate(
     model: str | None = None,
     generator: GeneratorConfig | None = None,
     concurrency: int = 1,
+    batch_size: int = 1,
     progress=None,
     **options: Any,
 ):
@@ -181,9 +200,11 @@ def evaluate(
     ``questions`` is docqa's JSONL, asked of ``index``; or ``leval`` is an L-Eval file, from whose documents one
     index per document is built (``leval-STEM-docNN``, STEM from the file's name), each question asked of its own
     document. ``generator`` sets every generator option (a served model's address, …); ``concurrency`` keeps that
-    many questions in flight. Returns ``(records, summary_rows)``; with ``out``, also writes results.jsonl,
-    summary.json/csv and the plot. When the model server stops answering mid-run, the files are written and
-    :class:`~docqa.errors.ServerUnreachable` says how many questions ``resume=True`` will complete.
+    many questions in flight; ``batch_size`` answers that many questions of a batching strategy (rag) in one
+    batched generation, each a record whose latency is its share of the batch. Returns ``(records, summary_rows)``;
+    with ``out``, also writes results.jsonl, summary.json/csv and the plot. When the model server stops answering
+    mid-run, the files are written and :class:`~docqa.errors.ServerUnreachable` says how many questions
+    ``resume=True`` will complete.
     """
     from .eval import questions as qio
     from .eval import report, runner
@@ -191,6 +212,8 @@ def evaluate(
     make_config(**options)  # reject unknown options before any work
     if concurrency < 1:
         raise ConfigError(f"--concurrency must be at least 1, got {concurrency}.")
+    if batch_size < 1:
+        raise ConfigError(f"--batch-size must be at least 1, got {batch_size}.")
     if generator is not None and model:
         generator.model = model
     model = model or (generator.model if generator else None)
@@ -228,7 +251,8 @@ def evaluate(
     identity = {"model": model or GeneratorConfig().model, "options": options, "questions": source,
                 "index": index, "limit": limit}
     cfg = runner.EvalConfig(strategies=strategies, out=Path(out) if out else None, resume=resume, options=options,
-                            identity=identity, concurrency=concurrency)
+                            identity=identity, concurrency=concurrency,
+                            batch_size=batch_size)
     records = runner.run(index_for, qs, cfg, progress)
     rows = report.summarize(records)
     if out:

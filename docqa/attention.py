@@ -36,7 +36,9 @@ def grouped_attention(module, query, key, value, attention_mask, dropout=0.0, sc
     if attention_mask is not None:
         mask = attention_mask[:, :, -q:, -k_len:]  # (b, 1, q, k_len), bool (True: attend) or additive float
         mask = mask.unsqueeze(2)  # broadcast over kv heads and groups
-        scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask
+        # The most negative finite value, not -inf: a left-padding row masked everywhere then gets a uniform (finite,
+        # ignored) softmax instead of NaN, whose values would reach real rows through 0 × NaN in the next layer.
+        scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min) if mask.dtype == torch.bool else scores + mask
     elif q > 1:  # no mask was built: plain causal over the last q positions
         causal = torch.ones(q, k_len, dtype=torch.bool, device=query.device).tril(k_len - q)
         scores = scores.masked_fill(~causal, float("-inf"))

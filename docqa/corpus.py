@@ -54,12 +54,19 @@ class Corpus:
 
     def retrieve(self, question: str, k: int) -> Retrieved:
         """Top-``k`` chunks for ``question`` by cosine similarity, best first."""
+        return self.retrieve_many([question], k)[0]
+
+    def retrieve_many(self, questions: list[str], k: int) -> list[Retrieved]:
+        """:meth:`retrieve` for several questions, embedded in one batch (the embedding time is shared equally)."""
         emb = self.embedder()
         t0 = time.perf_counter()
-        vec = emb.embed([question])[0]
-        t1 = time.perf_counter()
-        hits = self.store.search(vec, k)
-        chunks = self.store.chunks([i for i, _ in hits])
-        scores = dict(hits)
-        t2 = time.perf_counter()
-        return Retrieved([(c, scores[c.id]) for c in chunks], t1 - t0, t2 - t1)
+        vecs = emb.embed(list(questions))
+        embed_s = (time.perf_counter() - t0) / max(1, len(questions))
+        out = []
+        for vec in vecs:
+            t1 = time.perf_counter()
+            hits = self.store.search(vec, k)
+            chunks = self.store.chunks([i for i, _ in hits])
+            scores = dict(hits)
+            out.append(Retrieved([(c, scores[c.id]) for c in chunks], embed_s, time.perf_counter() - t1))
+        return out

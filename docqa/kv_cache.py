@@ -18,10 +18,13 @@ from transformers.cache_utils import DynamicCache, DynamicLayer
 class InPlaceLayer(DynamicLayer):
     """``DynamicLayer`` with amortised O(new tokens) appends (buffer grows by doubling when full)."""
 
-    def __init__(self, capacity: int = 0, reserve: int = 0):
+    def __init__(self, capacity: int = 0, reserve: int = 0, dtype: torch.dtype | None = None):
         super().__init__()
         self.capacity = capacity  # first allocation, in tokens (the expected final length, when known)
         self.reserve = reserve  # room kept beyond what is needed whenever the buffer grows
+        # Storage dtype (None: whatever the first states come in). A bf16 prefill writes into an fp32 cache that fp32
+        # decoding then reads without converting it at every step.
+        self.dtype = dtype
         self.length = 0
         self._k: torch.Tensor | None = None
         self._v: torch.Tensor | None = None
@@ -37,8 +40,8 @@ class InPlaceLayer(DynamicLayer):
         if needed <= capacity:
             return
         new_cap = max(needed + self.reserve, 2 * capacity, self.capacity)
-        k = like_k.new_empty((*like_k.shape[:-2], new_cap, like_k.shape[-1]))
-        v = like_v.new_empty((*like_v.shape[:-2], new_cap, like_v.shape[-1]))
+        k = like_k.new_empty((*like_k.shape[:-2], new_cap, like_k.shape[-1]), dtype=self.dtype or like_k.dtype)
+        v = like_v.new_empty((*like_v.shape[:-2], new_cap, like_v.shape[-1]), dtype=self.dtype or like_v.dtype)
         if self._k is not None and self.length:
             k[..., : self.length, :].copy_(self._k[..., : self.length, :])
             v[..., : self.length, :].copy_(self._v[..., : self.length, :])
@@ -54,6 +57,8 @@ class InPlaceLayer(DynamicLayer):
         self._v[..., self.length : end, :].copy_(value_states)
         self.length = end
         self.keys, self.values = self._k[..., :end, :], self._v[..., :end, :]
+        if self.keys.dtype != key_states.dtype:  # a forward in another dtype (bf16 prefill) gets a converted copy
+            return self.keys.to(key_states.dtype), self.values.to(value_states.dtype)
         return self.keys, self.values
 
     def get_seq_length(self) -> int:
@@ -72,12 +77,12 @@ class InPlaceLayer(DynamicLayer):
         super().reset()
 
 
-def new_cache(config: Any, expected: int = 0, reserve: int = 0) -> DynamicCache:
+def new_cache(config: Any, expected: int = 0, reserve: int = 0, dtype: torch.dtype | None = None) -> DynamicCache:
     """A DynamicCache whose layers append in place, sized for ``expected`` tokens up front (no regrowth when the
-    caller knows the final length), keeping ``reserve`` tokens of room whenever it grows."""
+    caller knows the final length), keeping ``reserve`` tokens of room whenever it grows, stored in ``dtype``."""
     cache = DynamicCache(config=config)
     layers = getattr(cache, "layers", None)
     if not layers or any(getattr(layer, "is_sliding", False) for layer in layers):
         return cache  # sliding-window or unusual layouts keep transformers' own layers
-    cache.layers = [InPlaceLayer(expected, reserve) for _ in layers]
+    cache.layers = [InPlaceLayer(expected, reserve, dtype) for _ in layers]
     return cache

@@ -40,7 +40,7 @@ def save(path: Path, cache: Any, meta: dict[str, str]) -> None:
     os.replace(tmp, path)
 
 
-def load(path: Path, config: Any, device: str) -> tuple[Any, dict[str, str]] | None:
+def load(path: Path, config: Any, device: str, reserve: int = 512) -> tuple[Any, dict[str, str]] | None:
     """A DynamicCache rebuilt from ``path``, with its metadata; None when there is no such file, or when the file is
     damaged or does not fit the model (it is a cache: it is removed and rebuilt, never trusted)."""
     if not path.is_file():
@@ -61,4 +61,11 @@ def load(path: Path, config: Any, device: str) -> tuple[Any, dict[str, str]] | N
         with contextlib.suppress(OSError):
             path.unlink()
         return None
-    return DynamicCache(ddp_cache_data=data, config=config), meta
+    from .kv_cache import InPlaceLayer, new_cache
+
+    cache = new_cache(config, expected=data[0][0].shape[2] + reserve, reserve=reserve, dtype=data[0][0].dtype)
+    if not isinstance(cache.layers[0], InPlaceLayer):
+        return DynamicCache(ddp_cache_data=data, config=config), meta
+    for layer, (k, v) in zip(cache.layers, data, strict=True):  # in-place layers: answering never regrows them
+        layer.update(k, v)
+    return cache, meta

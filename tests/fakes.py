@@ -54,6 +54,7 @@ class ExtractiveGenerator:
         self.spec, self.trained_window = spec, trained_window
         self.prompts: list[str] = []
         self.prefills = 0
+        self.batches: list[int] = []  # sizes of generate_batch calls
         self.vocab: dict[str, int] = {}
         self.inverse: dict[int, str] = {}
 
@@ -108,6 +109,10 @@ class ExtractiveGenerator:
         return Generation(self.decode(answer_ids), n, len(answer_ids), 0.0, time.perf_counter() - t0, 0.0,
                           "eos", len(prefix.ids) if prefix else 0,
                           prefix.plan if prefix else (rope or plan_for("none", self.rope_model(), n)))
+
+    def generate_batch(self, prompts, max_new_tokens=128, *, stop=()):
+        self.batches.append(len(prompts))
+        return [self.generate(p, max_new_tokens, stop=stop) for p in prompts]
 
     def prefill_prefix(self, ids, plan: RopePlan, progress=None) -> PrefixState:
         self.prefills += 1

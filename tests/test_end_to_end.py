@@ -44,3 +44,11 @@ def test_rag_answers_easy_questions_with_the_real_models(real_index):
         # Retrieval must find the gold document for these one-document questions.
         assert q["sources"][0] in {s.file for s in answer.sources}, (qid, [s.file for s in answer.sources])
     assert len(hits) >= 3, f"only {hits} of {EASY} answered"
+
+
+def test_batched_rag_gives_the_answers_of_one_at_a_time_with_the_real_models(real_index):
+    questions = [q["question"] for q in _questions().values()][:8]
+    alone = [real_index.ask(q, strategy="rag").text for q in questions]
+    batched = real_index.ask_many(questions, "rag", batch_size=8)
+    assert [a.text for a in batched] == alone
+    assert all(a.details["batch"] == 8 for a in batched)

@@ -12,7 +12,18 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
-from .common import BaseUrlOpt, ContextWindowOpt, DeviceOpt, DtypeOpt, TimeoutOpt, TokenizerOpt, err, friendly, out
+from .common import (
+    AttnOpt,
+    BaseUrlOpt,
+    ContextWindowOpt,
+    DeviceOpt,
+    DtypeOpt,
+    TimeoutOpt,
+    TokenizerOpt,
+    err,
+    friendly,
+    out,
+)
 
 
 @friendly
@@ -39,6 +50,7 @@ def ask_cmd(
     embedder: Annotated[Optional[str], typer.Option(help="Embedder (must match the index's).")] = None,
     device: DeviceOpt = None,
     dtype: DtypeOpt = "auto",
+    attn: AttnOpt = None,
     base_url: BaseUrlOpt = None,
     context_window: ContextWindowOpt = None,
     tokenizer: TokenizerOpt = None,
@@ -51,7 +63,7 @@ def ask_cmd(
     from ..generators import GeneratorConfig
     from ..strategies import STRATEGIES
 
-    gen = GeneratorConfig(device=device, dtype=dtype, base_url=base_url, context_window=context_window,
+    gen = GeneratorConfig(device=device, dtype=dtype, attn=attn, base_url=base_url, context_window=context_window,
                           tokenizer=tokenizer, request_timeout=request_timeout)
     idx = api.open_index(index, root=root, embedder=embedder, model=model, generator=gen)
     names = STRATEGIES.names() if strategy == "all" else [STRATEGIES.canonical(s) for s in strategy.split(",")]

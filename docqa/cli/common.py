@@ -19,9 +19,13 @@ err = Console(stderr=True)
 F = TypeVar("F", bound=Callable)
 
 # Generator options shared by the commands that answer questions (ask, eval).
-DeviceOpt = Annotated[Optional[str], typer.Option(help="cpu or cuda \\[default: cuda when present].")]
+DeviceOpt = Annotated[Optional[str], typer.Option(
+    help="cpu, cuda, cuda:N, or auto (spread the model over every GPU) \\[default: cuda when present].")]
+AttnOpt = Annotated[Optional[str], typer.Option(
+    help="Attention kernel: sdpa (default), flash_attention_2 (GPU, when installed) or eager.")]
 DtypeOpt = Annotated[str, typer.Option(
-    help="auto (bf16 on GPUs that have it, else fp16; fp32 on CPU), float32, bfloat16 or float16.")]
+    help="auto (bf16 on GPUs that have it, else fp16; on CPU bf16 prefill where a measured probe says bf16 wins, fp32 "
+         "decoding), float32, bfloat16 or float16.")]
 BaseUrlOpt = Annotated[Optional[str], typer.Option(
     help="Served model (--model openai:NAME): the server's URL, e.g. http://127.0.0.1:8000/v1 \\[default: "
          "$DOCQA_BASE_URL].")]

@@ -10,7 +10,18 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from .common import BaseUrlOpt, ContextWindowOpt, DeviceOpt, DtypeOpt, TimeoutOpt, TokenizerOpt, err, friendly, out
+from .common import (
+    AttnOpt,
+    BaseUrlOpt,
+    ContextWindowOpt,
+    DeviceOpt,
+    DtypeOpt,
+    TimeoutOpt,
+    TokenizerOpt,
+    err,
+    friendly,
+    out,
+)
 
 
 @friendly
@@ -36,8 +47,12 @@ def eval_cmd(
     model: Annotated[Optional[str], typer.Option(help="Generator: HF id, local folder or .gguf.")] = None,
     root: Annotated[Optional[Path], typer.Option(help="Folder of indexes \\[default: ./indexes].")] = None,
     concurrency: Annotated[int, typer.Option(help="Questions in flight at once (for a served model).")] = 1,
+    batch_size: Annotated[int, typer.Option(
+        help="rag: questions answered in one batched generation (same answers as 1; latency is each one's share).")]
+    = 1,
     device: DeviceOpt = None,
     dtype: DtypeOpt = "auto",
+    attn: AttnOpt = None,
     base_url: BaseUrlOpt = None,
     context_window: ContextWindowOpt = None,
     tokenizer: TokenizerOpt = None,
@@ -57,11 +72,11 @@ def eval_cmd(
         def progress(done: int, total: int, label: str) -> None:
             bar.update(task, completed=done, total=total, description=f"evaluating: {label}")
 
-        gen = GeneratorConfig(device=device, dtype=dtype, base_url=base_url, context_window=context_window,
+        gen = GeneratorConfig(device=device, dtype=dtype, attn=attn, base_url=base_url, context_window=context_window,
                               tokenizer=tokenizer, request_timeout=request_timeout)
         _, rows = api.evaluate(questions, index=index, strategies=names, out=out_dir, resume=resume, leval=leval,
                                limit=limit, root=root, model=model, generator=gen, concurrency=concurrency,
-                               progress=progress, top_k=top_k, rope=rope,
+                               batch_size=batch_size, progress=progress, top_k=top_k, rope=rope,
                                max_context=max_context, truncate=truncate, max_new_tokens=max_new_tokens,
                                chain=chain, max_calls=max_calls, summary_window=summary_window)
     render(rows)

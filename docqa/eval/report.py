@@ -14,7 +14,8 @@ from .metrics import METRICS
 
 SUMMARY_COLUMNS = ["strategy", "questions", "answerable", "unanswerable", *METRICS.names(), "refusal",
                    "false_refusal", "recall_at_k", "latency_p50_s", "latency_p95_s", "ttft_p50_s",
-                   "prompt_tokens_mean", "completion_tokens_mean", "calls_mean", "peak_rss_mb_max", "errors",
+                   "prompt_tokens_mean", "completion_tokens_mean", "calls_mean", "peak_rss_mb_max", "peak_cuda_mb_max",
+                   "errors",
                    "error_rate"]
 
 
@@ -66,6 +67,10 @@ def summarize(records: list[dict]) -> list[dict]:
             "calls_mean": _mean_or_nan(r["calls"] for r in ok),
             "peak_rss_mb_max": max((r["peak_rss_mb"] for r in ok if r["peak_rss_mb"] == r["peak_rss_mb"]),
                                    default=float("nan")),
+            # Device memory where the model ran on a GPU (summed over GPUs); RSS says little there.
+            "peak_cuda_mb_max": max((r.get("peak_cuda_mb", float("nan")) for r in ok
+                                     if r.get("peak_cuda_mb", float("nan")) == r.get("peak_cuda_mb", float("nan"))),
+                                    default=float("nan")),
             "errors": len(rs) - len(ok),
             "error_rate": (len(rs) - len(ok)) / len(rs),
         }

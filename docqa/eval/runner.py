@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -38,6 +39,7 @@ class EvalConfig:
     # What must match for --resume to continue a run (model, options, question source); written to OUT/run.json.
     identity: dict[str, Any] = field(default_factory=dict)
     concurrency: int = 1  # questions in flight at once
+    batch_size: int = 1  # questions answered in one batched generation (strategies in BATCHED; others one by one)
     aborted: str | None = None  # set when the model server stopped answering: why the rest was not asked
 
 
@@ -64,6 +66,23 @@ def peak_rss_reset() -> None:
         Path("/proc/self/clear_refs").write_text("5")
     except OSError:
         pass
+
+
+def peak_cuda_reset() -> None:
+    """Reset CUDA's peak-memory counters on every GPU, when torch is loaded and a GPU is in use."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        for d in range(torch.cuda.device_count()):
+            torch.cuda.reset_peak_memory_stats(d)
+
+
+def peak_cuda_mb() -> float:
+    """Peak CUDA memory allocated since the last reset, summed over GPUs (a model spread with device_map); NaN
+    without a GPU in use."""
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.cuda.is_available() or not torch.cuda.is_initialized():
+        return float("nan")
+    return sum(torch.cuda.max_memory_allocated(d) for d in range(torch.cuda.device_count())) / 2**20
 
 
 def peak_rss_mb() -> float:
@@ -162,60 +181,106 @@ def run(index_for: Callable[[Question], Any], questions: list[Question], cfg: Ev
                     f.write(json.dumps(slots[written]) + "\n")
             written += 1
 
-    def one(i: int) -> None:
+    def one(group: list[int]) -> None:
         nonlocal finished, unreachable
-        strategy, q = pairs[i]
+        strategy = pairs[group[0]][0]
+        qs = [pairs[i][1] for i in group]
         if cfg.aborted:
-            rec = error_record(q, strategy, f"not asked: {cfg.aborted}", "ServerUnreachable")
+            recs = [error_record(q, strategy, f"not asked: {cfg.aborted}", "ServerUnreachable") for q in qs]
+        elif len(group) == 1:
+            recs = [answer_one(index_for(qs[0]), qs[0], strategy, cfg.options)]
         else:
-            rec = answer_one(index_for(q), q, strategy, cfg.options)
+            recs = answer_many(index_for(qs[0]), qs, strategy, cfg.options)
         with lock:
-            slots[i] = rec
-            finished += 1
-            unreachable = unreachable + 1 if rec.get("error_type") == "ServerUnreachable" else 0
-            if unreachable >= 3 and not cfg.aborted:
-                cfg.aborted = rec["error"]
+            for i, rec in zip(group, recs, strict=True):
+                slots[i] = rec
+                finished += 1
+                unreachable = unreachable + 1 if rec.get("error_type") == "ServerUnreachable" else 0
+                if unreachable >= 3 and not cfg.aborted:
+                    cfg.aborted = rec["error"]
             flush()
         if progress:
             progress(finished, total, strategy)
 
     todo = [i for i, r in enumerate(slots) if r is None]
+    groups = batch_groups(todo, pairs, index_for, cfg.batch_size)
     with lock:
         flush()
     if cfg.concurrency <= 1:
-        for i in todo:
-            one(i)
+        for g in groups:
+            one(g)
     else:
         with ThreadPoolExecutor(max_workers=cfg.concurrency) as pool:
-            for f in [pool.submit(one, i) for i in todo]:
+            for f in [pool.submit(one, g) for g in groups]:
                 f.result()
     return [r for r in slots if r is not None]
+
+
+def batch_groups(todo: list[int], pairs: list[tuple[str, Question]], index_for: Callable[[Question], Any],
+                 batch_size: int) -> list[list[int]]:
+    """Consecutive pairs answered together: same strategy, same index, a strategy that batches, at most
+    ``batch_size`` of them. Everything else is a group of one."""
+    from ..strategies import BATCHED
+
+    batched = set(BATCHED.names())
+    groups: list[list[int]] = []
+    for i in todo:
+        strategy, q = pairs[i]
+        if groups and batch_size > 1 and strategy in batched:
+            last = groups[-1]
+            s0, q0 = pairs[last[0]]
+            if s0 == strategy and len(last) < batch_size and last[-1] == i - 1 and index_for(q0) is index_for(q):
+                last.append(i)
+                continue
+        groups.append([i])
+    return groups
 
 
 def error_record(q: Question, strategy: str, error: str, error_type: str) -> dict:
     """The record of a question that got no answer; scored as a wrong answer, kept out of latency statistics."""
     return {"id": q.id, "strategy": strategy, "question": q.question, "answer": "", "references": q.answers,
             "gold_sources": q.sources, "sources": [], "metrics": score(q, "", []), "latency_s": 0.0, "ttft_s": 0.0,
-            "prompt_tokens": 0, "completion_tokens": 0, "calls": 0, "peak_rss_mb": float("nan"), "route": None,
+            "prompt_tokens": 0, "completion_tokens": 0, "calls": 0, "peak_rss_mb": float("nan"),
+            "peak_cuda_mb": float("nan"), "route": None,
             "rope": None, "error": error, "error_type": error_type, "document": q.document}
+
+
+def answer_many(index, qs: list[Question], strategy: str, options: dict[str, Any]) -> list[dict]:
+    """Several questions through a batching strategy in one batched generation, as records; if the batch fails
+    (a question the strategy refuses, memory), each question is asked alone so that only its own record is an
+    error. A record's latency is its share of the batch (see the strategy's ``ask_many``)."""
+    peak_rss_reset()
+    peak_cuda_reset()
+    try:
+        answers = index.ask_many([q.question for q in qs], strategy, batch_size=len(qs), **options)
+    except DocQAError:
+        return [answer_one(index, q, strategy, options) for q in qs]
+    peak = peak_rss_mb(), peak_cuda_mb()
+    return [_record(q, strategy, a, 0.0, peak) for q, a in zip(qs, answers, strict=True)]
 
 
 def answer_one(index, q: Question, strategy: str, options: dict[str, Any]) -> dict:
     """One question through one strategy, as a results.jsonl record."""
     peak_rss_reset()
+    peak_cuda_reset()
     t0 = time.perf_counter()
     try:
         ans = index.ask(q.question, strategy, **options)
-        text, sources = ans.text, [s.file for s in ans.sources]
-        timings, tokens, calls, details = ans.timings, ans.tokens, ans.calls, ans.details
     except DocQAError as e:  # e.g. a corpus too long for long-context: recorded, scored as a wrong answer
         return error_record(q, strategy, str(e), type(e).__name__)
+    return _record(q, strategy, ans, t0, (peak_rss_mb(), peak_cuda_mb()))
+
+
+def _record(q: Question, strategy: str, ans, t0: float, peak: tuple[float, float]) -> dict:
+    text, sources = ans.text, [s.file for s in ans.sources]
+    timings, tokens, calls, details = ans.timings, ans.tokens, ans.calls, ans.details
     latency = timings.get("total", time.perf_counter() - t0)
     return {
         "id": q.id, "strategy": strategy, "question": q.question, "answer": text, "references": q.answers,
         "gold_sources": q.sources, "sources": sources, "metrics": score(q, text, sources),
         "latency_s": latency, "ttft_s": timings.get("ttft", latency), "prompt_tokens": tokens.get("prompt", 0),
-        "completion_tokens": tokens.get("completion", 0), "calls": calls, "peak_rss_mb": peak_rss_mb(),
+        "completion_tokens": tokens.get("completion", 0), "calls": calls, "peak_rss_mb": peak[0],
+        "peak_cuda_mb": peak[1], "batch": details.get("batch", 1),
         "cached_tokens": tokens.get("cached", 0), "route": details.get("route"), "rope": details.get("rope"),
         "error": None, "error_type": None, "document": q.document,
     }

@@ -20,8 +20,11 @@ ProgressFn = Callable[[int, int], None]  # (tokens done, tokens total) during pr
 @dataclass
 class GeneratorConfig:
     model: str = DEFAULT_GENERATOR  # alias, HF id, local folder or .gguf file; "backend:model" for other backends
-    device: str | None = None  # None: CUDA when present, else CPU
-    dtype: str = "auto"  # auto: float32 on CPU (bf16 matmuls are slower on CPUs without AMX), bfloat16 on CUDA
+    # None: CUDA when present, else CPU; "cuda:N" one GPU; "auto": spread the layers over every GPU (accelerate's
+    # device_map="auto"), for a model larger than one GPU.
+    device: str | None = None
+    dtype: str = "auto"  # auto: bf16 on GPUs that have it else fp16; on CPU by a measured probe (generators/dtypes.py)
+    attn: str | None = None  # attention kernel: sdpa (default), flash_attention_2 (when installed) or eager
     # Tokens per prefill step: activations are bounded by the chunk, so peak memory grows linearly with length.
     # Measured on 2 CPU cores at 4 k tokens: one pass 427 tok/s, chunks of 2048 382, 1024 387, 512 345.
     prefill_chunk: int = 2048
@@ -98,6 +101,11 @@ class Generator(Protocol):
         progress: ProgressFn | None = None,
         stop: tuple[str, ...] = (),
     ) -> Generation: ...
+
+    def generate_batch(self, prompts: list[str | list[int]], max_new_tokens: int = 128, *,
+                       stop: tuple[str, ...] = ()) -> list[Generation]:
+        """Answers to several prompts at once, each the same as :meth:`generate` would give it alone."""
+        ...
 
     def prefill_prefix(self, ids: list[int], plan: RopePlan, progress: ProgressFn | None = None) -> PrefixState: ...
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from ..errors import ConfigError, ModelLoadError, OutOfMemory
 from ..paths import quiet_transformers
 from ..rope import RopeModel, RopePlan, inv_freq_for, plan_for
+from . import dtypes
 from .base import Generation, GeneratorConfig, PrefixState, ProgressFn, cut_at_stop, hits_stop, render_chat
 from .gguf import resolve_model
 
@@ -25,39 +26,52 @@ if TYPE_CHECKING:
     import torch
 
 
+# Forwards longer than this (tokens per row) run in the prefill dtype; shorter ones (decode steps, a short question
+# after a cached prefix) in the decoding dtype. The same boundary as the CPU few-query attention's (docqa/attention.py).
+PREFILL_MIN_TOKENS = 64
+
+
+def _available_memory() -> int:
+    """Bytes the OS says are available (MemAvailable); a large number where it cannot say."""
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 1 << 62
+
+
 class TransformersGenerator:
     """A transformers causal LM with greedy decoding, chunked prefill, per-request rope and prefix reuse."""
 
     def __init__(self, spec: str, model: str, config: GeneratorConfig):
-        import torch
 
         quiet_transformers()
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.spec = spec
         self.config = config
-        self.device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        device_map, self.device = resolve_device(config.device)
+        attn = resolve_attn(config.attn, self.device)
         folder = resolve_model(model)
-        if config.dtype not in ("auto", "float32", "bfloat16", "float16"):
-            raise ConfigError(f"Unknown dtype '{config.dtype}'. Use auto, float32, bfloat16 or float16.")
-        if config.dtype != "auto":
-            dtype = getattr(torch, config.dtype)
-        elif self.device.startswith("cuda"):  # bf16 where the GPU has it (Ampere and later), else fp16
-            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        else:  # fp32 on CPU: bf16 prefill wins only on AMX CPUs, and bf16 decode was 3x slower even there
-            dtype = torch.float32
+        self.dtypes = dtypes.resolve(config.dtype, self.device)
+        dtype = self.dtypes.decode
         check_rope_layout(model, _load_config(model, folder, config.trust_remote_code))  # before any weight loads
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=config.trust_remote_code)
+            # Straight onto the device (no full host copy first); "auto" spreads layers over every GPU.
             self.model = AutoModelForCausalLM.from_pretrained(
-                folder, dtype=dtype, trust_remote_code=config.trust_remote_code
-            ).to(self.device)
+                folder, dtype=dtype, trust_remote_code=config.trust_remote_code, device_map=device_map,
+                **({"attn_implementation": attn} if attn else {}))
         except Exception as e:  # noqa: BLE001 - any load failure becomes one clear line
             raise ModelLoadError(  # one line: library errors often span several
                 f"Could not load generator '{model}': {' '.join(str(e).split())[:400]}. Pass --model with an HF id, a "
                 f"local folder or a .gguf file."
             ) from e
         self.model.eval()
+        # Inputs go where the embedding lives (the first GPU of a spread model).
+        self.device = str(self.model.get_input_embeddings().weight.device)
         if self.device == "cpu" and getattr(self.model.config, "_attn_implementation", None) == "sdpa":
             # Few-query attention without copying the cache (see docqa/attention.py): a question after a cached
             # 30 k-token prefix went from 5.6 s to about 2 s here.
@@ -66,6 +80,7 @@ class TransformersGenerator:
             self.model.set_attn_implementation(register())
         self._rope_model = rope_model_from_config(self.model.config, config.trained_window)
         self.trained_window = self._rope_model.trained_window
+        self._prefill_model = self._prefill_copy()
         self._rotaries = self._find_rotaries()
         # The decoder body (LlamaModel, GPTNeoXModel, …): prefill chunks that need no logits skip the LM head.
         self._body = self.model.base_model
@@ -77,11 +92,33 @@ class TransformersGenerator:
         self._lock = threading.RLock()
 
     # ----------------------------------------------------------------------------------------------- loading
+    def _prefill_copy(self):
+        """The model long chunks run in: a bf16 copy where the CPU probe chose bf16 prefill (see
+        :mod:`docqa.generators.dtypes`) and memory allows it, else the model itself."""
+        import copy
+
+        if not self.dtypes.split:
+            return self.model
+        need = sum(p.numel() for p in self.model.parameters()) * 2
+        if _available_memory() < 2 * need:
+            why = f"{self.dtypes.reason}; no room for a {need / 2**30:.1f} GiB bf16 copy, so fp32 throughout"
+            self.dtypes = dtypes.PhaseDtypes(self.dtypes.decode, self.dtypes.decode, why)
+            return self.model
+        return copy.deepcopy(self.model).to(self.dtypes.prefill).eval()
+
+    def _runner(self, tokens: int):
+        """(model, body) for a forward of ``tokens`` tokens: prefill-sized ones in the prefill dtype."""
+        if tokens > PREFILL_MIN_TOKENS and self._prefill_model is not self.model:
+            return self._prefill_model, self._prefill_model.base_model
+        return self.model, self._body
+
     def _find_rotaries(self) -> list:
         """Every rotary module (one per model in current transformers; older layouts keep one per layer). Each is told
         its rope is 'default' so that transformers' dynamic/longrope update never recomputes frequencies mid-request:
         docqa installs one plan per request instead."""
-        found = [m for name, m in self.model.named_modules() if name.endswith("rotary_emb") and hasattr(m, "inv_freq")]
+        models = [self.model] if self._prefill_model is self.model else [self.model, self._prefill_model]
+        found = [m for model in models for name, m in model.named_modules()
+                 if name.endswith("rotary_emb") and hasattr(m, "inv_freq")]
         if not found:
             raise ModelLoadError(f"Model '{self.spec}' has no rotary embedding module; docqa needs a RoPE model.")
         want = self._rope_model.head_dim // 2
@@ -150,11 +187,12 @@ class TransformersGenerator:
         last = None
         for start in range(0, len(ids), step):
             chunk = t[:, start : start + step]
+            model, body = self._runner(chunk.shape[1])
             if start + step < len(ids) or not logits:
-                self._body(input_ids=chunk, use_cache=True, **{self._cache_kw: cache})
+                body(input_ids=chunk, use_cache=True, **{self._cache_kw: cache})
             else:
-                out = self.model(input_ids=chunk, use_cache=True, **{self._cache_kw: cache}, logits_to_keep=1)
-                last = out.logits[0, -1]
+                out = model(input_ids=chunk, use_cache=True, **{self._cache_kw: cache}, logits_to_keep=1)
+                last = out.logits[0, -1].float()
             if progress:
                 progress(min(start + step, len(ids)), len(ids))
         return last
@@ -195,7 +233,7 @@ class TransformersGenerator:
         with self._lock, torch.inference_mode(), self._oom_guard(len(ids) + 512):
             self._apply_rope(plan)
             # Room for a question and its answer after the prefix, so answering never regrows the buffer.
-            cache = new_cache(self.model.config, expected=len(ids) + 512, reserve=512)
+            cache = new_cache(self.model.config, expected=len(ids) + 512, reserve=512, dtype=self.model.dtype)
             t0 = time.perf_counter()
             self._prefill(ids, cache, progress, logits=False)
             return PrefixState(list(ids), plan, cache, time.perf_counter() - t0)
@@ -227,7 +265,8 @@ class TransformersGenerator:
         plan = prefix.plan if prefix else (rope or self.plain_plan(len(ids) + max_new_tokens))
         with self._lock, torch.inference_mode(), self._oom_guard(n_prefix + len(ids) + max_new_tokens):
             self._apply_rope(plan)
-            cache = prefix.cache if prefix else new_cache(self.model.config, expected=len(ids) + max_new_tokens)
+            cache = prefix.cache if prefix else new_cache(self.model.config, expected=len(ids) + max_new_tokens,
+                                                          dtype=self.model.dtype)
             try:
                 t0 = time.perf_counter()
                 logits = self._prefill(ids, cache, progress)
@@ -267,6 +306,98 @@ class TransformersGenerator:
             rope=plan,
         )
 
+    def generate_batch(self, prompts: list[str | list[int]], max_new_tokens: int = 128, *,
+                       stop: tuple[str, ...] = ()) -> list[Generation]:
+        """Greedy answers to several prompts, in one left-padded forward per step with per-row stopping; each
+        row's answer is the one :meth:`generate` gives it alone (positions restart at each row's first token, and
+        padding is masked out of every attention).
+
+        Decoding reads every weight once a step whatever the batch, so a batch of 8 shares that read. Rows whose rope
+        plans differ (a longrope checkpoint across its original window) run in separate groups. Times are those of
+        the group: prefill and decode seconds are shared by its rows.
+        """
+        all_ids = [self.encode(p) if isinstance(p, str) else list(p) for p in prompts]
+        if any(not ids for ids in all_ids):
+            raise ConfigError("Empty prompt: nothing to generate from.")
+        out: list[Generation | None] = [None] * len(all_ids)
+        groups: dict[tuple, tuple[RopePlan, list[int]]] = {}
+        for i, ids in enumerate(all_ids):
+            plan = self.plain_plan(max(len(x) for x in all_ids) + max_new_tokens)
+            own = self.plain_plan(len(ids) + max_new_tokens)
+            # Rows share a forward when their own plan rotates exactly as the batch's does (always within a plain
+            # model's window, whatever the lengths); a longrope row below its original window does not.
+            key = _rotation_key(own, self._rope_model)
+            if key != _rotation_key(plan, self._rope_model):
+                plan = own
+            groups.setdefault(key, (plan, []))[1].append(i)
+        for plan, rows in groups.values():
+            if len(rows) == 1:
+                out[rows[0]] = self.generate(all_ids[rows[0]], max_new_tokens, rope=plan, stop=stop)
+                continue
+            gens = self._generate_rows([all_ids[i] for i in rows], max_new_tokens, plan, stop)
+            for i, g in zip(rows, gens, strict=True):
+                out[i] = g
+        return [g for g in out if g is not None]
+
+    def _generate_rows(self, rows: list[list[int]], max_new_tokens: int, plan: RopePlan,
+                       stop: tuple[str, ...]) -> list[Generation]:
+        import torch
+
+        from ..kv_cache import new_cache
+
+        n, longest = len(rows), max(len(r) for r in rows)
+        mask = torch.zeros((n, longest + max_new_tokens), dtype=torch.long)
+        for r, row in enumerate(rows):  # left padding: every row's last prompt token is in the last column
+            mask[r, longest - len(row):longest] = 1
+        mask = mask.to(self.device)
+        positions = (mask[:, :longest].cumsum(-1) - 1).clamp(min=0)
+        with self._lock, torch.inference_mode(), self._oom_guard(n * (longest + max_new_tokens)):
+            self._apply_rope(plan)
+            # Each row is prefilled alone, exactly as generate() prefills it (same chunks, same dtype), then the rows'
+            # caches are laid side by side, right-aligned. A padded batched prefill measured no faster here (the
+            # arithmetic is the same and padding adds to it), and bf16 kernels given other shapes round differently,
+            # which changed 3 of 39 greedy answers; decoding is where a batch pays (one read of the weights a step).
+            t0 = time.perf_counter()
+            row_caches, first = [], []
+            for row in rows:
+                c = new_cache(self.model.config, expected=len(row), dtype=self.model.dtype)
+                first.append(self._prefill(row, c, None))
+                row_caches.append(c)
+            cache = new_cache(self.model.config, expected=longest + max_new_tokens, dtype=self.model.dtype)
+            _stack_right_aligned(cache, row_caches, [len(r) for r in rows], longest)
+            del row_caches
+            logits = torch.stack(first)
+            kw = {self._cache_kw: cache, "use_cache": True}
+            prefill_s = time.perf_counter() - t0
+            outs: list[list[int]] = [[] for _ in rows]
+            finish = ["length"] * n
+            live = torch.ones(n, dtype=torch.bool)
+            pos = positions[:, -1:]
+            t1, ttft = time.perf_counter(), 0.0
+            for k in range(max_new_tokens):
+                nxt = torch.argmax(logits, dim=-1)
+                if k == 0:
+                    ttft = prefill_s + (time.perf_counter() - t1)
+                for r, tok in enumerate(nxt.tolist()):
+                    if not live[r]:
+                        continue
+                    if tok in self.eos_ids:
+                        finish[r], live[r] = "eos", False
+                        continue
+                    outs[r].append(tok)
+                    if stop and hits_stop(self.decode(outs[r]), stop):
+                        finish[r], live[r] = "stop", False
+                if not live.any() or k + 1 == max_new_tokens:
+                    break
+                mask[:, longest + k] = 1
+                pos = pos + 1
+                logits = self.model(input_ids=nxt[:, None], attention_mask=mask[:, :longest + k + 1],
+                                    position_ids=pos, **kw).logits[:, -1]
+            decode_s = time.perf_counter() - t1
+        return [Generation(text=cut_at_stop(self.decode(o), stop), prompt_tokens=len(row), completion_tokens=len(o),
+                           prefill_s=prefill_s, decode_s=decode_s, ttft_s=ttft, finish_reason=f, rope=plan)
+                for row, o, f in zip(rows, outs, finish, strict=True)]
+
     def save_prefix(self, state: PrefixState, path: Path) -> None:
         """Save a prefilled prefix as safetensors (see :mod:`docqa.prefix_cache`)."""
         from .. import prefix_cache
@@ -300,24 +431,87 @@ class TransformersGenerator:
             raise ConfigError(f"tail must be in 1..{len(ids) - 1}, got {tail}")
         with self._lock, torch.inference_mode(), self._oom_guard(len(ids)):
             self._apply_rope(plan)
-            cache = new_cache(self.model.config, expected=len(ids))
+            cache = new_cache(self.model.config, expected=len(ids), dtype=self.model.dtype)
             t = torch.tensor([ids], device=self.device)
             head = len(ids) - tail - 1  # positions whose next token is not scored
             step = max(1, self.config.prefill_chunk)
             for start in range(0, head, step):
                 end = min(start + step, head)
-                self._body(input_ids=t[:, start:end], use_cache=True, **{self._cache_kw: cache})
+                self._runner(end - start)[1](input_ids=t[:, start:end], use_cache=True, **{self._cache_kw: cache})
                 if progress:
                     progress(end, len(ids))
             out = []
             for start in range(head, len(ids) - 1, step):
                 end = min(start + step, len(ids) - 1)
-                logits = self.model(input_ids=t[:, start:end], use_cache=True, **{self._cache_kw: cache}).logits
+                model = self._runner(end - start)[0]
+                logits = model(input_ids=t[:, start:end], use_cache=True, **{self._cache_kw: cache}).logits
                 logp = torch.log_softmax(logits[0].float(), -1)
                 out.append(logp.gather(1, t[0, start + 1 : end + 1, None])[:, 0])
                 if progress:
                     progress(end + 1, len(ids))
             return torch.cat(out)
+
+
+def _stack_right_aligned(cache, row_caches: list, lengths: list[int], longest: int) -> None:
+    """Fill ``cache`` (empty) with the rows' caches side by side, each ending at column ``longest`` (left padding:
+    padded positions are zeros, masked out of every attention)."""
+    import torch
+
+    for li, layer in enumerate(cache.layers):
+        k0 = row_caches[0].layers[li].keys
+        k = torch.zeros((len(row_caches), k0.shape[1], longest, k0.shape[-1]), dtype=k0.dtype, device=k0.device)
+        v = torch.zeros_like(k)
+        for r, (c, n) in enumerate(zip(row_caches, lengths, strict=True)):
+            k[r, :, longest - n:] = c.layers[li].keys[0]
+            v[r, :, longest - n:] = c.layers[li].values[0]
+        layer.update(k, v)
+
+
+def resolve_device(requested: str | None) -> tuple[str | dict, str]:
+    """(device_map for from_pretrained, the device inputs go to) for ``--device``: None (CUDA when present, else
+    CPU), cpu, cuda, cuda:N, or auto (every GPU, layers spread by accelerate)."""
+    import torch
+
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    dev = (requested or ("cuda" if gpus else "cpu")).strip().lower()
+    if dev == "auto":
+        return ("auto", "cuda:0") if gpus else ("cpu", "cpu")
+    if dev == "cpu":
+        return "cpu", "cpu"
+    if dev == "cuda" or dev.startswith("cuda:"):
+        index = dev.partition(":")[2]
+        if not gpus:
+            raise ConfigError(f"--device {dev}: torch sees no CUDA GPU here. Use --device cpu, or install a CUDA "
+                              f"build of torch.")
+        if index and (not index.isdigit() or int(index) >= gpus):
+            raise ConfigError(f"--device {dev}: there are {gpus} GPU(s) (cuda:0..cuda:{gpus - 1}).")
+        dev = dev if index else "cuda:0"
+        return {"": dev}, dev
+    raise ConfigError(f"Unknown device '{requested}'. Use cpu, cuda, cuda:N or auto (spread over every GPU).")
+
+
+def resolve_attn(requested: str | None, device: str) -> str | None:
+    """The attention implementation to load with (None: transformers' default, sdpa)."""
+    if requested in (None, "", "sdpa"):
+        return None
+    if requested == "eager":
+        return "eager"
+    if requested in ("flash_attention_2", "flash-attention-2", "fa2"):
+        import importlib.util
+
+        if not device.startswith("cuda"):
+            raise ConfigError("--attn flash_attention_2 needs a CUDA GPU; on CPU use sdpa (the default).")
+        if importlib.util.find_spec("flash_attn") is None:
+            raise ConfigError("--attn flash_attention_2: the flash-attn package is not installed. Install it with "
+                              "pip install flash-attn --no-build-isolation, or use sdpa (the default).")
+        return "flash_attention_2"
+    raise ConfigError(f"Unknown attention '{requested}'. Use sdpa, flash_attention_2 or eager.")
+
+
+def _rotation_key(plan: RopePlan, rope_model: RopeModel) -> tuple:
+    """What a plan computes: its frequencies and attention factor (plans of different lengths often agree)."""
+    inv, attention = inv_freq_for(plan, rope_model)
+    return tuple(inv.tolist()), attention
 
 
 def _load_config(model: str, folder: str, trust_remote_code: bool):

@@ -224,6 +224,17 @@ class OpenAIGenerator:
                           f"alias such as smollm2).")
 
     # --------------------------------------------------------------------------------------------- calls
+    def generate_batch(self, prompts: list[str | list[int]], max_new_tokens: int = 128, *,
+                       stop: tuple[str, ...] = ()) -> list[Generation]:
+        """The prompts as concurrent requests: the server batches them (vLLM and SGLang continuously; llama.cpp
+        across its parallel slots, serially with one)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        if len(prompts) <= 1:
+            return [self.generate(p, max_new_tokens, stop=stop) for p in prompts]
+        with ThreadPoolExecutor(max_workers=len(prompts)) as pool:
+            return list(pool.map(lambda p: self.generate(p, max_new_tokens, stop=stop), prompts))
+
     def generate(self, prompt: str | list[int], max_new_tokens: int = 128, *, rope: RopePlan | None = None,
                  prefix: PrefixState | None = None, progress: ProgressFn | None = None,
                  stop: tuple[str, ...] = ()) -> Generation:

@@ -7,7 +7,7 @@ Every strategy is a function ``ask(corpus: Corpus, question: str, cfg: AskConfig
 from __future__ import annotations
 
 from ..registry import Registry
-from .base import AskConfig, StrategyFn
+from .base import AskConfig, BatchFn, StrategyFn
 
 STRATEGIES: Registry[StrategyFn] = Registry("strategy")
 STRATEGIES.register("rag", "docqa.strategies.rag:ask")
@@ -15,4 +15,9 @@ STRATEGIES.register("long-context", "docqa.strategies.long_context:ask", aliases
 STRATEGIES.register("summarize", "docqa.strategies.summarize:ask", aliases=("sum", "summarise"))
 STRATEGIES.register("auto", "docqa.strategies.auto:ask", aliases=("self-route",))
 
-__all__ = ["STRATEGIES", "AskConfig", "StrategyFn"]
+# Strategies that answer several questions in one batched generation: name → ``ask_many(corpus, questions, cfg)
+# -> list[Answer]``, each answer equal to what ``ask`` gives the question alone. Others are asked one by one.
+BATCHED: Registry[BatchFn] = Registry("batched strategy")
+BATCHED.register("rag", "docqa.strategies.rag:ask_many")
+
+__all__ = ["BATCHED", "STRATEGIES", "AskConfig", "BatchFn", "StrategyFn"]

@@ -62,3 +62,4 @@ class AskConfig:
 
 
 StrategyFn = Callable[["Corpus", str, AskConfig], "Answer"]
+BatchFn = Callable[["Corpus", "list[str]", AskConfig], "list[Answer]"]
