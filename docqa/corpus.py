@@ -16,6 +16,7 @@ from .embedder import Embedder, load_embedder, parse_spec
 from .errors import EmbedderMismatch
 from .generators import Generator, GeneratorConfig, load_generator
 from .index.store import IndexStore
+from .kv_budget import KVPool, default_budget, parse_bytes
 from .records import Chunk
 
 
@@ -48,6 +49,18 @@ class Corpus:
 
     def generator(self) -> Generator:
         return load_generator(self.generator_config)
+
+    def kv_pool(self, budget: str | int | None = None) -> KVPool:
+        """This corpus's kept KV caches (long-context and summarize prefixes), within ``budget`` bytes (``--kv-budget``;
+        None: a share of the free memory where the cache lives, see :mod:`docqa.kv_budget`)."""
+        pool = self.caches.get("kv_pool")
+        if pool is None:
+            gen = self.generator()
+            size = parse_bytes(budget) if budget is not None else default_budget(str(getattr(gen, "device", "cpu")))
+            pool = self.caches["kv_pool"] = KVPool(size)
+        elif budget is not None:
+            pool.budget = parse_bytes(budget)
+        return pool
 
     def embedder(self) -> Embedder:
         return load_embedder(self.store.manifest["embedder"])

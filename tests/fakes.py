@@ -110,6 +110,9 @@ class ExtractiveGenerator:
                           "eos", len(prefix.ids) if prefix else 0,
                           prefix.plan if prefix else (rope or plan_for("none", self.rope_model(), n)))
 
+    def kv_bytes_per_token(self):
+        return 1000  # a small model's worth, so that budget tests can fill a pool with a few prefixes
+
     def generate_batch(self, prompts, max_new_tokens=128, *, stop=()):
         self.batches.append(len(prompts))
         return [self.generate(p, max_new_tokens, stop=stop) for p in prompts]

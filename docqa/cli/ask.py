@@ -18,6 +18,7 @@ from .common import (
     ContextWindowOpt,
     DeviceOpt,
     DtypeOpt,
+    KVBudgetOpt,
     TimeoutOpt,
     TokenizerOpt,
     err,
@@ -51,6 +52,7 @@ def ask_cmd(
     device: DeviceOpt = None,
     dtype: DtypeOpt = "auto",
     attn: AttnOpt = None,
+    kv_budget: KVBudgetOpt = None,
     base_url: BaseUrlOpt = None,
     context_window: ContextWindowOpt = None,
     tokenizer: TokenizerOpt = None,
@@ -69,7 +71,7 @@ def ask_cmd(
     names = STRATEGIES.names() if strategy == "all" else [STRATEGIES.canonical(s) for s in strategy.split(",")]
     options = dict(top_k=top_k, rope=rope, rope_factor=rope_factor, max_context=max_context, truncate=truncate,
                    cache_prefix=cache_prefix, max_new_tokens=max_new_tokens, chain=chain, max_calls=max_calls,
-                   summary_window=summary_window)
+                   summary_window=summary_window, kv_budget=kv_budget)
     answers = {}
     for name in names:
         with _progress(name, disabled=json_out) as progress:

@@ -16,6 +16,7 @@ from .common import (
     ContextWindowOpt,
     DeviceOpt,
     DtypeOpt,
+    KVBudgetOpt,
     TimeoutOpt,
     TokenizerOpt,
     err,
@@ -53,6 +54,7 @@ def eval_cmd(
     device: DeviceOpt = None,
     dtype: DtypeOpt = "auto",
     attn: AttnOpt = None,
+    kv_budget: KVBudgetOpt = None,
     base_url: BaseUrlOpt = None,
     context_window: ContextWindowOpt = None,
     tokenizer: TokenizerOpt = None,
@@ -78,7 +80,8 @@ def eval_cmd(
                                limit=limit, root=root, model=model, generator=gen, concurrency=concurrency,
                                batch_size=batch_size, progress=progress, top_k=top_k, rope=rope,
                                max_context=max_context, truncate=truncate, max_new_tokens=max_new_tokens,
-                               chain=chain, max_calls=max_calls, summary_window=summary_window)
+                               chain=chain, max_calls=max_calls, summary_window=summary_window,
+                               kv_budget=kv_budget)
     render(rows)
     if out_dir:
         out.print(f"[dim]wrote {escape(str(out_dir))}/results.jsonl, summary.json, summary.csv, "

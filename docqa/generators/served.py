@@ -224,6 +224,10 @@ class OpenAIGenerator:
                           f"alias such as smollm2).")
 
     # --------------------------------------------------------------------------------------------- calls
+    def kv_bytes_per_token(self) -> int:
+        """0: the server holds the KV cache; docqa keeps only the prefix text."""
+        return 0
+
     def generate_batch(self, prompts: list[str | list[int]], max_new_tokens: int = 128, *,
                        stop: tuple[str, ...] = ()) -> list[Generation]:
         """The prompts as concurrent requests: the server batches them (vLLM and SGLang continuously; llama.cpp

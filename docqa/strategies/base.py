@@ -28,6 +28,9 @@ class AskConfig:
     truncate: bool = False  # drop the least relevant documents instead of failing when the corpus is too long
     cache_prefix: bool = False  # save the long-context prefix KV cache under the index
     max_question_tokens: int = 256  # a cached prefix's rope plan is sized for questions up to this long
+    # Bytes of KV caches kept between questions (long-context and summarize prefixes), e.g. "4GiB"; None: a share of
+    # the free memory where the cache lives (docqa/kv_budget.py).
+    kv_budget: str | int | None = None
     # summarize
     chain: str = "map-reduce"
     max_calls: int | None = None  # None: no budget; otherwise stop with BudgetExceeded past this many model calls
@@ -56,6 +59,10 @@ class AskConfig:
             raise ConfigError(f"--summary-window must be at least 256 tokens, got {self.summary_window}.")
         if self.max_context is not None and self.max_context < 256:
             raise ConfigError(f"--max-context must be at least 256 tokens, got {self.max_context}.")
+        if self.kv_budget is not None:
+            from ..kv_budget import parse_bytes
+
+            parse_bytes(self.kv_budget)
         if self.rope_factor is not None and not self.rope_factor >= 1:
             raise ConfigError(f"--rope-factor must be at least 1 (1 = no stretching), got {self.rope_factor}.")
         return q

@@ -10,7 +10,6 @@ uncached answers are identical, the rope plan is always sized for prefix + the l
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 
 from .. import prompts
 from ..corpus import Corpus
@@ -22,7 +21,6 @@ from ..rope import plan_for
 from .base import AskConfig
 
 _SENTINEL = "\x00QUESTION\x00"
-_KEEP_PREFIXES = 2  # a 32 k-token prefix of SmolLM2 holds ~1.5 GB of keys and values; keep few
 
 
 def _documents(corpus: Corpus) -> list[tuple[str, str]]:
@@ -123,12 +121,12 @@ def ask(corpus: Corpus, question: str, cfg: AskConfig) -> Answer:
 
 def _prefix(corpus: Corpus, gen, ids: list[int], plan, cfg: AskConfig) -> tuple[PrefixState, str]:
     """The prefix state from this process's cache, from disk, or freshly prefilled (in that order)."""
-    cache: OrderedDict = corpus.caches.setdefault("long_context_prefix", OrderedDict())
-    key = (corpus.store.content_id, prefix_key(gen.spec, plan, ids))
-    if key in cache:
-        cache.move_to_end(key)
-        return cache[key], "memory"
-    path = corpus.store.path / "prefix" / f"{key[1]}.safetensors"
+    pool = corpus.kv_pool(cfg.kv_budget)
+    key = ("long-context", corpus.store.content_id, prefix_key(gen.spec, plan, ids))
+    kept = pool.get(key)
+    if kept is not None:
+        return kept, "memory"
+    path = corpus.store.path / "prefix" / f"{key[2]}.safetensors"
     state = gen.load_prefix(path, ids, plan) if cfg.cache_prefix else None
     source = "disk"
     if state is None:
@@ -136,7 +134,6 @@ def _prefix(corpus: Corpus, gen, ids: list[int], plan, cfg: AskConfig) -> tuple[
         source = "prefilled"
         if cfg.cache_prefix:
             gen.save_prefix(state, path)
-    cache[key] = state
-    while len(cache) > _KEEP_PREFIXES:
-        cache.popitem(last=False)
+    # Its room for a question and answer is part of it (the prefill reserves it), so the bytes are of the capacity.
+    pool.put(key, state, (len(ids) + 512) * gen.kv_bytes_per_token())
     return state, source

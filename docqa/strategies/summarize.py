@@ -6,9 +6,9 @@ which enforces the window and the ``max_calls`` budget and records calls, tokens
 
 docqa's chains put a group's material before the question (and before refine's running answer), and pack groups
 without looking at the question (room is kept for the longest allowed one, ``max_question_tokens``), so every
-question asked of the same index sends the same group prefixes: their KV caches are kept in the process (up to
-``_CACHE_TOKENS``) and a later question prefills only its own tokens per group. Cached or not, a prompt is encoded in
-the same two parts, so the answer does not depend on the cache.
+question asked of the same index sends the same group prefixes: their KV caches are kept in the process (within
+the KV budget in bytes, :mod:`docqa.kv_budget`) and a later question prefills only its own tokens per group. Cached
+or not, a prompt is encoded in the same two parts, so the answer does not depend on the cache.
 
 Written directly rather than on llama-index's synthesizers, which are registered beside these as ``li-tree`` and
 ``li-refine`` (docqa/strategies/li_chains.py) for comparison, because the direct chains measured faster at equal
@@ -41,10 +41,6 @@ NOTHING = "NOTHING RELEVANT"
 _NOTHING = re.compile(r"nothing relevant", re.I)
 _SAFETY = 8  # tokens of slack per prompt for tokenizer merges at the seams of packed blocks
 _SPLIT = "\x00SPLIT\x00"  # marks where a prompt's cacheable material ends and the question begins
-# KV of first-pass group prefixes kept per process and index version. SmolLM2 holds 46 kB a token in fp32, so this is
-# ~3 GB: all of examples/ (30 k tokens) fits; a larger corpus is cached up to the budget, first groups first (a scan
-# over all groups would defeat LRU eviction: every entry would be evicted just before it was needed again).
-_CACHE_TOKENS = 65_536
 
 
 @dataclass
@@ -91,17 +87,18 @@ class ChainRun:
 
     def _prefix(self, ids: list[int]):
         """(prefix state, served from cache?) for a group prefix; kept while the process budget allows."""
-        cache = self.corpus.caches.setdefault("summarize_prefix", {})
-        if cache.get("content") != self.corpus.store.content_id:  # a new index version: old prefixes are stale
-            cache.clear()
-            cache.update(content=self.corpus.store.content_id, states={})
+        pool = self.corpus.kv_pool(self.cfg.kv_budget)
+        content = self.corpus.store.content_id
+        pool.discard(lambda k: k[0] == "summarize" and k[1] != content)  # a new index version: old prefixes are stale
         plan = plan_for("none", self.gen.rope_model(), self.window)  # groups fit the trained window: plain RoPE
-        key = prefix_key(self.gen.spec, plan, ids)
-        if key in cache["states"]:
-            return cache["states"][key], True
+        key = ("summarize", content, prefix_key(self.gen.spec, plan, ids))
+        kept = pool.get(key)
+        if kept is not None:
+            return kept, True
         state = self.gen.prefill_prefix(ids, plan)
-        if sum(len(s.ids) for s in cache["states"].values()) + len(ids) <= _CACHE_TOKENS:
-            cache["states"][key] = state
+        # Kept while the budget has room, never by evicting: a question walks every group in order, so LRU eviction
+        # would drop each group just before the next question needs it; the first groups stay cached instead.
+        pool.put(key, state, (len(ids) + 512) * self.gen.kv_bytes_per_token(), evict=False)
         return state, False
 
     def room(self, template_user: str, system: str = prompts.SYSTEM) -> int:
