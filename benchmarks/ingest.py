@@ -55,8 +55,15 @@ def llama_index_default(files: list[Path], model) -> tuple[int, float]:
     return len(nodes), time.perf_counter() - t0
 
 
-def docqa_ingest(files: list[Path], chunk_tokens: int) -> tuple[int, float]:
+def docqa_ingest(files: list[Path], chunk_tokens: int, dtype: str = "auto") -> tuple[int, float]:
+    import os
+
     import docqa
+    from docqa.embedder import forget_loaded, load_embedder
+
+    os.environ["DOCQA_EMBED_DTYPE"] = dtype
+    forget_loaded()
+    load_embedder()  # loading is not timed, on either side
 
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "docs"
@@ -75,20 +82,23 @@ def main() -> None:
     files = sorted(HAYSTACK.glob("*.txt"))[: args.limit or None]
     if not files:
         raise SystemExit(f"No essays under {HAYSTACK}.")
-    from docqa.embedder import load_embedder
-    from docqa.generators import load_tokenizer
+    from sentence_transformers import SentenceTransformer
 
-    emb = load_embedder()  # load models first: both sides are timed warm
+    from docqa.generators import load_tokenizer
+    from docqa.paths import DEFAULT_EMBEDDER, embedded_model_path
+
+    # llama-index's default: the model as sentence-transformers loads it (fp32), models loaded before timing.
+    st_model = SentenceTransformer(str(embedded_model_path(DEFAULT_EMBEDDER)), device="cpu")
     load_tokenizer()
-    st_model = emb._model
     rows = {}
     n, dt = llama_index_default(files, st_model)
-    rows["llama-index default (1024-token chunks, batch 10)"] = (n, dt)
+    rows["llama-index default (1024-token chunks, batch 10, fp32)"] = (n, dt)
     print(f"llama-index default: {n} chunks in {dt:.1f} s = {n / dt:.1f} chunks/s", flush=True)
-    for tokens in (1024, 160):
-        n, dt = docqa_ingest(files, tokens)
-        rows[f"docqa ingest ({tokens}-token chunks, batch 64)"] = (n, dt)
-        print(f"docqa ingest, {tokens}-token chunks: {n} chunks in {dt:.1f} s = {n / dt:.1f} chunks/s", flush=True)
+    for tokens, dtype in ((160, "float32"), (160, "auto"), (1024, "auto")):
+        n, dt = docqa_ingest(files, tokens, dtype)
+        rows[f"docqa ingest ({tokens}-token chunks, batch 64, embedder dtype {dtype})"] = (n, dt)
+        print(f"docqa ingest, {tokens}-token chunks, {dtype}: {n} chunks in {dt:.1f} s = {n / dt:.1f} chunks/s",
+              flush=True)
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "ingest.json").write_text(json.dumps({
         "files": len(files), "rows": {k: {"chunks": n, "seconds": dt, "chunks_per_s": n / dt}

@@ -73,7 +73,7 @@ class Corpus:
         """:meth:`retrieve` for several questions, embedded in one batch (the embedding time is shared equally)."""
         emb = self.embedder()
         t0 = time.perf_counter()
-        vecs = emb.embed(list(questions))
+        vecs = emb.embed(list(questions), kind="query")
         embed_s = (time.perf_counter() - t0) / max(1, len(questions))
         out = []
         for vec in vecs:

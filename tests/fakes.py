@@ -29,7 +29,7 @@ class HashEmbedder:
         self.fail_after = fail_after  # raise after embedding this many texts (to test atomic ingest)
         self.embedded = 0
 
-    def embed(self, texts, *, progress=None):
+    def embed(self, texts, *, progress=None, kind="document"):
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for i, t in enumerate(texts):
             if self.fail_after is not None and self.embedded >= self.fail_after:

@@ -243,3 +243,69 @@ def test_out_of_memory_is_one_docqa_error_naming_the_kv_size(gen, monkeypatch):
     assert e.value.bytes_per_token == cfg.num_hidden_layers * 2 * cfg.num_key_value_heads * 16 * 4
     monkeypatch.undo()
     assert gen.generate(_ids(20), 2).completion_tokens <= 2  # the generator still works afterwards
+
+
+@pytest.mark.parametrize("device, needle", [
+    ("tpu", "Unknown device 'tpu'"), ("cuda:x", None), ("cuda:7", None), ("cuda", None),
+])
+def test_devices_are_checked_before_loading(device, needle):
+    from docqa.errors import ConfigError
+    from docqa.generators.hf import resolve_device
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU; the refusals below are for one without")
+    with pytest.raises(ConfigError, match=needle or "no CUDA GPU here.*--device cpu"):
+        resolve_device(device)
+    assert resolve_device(None) == ("cpu", "cpu") and resolve_device("auto") == ("cpu", "cpu")
+
+
+@pytest.mark.parametrize("attn, needle", [("flash_attention_2", "needs a CUDA GPU"), ("magic", "Unknown attention")])
+def test_attention_choices_are_checked(attn, needle):
+    from docqa.errors import ConfigError
+    from docqa.generators.hf import resolve_attn
+
+    with pytest.raises(ConfigError, match=needle):
+        resolve_attn(attn, "cpu")
+    assert resolve_attn("eager", "cpu") == "eager" and resolve_attn(None, "cpu") is None
+
+
+def test_eager_attention_gives_the_same_answers(tmp_path):
+    folder = tiny_llama.build(tmp_path / "tiny-eager", window=WINDOW)
+    cfg = dict(model=str(folder), device="cpu", dtype="float32")
+    sdpa = TransformersGenerator("t", str(folder), GeneratorConfig(**cfg))
+    eager = TransformersGenerator("t", str(folder), GeneratorConfig(**cfg, attn="eager"))
+    assert eager.model.config._attn_implementation == "eager"
+    ids = _ids(40, seed=5)
+    assert eager.generate(ids, 8).text == sdpa.generate(ids, 8).text
+
+
+def test_a_model_in_memory_without_a_tokenizer_takes_token_ids(gen):
+    from docqa.errors import ConfigError
+
+    wrapped = TransformersGenerator.from_model(gen.model, None)
+    ids = _ids(30, seed=6)
+    out = wrapped.generate(ids, 6)
+    assert gen.decode([int(t) for t in out.text.split()]) == gen.generate(ids, 6).text
+    with pytest.raises(ConfigError, match="no tokenizer: pass token ids"):
+        wrapped.generate("w1 w2", 2)
+
+
+def test_the_gpu_benchmark_runs_with_only_torch_and_transformers(tmp_path):
+    """benchmarks/gpu.py must run on the GPU machine, which has no faiss, llama-index nor sentence-transformers."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    script = ("import sys, runpy\n"
+              "class Block:\n"
+              "    def find_spec(self, name, path=None, target=None):\n"
+              "        if name.split('.')[0] in ('faiss', 'llama_index', 'sentence_transformers'):\n"
+              "            raise ImportError('blocked ' + name)\n"
+              "sys.meta_path.insert(0, Block())\n"
+              f"sys.argv = ['gpu.py', '--smoke', '--skip-hf', '--decode-tokens', '4', '--batch', '2', '--out', "
+              f"{str(tmp_path / 'gpu.json')!r}]\n"
+              f"runpy.run_path({str(root / 'benchmarks' / 'gpu.py')!r}, run_name='__main__')\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "docqa prefill" in done.stdout and "docqa decode" in done.stdout and (tmp_path / "gpu.json").is_file()

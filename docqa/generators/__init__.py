@@ -88,7 +88,13 @@ def load_tokenizer(model: str | None = None) -> Callable[[str], list[int]]:
                 tok = AutoTokenizer.from_pretrained(resolve_model(name))
             except Exception as e:  # noqa: BLE001
                 raise ModelLoadError(f"Could not load the tokenizer of '{name}': {e}") from e
-            _TOKENIZERS[spec] = lambda text: tok(text, add_special_tokens=False)["input_ids"]
+            fast = getattr(tok, "_tokenizer", None)  # the Rust tokenizer behind a fast HF tokenizer
+            if fast is not None and hasattr(fast, "encode"):
+                # Straight to Rust: ingest's splitter calls this once per sentence, and the HF wrapper's per-call
+                # Python overhead was half of splitting time (3.1 s of a 12 s ingest of the essays).
+                _TOKENIZERS[spec] = lambda text: fast.encode(text, add_special_tokens=False).ids
+            else:
+                _TOKENIZERS[spec] = lambda text: tok(text, add_special_tokens=False)["input_ids"]
         else:
             _TOKENIZERS[spec] = load_generator(GeneratorConfig(model=spec)).encode
     return _TOKENIZERS[spec]

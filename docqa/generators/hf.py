@@ -69,9 +69,28 @@ class TransformersGenerator:
                 f"Could not load generator '{model}': {' '.join(str(e).split())[:400]}. Pass --model with an HF id, a "
                 f"local folder or a .gguf file."
             ) from e
+        self._setup()
+
+    @classmethod
+    def from_model(cls, model, tokenizer=None, config: GeneratorConfig | None = None,
+                   spec: str = "in-memory") -> TransformersGenerator:
+        """Wrap a causal LM already in memory (built from a config, fine-tuned in this process, …). Without a
+        tokenizer it takes and returns token ids only (``generate(list_of_ids)``), as benchmarks/gpu.py does."""
+        self = cls.__new__(cls)
+        self.spec, self.config, self.model, self.tokenizer = spec, config or GeneratorConfig(), model, tokenizer
+        check_rope_layout(spec, model.config)
+        dt = next(model.parameters()).dtype
+        self.dtypes = dtypes.PhaseDtypes(dt, dt, f"the model's own {str(dt).removeprefix('torch.')}")
+        self.device = str(model.get_input_embeddings().weight.device)
+        self._setup()
+        return self
+
+    def _setup(self) -> None:
+        """Everything after the weights are in place: attention, rope, the prefill copy, the decoder body."""
         self.model.eval()
         # Inputs go where the embedding lives (the first GPU of a spread model).
         self.device = str(self.model.get_input_embeddings().weight.device)
+        config = self.config
         if self.device == "cpu" and getattr(self.model.config, "_attn_implementation", None) == "sdpa":
             # Few-query attention without copying the cache (see docqa/attention.py): a question after a cached
             # 30 k-token prefix went from 5.6 s to about 2 s here.
@@ -132,7 +151,8 @@ class TransformersGenerator:
 
     def _eos_ids(self) -> set[int]:
         ids: set[int] = set()
-        for source in (self.tokenizer.eos_token_id, getattr(self.model.generation_config, "eos_token_id", None)):
+        for source in (getattr(self.tokenizer, "eos_token_id", None),
+                       getattr(self.model.generation_config, "eos_token_id", None)):
             if isinstance(source, int):
                 ids.add(source)
             elif isinstance(source, (list, tuple)):
@@ -144,9 +164,13 @@ class TransformersGenerator:
         return self._rope_model
 
     def encode(self, text: str) -> list[int]:
+        if self.tokenizer is None:
+            raise ConfigError(f"Generator '{self.spec}' was given no tokenizer: pass token ids, not text.")
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def decode(self, ids: list[int]) -> str:
+        if self.tokenizer is None:  # a model wrapped without a tokenizer (from_model): the ids, space-separated
+            return " ".join(map(str, ids))
         return self.tokenizer.decode(ids, skip_special_tokens=True)
 
     def count_tokens(self, texts: list[str]) -> list[int]:
@@ -464,7 +488,9 @@ def _stack_right_aligned(cache, row_caches: list, lengths: list[int], longest: i
         for r, (c, n) in enumerate(zip(row_caches, lengths, strict=True)):
             k[r, :, longest - n:] = c.layers[li].keys[0]
             v[r, :, longest - n:] = c.layers[li].values[0]
+            c.layers[li].reset()  # freed as soon as copied: peak memory is the batch's cache plus one layer
         layer.update(k, v)
+        del k, v
 
 
 def resolve_device(requested: str | None) -> tuple[str | dict, str]:
