@@ -29,6 +29,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--limit", type=int, default=39)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--dtype", default="auto", help="the generator's --dtype")
     args = ap.parse_args()
     import torch
 
@@ -39,7 +40,9 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     root = Path(tempfile.mkdtemp(prefix="docqa-batch-"))
     docqa.ingest(ROOT / "examples" / "docs", "examples", root=root)
-    index = docqa.open_index("examples", root=root)
+    from docqa.generators import GeneratorConfig
+
+    index = docqa.open_index("examples", root=root, generator=GeneratorConfig(dtype=args.dtype))
     questions = [q.question for q in load_jsonl(ROOT / "examples" / "questions.jsonl")][: args.limit]
     index.ask(questions[0], "rag")  # load both models before timing
     rows, answers = [], {}
@@ -54,7 +57,7 @@ def main() -> None:
                      "prompt_tokens": sum(a.tokens["prompt"] for a in got)})
     same = sum(a == b for a, b in zip(answers[1], answers[args.batch], strict=True))
     speedup = rows[1]["questions_per_s"] / rows[0]["questions_per_s"]
-    result = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": platform.processor() or
+    result = {"dtype": args.dtype, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": platform.processor() or
               platform.machine(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "rows": rows,
               "speedup": round(speedup, 2), "identical_answers": f"{same}/{len(questions)}"}
     print(f"{'batch':>6} {'questions':>9} {'seconds':>8} {'q/s':>7} {'prompt tok':>10} {'answer tok':>10}")

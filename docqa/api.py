@@ -132,8 +132,9 @@ class Index:
 
     def ask_many(self, questions: list[str], strategy: str = "rag", *, batch_size: int = 8,
                  **options: Any) -> list[Answer]:
-        """Answer ``questions`` with ``strategy``, ``batch_size`` at a time in one batched generation where the
-        strategy supports it (rag), one by one otherwise. Greedy answers are the ones :meth:`ask` gives."""
+        """Answer ``questions`` with ``strategy``: where it batches (rag), ``batch_size`` answers decode at once and a
+        finished answer's place goes to the next question (continuous batching); otherwise one by one. Greedy answers
+        are the ones :meth:`ask` gives."""
         from .strategies import BATCHED
 
         if batch_size < 1:
@@ -142,11 +143,7 @@ class Index:
         name = STRATEGIES.canonical(strategy)
         if name not in BATCHED.names() or batch_size == 1:
             return [self.ask(q, name, **options) for q in questions]
-        fn = BATCHED.get(name)
-        out: list[Answer] = []
-        for i in range(0, len(questions), batch_size):
-            out.extend(fn(self.corpus, list(questions[i:i + batch_size]), cfg))
-        return out
+        return BATCHED.get(name)(self.corpus, list(questions), cfg, batch_size)
 
     def ask_all(self, question: str, strategies: list[str] | None = None, **options: Any) -> dict[str, Answer]:
         """The same question through several strategies (default: all registered), for side-by-side comparison."""

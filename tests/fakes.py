@@ -113,7 +113,7 @@ class ExtractiveGenerator:
     def kv_bytes_per_token(self):
         return 1000  # a small model's worth, so that budget tests can fill a pool with a few prefixes
 
-    def generate_batch(self, prompts, max_new_tokens=128, *, stop=()):
+    def generate_batch(self, prompts, max_new_tokens=128, *, stop=(), slots=None):
         self.batches.append(len(prompts))
         return [self.generate(p, max_new_tokens, stop=stop) for p in prompts]
 

@@ -45,6 +45,15 @@ def test_a_batch_gives_each_prompt_the_answer_it_gets_alone(gen, seed):
     assert [g.prompt_tokens for g in batch] == [len(p) for p in prompts]
 
 
+@pytest.mark.parametrize("slots", [1, 2, 3])
+def test_continuous_batching_with_fewer_slots_than_prompts(gen, slots):
+    prompts = _prompts(8, 4)
+    alone = [gen.generate(p, 10) for p in prompts]
+    batch = gen.generate_batch(prompts, 10, slots=slots)
+    assert [g.text for g in batch] == [g.text for g in alone]
+    assert [g.finish_reason for g in batch] == [g.finish_reason for g in alone]
+
+
 def test_rows_stop_on_their_own_stop_string(gen):
     prompts = _prompts(5, 3)
     alone = [gen.generate(p, 12) for p in prompts]
@@ -64,8 +73,8 @@ def test_every_batched_strategy_is_a_strategy_and_answers_like_ask(fake_index):
         alone = [fake_index.ask(q, name).text for q in questions]
         batched = fake_index.ask_many(questions, name, batch_size=2)
         assert [a.text for a in batched] == alone
-        assert [a.details["batch"] for a in batched] == [2, 2, 1]
-    assert fake_index.corpus.generator().batches[-1:] == [2]  # the last batch of 2 (the lone one is not batched)
+        assert [a.details["batch"] for a in batched] == [2, 2, 2]  # decoded 2 at a time
+    assert fake_index.corpus.generator().batches[-1:] == [3]  # one continuous batch of the three
 
 
 def test_eval_batch_size_records_the_same_answers(fake_index, tmp_path):
@@ -74,7 +83,7 @@ def test_eval_batch_size_records_the_same_answers(fake_index, tmp_path):
     four = docqa.evaluate(QUESTIONS, out=tmp_path / "b4", batch_size=4, **kw)[0]
     assert [(r["id"], r["strategy"], r["answer"]) for r in one] == [(r["id"], r["strategy"], r["answer"])
                                                                      for r in four]
-    assert [r["batch"] for r in four if r["strategy"] == "rag"] == [4, 4, 4, 4, 4, 4, 4, 4, 1]
+    assert [r["batch"] for r in four if r["strategy"] == "rag"] == [4] * 9
     assert {r["batch"] for r in four if r["strategy"] == "long-context"} == {1}  # does not batch
     lines = (tmp_path / "b4" / "results.jsonl").read_text().splitlines()
     assert [json.loads(x)["id"] for x in lines] == [r["id"] for r in four]

@@ -190,7 +190,7 @@ def run(index_for: Callable[[Question], Any], questions: list[Question], cfg: Ev
         elif len(group) == 1:
             recs = [answer_one(index_for(qs[0]), qs[0], strategy, cfg.options)]
         else:
-            recs = answer_many(index_for(qs[0]), qs, strategy, cfg.options)
+            recs = answer_many(index_for(qs[0]), qs, strategy, cfg.options, cfg.batch_size)
         with lock:
             for i, rec in zip(group, recs, strict=True):
                 slots[i] = rec
@@ -216,10 +216,14 @@ def run(index_for: Callable[[Question], Any], questions: list[Question], cfg: Ev
     return [r for r in slots if r is not None]
 
 
+GROUP_BATCHES = 4  # a group is this many batches: slots refill within it; an interruption loses at most one group
+
+
 def batch_groups(todo: list[int], pairs: list[tuple[str, Question]], index_for: Callable[[Question], Any],
                  batch_size: int) -> list[list[int]]:
     """Consecutive pairs answered together: same strategy, same index, a strategy that batches, at most
-    ``batch_size`` of them. Everything else is a group of one."""
+    ``GROUP_BATCHES × batch_size`` of them (decoded ``batch_size`` at a time, continuously; records are written per
+    group). Everything else is a group of one."""
     from ..strategies import BATCHED
 
     batched = set(BATCHED.names())
@@ -229,7 +233,8 @@ def batch_groups(todo: list[int], pairs: list[tuple[str, Question]], index_for: 
         if groups and batch_size > 1 and strategy in batched:
             last = groups[-1]
             s0, q0 = pairs[last[0]]
-            if s0 == strategy and len(last) < batch_size and last[-1] == i - 1 and index_for(q0) is index_for(q):
+            if s0 == strategy and len(last) < GROUP_BATCHES * batch_size and last[-1] == i - 1 \
+                    and index_for(q0) is index_for(q):
                 last.append(i)
                 continue
         groups.append([i])
@@ -245,14 +250,14 @@ def error_record(q: Question, strategy: str, error: str, error_type: str) -> dic
             "rope": None, "error": error, "error_type": error_type, "document": q.document}
 
 
-def answer_many(index, qs: list[Question], strategy: str, options: dict[str, Any]) -> list[dict]:
+def answer_many(index, qs: list[Question], strategy: str, options: dict[str, Any], slots: int) -> list[dict]:
     """Several questions through a batching strategy in one batched generation, as records; if the batch fails
     (a question the strategy refuses, memory), each question is asked alone so that only its own record is an
     error. A record's latency is its share of the batch (see the strategy's ``ask_many``)."""
     peak_rss_reset()
     peak_cuda_reset()
     try:
-        answers = index.ask_many([q.question for q in qs], strategy, batch_size=len(qs), **options)
+        answers = index.ask_many([q.question for q in qs], strategy, batch_size=slots, **options)
     except DocQAError:
         return [answer_one(index, q, strategy, options) for q in qs]
     peak = peak_rss_mb(), peak_cuda_mb()

@@ -103,8 +103,9 @@ class Generator(Protocol):
     ) -> Generation: ...
 
     def generate_batch(self, prompts: list[str | list[int]], max_new_tokens: int = 128, *,
-                       stop: tuple[str, ...] = ()) -> list[Generation]:
-        """Answers to several prompts at once, each the same as :meth:`generate` would give it alone."""
+                       stop: tuple[str, ...] = (), slots: int | None = None) -> list[Generation]:
+        """Answers to several prompts, ``slots`` at a time (default all), each the same as :meth:`generate` would give
+        it alone."""
         ...
 
     def prefill_prefix(self, ids: list[int], plan: RopePlan, progress: ProgressFn | None = None) -> PrefixState: ...

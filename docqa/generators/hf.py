@@ -331,15 +331,16 @@ class TransformersGenerator:
         )
 
     def generate_batch(self, prompts: list[str | list[int]], max_new_tokens: int = 128, *,
-                       stop: tuple[str, ...] = ()) -> list[Generation]:
-        """Greedy answers to several prompts, in one left-padded forward per step with per-row stopping; each
-        row's answer is the one :meth:`generate` gives it alone (positions restart at each row's first token, and
-        padding is masked out of every attention).
+                       stop: tuple[str, ...] = (), slots: int | None = None) -> list[Generation]:
+        """Greedy answers to several prompts, ``slots`` of them (default: all) decoding together with continuous
+        batching (:mod:`docqa.generators.batching`); each answer is the one :meth:`generate` gives the prompt alone.
 
-        Decoding reads every weight once a step whatever the batch, so a batch of 8 shares that read. Rows whose rope
-        plans differ (a longrope checkpoint across its original window) run in separate groups. Times are those of
-        the group: prefill and decode seconds are shared by its rows.
+        Rows whose rope plans differ (a longrope checkpoint across its original window) run in separate groups. A
+        row's prefill time is its own; its decode time runs from its prefill to its last token, shared with the
+        rows decoding beside it.
         """
+        from .batching import generate_continuous
+
         all_ids = [self.encode(p) if isinstance(p, str) else list(p) for p in prompts]
         if any(not ids for ids in all_ids):
             raise ConfigError("Empty prompt: nothing to generate from.")
@@ -358,69 +359,11 @@ class TransformersGenerator:
             if len(rows) == 1:
                 out[rows[0]] = self.generate(all_ids[rows[0]], max_new_tokens, rope=plan, stop=stop)
                 continue
-            gens = self._generate_rows([all_ids[i] for i in rows], max_new_tokens, plan, stop)
+            gens = generate_continuous(self, [all_ids[i] for i in rows], max_new_tokens, plan, stop,
+                                       slots or len(rows))
             for i, g in zip(rows, gens, strict=True):
                 out[i] = g
         return [g for g in out if g is not None]
-
-    def _generate_rows(self, rows: list[list[int]], max_new_tokens: int, plan: RopePlan,
-                       stop: tuple[str, ...]) -> list[Generation]:
-        import torch
-
-        from ..kv_cache import new_cache
-
-        n, longest = len(rows), max(len(r) for r in rows)
-        mask = torch.zeros((n, longest + max_new_tokens), dtype=torch.long)
-        for r, row in enumerate(rows):  # left padding: every row's last prompt token is in the last column
-            mask[r, longest - len(row):longest] = 1
-        mask = mask.to(self.device)
-        positions = (mask[:, :longest].cumsum(-1) - 1).clamp(min=0)
-        with self._lock, torch.inference_mode(), self._oom_guard(n * (longest + max_new_tokens)):
-            self._apply_rope(plan)
-            # Each row is prefilled alone, exactly as generate() prefills it (same chunks, same dtype), then the rows'
-            # caches are laid side by side, right-aligned. A padded batched prefill measured no faster here (the
-            # arithmetic is the same and padding adds to it), and bf16 kernels given other shapes round differently,
-            # which changed 3 of 39 greedy answers; decoding is where a batch pays (one read of the weights a step).
-            t0 = time.perf_counter()
-            row_caches, first = [], []
-            for row in rows:
-                c = new_cache(self.model.config, expected=len(row), dtype=self.model.dtype)
-                first.append(self._prefill(row, c, None))
-                row_caches.append(c)
-            cache = new_cache(self.model.config, expected=longest + max_new_tokens, dtype=self.model.dtype)
-            _stack_right_aligned(cache, row_caches, [len(r) for r in rows], longest)
-            del row_caches
-            logits = torch.stack(first)
-            kw = {self._cache_kw: cache, "use_cache": True}
-            prefill_s = time.perf_counter() - t0
-            outs: list[list[int]] = [[] for _ in rows]
-            finish = ["length"] * n
-            live = torch.ones(n, dtype=torch.bool)
-            pos = positions[:, -1:]
-            t1, ttft = time.perf_counter(), 0.0
-            for k in range(max_new_tokens):
-                nxt = torch.argmax(logits, dim=-1)
-                if k == 0:
-                    ttft = prefill_s + (time.perf_counter() - t1)
-                for r, tok in enumerate(nxt.tolist()):
-                    if not live[r]:
-                        continue
-                    if tok in self.eos_ids:
-                        finish[r], live[r] = "eos", False
-                        continue
-                    outs[r].append(tok)
-                    if stop and hits_stop(self.decode(outs[r]), stop):
-                        finish[r], live[r] = "stop", False
-                if not live.any() or k + 1 == max_new_tokens:
-                    break
-                mask[:, longest + k] = 1
-                pos = pos + 1
-                logits = self.model(input_ids=nxt[:, None], attention_mask=mask[:, :longest + k + 1],
-                                    position_ids=pos, **kw).logits[:, -1]
-            decode_s = time.perf_counter() - t1
-        return [Generation(text=cut_at_stop(self.decode(o), stop), prompt_tokens=len(row), completion_tokens=len(o),
-                           prefill_s=prefill_s, decode_s=decode_s, ttft_s=ttft, finish_reason=f, rope=plan)
-                for row, o, f in zip(rows, outs, finish, strict=True)]
 
     def save_prefix(self, state: PrefixState, path: Path) -> None:
         """Save a prefilled prefix as safetensors (see :mod:`docqa.prefix_cache`)."""
@@ -474,23 +417,6 @@ class TransformersGenerator:
                 if progress:
                     progress(end + 1, len(ids))
             return torch.cat(out)
-
-
-def _stack_right_aligned(cache, row_caches: list, lengths: list[int], longest: int) -> None:
-    """Fill ``cache`` (empty) with the rows' caches side by side, each ending at column ``longest`` (left padding:
-    padded positions are zeros, masked out of every attention)."""
-    import torch
-
-    for li, layer in enumerate(cache.layers):
-        k0 = row_caches[0].layers[li].keys
-        k = torch.zeros((len(row_caches), k0.shape[1], longest, k0.shape[-1]), dtype=k0.dtype, device=k0.device)
-        v = torch.zeros_like(k)
-        for r, (c, n) in enumerate(zip(row_caches, lengths, strict=True)):
-            k[r, :, longest - n:] = c.layers[li].keys[0]
-            v[r, :, longest - n:] = c.layers[li].values[0]
-            c.layers[li].reset()  # freed as soon as copied: peak memory is the batch's cache plus one layer
-        layer.update(k, v)
-        del k, v
 
 
 def resolve_device(requested: str | None) -> tuple[str | dict, str]:

@@ -229,14 +229,14 @@ class OpenAIGenerator:
         return 0
 
     def generate_batch(self, prompts: list[str | list[int]], max_new_tokens: int = 128, *,
-                       stop: tuple[str, ...] = ()) -> list[Generation]:
-        """The prompts as concurrent requests: the server batches them (vLLM and SGLang continuously; llama.cpp
-        across its parallel slots, serially with one)."""
+                       stop: tuple[str, ...] = (), slots: int | None = None) -> list[Generation]:
+        """The prompts as concurrent requests, ``slots`` in flight: the server batches them (vLLM and SGLang
+        continuously; llama.cpp across its parallel slots, serially with one)."""
         from concurrent.futures import ThreadPoolExecutor
 
         if len(prompts) <= 1:
             return [self.generate(p, max_new_tokens, stop=stop) for p in prompts]
-        with ThreadPoolExecutor(max_workers=len(prompts)) as pool:
+        with ThreadPoolExecutor(max_workers=slots or len(prompts)) as pool:
             return list(pool.map(lambda p: self.generate(p, max_new_tokens, stop=stop), prompts))
 
     def generate(self, prompt: str | list[int], max_new_tokens: int = 128, *, rope: RopePlan | None = None,

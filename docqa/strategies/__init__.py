@@ -15,8 +15,9 @@ STRATEGIES.register("long-context", "docqa.strategies.long_context:ask", aliases
 STRATEGIES.register("summarize", "docqa.strategies.summarize:ask", aliases=("sum", "summarise"))
 STRATEGIES.register("auto", "docqa.strategies.auto:ask", aliases=("self-route",))
 
-# Strategies that answer several questions in one batched generation: name → ``ask_many(corpus, questions, cfg)
-# -> list[Answer]``, each answer equal to what ``ask`` gives the question alone. Others are asked one by one.
+# Strategies that answer several questions in one batched generation: name → ``ask_many(corpus, questions, cfg,
+# slots) -> list[Answer]`` (``slots`` answers decoding at once), each answer equal to what ``ask`` gives the question
+# alone. Others are asked one by one.
 BATCHED: Registry[BatchFn] = Registry("batched strategy")
 BATCHED.register("rag", "docqa.strategies.rag:ask_many")
 

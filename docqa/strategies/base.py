@@ -69,4 +69,4 @@ class AskConfig:
 
 
 StrategyFn = Callable[["Corpus", str, AskConfig], "Answer"]
-BatchFn = Callable[["Corpus", "list[str]", AskConfig], "list[Answer]"]
+BatchFn = Callable[["Corpus", "list[str]", AskConfig, int], "list[Answer]"]

@@ -14,13 +14,13 @@ def ask(corpus: Corpus, question: str, cfg: AskConfig) -> Answer:
     """Retrieval-augmented generation: the ``top_k`` chunks most similar to the question (cosine, all-MiniLM by
     default), best first, numbered with their file names, then the question. One model call; cheap at any corpus
     size, but blind to anything the retriever misses."""
-    return ask_many(corpus, [question], cfg)[0]
+    return ask_many(corpus, [question], cfg, 1)[0]
 
 
-def ask_many(corpus: Corpus, questions: list[str], cfg: AskConfig) -> list[Answer]:
-    """:func:`ask` for several questions: embedded together, answered in one batched generation (each answer is the
-    one the question gets alone). A question's ``total`` time is its own retrieval plus an equal share of the batch's
-    generation: the cost per question at this batch size."""
+def ask_many(corpus: Corpus, questions: list[str], cfg: AskConfig, slots: int = 8) -> list[Answer]:
+    """:func:`ask` for several questions: embedded together, answered by one continuously batched generation with
+    ``slots`` answers decoding at once (each answer is the one the question gets alone). A question's ``total`` time
+    is its own retrieval plus an equal share of the generation: the cost per question at this batch size."""
     t0 = time.perf_counter()
     questions = [cfg.validate(q) for q in questions]
     hits = corpus.retrieve_many(questions, cfg.top_k)
@@ -28,7 +28,7 @@ def ask_many(corpus: Corpus, questions: list[str], cfg: AskConfig) -> list[Answe
     chats = [gen.chat(prompts.SYSTEM, prompts.rag_user(q, [(c.file, c.text) for c, _ in h.chunks]))
              for q, h in zip(questions, hits, strict=True)]
     t1 = time.perf_counter()
-    outs = gen.generate_batch(chats, cfg.max_new_tokens, stop=prompts.STOP) if len(chats) > 1 else \
+    outs = gen.generate_batch(chats, cfg.max_new_tokens, stop=prompts.STOP, slots=slots) if len(chats) > 1 else \
         [gen.generate(chats[0], cfg.max_new_tokens, stop=prompts.STOP)]
     share = (time.perf_counter() - t1) / len(chats)
     answers = []
@@ -43,6 +43,6 @@ def ask_many(corpus: Corpus, questions: list[str], cfg: AskConfig) -> list[Answe
                      "total": h.embed_s + h.search_s + share if len(chats) > 1 else time.perf_counter() - t0},
             tokens={"prompt": out.prompt_tokens, "completion": out.completion_tokens},
             calls=1,
-            details={"top_k": cfg.top_k, "finish_reason": out.finish_reason, "batch": len(chats)},
+            details={"top_k": cfg.top_k, "finish_reason": out.finish_reason, "batch": min(slots, len(chats))},
         ))
     return answers
