@@ -30,6 +30,7 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=39)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--dtype", default="auto", help="the generator's --dtype")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "batch.json")
     args = ap.parse_args()
     import torch
 
@@ -57,8 +58,9 @@ def main() -> None:
                      "prompt_tokens": sum(a.tokens["prompt"] for a in got)})
     same = sum(a == b for a, b in zip(answers[1], answers[args.batch], strict=True))
     speedup = rows[1]["questions_per_s"] / rows[0]["questions_per_s"]
-    result = {"dtype": args.dtype, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": platform.processor() or
-              platform.machine(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "rows": rows,
+    result = {"dtype": args.dtype, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+              "machine": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+              "torch_threads": torch.get_num_threads(), "rows": rows,
               "speedup": round(speedup, 2), "identical_answers": f"{same}/{len(questions)}"}
     print(f"{'batch':>6} {'questions':>9} {'seconds':>8} {'q/s':>7} {'prompt tok':>10} {'answer tok':>10}")
     for r in rows:
@@ -68,7 +70,7 @@ def main() -> None:
     for i, (a, b) in enumerate(zip(answers[1], answers[args.batch], strict=True)):
         if a != b:
             print(f"  q{i}: batch 1 {a!r}\n       batch {args.batch} {b!r}")
-    out = ROOT / "benchmarks" / "results" / "batch.json"
+    out = args.out
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {out.relative_to(ROOT)}")
 
