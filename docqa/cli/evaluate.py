@@ -92,13 +92,21 @@ def _pct(v) -> str:
     return "–" if v is None else f"{100 * v:.1f}"
 
 
+def _memory(row: dict) -> str:
+    """CUDA peak where the model ran on a GPU, else the process's peak RSS."""
+    cuda, rss = row.get("peak_cuda_mb_max", float("nan")), row.get("peak_rss_mb_max", float("nan"))
+    if cuda == cuda:
+        return f"{cuda:,.0f} GPU"
+    return "–" if rss != rss else f"{rss:,.0f}"
+
+
 def render(rows: list[dict]) -> None:
     table = Table(title="docqa eval", title_justify="left")
     table.add_column("strategy", no_wrap=True)
     for col, justify in [("n", "right"), ("contains", "right"), ("F1", "right"),
                          ("ROUGE-L", "right"), ("EM", "right"), ("refusal", "right"), ("recall@k", "right"),
                          ("p50 s", "right"), ("p95 s", "right"), ("tokens in/out", "right"), ("calls", "right"),
-                         ("errors", "right")]:
+                         ("peak MB", "right"), ("errors", "right")]:
         table.add_column(col, justify=justify)
     for r in rows:
         name = r["strategy"]
@@ -108,7 +116,8 @@ def render(rows: list[dict]) -> None:
                       _pct(r["exact_match"]), _pct(r["refusal"]), _pct(r["recall_at_k"]),
                       f"{r['latency_p50_s']:.1f}", f"{r['latency_p95_s']:.1f}",
                       f"{r['prompt_tokens_mean']:,.0f}/{r['completion_tokens_mean']:,.0f}", f"{r['calls_mean']:.1f}",
-                      f"[red]{r['errors']}[/]" if r["errors"] else "0")
+                      _memory(r), f"[red]{r['errors']}[/]" if r["errors"] else "0")
     out.print(table)
     out.print("[dim]contains, F1, ROUGE-L, EM: answerable questions (%); refusal: share of unanswerable questions "
-              "declined; p50/p95: latency per answered question (errors count as wrong answers, not in latency).[/]")
+              "declined; p50/p95: latency per answered question (errors count as wrong answers, not in latency); "
+              "peak MB: CUDA peak memory on GPU, else peak RSS.[/]")
