@@ -184,6 +184,7 @@ def evaluate(
     resume: bool = False,
     leval: str | Path | None = None,
     limit: int | None = None,
+    limit_docs: int | None = None,
     root: str | Path | None = None,
     model: str | None = None,
     generator: GeneratorConfig | None = None,
@@ -218,8 +219,11 @@ def evaluate(
     strategies = strategies or STRATEGIES.names()
     if limit is not None and limit < 1:
         raise ConfigError(f"--limit must be at least 1, got {limit}.")
+    if limit_docs is not None and (limit_docs < 1 or leval is None):
+        raise ConfigError(f"--limit-docs takes a positive number of documents of an --leval file, got {limit_docs}"
+                          f"{'' if leval is not None else ' without --leval'}.")
     if leval is not None:
-        docs = qio.load_leval(Path(leval))
+        docs = qio.load_leval(Path(leval))[:limit_docs]  # --limit-docs: the first N documents, all their questions
         qs = [q for _, _, doc_qs in docs for q in doc_qs][:limit]
         needed = {q.document for q in qs}  # --limit: only the documents its questions are about are ingested
         src = _store.valid_root(root) / ".leval-sources"
@@ -246,7 +250,7 @@ def evaluate(
         title = f"{Path(questions).name} on index '{index}'"
         source = str(Path(questions).resolve())
     identity = {"model": model or GeneratorConfig().model, "options": options, "questions": source,
-                "index": index, "limit": limit}
+                "index": index, "limit": limit, "limit_docs": limit_docs}
     cfg = runner.EvalConfig(strategies=strategies, out=Path(out) if out else None, resume=resume, options=options,
                             identity=identity, concurrency=concurrency,
                             batch_size=batch_size)

@@ -96,6 +96,20 @@ def test_leval_format_builds_one_index_per_document(tmp_path, monkeypatch):
     assert sorted(docqa.list_indexes()) == ["leval-leval-doc01", "leval-leval-doc02"]
 
 
+def test_leval_limit_docs_takes_whole_documents_and_ingests_only_them(tmp_path, monkeypatch):
+    monkeypatch.setattr("docqa.api.load_embedder", lambda spec: __import__("tests.fakes").fakes.HashEmbedder(
+        FAKE_EMBEDDER))
+    rows = [{"input": f"Doc {i}: Acme sold {i} rockets. The CEO is Hank {i}.", "instructions": [
+        "How many rockets?", "Who is the CEO?"], "outputs": [f"{i} rockets", f"Hank {i}"]} for i in range(3)]
+    path = tmp_path / "fin.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    records, _ = docqa.evaluate(None, leval=path, strategies=["rag"], model=FAKE_MODEL, limit_docs=2)
+    assert [r["document"] for r in records] == ["fin-doc01", "fin-doc01", "fin-doc02", "fin-doc02"]
+    assert sorted(docqa.list_indexes()) == ["leval-fin-doc01", "leval-fin-doc02"]
+    with pytest.raises(ConfigError, match="--limit-docs"):
+        docqa.evaluate(None, leval=path, strategies=["rag"], model=FAKE_MODEL, limit_docs=0)
+
+
 def test_cli_eval_prints_a_table(indexed, qfile, tmp_path):
     r = CliRunner().invoke(app, ["eval", str(qfile), "--index", "t", "--strategies", "rag,lc", "--model",
                                  FAKE_MODEL, "--out", str(tmp_path / "o")])

@@ -36,6 +36,8 @@ def eval_cmd(
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run from OUT/results.jsonl.")] = False,
     leval: Annotated[Optional[Path], typer.Option(help="An L-Eval file; one index per document is built.")] = None,
     limit: Annotated[Optional[int], typer.Option(help="Only the first N questions.")] = None,
+    limit_docs: Annotated[Optional[int], typer.Option(
+        help="--leval: only the first N documents (all their questions; only they are ingested).")] = None,
     top_k: Annotated[int, typer.Option(help="rag: chunks to retrieve.")] = 4,
     rope: Annotated[str, typer.Option(help="long-context: yarn, dynamic, ntk, linear or none.")] = "yarn",
     max_context: Annotated[Optional[int], typer.Option(help="long-context: token limit.")] = None,
@@ -77,7 +79,8 @@ def eval_cmd(
         gen = GeneratorConfig(device=device, dtype=dtype, attn=attn, base_url=base_url, context_window=context_window,
                               tokenizer=tokenizer, request_timeout=request_timeout)
         _, rows = api.evaluate(questions, index=index, strategies=names, out=out_dir, resume=resume, leval=leval,
-                               limit=limit, root=root, model=model, generator=gen, concurrency=concurrency,
+                               limit=limit, limit_docs=limit_docs, root=root, model=model, generator=gen,
+                               concurrency=concurrency,
                                batch_size=batch_size, progress=progress, top_k=top_k, rope=rope,
                                max_context=max_context, truncate=truncate, max_new_tokens=max_new_tokens,
                                chain=chain, max_calls=max_calls, summary_window=summary_window,
