@@ -128,3 +128,17 @@ def test_concurrency_keeps_question_order_and_answers(indexed, qfile, tmp_path):
     assert key(lines) == key(one)
     with pytest.raises(ConfigError, match="--concurrency"):
         docqa.evaluate(qfile, index="t", model=FAKE_MODEL, concurrency=0)
+
+
+def test_every_strategy_starts_cold_whatever_the_order(indexed, qfile, tmp_path):
+    """auto would reuse the prefix long-context built (or the reverse) had eval not started each strategy cold."""
+    gen = docqa.open_index("t", model=FAKE_MODEL).corpus.generator()  # the process-wide fake: counts prefills
+    for order in (["long-context", "auto"], ["auto", "long-context"]):
+        before = gen.prefills
+        records, rows = docqa.evaluate(qfile, index="t", strategies=order, model=FAKE_MODEL)
+        for strategy in order:
+            assert [r["cold"] for r in records if r["strategy"] == strategy] == [True, False, False]
+        routed = sum(1 for r in records if r["strategy"] == "auto" and r["route"] == "long-context")
+        assert routed >= 1  # the unanswerable question goes to long-context
+        assert gen.prefills - before == 2  # one document prefix per strategy: built again, not inherited
+        assert all(row["cold_latency_s"] == row["cold_latency_s"] for row in rows)  # a number, not NaN

@@ -108,7 +108,8 @@ def render(rows: list[dict]) -> None:
     table.add_column("strategy", no_wrap=True)
     for col, justify in [("n", "right"), ("contains", "right"), ("F1", "right"),
                          ("ROUGE-L", "right"), ("EM", "right"), ("refusal", "right"), ("recall@k", "right"),
-                         ("p50 s", "right"), ("p95 s", "right"), ("tokens in/out", "right"), ("calls", "right"),
+                         ("p50 s", "right"), ("p95 s", "right"), ("cold / warm s", "right"), ("tokens in/out", "right"),
+                         ("calls", "right"),
                          ("peak MB", "right"), ("errors", "right")]:
         table.add_column(col, justify=justify)
     for r in rows:
@@ -118,9 +119,11 @@ def render(rows: list[dict]) -> None:
         table.add_row(name, str(r["questions"]), _pct(r["contains"]), _pct(r["f1"]), _pct(r["rouge_l"]),
                       _pct(r["exact_match"]), _pct(r["refusal"]), _pct(r["recall_at_k"]),
                       f"{r['latency_p50_s']:.1f}", f"{r['latency_p95_s']:.1f}",
+                      f"{r['cold_latency_s']:.1f} / {r['warm_latency_p50_s']:.1f}",
                       f"{r['prompt_tokens_mean']:,.0f}/{r['completion_tokens_mean']:,.0f}", f"{r['calls_mean']:.1f}",
                       _memory(r), f"[red]{r['errors']}[/]" if r["errors"] else "0")
     out.print(table)
     out.print("[dim]contains, F1, ROUGE-L, EM: answerable questions (%); refusal: share of unanswerable questions "
               "declined; p50/p95: latency per answered question (errors count as wrong answers, not in latency); "
-              "peak MB: CUDA peak memory on GPU, else peak RSS.[/]")
+              "cold: a strategy's first question of each index (every strategy starts cold, whatever their "
+              "order), warm: p50 of the others; peak MB: CUDA peak memory on GPU, else peak RSS.[/]")

@@ -13,7 +13,8 @@ from statistics import mean
 from .metrics import METRICS
 
 SUMMARY_COLUMNS = ["strategy", "questions", "answerable", "unanswerable", *METRICS.names(), "refusal",
-                   "false_refusal", "recall_at_k", "latency_p50_s", "latency_p95_s", "ttft_p50_s",
+                   "false_refusal", "recall_at_k", "latency_p50_s", "latency_p95_s", "cold_latency_s",
+                   "warm_latency_p50_s", "ttft_p50_s",
                    "prompt_tokens_mean", "completion_tokens_mean", "calls_mean", "peak_rss_mb_max", "peak_cuda_mb_max",
                    "errors",
                    "error_rate"]
@@ -61,6 +62,10 @@ def summarize(records: list[dict]) -> list[dict]:
             "recall_at_k": _mean(r["metrics"]["recall_at_k"] for r in rs),
             "latency_p50_s": percentile(lat, 50),
             "latency_p95_s": percentile(lat, 95),
+            # Cold: a strategy's first question of each index, paying whatever it builds (a document prefix); warm:
+            # the questions after it. Eval starts every strategy cold, whatever the order of --strategies.
+            "cold_latency_s": _mean_or_nan(r["latency_s"] for r in ok if r.get("cold")),
+            "warm_latency_p50_s": percentile([r["latency_s"] for r in ok if not r.get("cold")], 50),
             "ttft_p50_s": percentile([r["ttft_s"] for r in ok], 50),
             "prompt_tokens_mean": _mean_or_nan(r["prompt_tokens"] for r in ok),
             "completion_tokens_mean": _mean_or_nan(r["completion_tokens"] for r in ok),

@@ -181,16 +181,32 @@ def run(index_for: Callable[[Question], Any], questions: list[Question], cfg: Ev
                     f.write(json.dumps(slots[written]) + "\n")
             written += 1
 
+    started: set[tuple[str, int]] = set()
+
     def one(group: list[int]) -> None:
         nonlocal finished, unreachable
         strategy = pairs[group[0]][0]
         qs = [pairs[i][1] for i in group]
+        index = None if cfg.aborted else index_for(qs[0])
+        cold = False
+        if index is not None:
+            with lock:
+                key = (strategy, id(index))
+                if key not in started:
+                    # A strategy's first question of an index starts cold: caches another strategy built (the
+                    # long-context prefix that auto would reuse) are dropped, so costs do not depend on the order of
+                    # --strategies. Loaded models stay: their load time is nobody's answer.
+                    started.add(key)
+                    cold = True
+                    getattr(getattr(index, "corpus", None), "caches", {}).clear()
         if cfg.aborted:
             recs = [error_record(q, strategy, f"not asked: {cfg.aborted}", "ServerUnreachable") for q in qs]
         elif len(group) == 1:
             recs = [answer_one(index_for(qs[0]), qs[0], strategy, cfg.options)]
         else:
             recs = answer_many(index_for(qs[0]), qs, strategy, cfg.options, cfg.batch_size)
+        for k, rec in enumerate(recs):
+            rec["cold"] = cold and k == 0
         with lock:
             for i, rec in zip(group, recs, strict=True):
                 slots[i] = rec
