@@ -19,6 +19,7 @@ from .common import (
     DeviceOpt,
     DtypeOpt,
     KVBudgetOpt,
+    ThreadsOpt,
     TimeoutOpt,
     TokenizerOpt,
     err,
@@ -53,6 +54,7 @@ def ask_cmd(
     dtype: DtypeOpt = "auto",
     attn: AttnOpt = None,
     kv_budget: KVBudgetOpt = None,
+    threads: ThreadsOpt = None,
     base_url: BaseUrlOpt = None,
     context_window: ContextWindowOpt = None,
     tokenizer: TokenizerOpt = None,
@@ -65,8 +67,8 @@ def ask_cmd(
     from ..generators import GeneratorConfig
     from ..strategies import STRATEGIES
 
-    gen = GeneratorConfig(device=device, dtype=dtype, attn=attn, base_url=base_url, context_window=context_window,
-                          tokenizer=tokenizer, request_timeout=request_timeout)
+    gen = GeneratorConfig(device=device, dtype=dtype, attn=attn, threads=threads, base_url=base_url,
+                          context_window=context_window, tokenizer=tokenizer, request_timeout=request_timeout)
     idx = api.open_index(index, root=root, embedder=embedder, model=model, generator=gen)
     names = STRATEGIES.names() if strategy == "all" else [STRATEGIES.canonical(s) for s in strategy.split(",")]
     options = dict(top_k=top_k, rope=rope, rope_factor=rope_factor, max_context=max_context, truncate=truncate,

@@ -36,6 +36,8 @@ TokenizerOpt = Annotated[Optional[str], typer.Option(
 KVBudgetOpt = Annotated[Optional[str], typer.Option(
     help="Bytes of KV caches kept between questions (long-context / summarize prefixes), e.g. 4GiB \\[default: a "
          "quarter of free RAM on CPU, half the GPU's free memory on CUDA].")]
+ThreadsOpt = Annotated[Optional[int], typer.Option(
+    help="CPU threads for torch \\[default: $DOCQA_THREADS, else the cores free of other load].")]
 TimeoutOpt = Annotated[float, typer.Option(help="Served model: seconds per request.")]
 
 

@@ -17,6 +17,7 @@ from .common import (
     DeviceOpt,
     DtypeOpt,
     KVBudgetOpt,
+    ThreadsOpt,
     TimeoutOpt,
     TokenizerOpt,
     err,
@@ -57,6 +58,7 @@ def eval_cmd(
     dtype: DtypeOpt = "auto",
     attn: AttnOpt = None,
     kv_budget: KVBudgetOpt = None,
+    threads: ThreadsOpt = None,
     base_url: BaseUrlOpt = None,
     context_window: ContextWindowOpt = None,
     tokenizer: TokenizerOpt = None,
@@ -76,8 +78,8 @@ def eval_cmd(
         def progress(done: int, total: int, label: str) -> None:
             bar.update(task, completed=done, total=total, description=f"evaluating: {label}")
 
-        gen = GeneratorConfig(device=device, dtype=dtype, attn=attn, base_url=base_url, context_window=context_window,
-                              tokenizer=tokenizer, request_timeout=request_timeout)
+        gen = GeneratorConfig(device=device, dtype=dtype, attn=attn, threads=threads, base_url=base_url,
+                              context_window=context_window, tokenizer=tokenizer, request_timeout=request_timeout)
         _, rows = api.evaluate(questions, index=index, strategies=names, out=out_dir, resume=resume, leval=leval,
                                limit=limit, limit_docs=limit_docs, root=root, model=model, generator=gen,
                                concurrency=concurrency,

@@ -25,6 +25,7 @@ class GeneratorConfig:
     device: str | None = None
     dtype: str = "auto"  # auto: bf16 on GPUs that have it else fp16; on CPU by a measured probe (generators/dtypes.py)
     attn: str | None = None  # attention kernel: sdpa (default), flash_attention_2 (when installed) or eager
+    threads: int | None = None  # torch CPU threads (None: $DOCQA_THREADS, else cores minus current load; threads.py)
     # Tokens per prefill step: activations are bounded by the chunk, so peak memory grows linearly with length.
     # Measured on 2 CPU cores at 4 k tokens: one pass 427 tok/s, chunks of 2048 382, 1024 387, 512 345.
     prefill_chunk: int = 2048

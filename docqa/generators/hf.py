@@ -60,8 +60,11 @@ class TransformersGenerator:
         quiet_transformers()
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        from .. import threads
+
         self.spec = spec
         self.config = config
+        self.threads = threads.apply(config.threads)
         device_map, self.device = resolve_device(config.device)
         attn = resolve_attn(config.attn, self.device)
         folder = resolve_model(model)

@@ -1,0 +1,60 @@
+"""How many CPU threads torch uses: ``--threads N``, ``$DOCQA_THREADS``, or a default that looks at the machine's load.
+
+torch starts one intra-op thread per core it may run on. On an idle machine that is right (measured here, 2 cores:
+benchmarks/threads.py). Under load from another process it is not: the threads wait for each other at every
+operation, and a call that took 6 s with one thread took 41 s with two on a loaded 2-core machine (issue #11). So the
+default is the cores this process may use minus the other load already on them (the 1-minute load average, rounded),
+never less than one. The choice is made once per process, when the first model loads.
+"""
+
+from __future__ import annotations
+
+import os
+
+from .errors import ConfigError
+
+_APPLIED: list[int] = []
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def default_threads(cores: int | None = None, load: float | None = None) -> int:
+    """Cores available minus the load already running on them (rounded), at least 1."""
+    cores = cores or available_cores()
+    if load is None:
+        try:
+            load = os.getloadavg()[0]
+        except OSError:
+            load = 0.0
+    return max(1, min(cores, cores - round(load)))
+
+
+def resolve(requested: int | str | None) -> int:
+    """The thread count for ``--threads`` (None: $DOCQA_THREADS, else :func:`default_threads`)."""
+    value = requested if requested is not None else os.environ.get("DOCQA_THREADS")
+    if value is None or value == "" or value == "auto":
+        return default_threads()
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        n = 0
+    if n < 1:
+        raise ConfigError(f"--threads must be a positive number of threads (or auto), got {value!r}.")
+    return n
+
+
+def apply(requested: int | str | None = None) -> int:
+    """Set torch's intra-op threads (once per process unless asked again explicitly); returns the count."""
+    import torch
+
+    if _APPLIED and requested is None:
+        return _APPLIED[-1]
+    n = resolve(requested)
+    torch.set_num_threads(n)
+    _APPLIED.append(n)
+    return n

@@ -1,0 +1,23 @@
+"""torch's thread count: --threads, $DOCQA_THREADS, or cores minus the load already on them."""
+
+import pytest
+
+from docqa.errors import ConfigError
+from docqa.threads import default_threads, resolve
+
+
+@pytest.mark.parametrize("cores, load, want", [(2, 0.0, 2), (2, 0.4, 2), (2, 1.0, 1), (2, 3.7, 1), (16, 4.2, 12),
+                                               (1, 0.0, 1)])
+def test_default_leaves_the_cores_other_processes_use(cores, load, want):
+    assert default_threads(cores, load) == want
+
+
+def test_explicit_and_environment_settings(monkeypatch):
+    assert resolve(3) == 3
+    monkeypatch.setenv("DOCQA_THREADS", "1")
+    assert resolve(None) == 1
+    monkeypatch.setenv("DOCQA_THREADS", "auto")
+    assert resolve(None) >= 1
+    for bad in (0, -2, "many"):
+        with pytest.raises(ConfigError, match="--threads must be a positive number"):
+            resolve(bad)
