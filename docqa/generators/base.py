@@ -6,6 +6,7 @@ A backend is a class or factory registered in :data:`docqa.generators.GENERATORS
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -135,14 +136,64 @@ def render_chat(tokenizer, system: str, user: str) -> str:
     return f"{system}\n\n{user}\n\nAnswer:"
 
 
+_ITEM = re.compile(r"^\s*(?:[-*\u2022]|\d{1,3}[.)]|\(?[a-z][.)])\s+\S")  # "- x", "* x", "1. x", "2) x", "a) x"
+
+
+def _stop_at(text: str, stop: tuple[str, ...]) -> int | None:
+    """Where the answer in ``text`` ends: the index of the first stop string that follows some content, or None.
+
+    A line break is a stop except after a lead-in: a line ending in ":" ("The main risks are:") goes on to what it
+    announces — the next line, or a list whose items ("- …", "1. …", "a) …") continue the answer until a blank line or
+    a line that is not an item (which is not part of it). Without this rule lead-ins were whole answers: 3 of 25 rag
+    and 6 of 16 long-context answers on two L-Eval sets (issue #11)."""
+    start = len(text) - len(text.lstrip())
+    best: int | None = None
+
+    def keep(end: int) -> None:
+        nonlocal best
+        if best is None or end < best:
+            best = end
+
+    for marker in stop:
+        if marker != "\n":
+            at = text.find(marker, start)
+            while at != -1 and not text[start:at].strip():
+                at = text.find(marker, at + len(marker))
+            if at != -1:
+                keep(at)
+            continue
+        pos, state = start, "answer"  # answer → lead-in (after "…:") → list (after its first item)
+        while True:
+            at = text.find("\n", pos)
+            line = text[pos:] if at == -1 else text[pos:at]
+            if at == -1:  # the line being written: once it visibly is not an item, a list has ended before it
+                if state == "list" and len(line.strip()) >= 4 and not _ITEM.match(line):
+                    keep(pos - 1)
+                break
+            if not line.strip():
+                if state == "list":
+                    keep(pos - 1)
+                    break
+            elif state == "list" and not _ITEM.match(line):  # the list is over; this line is not part of it
+                keep(pos - 1)
+                break
+            elif line.rstrip().endswith(":"):
+                state = "lead-in"
+            elif state in ("lead-in", "list") and _ITEM.match(line):
+                state = "list"
+            else:
+                keep(at)
+                break
+            pos = at + 1
+    return best
+
+
 def hits_stop(text: str, stop: tuple[str, ...]) -> bool:
-    """True once ``text`` (ignoring leading whitespace) contains a stop string after some content."""
-    body = text.lstrip()
-    return any(marker in body for marker in stop)
+    """True once ``text`` holds a complete answer: a stop string after some content (see :func:`_stop_at`)."""
+    return _stop_at(text, stop) is not None
 
 
 def cut_at_stop(text: str, stop: tuple[str, ...]) -> str:
-    """``text`` up to the first stop string, stripped."""
-    for marker in stop:
-        text = text.split(marker)[0].strip() if marker in text else text
-    return text.strip()
+    """``text`` up to where the answer ends (:func:`_stop_at`), stripped."""
+    at = _stop_at(text, stop)
+    return (text if at is None else text[:at]).strip()
