@@ -195,19 +195,20 @@ def evaluate(
 ):
     """Answer every question with every strategy and score the answers; see :mod:`docqa.eval`.
 
-    ``questions`` is docqa's JSONL, asked of ``index``; or ``leval`` is an L-Eval file, from whose documents one
-    index per document is built (``leval-STEM-docNN``, STEM from the file's name), each question asked of its own
-    document. ``generator`` sets every generator option (a served model's address, …); ``concurrency`` keeps that
-    many questions in flight; ``batch_size`` answers that many questions of a batching strategy (rag) in one
-    batched generation, each a record whose latency is its share of the batch. Returns ``(records, summary_rows)``;
-    with ``out``, also writes results.jsonl, summary.json/csv and the plot. When the model server stops answering
-    mid-run, the files are written and :class:`~docqa.errors.ServerUnreachable` says how many questions
-    ``resume=True`` will complete.
+    ``style`` (an option) defaults to ``auto``: the answer style whose length matches the question set's references
+    (:func:`docqa.prompts.style_for_references`). ``questions`` is docqa's JSONL, asked of ``index``; or ``leval`` is
+    an L-Eval file, from whose documents one index per document is built (``leval-STEM-docNN``, STEM from the file's
+    name), each question asked of its own document. ``generator`` sets every generator option (a served model's
+    address, …); ``concurrency`` keeps that many questions in flight; ``batch_size`` answers that many questions of a
+    batching strategy (rag) in one batched generation, each a record whose latency is its share of the batch. Returns
+    ``(records, summary_rows)``; with ``out``, also writes results.jsonl, summary.json/csv and the plot. When the
+    model server stops answering mid-run, the files are written and :class:`~docqa.errors.ServerUnreachable` says how
+    many questions ``resume=True`` will complete.
     """
     from .eval import questions as qio
     from .eval import report, runner
 
-    make_config(**options)  # reject unknown options before any work
+    make_config(**{k: v for k, v in options.items() if not (k == "style" and v == "auto")})  # reject bad options early
     if concurrency < 1:
         raise ConfigError(f"--concurrency must be at least 1, got {concurrency}.")
     if batch_size < 1:
@@ -249,6 +250,10 @@ def evaluate(
         index_for = lambda q: idx  # noqa: E731
         title = f"{Path(questions).name} on index '{index}'"
         source = str(Path(questions).resolve())
+    from .prompts import style_for_references
+
+    if options.get("style", "auto") == "auto":  # answers shaped like the set's references (prompts.py STYLES)
+        options["style"] = style_for_references([q.answers for q in qs])
     identity = {"model": model or GeneratorConfig().model, "options": options, "questions": source,
                 "index": index, "limit": limit, "limit_docs": limit_docs}
     cfg = runner.EvalConfig(strategies=strategies, out=Path(out) if out else None, resume=resume, options=options,

@@ -7,23 +7,68 @@ task, the material, the question last.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+
+from .errors import ConfigError
+from .registry import Registry
 
 NO_ANSWER = "I don't know."
 
+
+@dataclass(frozen=True)
+class AnswerStyle:
+    """How long an answer should be: the instruction that asks for it and the stop strings that end it."""
+
+    instruction: str
+    stop: tuple[str, ...]
+
+
+# Answer styles: name → AnswerStyle. "sentence" is `docqa ask`'s default; `docqa eval` picks the style that matches
+# its question set's references (:func:`style_for_references`). Short and sentence answers end at a line break
+# (small models go on with numbered lists or loosely related paragraphs: on examples/ with long-context, 96-token
+# rambles made a question on a cached 30 k prefix cost ~20 s), except after a lead-in ("… are:", see
+# docqa/generators/base.py); paragraphs end at a blank line.
+STYLES: Registry[AnswerStyle] = Registry("answer style")
+STYLES.register("short", AnswerStyle(
+    "Answer the question from the context with the answer alone: a few words, a number or a name.", ("\n",)))
 # Chosen by trying four wordings on 8 questions of examples/questions.jsonl with SmolLM2-135M (rag, top-4): this one
 # answered 4 correctly; a longer, stricter instruction made the model emit numbered lists instead of answers.
-SYSTEM = (
-    "You are a helpful assistant. Answer the question from the context in one short sentence. If the context does "
-    f'not contain the answer, say "{NO_ANSWER}"'
-)
+STYLES.register("sentence", AnswerStyle("Answer the question from the context in one short sentence.", ("\n",)))
+STYLES.register("paragraph", AnswerStyle(
+    "Answer the question from the context in a short paragraph of two to four sentences.", ("\n\n",)))
+DEFAULT_STYLE = "sentence"
 
 
-# Answers are one sentence, so the first line break ends them. Small models tend to go on with numbered lists or new
-# paragraphs of loosely related text: on examples/ with long-context, 96-token rambles made a question on a cached
-# 30 k prefix cost ~20 s, nearly all of it decoding. Notes of summarization chains may span lines and stop at a blank
-# line instead (NOTES_STOP).
-STOP = ("\n",)
-NOTES_STOP = ("\n\n",)
+def system(style: str = DEFAULT_STYLE) -> str:
+    """The system prompt of an answer in ``style``."""
+    return (f"You are a helpful assistant. {STYLES.get(style).instruction} If the context does not contain the "
+            f'answer, say "{NO_ANSWER}"')
+
+
+def stop(style: str = DEFAULT_STYLE) -> tuple[str, ...]:
+    return STYLES.get(style).stop
+
+
+def style_for_references(references: list[list[str]]) -> str:
+    """The style whose answers look like a question set's references, by their median length in words: up to 4 →
+    short (examples/: "90 days", "320 USD"), up to 25 → sentence, longer → paragraph (L-Eval financial QA's
+    references: a median of 57 words). Questions without references do not count."""
+    lengths = sorted(len(r[0].split()) for r in references if r)
+    if not lengths:
+        return DEFAULT_STYLE
+    median = lengths[len(lengths) // 2]
+    return "short" if median <= 4 else "sentence" if median <= 25 else "paragraph"
+
+
+def check_style(style: str) -> str:
+    if style not in STYLES:
+        raise ConfigError(f"Unknown answer style '{style}'. Use {', '.join(STYLES.names())} (or auto in docqa eval).")
+    return STYLES.canonical(style)
+
+
+SYSTEM = system(DEFAULT_STYLE)
+STOP = stop(DEFAULT_STYLE)
+NOTES_STOP = ("\n\n",)  # notes of summarization chains may span lines and end at a blank line
 
 
 def passages_block(passages: list[tuple[str, str]]) -> str:

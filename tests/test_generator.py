@@ -309,3 +309,31 @@ def test_the_gpu_benchmark_runs_with_only_torch_and_transformers(tmp_path):
     done = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "docqa prefill" in done.stdout and "docqa decode" in done.stdout and (tmp_path / "gpu.json").is_file()
+
+
+@pytest.mark.parametrize("out, n, want", [
+    ([], 3, []), ([5], 3, []), ([1, 2, 1], 3, []), ([1, 2, 3, 1, 2], 3, [3]), ([7, 7, 7], 2, [7]),
+    ([1, 2, 1, 2, 1], 2, [2]), ([1, 2, 3], 0, []), ([4, 5, 4], 1, [4, 5]),
+])
+def test_banned_next_forbids_completing_a_repeated_ngram(out, n, want):
+    from docqa.generators.base import banned_next
+
+    assert banned_next(out, n) == want
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_greedy_answers_never_repeat_an_ngram(tmp_path, n):
+    folder = tiny_llama.build(tmp_path / f"tiny-nr{n}", window=WINDOW)
+    free = TransformersGenerator("t", str(folder), GeneratorConfig(model=str(folder), device="cpu",
+                                                                   no_repeat_ngram=0))
+    ctl = TransformersGenerator("t", str(folder), GeneratorConfig(model=str(folder), device="cpu",
+                                                                  no_repeat_ngram=n))
+    repeated = 0
+    for seed in range(6):
+        ids = _ids(20, seed=seed)
+        a = ctl.encode(ctl.generate(ids, 40).text)
+        grams = [tuple(a[i:i + n]) for i in range(len(a) - n + 1)]
+        assert len(grams) == len(set(grams))
+        b = free.encode(free.generate(ids, 40).text)
+        repeated += len(b) - n + 1 - len({tuple(b[i:i + n]) for i in range(len(b) - n + 1)})
+    assert repeated > 0  # the random model does loop without the control: the test can fail

@@ -19,6 +19,7 @@ from .common import (
     DeviceOpt,
     DtypeOpt,
     KVBudgetOpt,
+    NoRepeatOpt,
     ThreadsOpt,
     TimeoutOpt,
     TokenizerOpt,
@@ -48,6 +49,7 @@ def ask_cmd(
     summary_window: Annotated[Optional[int], typer.Option(help="summarize: tokens per call \\[default: the model's "
                                                                  "trained window].")] = None,
     max_new_tokens: Annotated[int, typer.Option(help="Answer budget in tokens.")] = 96,
+    style: Annotated[str, typer.Option(help="Answer style: short, sentence or paragraph.")] = "sentence",
     model: Annotated[Optional[str], typer.Option(help="Generator: HF id, local folder or .gguf.")] = None,
     embedder: Annotated[Optional[str], typer.Option(help="Embedder (must match the index's).")] = None,
     device: DeviceOpt = None,
@@ -55,6 +57,7 @@ def ask_cmd(
     attn: AttnOpt = None,
     kv_budget: KVBudgetOpt = None,
     threads: ThreadsOpt = None,
+    no_repeat_ngram: NoRepeatOpt = 4,
     base_url: BaseUrlOpt = None,
     context_window: ContextWindowOpt = None,
     tokenizer: TokenizerOpt = None,
@@ -67,13 +70,14 @@ def ask_cmd(
     from ..generators import GeneratorConfig
     from ..strategies import STRATEGIES
 
-    gen = GeneratorConfig(device=device, dtype=dtype, attn=attn, threads=threads, base_url=base_url,
-                          context_window=context_window, tokenizer=tokenizer, request_timeout=request_timeout)
+    gen = GeneratorConfig(device=device, dtype=dtype, attn=attn, threads=threads, no_repeat_ngram=no_repeat_ngram,
+                          base_url=base_url, context_window=context_window, tokenizer=tokenizer,
+                          request_timeout=request_timeout)
     idx = api.open_index(index, root=root, embedder=embedder, model=model, generator=gen)
     names = STRATEGIES.names() if strategy == "all" else [STRATEGIES.canonical(s) for s in strategy.split(",")]
     options = dict(top_k=top_k, rope=rope, rope_factor=rope_factor, max_context=max_context, truncate=truncate,
-                   cache_prefix=cache_prefix, max_new_tokens=max_new_tokens, chain=chain, max_calls=max_calls,
-                   summary_window=summary_window, kv_budget=kv_budget)
+                   cache_prefix=cache_prefix, max_new_tokens=max_new_tokens, style=style, chain=chain,
+                   max_calls=max_calls, summary_window=summary_window, kv_budget=kv_budget)
     answers = {}
     for name in names:
         with _progress(name, disabled=json_out) as progress:

@@ -38,6 +38,8 @@ KVBudgetOpt = Annotated[Optional[str], typer.Option(
          "quarter of free RAM on CPU, half the GPU's free memory on CUDA].")]
 ThreadsOpt = Annotated[Optional[int], typer.Option(
     help="CPU threads for torch \\[default: $DOCQA_THREADS, else the cores free of other load].")]
+NoRepeatOpt = Annotated[int, typer.Option(
+    help="Never repeat an n-gram of this many tokens within an answer (0: off; in-process models).")]
 TimeoutOpt = Annotated[float, typer.Option(help="Served model: seconds per request.")]
 
 

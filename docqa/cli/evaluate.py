@@ -17,6 +17,7 @@ from .common import (
     DeviceOpt,
     DtypeOpt,
     KVBudgetOpt,
+    NoRepeatOpt,
     ThreadsOpt,
     TimeoutOpt,
     TokenizerOpt,
@@ -48,6 +49,9 @@ def eval_cmd(
     max_calls: Annotated[Optional[int], typer.Option(help="summarize: call budget per question.")] = None,
     summary_window: Annotated[Optional[int], typer.Option(help="summarize: tokens per call.")] = None,
     max_new_tokens: Annotated[int, typer.Option(help="Answer budget in tokens.")] = 96,
+    style: Annotated[str, typer.Option(
+        help="Answer style: short, sentence or paragraph (auto: the one matching the references' median length).")]
+    = "auto",
     model: Annotated[Optional[str], typer.Option(help="Generator: HF id, local folder or .gguf.")] = None,
     root: Annotated[Optional[Path], typer.Option(help="Folder of indexes \\[default: ./indexes].")] = None,
     concurrency: Annotated[int, typer.Option(help="Questions in flight at once (for a served model).")] = 1,
@@ -59,6 +63,7 @@ def eval_cmd(
     attn: AttnOpt = None,
     kv_budget: KVBudgetOpt = None,
     threads: ThreadsOpt = None,
+    no_repeat_ngram: NoRepeatOpt = 4,
     base_url: BaseUrlOpt = None,
     context_window: ContextWindowOpt = None,
     tokenizer: TokenizerOpt = None,
@@ -78,8 +83,9 @@ def eval_cmd(
         def progress(done: int, total: int, label: str) -> None:
             bar.update(task, completed=done, total=total, description=f"evaluating: {label}")
 
-        gen = GeneratorConfig(device=device, dtype=dtype, attn=attn, threads=threads, base_url=base_url,
-                              context_window=context_window, tokenizer=tokenizer, request_timeout=request_timeout)
+        gen = GeneratorConfig(device=device, dtype=dtype, attn=attn, threads=threads, no_repeat_ngram=no_repeat_ngram,
+                              base_url=base_url, context_window=context_window, tokenizer=tokenizer,
+                              request_timeout=request_timeout)
         _, rows = api.evaluate(questions, index=index, strategies=names, out=out_dir, resume=resume, leval=leval,
                                limit=limit, limit_docs=limit_docs, root=root, model=model, generator=gen,
                                concurrency=concurrency,

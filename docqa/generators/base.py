@@ -25,6 +25,9 @@ class GeneratorConfig:
     # device_map="auto"), for a model larger than one GPU.
     device: str | None = None
     dtype: str = "auto"  # auto: bf16 on GPUs that have it else fp16; on CPU by a measured probe (generators/dtypes.py)
+    # Greedy decoding's repetition control: never emit a token that would repeat an n-gram of this many tokens already
+    # in the answer (the prompt is free to be copied); 0 turns it off. Default chosen by benchmarks/answers.py.
+    no_repeat_ngram: int = 4
     attn: str | None = None  # attention kernel: sdpa (default), flash_attention_2 (when installed) or eager
     threads: int | None = None  # torch CPU threads (None: $DOCQA_THREADS, else cores minus current load; threads.py)
     # Tokens per prefill step: activations are bounded by the chunk, so peak memory grows linearly with length.
@@ -120,6 +123,17 @@ class Generator(Protocol):
 
     def load_prefix(self, path: Path, ids: list[int], plan: RopePlan) -> PrefixState | None: ...
 
+
+
+def banned_next(out: list[int], n: int) -> list[int]:
+    """Tokens that would complete an n-gram already in ``out`` (the answer so far): what no-repeat-n-gram decoding
+    forbids next. Only the answer is looked at, so copying a phrase from the context stays possible."""
+    if n <= 0 or len(out) < n - 1:
+        return []
+    if n == 1:
+        return sorted(set(out))
+    tail = out[len(out) - (n - 1):]
+    return sorted({out[i + n - 1] for i in range(len(out) - n + 1) if out[i:i + n - 1] == tail})
 
 
 def render_chat(tokenizer, system: str, user: str) -> str:

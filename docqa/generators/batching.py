@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from .base import Generation, cut_at_stop, hits_stop
+from .base import Generation, banned_next, cut_at_stop, hits_stop
 
 if TYPE_CHECKING:
     from ..rope import RopePlan
@@ -75,7 +75,7 @@ def generate_continuous(gen: TransformersGenerator, rows: list[list[int]], max_n
             mask[slot] = 0
             mask[slot, cols - n:] = 1
             pos[slot, 0] = n
-            nxt[slot] = int(torch.argmax(logits))
+            nxt[slot] = int(torch.argmax(logits))  # the answer is empty: nothing to ban yet
             owner[slot] = i
             outs[i] = []
             prefill_s = time.perf_counter() - t0
@@ -122,5 +122,9 @@ def generate_continuous(gen: TransformersGenerator, rows: list[list[int]], max_n
             logits = gen.model(input_ids=nxt[:, None], attention_mask=mask, position_ids=pos, use_cache=True,
                                **{gen._cache_kw: cache}).logits[:, -1]
             pos = pos + 1
+            for slot, i in enumerate(owner):  # repetition control, per answer, as generate() applies it
+                ban = banned_next(outs[i], gen.config.no_repeat_ngram) if i is not None else []
+                if ban:
+                    logits[slot, ban] = float("-inf")
             nxt = torch.argmax(logits, dim=-1)
     return [g for g in results if g is not None]

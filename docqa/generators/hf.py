@@ -19,7 +19,16 @@ from ..errors import ConfigError, ModelLoadError, OutOfMemory
 from ..paths import quiet_transformers
 from ..rope import RopeModel, RopePlan, inv_freq_for, plan_for
 from . import dtypes
-from .base import Generation, GeneratorConfig, PrefixState, ProgressFn, cut_at_stop, hits_stop, render_chat
+from .base import (
+    Generation,
+    GeneratorConfig,
+    PrefixState,
+    ProgressFn,
+    banned_next,
+    cut_at_stop,
+    hits_stop,
+    render_chat,
+)
 from .gguf import resolve_model
 from .hf_config import (  # noqa: F401 - re-exported: the loading checks live there
     _head_dim,
@@ -312,6 +321,10 @@ class TransformersGenerator:
                 finish, ttft = "length", 0.0
                 t1 = time.perf_counter()
                 for step in range(max_new_tokens):
+                    ban = banned_next(out, self.config.no_repeat_ngram)
+                    if ban:
+                        logits = logits.clone()
+                        logits[ban] = float("-inf")
                     nxt = int(torch.argmax(logits))
                     if step == 0:
                         ttft = prefill_s + (time.perf_counter() - t1)

@@ -19,6 +19,7 @@ class AskConfig:
     """Options of one question. Strategies read the fields that concern them and ignore the rest."""
 
     max_new_tokens: int = 96  # answers are one sentence; 96 tokens leaves room for a list of figures
+    style: str = "sentence"  # short, sentence or paragraph (docqa/prompts.py STYLES); eval picks it from references
     # rag
     top_k: int = 4  # 4 chunks of ≤ 200 tokens: ~1 k prompt tokens, a few seconds on 2 CPU cores
     # long-context
@@ -49,6 +50,9 @@ class AskConfig:
             raise ConfigError(f"The question is {len(q):,} characters long; docqa takes questions of up to {limit:,} "
                               f"characters (max_question_tokens {self.max_question_tokens}). Ask a shorter question; "
                               f"put long material into a document and ingest it.")
+        from ..prompts import check_style
+
+        self.style = check_style(self.style)
         if self.top_k < 1:
             raise ConfigError(f"--top-k must be at least 1, got {self.top_k}.")
         if self.max_new_tokens < 1:

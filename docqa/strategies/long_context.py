@@ -31,22 +31,22 @@ def _documents(corpus: Corpus) -> list[tuple[str, str]]:
     return [(name, "\n\n".join(texts)) for name, texts in merged.items()]
 
 
-def _split_prompt(gen, documents: list[tuple[str, str]]) -> tuple[str, str]:
+def _split_prompt(gen, documents: list[tuple[str, str]], style: str = prompts.DEFAULT_STYLE) -> tuple[str, str]:
     """The chat-templated prompt as (prefix up to the question, text after the question)."""
     user = prompts.LONG_CONTEXT_HEAD + prompts.documents_block(documents) + prompts.LONG_CONTEXT_TAIL + _SENTINEL
-    full = gen.chat(prompts.SYSTEM, user)
+    full = gen.chat(prompts.system(style), user)
     prefix, _, after = full.partition(_SENTINEL)
     return prefix, after
 
 
-def _fit(corpus: Corpus, gen, question: str, documents, budget: int):
+def _fit(corpus: Corpus, gen, question: str, documents, budget: int, style: str = prompts.DEFAULT_STYLE):
     """Drop the least relevant documents (by best chunk similarity to the question) until the prompt fits."""
     hits = corpus.retrieve(question, corpus.store.chunk_count())
     best: dict[str, float] = {}
     for chunk, score in hits.chunks:
         best[chunk.file] = max(best.get(chunk.file, -1.0), score)
     sizes = dict(zip([d[0] for d in documents], gen.count_tokens([prompts.documents_block([d]) for d in documents])))
-    overhead = len(gen.encode(_split_prompt(gen, [])[0]))
+    overhead = len(gen.encode(_split_prompt(gen, [], style)[0]))
     kept, used = [], overhead
     for name in sorted(sizes, key=lambda n: -best.get(n, -1.0)):
         if used + sizes[name] + 2 <= budget:
@@ -75,7 +75,7 @@ def ask(corpus: Corpus, question: str, cfg: AskConfig) -> Answer:
             f"(max_question_tokens), because the document prefix's rope plan is sized for it. Shorten the question.",
             len(suffix_ids), cfg.max_question_tokens)
     documents = _documents(corpus)
-    prefix_text, after = _split_prompt(gen, documents)
+    prefix_text, after = _split_prompt(gen, documents, cfg.style)
     suffix_ids = gen.encode(prompts.question_block(question) + after)
     # Room the plan keeps after the prefix: the longest allowed question, the chat template's closing tokens, and
     # the answer budget.
@@ -90,15 +90,16 @@ def ask(corpus: Corpus, question: str, cfg: AskConfig) -> Answer:
                 f"The index '{corpus.name}' is {len(prefix_ids):,} tokens, and with the question and answer budget "
                 f"({reserve}) exceeds {limit}. Use --strategy rag or summarize, or pass --truncate to keep the most "
                 f"relevant documents that fit. {fix}", len(prefix_ids) + reserve, max_context)
-        documents, dropped = _fit(corpus, gen, question, documents, max_context - reserve)
-        prefix_text, after = _split_prompt(gen, documents)
+        documents, dropped = _fit(corpus, gen, question, documents, max_context - reserve, cfg.style)
+        prefix_text, after = _split_prompt(gen, documents, cfg.style)
         prefix_ids = gen.encode(prefix_text)
         suffix_ids = gen.encode(prompts.question_block(question) + after)
     plan = plan_for("none" if fixed else cfg.rope, gen.rope_model(), len(prefix_ids) + reserve,
                     None if fixed else cfg.rope_factor)
 
     state, source = _prefix(corpus, gen, prefix_ids, plan, cfg)
-    out = gen.generate(suffix_ids, cfg.max_new_tokens, prefix=state, progress=cfg.progress, stop=prompts.STOP)
+    out = gen.generate(suffix_ids, cfg.max_new_tokens, prefix=state, progress=cfg.progress,
+                       stop=prompts.stop(cfg.style))
     sources = [Source(name, 0, len(text), None, None, None, "") for name, text in documents]
     prefix_s = state.prefill_s if source == "prefilled" else 0.0
     return Answer(

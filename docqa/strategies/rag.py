@@ -25,11 +25,12 @@ def ask_many(corpus: Corpus, questions: list[str], cfg: AskConfig, slots: int = 
     questions = [cfg.validate(q) for q in questions]
     hits = corpus.retrieve_many(questions, cfg.top_k)
     gen = corpus.generator()
-    chats = [gen.chat(prompts.SYSTEM, prompts.rag_user(q, [(c.file, c.text) for c, _ in h.chunks]))
+    chats = [gen.chat(prompts.system(cfg.style), prompts.rag_user(q, [(c.file, c.text) for c, _ in h.chunks]))
              for q, h in zip(questions, hits, strict=True)]
     t1 = time.perf_counter()
-    outs = gen.generate_batch(chats, cfg.max_new_tokens, stop=prompts.STOP, slots=slots) if len(chats) > 1 else \
-        [gen.generate(chats[0], cfg.max_new_tokens, stop=prompts.STOP)]
+    stop = prompts.stop(cfg.style)
+    outs = gen.generate_batch(chats, cfg.max_new_tokens, stop=stop, slots=slots) if len(chats) > 1 else \
+        [gen.generate(chats[0], cfg.max_new_tokens, stop=stop)]
     share = (time.perf_counter() - t1) / len(chats)
     answers = []
     for h, out in zip(hits, outs, strict=True):

@@ -57,13 +57,15 @@ class ChainRun:
     planned: int = 0  # calls of the first pass (one per group), for progress reports
     notes: list[str] = field(default_factory=list)  # what the first pass kept (map notes, leaf answers)
 
-    def call(self, stage: str, user: str, system: str = prompts.SYSTEM, stop: tuple[str, ...] = prompts.STOP) -> str:
+    def call(self, stage: str, user: str, system: str | None = None, stop: tuple[str, ...] | None = None) -> str:
         """One model call, counted against ``max_calls`` and checked against the window. A ``user`` text holding
         ``_SPLIT`` is encoded in two parts, and the part before it is served from (or added to) the prefix cache."""
         if self.cfg.max_calls is not None and self.calls >= self.cfg.max_calls:
             raise BudgetExceeded(
                 f"The {self.cfg.chain} chain needs more than --max-calls {self.cfg.max_calls} model calls for this "
                 f"corpus (stage '{stage}'). Raise --max-calls, or use --chain summaries or --strategy rag.")
+        system = system if system is not None else prompts.system(self.cfg.style)
+        stop = stop if stop is not None else prompts.stop(self.cfg.style)
         head, _, tail = self.gen.chat(system, user).partition(_SPLIT)
         head_ids, tail_ids = (self.gen.encode(head), self.gen.encode(tail)) if tail else ([], self.gen.encode(head))
         n = len(head_ids) + len(tail_ids)
@@ -101,12 +103,13 @@ class ChainRun:
         pool.put(key, state, (len(ids) + 512) * self.gen.kv_bytes_per_token(), evict=False)
         return state, False
 
-    def room(self, template_user: str, system: str = prompts.SYSTEM) -> int:
+    def room(self, template_user: str, system: str | None = None) -> int:
         """Tokens left for material in a prompt built from ``template_user`` (which holds everything else)."""
+        system = system if system is not None else prompts.system(self.cfg.style)
         fixed = len(self.gen.encode(self.gen.chat(system, template_user.replace(_SPLIT, ""))))
         return self.window - fixed - self.cfg.max_new_tokens - _SAFETY
 
-    def first_pass_room(self, template: Callable[[str, str], str], system: str = prompts.SYSTEM) -> int:
+    def first_pass_room(self, template: Callable[[str, str], str], system: str | None = None) -> int:
         """Room for material in a first-pass prompt ``template(question, material)``, the same for every question:
         the longest allowed question (``max_question_tokens``) is reserved instead of this one, so that groups, and
         their cached prefixes, do not change from one question to the next."""
