@@ -52,6 +52,9 @@ def main() -> None:
     ap.add_argument("--resume", action="store_true", help="keep finished (question, strategy) pairs")
     ap.add_argument("--chain", default="map-reduce", help="summarize's chain (li-tree, li-refine: llama-index's)")
     ap.add_argument("--summary-window", type=int, default=None, help="summarize: tokens per call")
+    ap.add_argument("--style", default="auto", help="answer style (auto: from the references: paragraph here)")
+    ap.add_argument("--no-repeat-ngram", type=int, default=None, help="the decoder's repetition control (0: off)")
+    ap.add_argument("--tag", default="", help="a name for this run's folder, benchmarks/out/leval-TAG")
     args = ap.parse_args()
 
     import docqa
@@ -59,13 +62,18 @@ def main() -> None:
 
     # Runs with another chain or window go to their own folder, so they never mix with the default run's records.
     tag = "" if (args.chain, args.summary_window) == ("map-reduce", None) else f"-{args.chain}-{args.summary_window}"
+    tag += f"-{args.tag}" if args.tag else ""
     out = ROOT / "benchmarks" / "out" / f"leval{tag}"
+    from docqa.generators import GeneratorConfig
+
+    generator = GeneratorConfig() if args.no_repeat_ngram is None else GeneratorConfig(
+        no_repeat_ngram=args.no_repeat_ngram)
     t0 = time.perf_counter()
     records, rows = docqa.evaluate(None, leval=LEVAL / "financial_qa.jsonl", strategies=args.strategies.split(","),
                                    out=out, limit=args.limit, limit_docs=args.limit_docs,
                                    root=ROOT / "benchmarks" / "out" / "indexes",
                                    max_new_tokens=args.max_new_tokens, resume=args.resume, chain=args.chain,
-                                   summary_window=args.summary_window)
+                                   summary_window=args.summary_window, style=args.style, generator=generator)
     minutes = (time.perf_counter() - t0) / 60
     asked = {(r["document"], r["question"]) for r in records}
     print(f"{len(asked)} questions, {minutes:.1f} min\n")
