@@ -98,24 +98,28 @@ class ExtractiveGenerator:
                 best, score = sentence.strip(), s
         return best
 
-    def generate(self, prompt, max_new_tokens=128, *, rope=None, prefix=None, progress=None, stop=()):
+    def generate(self, prompt, max_new_tokens=128, *, rope=None, prefix=None, progress=None, stop=(), score=None):
         text = prompt if isinstance(prompt, str) else self.decode(prompt)
         if prefix is not None:
             text = prefix.meta["text"] + text
         self.prompts.append(text)
         t0 = time.perf_counter()
-        answer_ids = self.encode(self._answer(text))[:max_new_tokens]
+        answer = self._answer(text)
+        answer_ids = self.encode(answer)[:max_new_tokens]
         n = len(self.encode(text))
+        # The fake's "probability" of a text: near 1 when it is what the fake would answer, else small.
+        score_lp = (-0.05 if answer.strip() == score.strip() else -6.0) if score else None
         return Generation(self.decode(answer_ids), n, len(answer_ids), 0.0, time.perf_counter() - t0, 0.0,
                           "eos", len(prefix.ids) if prefix else 0,
-                          prefix.plan if prefix else (rope or plan_for("none", self.rope_model(), n)))
+                          prefix.plan if prefix else (rope or plan_for("none", self.rope_model(), n)),
+                          score_logprob=score_lp)
 
     def kv_bytes_per_token(self):
         return 1000  # a small model's worth, so that budget tests can fill a pool with a few prefixes
 
-    def generate_batch(self, prompts, max_new_tokens=128, *, stop=(), slots=None):
+    def generate_batch(self, prompts, max_new_tokens=128, *, stop=(), slots=None, score=None):
         self.batches.append(len(prompts))
-        return [self.generate(p, max_new_tokens, stop=stop) for p in prompts]
+        return [self.generate(p, max_new_tokens, stop=stop, score=score) for p in prompts]
 
     def prefill_prefix(self, ids, plan: RopePlan, progress=None) -> PrefixState:
         self.prefills += 1

@@ -337,3 +337,17 @@ def test_greedy_answers_never_repeat_an_ngram(tmp_path, n):
         b = free.encode(free.generate(ids, 40).text)
         repeated += len(b) - n + 1 - len({tuple(b[i:i + n]) for i in range(len(b) - n + 1)})
     assert repeated > 0  # the random model does loop without the control: the test can fail
+
+
+def test_the_score_of_a_continuation_is_its_log_probability_and_leaves_the_answer_unchanged(gen):
+    ids = _ids(30, seed=8)
+    text = "w5 w6 w7"
+    out = gen.generate(ids, 6, score=text)
+    cont = gen.encode(text)
+    with torch.inference_mode():
+        logits = gen.model(input_ids=torch.tensor([ids + cont])).logits[0].float()
+    lp = torch.log_softmax(logits[len(ids) - 1:-1], -1).gather(1, torch.tensor(cont)[:, None]).sum().item()
+    assert out.score_logprob == pytest.approx(lp, abs=1e-3)
+    assert out.text == gen.generate(ids, 6).text  # scoring does not disturb the cache the answer is decoded from
+    batch = gen.generate_batch([ids, _ids(20, seed=9)], 6, score=text)
+    assert batch[0].score_logprob == pytest.approx(lp, abs=1e-3) and batch[0].text == out.text

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 import docqa
@@ -101,3 +103,40 @@ def test_auto_routes_exactly_the_declines(canned):
         assert (ans.details["route"] == "long-context") is routed, text
         assert ans.text == ("from the whole corpus" if routed else text)
         assert ans.calls == (2 if routed else 1)
+
+
+def test_auto_routes_on_the_decline_probability_when_the_words_do_not_decline(canned, monkeypatch):
+    """A small model rarely says it does not know; the probability it gives "I don't know." routes instead."""
+    from docqa.strategies import auto
+
+    gen = canned.corpus.generator()
+    gen.canned = "The cap is 250 dollars a night."  # an answer, in words
+    for p, routed in [(0.9, True), (auto.DECLINE_P, True), (auto.DECLINE_P / 2, False), (0.001, False)]:
+        original = gen.generate
+
+        def scored(*a, _p=p, _orig=original, **k):
+            out = _orig(*a, **k)
+            if k.get("score"):
+                out.score_logprob = math.log(_p)
+            return out
+
+        monkeypatch.setattr(gen, "generate", scored)
+        ans = canned.ask("What is the nightly hotel cap?", "auto")
+        assert (ans.details["route"] == "long-context") is routed, p
+        assert ans.details["decline_p"] == pytest.approx(p)
+        monkeypatch.setattr(gen, "generate", original)
+
+
+def test_a_backend_that_cannot_score_falls_back_to_the_words(canned, monkeypatch):
+    gen = canned.corpus.generator()
+    gen.canned = "The cap is 250 dollars a night."
+    original = gen.generate
+
+    def unscored(*a, **k):
+        out = original(*a, **k)
+        out.score_logprob = None
+        return out
+
+    monkeypatch.setattr(gen, "generate", unscored)
+    ans = canned.ask("What is the nightly hotel cap?", "auto")
+    assert ans.details["route"] == "rag" and ans.details["decline_p"] is None

@@ -65,6 +65,7 @@ class Generation:
     finish_reason: str  # "eos", "stop" (a stop string) or "length"
     cached_tokens: int = 0  # prompt tokens served from a prefix cache
     rope: RopePlan | None = None
+    score_logprob: float | None = None  # log P(the `score` text as the answer's start), when asked and available
 
 
 @dataclass
@@ -105,10 +106,15 @@ class Generator(Protocol):
         prefix: PrefixState | None = None,
         progress: ProgressFn | None = None,
         stop: tuple[str, ...] = (),
-    ) -> Generation: ...
+        score: str | None = None,
+    ) -> Generation:
+        """``score``: also return log P(score text as the start of the answer) in ``score_logprob`` (None where the
+        backend cannot tell)."""
+        ...
 
     def generate_batch(self, prompts: list[str | list[int]], max_new_tokens: int = 128, *,
-                       stop: tuple[str, ...] = (), slots: int | None = None) -> list[Generation]:
+                       stop: tuple[str, ...] = (), slots: int | None = None,
+                       score: str | None = None) -> list[Generation]:
         """Answers to several prompts, ``slots`` at a time (default all), each the same as :meth:`generate` would give
         it alone."""
         ...

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 
 def generate_continuous(gen: TransformersGenerator, rows: list[list[int]], max_new_tokens: int, plan: RopePlan,
-                        stop: tuple[str, ...], slots: int) -> list[Generation]:
+                        stop: tuple[str, ...], slots: int, score: str | None = None) -> list[Generation]:
     """Greedy answers to ``rows`` (token ids), ``slots`` decoding at a time; in the order of ``rows``."""
     import torch
 
@@ -59,6 +59,7 @@ def generate_continuous(gen: TransformersGenerator, rows: list[list[int]], max_n
             t0 = time.perf_counter()
             row_cache = new_cache(gen.model.config, expected=len(rows[i]), dtype=gen.model.dtype)
             logits = gen._prefill(rows[i], row_cache, None)
+            score_lp = gen._score_after(row_cache, logits, score) if score else None
             cols = mask.shape[1]
             if not initialized:  # the batch cache takes its head counts and dims from the first prefilled row
                 for layer, src in zip(cache.layers, row_cache.layers, strict=True):
@@ -79,7 +80,7 @@ def generate_continuous(gen: TransformersGenerator, rows: list[list[int]], max_n
             owner[slot] = i
             outs[i] = []
             prefill_s = time.perf_counter() - t0
-            info[i] = {"prefill_s": prefill_s, "start": t0, "ttft": t0 - t_start + prefill_s}
+            info[i] = {"prefill_s": prefill_s, "start": t0, "ttft": t0 - t_start + prefill_s, "score": score_lp}
 
         def finish(slot: int, reason: str) -> None:
             i = owner[slot]
@@ -88,7 +89,8 @@ def generate_continuous(gen: TransformersGenerator, rows: list[list[int]], max_n
             results[i] = Generation(text=text, prompt_tokens=len(rows[i]), completion_tokens=len(outs[i]),
                                     prefill_s=info[i]["prefill_s"],
                                     decode_s=done_at - info[i]["start"] - info[i]["prefill_s"],
-                                    ttft_s=info[i]["ttft"], finish_reason=reason, rope=plan)
+                                    ttft_s=info[i]["ttft"], finish_reason=reason, rope=plan,
+                                    score_logprob=info[i]["score"])
             owner[slot] = None
 
         def take(slot: int) -> None:

@@ -293,12 +293,15 @@ class TransformersGenerator:
         prefix: PrefixState | None = None,
         progress: ProgressFn | None = None,
         stop: tuple[str, ...] = (),
+        score: str | None = None,
     ) -> Generation:
         """Greedy decoding until an end-of-sequence token, a ``stop`` string, or ``max_new_tokens``.
 
         ``prompt`` is text (tokenized without extra special tokens: chat templates carry their own) or token ids.
         With ``prefix``, ``prompt`` is the continuation after ``prefix.ids`` and the prefix's plan is used; the
-        cache is cropped back to the prefix afterwards, so the prefix stays reusable.
+        cache is cropped back to the prefix afterwards, so the prefix stays reusable. With ``score``, the answer's
+        :attr:`~Generation.score_logprob` is the log-probability the model gives ``score`` as the whole start of its
+        answer (e.g. "I don't know."), read from the prompt's cache in one short forward.
         """
         import torch
 
@@ -316,6 +319,7 @@ class TransformersGenerator:
             try:
                 t0 = time.perf_counter()
                 logits = self._prefill(ids, cache, progress)
+                score_lp = self._score_after(cache, logits, score) if score else None
                 prefill_s = time.perf_counter() - t0
                 out: list[int] = []
                 finish, ttft = "length", 0.0
@@ -354,10 +358,27 @@ class TransformersGenerator:
             finish_reason=finish,
             cached_tokens=n_prefix,
             rope=plan,
+            score_logprob=score_lp,
         )
 
+    def _score_after(self, cache, first_logits, text: str) -> float:
+        """log P(``text`` | what ``cache`` holds), whose first token's distribution is ``first_logits``; the cache is
+        cropped back afterwards. One forward of len(text) − 1 tokens, logits for those positions only."""
+        import torch
+
+        ids = self.encode(text)
+        lp = float(torch.log_softmax(first_logits.float(), -1)[ids[0]])
+        if len(ids) > 1:
+            t = torch.tensor([ids[:-1]], device=self.device)
+            logits = self.model(input_ids=t, use_cache=True, **{self._cache_kw: cache}).logits[0].float()
+            lp += float(torch.log_softmax(logits, -1).gather(1, torch.tensor(ids[1:], device=logits.device)[:, None])
+                        .sum())
+            cache.crop(-(len(ids) - 1))
+        return lp
+
     def generate_batch(self, prompts: list[str | list[int]], max_new_tokens: int = 128, *,
-                       stop: tuple[str, ...] = (), slots: int | None = None) -> list[Generation]:
+                       stop: tuple[str, ...] = (), slots: int | None = None,
+                       score: str | None = None) -> list[Generation]:
         """Greedy answers to several prompts, ``slots`` of them (default: all) decoding together with continuous
         batching (:mod:`docqa.generators.batching`); each answer is the one :meth:`generate` gives the prompt alone.
 
@@ -383,10 +404,10 @@ class TransformersGenerator:
             groups.setdefault(key, (plan, []))[1].append(i)
         for plan, rows in groups.values():
             if len(rows) == 1:
-                out[rows[0]] = self.generate(all_ids[rows[0]], max_new_tokens, rope=plan, stop=stop)
+                out[rows[0]] = self.generate(all_ids[rows[0]], max_new_tokens, rope=plan, stop=stop, score=score)
                 continue
             gens = generate_continuous(self, [all_ids[i] for i in rows], max_new_tokens, plan, stop,
-                                       slots or len(rows))
+                                       slots or len(rows), score)
             for i, g in zip(rows, gens, strict=True):
                 out[i] = g
         return [g for g in out if g is not None]

@@ -32,7 +32,7 @@ from typing import Any
 
 from ..errors import ConfigError, DocQAError, ModelLoadError, ServerError, ServerUnreachable
 from ..rope import RopeModel, RopePlan, plan_for
-from .base import Generation, GeneratorConfig, PrefixState, ProgressFn, cut_at_stop
+from .base import Generation, GeneratorConfig, PrefixState, ProgressFn, cut_at_stop, hits_stop
 
 
 class OpenAIGenerator:
@@ -229,20 +229,23 @@ class OpenAIGenerator:
         return 0
 
     def generate_batch(self, prompts: list[str | list[int]], max_new_tokens: int = 128, *,
-                       stop: tuple[str, ...] = (), slots: int | None = None) -> list[Generation]:
+                       stop: tuple[str, ...] = (), slots: int | None = None,
+                       score: str | None = None) -> list[Generation]:
         """The prompts as concurrent requests, ``slots`` in flight: the server batches them (vLLM and SGLang
         continuously; llama.cpp across its parallel slots, serially with one)."""
         from concurrent.futures import ThreadPoolExecutor
 
         if len(prompts) <= 1:
-            return [self.generate(p, max_new_tokens, stop=stop) for p in prompts]
+            return [self.generate(p, max_new_tokens, stop=stop, score=score) for p in prompts]
         with ThreadPoolExecutor(max_workers=slots or len(prompts)) as pool:
-            return list(pool.map(lambda p: self.generate(p, max_new_tokens, stop=stop), prompts))
+            return list(pool.map(lambda p: self.generate(p, max_new_tokens, stop=stop, score=score), prompts))
 
     def generate(self, prompt: str | list[int], max_new_tokens: int = 128, *, rope: RopePlan | None = None,
                  prefix: PrefixState | None = None, progress: ProgressFn | None = None,
-                 stop: tuple[str, ...] = ()) -> Generation:
-        """One streamed completion of ``prompt`` (after ``prefix``'s text, when given)."""
+                 stop: tuple[str, ...] = (), score: str | None = None) -> Generation:
+        """One streamed completion of ``prompt`` (after ``prefix``'s text, when given). A line-break stop is applied
+        here, not by the server, so that a lead-in ("… are:") goes on to what it announces (generators/base.py);
+        the stream is closed as soon as the answer is complete."""
         import openai
 
         text = prompt if isinstance(prompt, str) else self.decode(list(prompt))
@@ -252,10 +255,11 @@ class OpenAIGenerator:
             raise ConfigError("Empty prompt: nothing to generate from.")
         t0 = time.perf_counter()
         ttft, parts, finish, usage = None, [], "length", None
+        server_stop = [x for x in stop if x != "\n"]
         try:
             stream = self.client.completions.create(
                 model=self.model_name, prompt=text, max_tokens=max_new_tokens, temperature=0.0,
-                seed=self.config.seed, stop=list(stop) or None, stream=True,
+                seed=self.config.seed, stop=server_stop or None, stream=True,
                 stream_options={"include_usage": True})
             for chunk in stream:
                 if chunk.usage is not None:
@@ -267,6 +271,10 @@ class OpenAIGenerator:
                         parts.append(choice.text)
                     if choice.finish_reason:
                         finish = choice.finish_reason
+                if "\n" in stop and hits_stop("".join(parts), stop):
+                    finish = "stop"
+                    stream.close()
+                    break
         except openai.OpenAIError as e:
             raise self._error(e, f"answering a {len(text):,}-character prompt") from e
         total = time.perf_counter() - t0
@@ -281,7 +289,23 @@ class OpenAIGenerator:
         return Generation(text=cut_at_stop(out, stop), prompt_tokens=int(prompt_tokens),
                           completion_tokens=int(completion_tokens), prefill_s=ttft, decode_s=total - ttft,
                           ttft_s=ttft, finish_reason="stop" if finish == "stop" else finish, cached_tokens=cached,
-                          rope=None)
+                          rope=None, score_logprob=self._score(text, score) if score else None)
+
+    def _score(self, prompt: str, continuation: str) -> float | None:
+        """log P(continuation | prompt) from the server's prompt log-probabilities (``echo`` with ``logprobs``, which
+        vLLM and llama.cpp's server return); None where the server does not (the caller falls back to reading the
+        answer)."""
+        import openai
+
+        try:
+            r = self.client.completions.create(model=self.model_name, prompt=prompt + continuation, max_tokens=1,
+                                               temperature=0.0, echo=True, logprobs=1)
+            lp = r.choices[0].logprobs
+            pairs = [(off, v) for off, v in zip(lp.text_offset or [], lp.token_logprobs or [], strict=False)
+                     if off is not None and off >= len(prompt) and v is not None]
+            return float(sum(v for _, v in pairs[:len(self.encode(continuation))])) if pairs else None
+        except (openai.OpenAIError, AttributeError, IndexError, TypeError, ValueError):
+            return None
 
     def prefill_prefix(self, ids: list[int], plan: RopePlan, progress: ProgressFn | None = None) -> PrefixState:
         """Nothing to prefill here: the prefix's text travels with each request, and the server's prefix cache

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 from .. import prompts
@@ -17,10 +18,13 @@ def ask(corpus: Corpus, question: str, cfg: AskConfig) -> Answer:
     return ask_many(corpus, [question], cfg, 1)[0]
 
 
-def ask_many(corpus: Corpus, questions: list[str], cfg: AskConfig, slots: int = 8) -> list[Answer]:
+def ask_many(corpus: Corpus, questions: list[str], cfg: AskConfig, slots: int = 8,
+             score: str | None = None) -> list[Answer]:
     """:func:`ask` for several questions: embedded together, answered by one continuously batched generation with
     ``slots`` answers decoding at once (each answer is the one the question gets alone). A question's ``total`` time
-    is its own retrieval plus an equal share of the generation: the cost per question at this batch size."""
+    is its own retrieval plus an equal share of the generation: the cost per question at this batch size. With
+    ``score`` (auto passes the decline text), each answer's ``details["decline_p"]`` is the probability the model
+    gives that text as its answer, where the generator can tell."""
     t0 = time.perf_counter()
     questions = [cfg.validate(q) for q in questions]
     hits = corpus.retrieve_many(questions, cfg.top_k)
@@ -29,8 +33,8 @@ def ask_many(corpus: Corpus, questions: list[str], cfg: AskConfig, slots: int = 
              for q, h in zip(questions, hits, strict=True)]
     t1 = time.perf_counter()
     stop = prompts.stop(cfg.style)
-    outs = gen.generate_batch(chats, cfg.max_new_tokens, stop=stop, slots=slots) if len(chats) > 1 else \
-        [gen.generate(chats[0], cfg.max_new_tokens, stop=stop)]
+    outs = gen.generate_batch(chats, cfg.max_new_tokens, stop=stop, slots=slots, score=score) if len(chats) > 1 \
+        else [gen.generate(chats[0], cfg.max_new_tokens, stop=stop, score=score)]
     share = (time.perf_counter() - t1) / len(chats)
     answers = []
     for h, out in zip(hits, outs, strict=True):
@@ -44,6 +48,7 @@ def ask_many(corpus: Corpus, questions: list[str], cfg: AskConfig, slots: int = 
                      "total": h.embed_s + h.search_s + share if len(chats) > 1 else time.perf_counter() - t0},
             tokens={"prompt": out.prompt_tokens, "completion": out.completion_tokens},
             calls=1,
-            details={"top_k": cfg.top_k, "finish_reason": out.finish_reason, "batch": min(slots, len(chats))},
+            details={"top_k": cfg.top_k, "finish_reason": out.finish_reason, "batch": min(slots, len(chats)),
+                     **({"decline_p": math.exp(out.score_logprob)} if out.score_logprob is not None else {})},
         ))
     return answers
