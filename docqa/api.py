@@ -250,10 +250,11 @@ def evaluate(
         index_for = lambda q: idx  # noqa: E731
         title = f"{Path(questions).name} on index '{index}'"
         source = str(Path(questions).resolve())
-    from .prompts import style_for_references
+    from .prompts import check_style, style_for_references
 
     if options.get("style", "auto") == "auto":  # answers shaped like the set's references (prompts.py STYLES)
         options["style"] = style_for_references([q.answers for q in qs])
+    options["style"] = check_style(options["style"])
     identity = {"model": model or GeneratorConfig().model, "options": options, "questions": source,
                 "index": index, "limit": limit, "limit_docs": limit_docs}
     cfg = runner.EvalConfig(strategies=strategies, out=Path(out) if out else None, resume=resume, options=options,

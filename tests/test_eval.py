@@ -142,3 +142,19 @@ def test_every_strategy_starts_cold_whatever_the_order(indexed, qfile, tmp_path)
         assert routed >= 1  # the unanswerable question goes to long-context
         assert gen.prefills - before == 2  # one document prefix per strategy: built again, not inherited
         assert all(row["cold_latency_s"] == row["cold_latency_s"] for row in rows)  # a number, not NaN
+
+
+def test_eval_picks_the_answer_style_from_the_references(indexed, qfile, tmp_path):
+    from docqa.prompts import style_for_references
+
+    assert style_for_references([["90 days"], ["320 USD a night"], []]) == "short"
+    assert style_for_references([[" ".join(["w"] * 12)]]) == "sentence"
+    assert style_for_references([[" ".join(["w"] * 60)], [" ".join(["w"] * 40)]]) == "paragraph"
+    docqa.evaluate(qfile, index="t", strategies=["rag"], model=FAKE_MODEL, out=tmp_path / "o")
+    assert json.loads((tmp_path / "o" / "run.json").read_text())["options"]["style"] == "short"
+    r = CliRunner().invoke(app, ["eval", str(qfile), "--index", "t", "--strategies", "rag", "--model", FAKE_MODEL,
+                                 "--style", "paragraph", "--out", str(tmp_path / "p")])
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "p" / "run.json").read_text())["options"]["style"] == "paragraph"
+    r = CliRunner().invoke(app, ["eval", str(qfile), "--index", "t", "--model", FAKE_MODEL, "--style", "haiku"])
+    assert r.exit_code == 1 and "Unknown answer style 'haiku'" in r.output

@@ -45,6 +45,9 @@ def ask_cmd(
     = False,
     chain: Annotated[str, typer.Option(
         help="summarize: map-reduce, refine, tree, summaries, or llama-index's li-tree / li-refine.")] = "map-reduce",
+    route_threshold: Annotated[Optional[float], typer.Option(
+        help="auto: route to long-context when P(\"I don't know.\") reaches this (benchmarks/routing.py calibrates "
+             "it for a model) \\[default: calibrated on examples/].")] = None,
     max_calls: Annotated[Optional[int], typer.Option(help="summarize: stop past this many model calls.")] = None,
     summary_window: Annotated[Optional[int], typer.Option(help="summarize: tokens per call \\[default: the model's "
                                                                  "trained window].")] = None,
@@ -77,7 +80,8 @@ def ask_cmd(
     names = STRATEGIES.names() if strategy == "all" else [STRATEGIES.canonical(s) for s in strategy.split(",")]
     options = dict(top_k=top_k, rope=rope, rope_factor=rope_factor, max_context=max_context, truncate=truncate,
                    cache_prefix=cache_prefix, max_new_tokens=max_new_tokens, style=style, chain=chain,
-                   max_calls=max_calls, summary_window=summary_window, kv_budget=kv_budget)
+                   route_threshold=route_threshold, max_calls=max_calls, summary_window=summary_window,
+                   kv_budget=kv_budget)
     answers = {}
     for name in names:
         with _progress(name, disabled=json_out) as progress:

@@ -46,6 +46,9 @@ def eval_cmd(
     truncate: Annotated[bool, typer.Option(help="long-context: keep the most relevant documents that fit.")] = False,
     chain: Annotated[str, typer.Option(
         help="summarize: map-reduce, refine, tree, summaries, or llama-index's li-tree / li-refine.")] = "map-reduce",
+    route_threshold: Annotated[Optional[float], typer.Option(
+        help="auto: route to long-context when P(\"I don't know.\") reaches this (benchmarks/routing.py calibrates "
+             "it for a model) \\[default: calibrated on examples/].")] = None,
     max_calls: Annotated[Optional[int], typer.Option(help="summarize: call budget per question.")] = None,
     summary_window: Annotated[Optional[int], typer.Option(help="summarize: tokens per call.")] = None,
     max_new_tokens: Annotated[int, typer.Option(help="Answer budget in tokens.")] = 96,
@@ -92,7 +95,7 @@ def eval_cmd(
                                batch_size=batch_size, progress=progress, top_k=top_k, rope=rope,
                                max_context=max_context, truncate=truncate, max_new_tokens=max_new_tokens,
                                chain=chain, max_calls=max_calls, summary_window=summary_window,
-                               kv_budget=kv_budget)
+                               kv_budget=kv_budget, style=style, route_threshold=route_threshold)
     render(rows)
     if out_dir:
         out.print(f"[dim]wrote {escape(str(out_dir))}/results.jsonl, summary.json, summary.csv, "

@@ -32,7 +32,8 @@ def ask(corpus: Corpus, question: str, cfg: AskConfig) -> Answer:
     first = rag.ask_many(corpus, [question], cfg, 1, score=NO_ANSWER)[0]
     route, final = "rag", first
     decline_p = first.details.get("decline_p")
-    if is_refusal(first.text) or (decline_p is not None and decline_p >= DECLINE_P):
+    threshold = DECLINE_P if cfg.route_threshold is None else cfg.route_threshold
+    if is_refusal(first.text) or (decline_p is not None and decline_p >= threshold):
         try:
             final = long_context.ask(corpus, question, cfg)
             route = "long-context"

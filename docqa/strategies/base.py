@@ -32,6 +32,9 @@ class AskConfig:
     # Bytes of KV caches kept between questions (long-context and summarize prefixes), e.g. "4GiB"; None: a share of
     # the free memory where the cache lives (docqa/kv_budget.py).
     kv_budget: str | int | None = None
+    # auto: route to long-context when P("I don't know." | RAG prompt) reaches this (None: the calibrated default,
+    # docqa/strategies/auto.py; 1.0 or more: only on declines in words). benchmarks/routing.py calibrates it.
+    route_threshold: float | None = None
     # summarize
     chain: str = "map-reduce"
     max_calls: int | None = None  # None: no budget; otherwise stop with BudgetExceeded past this many model calls
@@ -63,6 +66,9 @@ class AskConfig:
             raise ConfigError(f"--summary-window must be at least 256 tokens, got {self.summary_window}.")
         if self.max_context is not None and self.max_context < 256:
             raise ConfigError(f"--max-context must be at least 256 tokens, got {self.max_context}.")
+        if self.route_threshold is not None and not 0.0 < self.route_threshold:
+            raise ConfigError(f"--route-threshold must be a probability above 0 (1 or more: route only on declines in "
+                              f"words), got {self.route_threshold}.")
         if self.kv_budget is not None:
             from ..kv_budget import parse_bytes
 
