@@ -37,13 +37,15 @@ def ingest(
     rebuild: bool = False,
     summaries: bool = False,
     max_file_mb: float = IngestConfig.max_file_mb,
+    index_type: str = IngestConfig.index_type,
     progress: IngestProgress | None = None,
 ) -> IngestReport:
     """Create or update the index ``index`` from the documents under ``paths`` (files or folders).
 
     Unchanged files are skipped, changed ones replaced, and with ``sync=True`` files no longer present removed.
     ``model`` names the generator whose tokenizer sizes the chunks (and, with ``summaries=True``, writes a summary
-    of every document that has none); ``embedder`` the sentence embedder.
+    of every document that has none); ``embedder`` the sentence embedder; ``index_type`` the FAISS index (auto:
+    exact search, IVF past 10⁵ chunks; see :mod:`docqa.index.vectors`).
     """
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
     root = _store.valid_root(Path(root) if root is not None else index_root())
@@ -56,8 +58,10 @@ def ingest(
     tokenizer_spec = model or GeneratorConfig().model
     if not max_file_mb > 0:
         raise ConfigError(f"--max-file-mb must be positive, got {max_file_mb}.")
+    from .index.vectors import check_type
+
     cfg = IngestConfig(chunk_tokens=chunk_tokens, overlap=overlap, sync=sync, rebuild=rebuild, summaries=summaries,
-                       max_file_mb=max_file_mb)
+                       max_file_mb=max_file_mb, index_type=check_type(index_type))
     summarizer = None
     if summaries:
         from .generators import load_generator

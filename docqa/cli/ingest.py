@@ -27,6 +27,8 @@ def ingest_cmd(
     model: Annotated[Optional[str], typer.Option(help="Generator whose tokenizer sizes chunks.")] = None,
     root: Annotated[Optional[Path], typer.Option(help="Folder of indexes \\[default: ./indexes].")] = None,
     max_file_mb: Annotated[float, typer.Option(help="Skip (and list) files larger than this.")] = 64.0,
+    index_type: Annotated[str, typer.Option(
+        help="FAISS index: auto (exact search, IVF past 100k chunks), flat, ivf or hnsw.")] = "auto",
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Read documents into chunks, embed them and store a FAISS index (incremental and atomic)."""
@@ -57,8 +59,7 @@ def ingest_cmd(
 
         report = api.ingest(paths, index, root=root, embedder=embedder, model=model, chunk_tokens=chunk_tokens,
                             overlap=overlap, sync=sync, rebuild=rebuild, summaries=summaries,
-                            max_file_mb=max_file_mb,
-                            progress=_Progress())
+                            max_file_mb=max_file_mb, index_type=index_type, progress=_Progress())
     if json_out:
         import json
 

@@ -45,6 +45,7 @@ class IngestConfig:
     # Larger files are listed as skipped: splitting costs ~6 s and ~150 MB per MB of text on 2 cores, and a shared
     # drive's 50 MB log file is rarely a document anyone asks about.
     max_file_mb: float = 64.0
+    index_type: str = "auto"  # FAISS index: auto (exact, IVF past 10⁵ chunks), flat, ivf or hnsw (index/vectors.py)
 
 
 class IngestProgress:
@@ -324,7 +325,7 @@ def ingest(
     report = IngestReport(index=index)
     settings = {"embedder": embedder.spec, "tokenizer": tokenizer_spec, "chunk_tokens": config.chunk_tokens,
                 "overlap": config.overlap}
-    with writing(index, root, dim=embedder.dim, rebuild=config.rebuild) as w:
+    with writing(index, root, dim=embedder.dim, rebuild=config.rebuild, index_type=config.index_type) as w:
         old = w.old_manifest
         if old and old.get("embedder") != embedder.spec:
             from ..errors import EmbedderMismatch

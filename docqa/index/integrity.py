@@ -59,6 +59,8 @@ class Manifest(BaseModel):
     # Written since format 2; absent in older indexes, whose readers then check sizes and counts only.
     checksums: dict[str, str] = {}
     sizes: dict[str, int] = {}
+    # The FAISS index kind and its search parameters (docqa/index/vectors.py); absent before: exact search.
+    vector_index: dict[str, Any] = {}
 
 
 def read_manifest(path: Path, index: str) -> Manifest:
@@ -122,10 +124,10 @@ def load_vectors(path: Path, index: str, manifest: Manifest, *, verify: bool = T
 
 
 def vector_ids(vectors) -> np.ndarray:
-    """The ids held by an ``IndexIDMap2``, as an int64 array."""
-    import faiss
+    """The chunk ids a version's FAISS index holds (an ``IndexIDMap2``, or an IVF index with its own ids)."""
+    from .vectors import ids_of
 
-    return faiss.vector_to_array(vectors.id_map).astype(np.int64)
+    return ids_of(vectors)
 
 
 @dataclass

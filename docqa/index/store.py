@@ -5,7 +5,8 @@ Layout of ``indexes/NAME``::
     CURRENT            the name of the live version folder, e.g. "v000004" (replaced atomically)
     v000004/
         index.sqlite   files, documents (full extracted text) and chunks
-        vectors.faiss  IndexIDMap2(IndexFlatIP): ids are chunk ids, vectors are unit-norm (inner product = cosine)
+        vectors.faiss  IndexIDMap2 over exact search, or IVF past 10⁵ chunks (index/vectors.py): ids are chunk ids,
+                       vectors are unit-norm (inner product = cosine)
         manifest.json  embedder, tokenizer, chunk settings, per-file hashes, checksums and sizes of the two files
     .lock              held while an ingest writes
 
@@ -44,6 +45,7 @@ import numpy as np
 from ..errors import ConfigError, IndexCorrupt, IndexNotFound, IndexWriteError
 from ..records import Chunk
 from .integrity import CheckReport, Manifest, corrupt, file_facts, load_vectors, read_manifest, verify
+from .vectors import RETRAIN_GROWTH, all_vectors, apply_search, build, check_type, kind_of, remove, tune, wanted
 
 FORMAT = 2  # 2: checksums and sizes in the manifest
 KEEP_VERSIONS = 2  # the live one and its predecessor; older ones go unless a reader still holds them
@@ -135,6 +137,7 @@ def open_version(path: Path, index: str):
     if not (path / "index.sqlite").is_file():
         raise corrupt(index, f"{path.name}/index.sqlite is missing")
     vectors = load_vectors(path, index, manifest)
+    apply_search(vectors, manifest.vector_index)
     try:
         db = sqlite3.connect(f"file:{path / 'index.sqlite'}?mode=ro", uri=True, check_same_thread=False)
     except sqlite3.Error as e:
@@ -295,8 +298,9 @@ FAULT_POINTS = ("begin", "after-vectors", "after-manifest", "after-rename", "aft
 class IndexWriter:
     """Builds the next version of an index beside the live one and swaps it in on :meth:`commit`."""
 
-    def __init__(self, name: str, root: Path, *, dim: int, rebuild: bool = False):
+    def __init__(self, name: str, root: Path, *, dim: int, rebuild: bool = False, index_type: str = "auto"):
         self.name, self.root = valid_name(name), valid_root(Path(root))
+        self.index_type = check_type(index_type)
         self.home = self.root / name
         try:
             self.home.mkdir(parents=True, exist_ok=True)
@@ -349,6 +353,7 @@ class IndexWriter:
         self.db = sqlite3.connect(self.tmp / "index.sqlite")
         self.db.executescript(_SCHEMA)
         self.vectors = base_vectors if base_vectors is not None else faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        self.vector_params: dict[str, Any] = dict(self.old_manifest.get("vector_index") or {"type": "flat"})
         self.db.execute("BEGIN")
         _fault("begin")
 
@@ -386,8 +391,12 @@ class IndexWriter:
 
     def remove_file(self, name: str) -> None:
         ids = [r[0] for r in self._q("SELECT id FROM chunks WHERE file = ?", (name,))]
-        if ids:
-            self.vectors.remove_ids(np.asarray(ids, dtype=np.int64))
+        if ids and kind_of(self.vectors) == "hnsw":  # HNSW cannot remove: rebuilt without them (O(corpus))
+            vecs, have = all_vectors(self.vectors)
+            keep = ~np.isin(have, np.asarray(ids, dtype=np.int64))
+            self.vectors, self.vector_params = build("hnsw", self.vectors.d, vecs[keep], have[keep])
+        elif ids:
+            remove(self.vectors, np.asarray(ids, dtype=np.int64))
         for table, col in (("chunks", "file"), ("documents", "file"), ("summaries", "file"), ("files", "name")):
             self._q(f"DELETE FROM {table} WHERE {col} = ?", (name,))
 
@@ -445,6 +454,7 @@ class IndexWriter:
         chunks, tokens = self._q("SELECT COUNT(*), COALESCE(SUM(tokens), 0) FROM chunks").fetchone()
         self.db.close()
         self.db = None
+        self._shape_vectors()
         faiss.write_index(self.vectors, str(self.tmp / "vectors.faiss"))
         _fault("after-vectors")
         checksums, sizes = file_facts(self.tmp)
@@ -465,6 +475,7 @@ class IndexWriter:
             "next_chunk_id": int(self.old_manifest.get("next_chunk_id", 1)),
             "checksums": checksums,
             "sizes": sizes,
+            "vector_index": self.vector_params,
         }
         Manifest.model_validate(record)  # what we write, we can read back
         _write_atomic(self.tmp / "manifest.json", json.dumps(record, indent=2, sort_keys=True))
@@ -482,6 +493,22 @@ class IndexWriter:
         _fault("after-prune")
         self._release()
         return self.path
+
+    def _shape_vectors(self) -> None:
+        """Make the index the kind its size calls for (vectors.py): converted when the wanted kind changes or an IVF
+        index has outgrown its training; search parameters re-tuned when rebuilt or when the count moved by 10 %."""
+        n, kind = self.vectors.ntotal, kind_of(self.vectors)
+        target = wanted(self.index_type, n)
+        params = self.vector_params if self.vector_params.get("type") == kind else {"type": kind}
+        grown = kind == "ivf" and n > RETRAIN_GROWTH * max(1, int(params.get("trained_on", n)))
+        if target != kind or grown:
+            vecs, ids = all_vectors(self.vectors)
+            self.vectors, params = build(target, self.vectors.d, vecs, ids)
+        if params["type"] != "flat" and abs(n - int(params.get("tuned_at", -1))) > 0.1 * max(1, n):
+            params = {**tune(self.vectors, params), "tuned_at": n}
+        else:
+            apply_search(self.vectors, params)
+        self.vector_params = params
 
     def abort(self) -> None:
         """Drop the unfinished version; the live one is untouched."""
@@ -526,9 +553,10 @@ class IndexWriter:
 
 
 @contextlib.contextmanager
-def writing(name: str, root: Path, *, dim: int, rebuild: bool = False) -> Iterator[IndexWriter]:
+def writing(name: str, root: Path, *, dim: int, rebuild: bool = False,
+            index_type: str = "auto") -> Iterator[IndexWriter]:
     """``with writing(...) as w:`` — the caller must call ``w.commit(manifest)``; any exception aborts."""
-    writer = IndexWriter(name, root, dim=dim, rebuild=rebuild)
+    writer = IndexWriter(name, root, dim=dim, rebuild=rebuild, index_type=index_type)
     try:
         yield writer
     except sqlite3.DatabaseError as e:  # the base passed its check, so the file changed under us
