@@ -26,6 +26,17 @@ def test_answers_end_where_a_reader_would_end_them(text, answer):
     assert hits_stop(text, NL) and cut_at_stop(text, NL) == answer
 
 
+@pytest.mark.parametrize("text, answer", [
+    ("Revenue grew.\n\nMore", "Revenue grew."),
+    ("The primary uses include:\n\n1. debt repayment\n2. buybacks\n\nNext", "The primary uses include:\n\n1. debt "
+     "repayment\n2. buybacks"),
+])
+def test_paragraphs_end_at_a_blank_line_but_not_after_a_lead_in(text, answer):
+    stop = ("\n\n",)
+    assert hits_stop(text, stop) and cut_at_stop(text, stop) == answer
+    assert not hits_stop("The primary uses include:\n\n", stop)
+
+
 @pytest.mark.parametrize("text", ["The answers are:", "The answers are:\n", "Items:\n- a\n- b", "Items:\n- a\n- b\nAn",
                                   "no line break yet"])
 def test_unfinished_answers_go_on(text):

@@ -176,8 +176,10 @@ def _stop_at(text: str, stop: tuple[str, ...]) -> int | None:
 
     for marker in stop:
         if marker != "\n":
+            # A blank-line stop (paragraphs, notes) does not end a lead-in either: "… include:\n\n- a\n- b\n\n".
+            lead_in = not marker.strip()
             at = text.find(marker, start)
-            while at != -1 and not text[start:at].strip():
+            while at != -1 and (not text[start:at].strip() or (lead_in and text[start:at].rstrip().endswith(":"))):
                 at = text.find(marker, at + len(marker))
             if at != -1:
                 keep(at)
