@@ -158,3 +158,21 @@ def test_the_needle_bench_runs_through_the_server(server, tmp_path):
     with pytest.raises(ConfigError, match="--methods none"):
         docqa.api.bench_needle(lengths=[1024], depths=[0.5], methods=["none", "yarn"], out=tmp_path / "m",
                                text=SMOKE_TEXT, generator=_gen(server))
+
+
+def test_the_server_scores_a_continuation_from_its_prompt_log_probabilities(server):
+    """auto's routing signal through a served model: log P("I don't know." | prompt), read from echoed prompt
+    log-probabilities, and the line-break stop applied client-side."""
+    import openai
+
+    from docqa.generators import load_generator
+
+    gen = load_generator(_gen(server))
+    prompt = gen.chat("You are a helpful assistant.", "Context:\nThe cap is 320 dollars.\n\nQuestion: What is the cap?")
+    out = gen.generate(prompt, 24, stop=("\n",), score="I don't know.")
+    assert out.score_logprob is not None and out.score_logprob < 0
+    raw = openai.OpenAI(base_url=server, api_key="x").completions.create(
+        model="smollm2", prompt=prompt + "I don't know.", max_tokens=1, temperature=0.0, echo=True, logprobs=1)
+    n = len(gen.encode(prompt + "I don't know.")) - len(gen.encode(prompt))
+    assert out.score_logprob == pytest.approx(sum(raw.choices[0].logprobs.token_logprobs[-n - 1:-1]), abs=1e-4)
+    assert "\n" not in out.text

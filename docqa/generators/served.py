@@ -294,16 +294,20 @@ class OpenAIGenerator:
     def _score(self, prompt: str, continuation: str) -> float | None:
         """log P(continuation | prompt) from the server's prompt log-probabilities (``echo`` with ``logprobs``, which
         vLLM and llama.cpp's server return); None where the server does not (the caller falls back to reading the
-        answer)."""
+        answer). The continuation's tokens are the last ones echoed before the one generated token (offsets cannot
+        be used: servers report them in detokenized text, where a chat template's special tokens are empty)."""
         import openai
 
         try:
+            n = len(self.encode(prompt + continuation)) - len(self.encode(prompt))
             r = self.client.completions.create(model=self.model_name, prompt=prompt + continuation, max_tokens=1,
                                                temperature=0.0, echo=True, logprobs=1)
-            lp = r.choices[0].logprobs
-            pairs = [(off, v) for off, v in zip(lp.text_offset or [], lp.token_logprobs or [], strict=False)
-                     if off is not None and off >= len(prompt) and v is not None]
-            return float(sum(v for _, v in pairs[:len(self.encode(continuation))])) if pairs else None
+            values = list(r.choices[0].logprobs.token_logprobs or [])
+            generated = int(getattr(r.usage, "completion_tokens", 1) or 0) if r.usage else 1
+            part = values[len(values) - generated - n: len(values) - generated]
+            if n < 1 or len(part) != n or any(v is None for v in part):
+                return None
+            return float(sum(part))
         except (openai.OpenAIError, AttributeError, IndexError, TypeError, ValueError):
             return None
 
