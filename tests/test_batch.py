@@ -89,6 +89,10 @@ def test_eval_batch_size_records_the_same_answers(fake_index, tmp_path):
     assert [json.loads(x)["id"] for x in lines] == [r["id"] for r in four]
 
 
+def test_no_questions_no_answers(fake_index):
+    assert fake_index.ask_many([], "rag", batch_size=4) == []
+
+
 def test_batch_size_below_one_is_refused(fake_index):
     from docqa.errors import ConfigError
 

@@ -27,6 +27,8 @@ def ask_many(corpus: Corpus, questions: list[str], cfg: AskConfig, slots: int = 
     gives that text as its answer, where the generator can tell."""
     t0 = time.perf_counter()
     questions = [cfg.validate(q) for q in questions]
+    if not questions:
+        return []
     hits = corpus.retrieve_many(questions, cfg.top_k)
     gen = corpus.generator()
     chats = [gen.chat(prompts.system(cfg.style), prompts.rag_user(q, [(c.file, c.text) for c, _ in h.chunks]))
