@@ -1,4 +1,4 @@
-"""torch's thread count: --threads, $DOCQA_THREADS, or cores minus the load already on them."""
+"""torch's thread count: --threads, $DOCQA_THREADS, or the cores other work does not keep busy."""
 
 import pytest
 
@@ -21,3 +21,11 @@ def test_explicit_and_environment_settings(monkeypatch):
     for bad in (0, -2, "many"):
         with pytest.raises(ConfigError, match="--threads must be a positive number"):
             resolve(bad)
+
+
+def test_busy_cpus_is_a_share_of_the_machine():
+    import os
+
+    from docqa.threads import busy_cpus
+
+    assert 0.0 <= busy_cpus(0.05) <= (os.cpu_count() or 1) + 1e-6
