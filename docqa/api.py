@@ -45,7 +45,7 @@ def ingest(
     Unchanged files are skipped, changed ones replaced, and with ``sync=True`` files no longer present removed.
     ``model`` names the generator whose tokenizer sizes the chunks (and, with ``summaries=True``, writes a summary
     of every document that has none); ``embedder`` the sentence embedder; ``index_type`` the FAISS index (auto:
-    exact search, IVF past 10⁵ chunks; see :mod:`docqa.index.vectors`).
+    exact search, IVF from 50 000 chunks; see :mod:`docqa.index.vectors`).
     """
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
     root = _store.valid_root(Path(root) if root is not None else index_root())

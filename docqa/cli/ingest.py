@@ -28,7 +28,7 @@ def ingest_cmd(
     root: Annotated[Optional[Path], typer.Option(help="Folder of indexes \\[default: ./indexes].")] = None,
     max_file_mb: Annotated[float, typer.Option(help="Skip (and list) files larger than this.")] = 64.0,
     index_type: Annotated[str, typer.Option(
-        help="FAISS index: auto (exact search, IVF past 100k chunks), flat, ivf or hnsw.")] = "auto",
+        help="FAISS index: auto (exact search, IVF from 50k chunks), flat, ivf or hnsw.")] = "auto",
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Read documents into chunks, embed them and store a FAISS index (incremental and atomic)."""

@@ -45,7 +45,7 @@ class IngestConfig:
     # Larger files are listed as skipped: splitting costs ~6 s and ~150 MB per MB of text on 2 cores, and a shared
     # drive's 50 MB log file is rarely a document anyone asks about.
     max_file_mb: float = 64.0
-    index_type: str = "auto"  # FAISS index: auto (exact, IVF past 10⁵ chunks), flat, ivf or hnsw (index/vectors.py)
+    index_type: str = "auto"  # FAISS index: auto (exact, IVF from 50 000 chunks), flat, ivf or hnsw (index/vectors.py)
 
 
 class IngestProgress:

@@ -5,7 +5,7 @@ Layout of ``indexes/NAME``::
     CURRENT            the name of the live version folder, e.g. "v000004" (replaced atomically)
     v000004/
         index.sqlite   files, documents (full extracted text) and chunks
-        vectors.faiss  IndexIDMap2 over exact search, or IVF past 10⁵ chunks (index/vectors.py): ids are chunk ids,
+        vectors.faiss  IndexIDMap2 over exact search, or IVF from 50 000 chunks (index/vectors.py): ids are chunk ids,
                        vectors are unit-norm (inner product = cosine)
         manifest.json  embedder, tokenizer, chunk settings, per-file hashes, checksums and sizes of the two files
     .lock              held while an ingest writes
