@@ -179,3 +179,28 @@ def test_a_window_that_cannot_hold_two_notes_is_refused_with_the_fix(verbose, ch
     with pytest.raises(ConfigError, match="Raise --summary-window .* or lower --max-new-tokens"):
         verbose.ask("What is the nightly hotel cap?", "summarize", chain=chain, summary_window=380,
                     max_new_tokens=128)
+
+
+def test_map_notes_are_dropped_on_the_probability_of_nothing_relevant(small_docs, monkeypatch):
+    """The drop step reads the model's P("NOTHING RELEVANT") when --drop-threshold is given; words still drop."""
+    import math
+
+    docqa.ingest(small_docs, "t", embedder=FAKE_EMBEDDER, model=FAKE_MODEL)
+    idx = docqa.open_index("t", model=FAKE_MODEL)
+    gen = idx.corpus.generator()
+    original = gen.generate
+
+    def sure_nothing(*a, **k):
+        out = original(*a, **k)
+        if k.get("score"):
+            out.score_logprob = math.log(0.9)
+        return out
+
+    kept = idx.ask("What is the nightly hotel cap?", "summarize")
+    assert kept.details["dropped"] < len(kept.details["notes"]) + kept.details["dropped"]
+    monkeypatch.setattr(gen, "generate", sure_nothing)
+    default = idx.ask("What is the nightly hotel cap?", "summarize")
+    assert default.details["dropped"] == kept.details["dropped"]  # off by default: the words decide
+    dropped = idx.ask("What is the nightly hotel cap?", "summarize", drop_threshold=0.5)
+    assert dropped.details["notes"] == [] and dropped.text == "I don't know."
+    assert idx.ask("What is the nightly hotel cap?", "summarize", drop_threshold=0.95).details["notes"]

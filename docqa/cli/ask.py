@@ -48,6 +48,9 @@ def ask_cmd(
     route_threshold: Annotated[Optional[float], typer.Option(
         help="auto: route to long-context when P(\"I don't know.\") reaches this (benchmarks/routing.py calibrates "
              "it for a model) \\[default: calibrated on examples/].")] = None,
+    drop_threshold: Annotated[Optional[float], typer.Option(
+        help="summarize: drop a map note when P(\"NOTHING RELEVANT\") reaches this (benchmarks/drop.py calibrates it) "
+             "\\[default: on the words only].")] = None,
     max_calls: Annotated[Optional[int], typer.Option(help="summarize: stop past this many model calls.")] = None,
     summary_window: Annotated[Optional[int], typer.Option(help="summarize: tokens per call \\[default: the model's "
                                                                  "trained window].")] = None,
@@ -80,8 +83,8 @@ def ask_cmd(
     names = STRATEGIES.names() if strategy == "all" else [STRATEGIES.canonical(s) for s in strategy.split(",")]
     options = dict(top_k=top_k, rope=rope, rope_factor=rope_factor, max_context=max_context, truncate=truncate,
                    cache_prefix=cache_prefix, max_new_tokens=max_new_tokens, style=style, chain=chain,
-                   route_threshold=route_threshold, max_calls=max_calls, summary_window=summary_window,
-                   kv_budget=kv_budget)
+                   route_threshold=route_threshold, drop_threshold=drop_threshold, max_calls=max_calls,
+                   summary_window=summary_window, kv_budget=kv_budget)
     answers = {}
     for name in names:
         with _progress(name, disabled=json_out) as progress:

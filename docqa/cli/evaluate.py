@@ -49,6 +49,9 @@ def eval_cmd(
     route_threshold: Annotated[Optional[float], typer.Option(
         help="auto: route to long-context when P(\"I don't know.\") reaches this (benchmarks/routing.py calibrates "
              "it for a model) \\[default: calibrated on examples/].")] = None,
+    drop_threshold: Annotated[Optional[float], typer.Option(
+        help="summarize: drop a map note when P(\"NOTHING RELEVANT\") reaches this (benchmarks/drop.py calibrates it) "
+             "\\[default: on the words only].")] = None,
     max_calls: Annotated[Optional[int], typer.Option(help="summarize: call budget per question.")] = None,
     summary_window: Annotated[Optional[int], typer.Option(help="summarize: tokens per call.")] = None,
     max_new_tokens: Annotated[int, typer.Option(help="Answer budget in tokens.")] = 96,
@@ -95,7 +98,8 @@ def eval_cmd(
                                batch_size=batch_size, progress=progress, top_k=top_k, rope=rope,
                                max_context=max_context, truncate=truncate, max_new_tokens=max_new_tokens,
                                chain=chain, max_calls=max_calls, summary_window=summary_window,
-                               kv_budget=kv_budget, style=style, route_threshold=route_threshold)
+                               kv_budget=kv_budget, style=style, route_threshold=route_threshold,
+                               drop_threshold=drop_threshold)
     render(rows)
     if out_dir:
         out.print(f"[dim]wrote {escape(str(out_dir))}/results.jsonl, summary.json, summary.csv, "

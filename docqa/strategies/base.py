@@ -35,6 +35,9 @@ class AskConfig:
     # auto: route to long-context when P("I don't know." | RAG prompt) reaches this (None: the calibrated default,
     # docqa/strategies/auto.py; 1.0 or more: only on declines in words). benchmarks/routing.py calibrates it.
     route_threshold: float | None = None
+    # summarize: map notes are dropped when P("NOTHING RELEVANT") reaches this (None: the per-model default of
+    # docqa/strategies/summarize.py; benchmarks/drop.py calibrates it)
+    drop_threshold: float | None = None
     # summarize
     chain: str = "map-reduce"
     max_calls: int | None = None  # None: no budget; otherwise stop with BudgetExceeded past this many model calls
@@ -69,6 +72,8 @@ class AskConfig:
         if self.route_threshold is not None and not 0.0 < self.route_threshold:
             raise ConfigError(f"--route-threshold must be a probability above 0 (1 or more: route only on declines in "
                               f"words), got {self.route_threshold}.")
+        if self.drop_threshold is not None and not 0.0 < self.drop_threshold:
+            raise ConfigError(f"--drop-threshold must be a probability above 0, got {self.drop_threshold}.")
         if self.kv_budget is not None:
             from ..kv_budget import parse_bytes
 

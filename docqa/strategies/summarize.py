@@ -23,6 +23,7 @@ speed they give exact packing against docqa's tokenizer, the "nothing relevant" 
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Callable
@@ -38,6 +39,9 @@ from ..rope import plan_for
 from .base import AskConfig
 
 NOTHING = "NOTHING RELEVANT"
+# Default --drop-threshold for the map step's probability signal; None: drop on the words only. Calibrated per model
+# with benchmarks/drop.py (see benchmarks/RESULTS.md for the embedded model).
+DROP_P: float | None = None
 _NOTHING = re.compile(r"nothing relevant", re.I)
 _SAFETY = 8  # tokens of slack per prompt for tokenizer merges at the seams of packed blocks
 _SPLIT = "\x00SPLIT\x00"  # marks where a prompt's cacheable material ends and the question begins
@@ -56,10 +60,15 @@ class ChainRun:
     stages: dict[str, dict[str, float]] = field(default_factory=dict)
     planned: int = 0  # calls of the first pass (one per group), for progress reports
     notes: list[str] = field(default_factory=list)  # what the first pass kept (map notes, leaf answers)
+    last_score: float | None = None  # P(score text) of the last call made with ``score``
+    dropped: int = 0  # first-pass notes dropped as irrelevant (in words or by probability)
 
-    def call(self, stage: str, user: str, system: str | None = None, stop: tuple[str, ...] | None = None) -> str:
+    def call(self, stage: str, user: str, system: str | None = None, stop: tuple[str, ...] | None = None,
+             score: str | None = None) -> str:
         """One model call, counted against ``max_calls`` and checked against the window. A ``user`` text holding
-        ``_SPLIT`` is encoded in two parts, and the part before it is served from (or added to) the prefix cache."""
+        ``_SPLIT`` is encoded in two parts, and the part before it is served from (or added to) the prefix cache.
+        With ``score``, ``self.last_score`` is the probability the model gives that text as its whole answer (None
+        where the backend cannot tell)."""
         if self.cfg.max_calls is not None and self.calls >= self.cfg.max_calls:
             raise BudgetExceeded(
                 f"The {self.cfg.chain} chain needs more than --max-calls {self.cfg.max_calls} model calls for this "
@@ -74,7 +83,8 @@ class ChainRun:
                                  n, self.window)
         t0 = time.perf_counter()
         prefix, hit = self._prefix(head_ids) if head_ids else (None, False)
-        out = self.gen.generate(tail_ids, self.cfg.max_new_tokens, stop=stop, prefix=prefix)
+        out = self.gen.generate(tail_ids, self.cfg.max_new_tokens, stop=stop, prefix=prefix, score=score)
+        self.last_score = math.exp(out.score_logprob) if out.score_logprob is not None else None
         s = self.stages.setdefault(stage, {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0, "seconds": 0.0,
                                            "cached_tokens": 0})
         s["calls"] += 1
@@ -147,6 +157,13 @@ def _leaf_user(question: str, passages: str) -> str:
     return prompts.context_user(question, passages, split=_SPLIT)
 
 
+def _nothing_likely(run: ChainRun) -> bool:
+    """The map step's drop signal besides the words: the model's probability of answering exactly "NOTHING RELEVANT"
+    reaches ``--drop-threshold`` (off by default: see DROP_P)."""
+    threshold = DROP_P if run.cfg.drop_threshold is None else run.cfg.drop_threshold
+    return None not in (threshold, run.last_score) and run.last_score >= threshold
+
+
 def _relevant(note: str) -> bool:
     return bool(note) and not _NOTHING.search(note) and not prompts.is_refusal(note)
 
@@ -203,10 +220,12 @@ def map_reduce(run: ChainRun, chunks: list[Chunk]) -> tuple[str, set[str]]:
     notes, used = [], set()
     for group in run.pack(blocks, run.first_pass_room(_map_user, _MAP_SYSTEM)):
         note = run.call("map", _map_user(run.question, "\n\n".join(blocks[i] for i in group)), system=_MAP_SYSTEM,
-                        stop=prompts.NOTES_STOP)
-        if _relevant(note):
+                        stop=prompts.NOTES_STOP, score=NOTHING)
+        if _relevant(note) and not _nothing_likely(run):
             notes.append(note)
             used.update(chunks[i].file for i in group)
+        else:
+            run.dropped += 1
     run.notes = list(notes)
     if not notes:
         return prompts.NO_ANSWER, used
@@ -367,5 +386,5 @@ def ask(corpus: Corpus, question: str, cfg: AskConfig) -> Answer:
                 "cached": sum(int(v["cached_tokens"]) for v in run.stages.values()), **stage_tokens},
         calls=run.calls,
         details={"chain": CHAINS.canonical(cfg.chain), "stages": run.stages, "window": window,
-                 "max_calls": cfg.max_calls, "notes": run.notes},
+                 "max_calls": cfg.max_calls, "notes": run.notes, "dropped": run.dropped},
     )
