@@ -124,8 +124,9 @@ def test_auto_routes_on_the_decline_probability_when_the_words_do_not_decline(ca
         monkeypatch.setattr(gen, "generate", scored)
         ans = canned.ask("What is the nightly hotel cap?", "auto", route_threshold=threshold)
         assert (ans.details["route"] == "long-context") is routed, p
-        if auto.DECLINE_P is None:  # the default reads the probability but routes on words only
-            assert canned.ask("What is the nightly hotel cap?", "auto").details["route"] == "rag"
+        if auto.DECLINE_P is None:  # by default the probability is neither read nor used: words route
+            default = canned.ask("What is the nightly hotel cap?", "auto")
+            assert default.details["route"] == "rag" and default.details["decline_p"] is None
         assert ans.details["decline_p"] == pytest.approx(p)
         monkeypatch.setattr(gen, "generate", original)
 

@@ -243,9 +243,12 @@ class OpenAIGenerator:
     def generate(self, prompt: str | list[int], max_new_tokens: int = 128, *, rope: RopePlan | None = None,
                  prefix: PrefixState | None = None, progress: ProgressFn | None = None,
                  stop: tuple[str, ...] = (), score: str | None = None) -> Generation:
-        """One streamed completion of ``prompt`` (after ``prefix``'s text, when given). A line-break stop is applied
-        here, not by the server, so that a lead-in ("… are:") goes on to what it announces (generators/base.py);
-        the stream is closed as soon as the answer is complete."""
+        """One streamed completion of ``prompt`` (after ``prefix``'s text, when given). The server applies the stop
+        strings; when a line break ended a lead-in ("… are:"), the answer goes on to what it announces
+        (generators/base.py): a second request continues after the line break with the rule applied here, the stream
+        closed once the answer is complete. Stops stay on the server in the common case because a server keeps
+        decoding a request whose stream the client closed (llama-cpp-python does, serially), which cost the rest of
+        the token budget on every answer."""
         import openai
 
         text = prompt if isinstance(prompt, str) else self.decode(list(prompt))
@@ -254,32 +257,20 @@ class OpenAIGenerator:
         if not text:
             raise ConfigError("Empty prompt: nothing to generate from.")
         t0 = time.perf_counter()
-        ttft, parts, finish, usage = None, [], "length", None
-        server_stop = [x for x in stop if x != "\n"]
         try:
-            stream = self.client.completions.create(
-                model=self.model_name, prompt=text, max_tokens=max_new_tokens, temperature=0.0,
-                seed=self.config.seed, stop=server_stop or None, stream=True,
-                stream_options={"include_usage": True})
-            for chunk in stream:
-                if chunk.usage is not None:
-                    usage = chunk.usage
-                for choice in chunk.choices or []:
-                    if choice.text:
-                        if ttft is None:
-                            ttft = time.perf_counter() - t0
-                        parts.append(choice.text)
-                    if choice.finish_reason:
-                        finish = choice.finish_reason
-                if "\n" in stop and hits_stop("".join(parts), stop):
-                    finish = "stop"
-                    stream.close()
-                    break
+            out, finish, usage, ttft = self._stream(text, max_new_tokens, list(stop), None, t0)
+            if "\n" in stop and finish == "stop" and out.rstrip().endswith(":"):
+                used = int(getattr(usage, "completion_tokens", 0) or len(self.encode(out)))
+                rest = max(1, max_new_tokens - used)
+                more, finish, usage2, _ = self._stream(text + out + "\n", rest, [x for x in stop if x != "\n"],
+                                                       (out + "\n", stop), t0)
+                out = out + "\n" + more
+                if usage is not None and usage2 is not None:
+                    usage.completion_tokens = int(usage.completion_tokens or 0) + int(usage2.completion_tokens or 0)
         except openai.OpenAIError as e:
             raise self._error(e, f"answering a {len(text):,}-character prompt") from e
         total = time.perf_counter() - t0
         ttft = total if ttft is None else ttft
-        out = "".join(parts)
         prompt_tokens = getattr(usage, "prompt_tokens", None) or len(self.encode(text))
         completion_tokens = getattr(usage, "completion_tokens", None)
         if completion_tokens is None:
@@ -291,11 +282,38 @@ class OpenAIGenerator:
                           ttft_s=ttft, finish_reason="stop" if finish == "stop" else finish, cached_tokens=cached,
                           rope=None, score_logprob=self._score(text, score) if score else None)
 
+    def _stream(self, text: str, max_tokens: int, server_stop: list[str], client: tuple[str, tuple] | None,
+                t0: float):
+        """One streamed request: (text, finish reason, usage, seconds to its first text). With ``client`` = (text
+        already answered, stop strings), the stop rule is applied here to that text plus this one's."""
+        ttft, parts, finish, usage = None, [], "length", None
+        stream = self.client.completions.create(
+            model=self.model_name, prompt=text, max_tokens=max_tokens, temperature=0.0, seed=self.config.seed,
+            stop=server_stop or None, stream=True, stream_options={"include_usage": True})
+        for chunk in stream:
+            if chunk.usage is not None:
+                usage = chunk.usage
+            for choice in chunk.choices or []:
+                if choice.text:
+                    if ttft is None:
+                        ttft = time.perf_counter() - t0
+                    parts.append(choice.text)
+                if choice.finish_reason:
+                    finish = choice.finish_reason
+            if client is not None and hits_stop(client[0] + "".join(parts), client[1]):
+                finish = "stop"
+                stream.close()
+                break
+        return "".join(parts), finish, usage, ttft
+
     def _score(self, prompt: str, continuation: str) -> float | None:
         """log P(continuation | prompt) from the server's prompt log-probabilities (``echo`` with ``logprobs``, which
         vLLM and llama.cpp's server return); None where the server does not (the caller falls back to reading the
-        answer). The continuation's tokens are the last ones echoed before the one generated token (offsets cannot
-        be used: servers report them in detokenized text, where a chat template's special tokens are empty)."""
+        answer). It costs a second request that evaluates the whole prompt with log-probabilities, which
+        llama-cpp-python does token by token (minutes for a 4 k-token map prompt on 2 cores), so strategies ask for it
+        only when a threshold uses it. The continuation's tokens are the last ones echoed before the one generated
+        token (offsets cannot be used: servers report them in detokenized text, where a chat template's special tokens
+        are empty)."""
         import openai
 
         try:

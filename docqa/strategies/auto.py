@@ -25,7 +25,7 @@ from . import long_context, rag
 from .base import AskConfig
 
 # Default --route-threshold: None routes on worded declines only (the embedded model's signal is uninformative, see
-# the module docstring); the probability is still read and reported (details["decline_p"]).
+# the module docstring), and the probability is not computed.
 DECLINE_P: float | None = None
 
 
@@ -34,10 +34,12 @@ def ask(corpus: Corpus, question: str, cfg: AskConfig) -> Answer:
     hold the answer; only when it declines, answer again with long-context. Most questions cost one cheap RAG call;
     the hard ones get the whole corpus. When the corpus does not fit the long-context limit, the RAG answer stands."""
     t0 = time.perf_counter()
-    first = rag.ask_many(corpus, [question], cfg, 1, score=NO_ANSWER)[0]
+    threshold = DECLINE_P if cfg.route_threshold is None else cfg.route_threshold
+    # The probability is read only when a threshold uses it: a served model computes it with a second request that
+    # evaluates the whole prompt with log-probabilities, which llama-cpp-python does token by token.
+    first = rag.ask_many(corpus, [question], cfg, 1, score=NO_ANSWER if threshold is not None else None)[0]
     route, final = "rag", first
     decline_p = first.details.get("decline_p")
-    threshold = DECLINE_P if cfg.route_threshold is None else cfg.route_threshold
     if is_refusal(first.text) or (None not in (decline_p, threshold) and decline_p >= threshold):
         try:
             final = long_context.ask(corpus, question, cfg)

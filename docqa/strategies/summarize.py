@@ -84,7 +84,7 @@ class ChainRun:
         t0 = time.perf_counter()
         prefix, hit = self._prefix(head_ids) if head_ids else (None, False)
         out = self.gen.generate(tail_ids, self.cfg.max_new_tokens, stop=stop, prefix=prefix, score=score)
-        self.last_score = math.exp(out.score_logprob) if out.score_logprob is not None else None
+        self.last_score = math.exp(out.score_logprob) if score and out.score_logprob is not None else None
         s = self.stages.setdefault(stage, {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0, "seconds": 0.0,
                                            "cached_tokens": 0})
         s["calls"] += 1
@@ -218,9 +218,10 @@ def map_reduce(run: ChainRun, chunks: list[Chunk]) -> tuple[str, set[str]]:
     then the kept notes are merged into one answer, in further rounds when they do not fit one window."""
     blocks = _chunk_blocks(chunks)
     notes, used = [], set()
+    scored = (DROP_P if run.cfg.drop_threshold is None else run.cfg.drop_threshold) is not None
     for group in run.pack(blocks, run.first_pass_room(_map_user, _MAP_SYSTEM)):
         note = run.call("map", _map_user(run.question, "\n\n".join(blocks[i] for i in group)), system=_MAP_SYSTEM,
-                        stop=prompts.NOTES_STOP, score=NOTHING)
+                        stop=prompts.NOTES_STOP, score=NOTHING if scored else None)
         if _relevant(note) and not _nothing_likely(run):
             notes.append(note)
             used.update(chunks[i].file for i in group)
