@@ -393,15 +393,14 @@ class TransformersGenerator:
             raise ConfigError("Empty prompt: nothing to generate from.")
         out: list[Generation | None] = [None] * len(all_ids)
         groups: dict[tuple, tuple[RopePlan, list[int]]] = {}
+        batch_plan = self.plain_plan(max(len(x) for x in all_ids) + max_new_tokens)
+        batch_key = _rotation_key(batch_plan, self._rope_model)
         for i, ids in enumerate(all_ids):
-            plan = self.plain_plan(max(len(x) for x in all_ids) + max_new_tokens)
             own = self.plain_plan(len(ids) + max_new_tokens)
             # Rows share a forward when their own plan rotates exactly as the batch's does (always within a plain
             # model's window, whatever the lengths); a longrope row below its original window does not.
             key = _rotation_key(own, self._rope_model)
-            if key != _rotation_key(plan, self._rope_model):
-                plan = own
-            groups.setdefault(key, (plan, []))[1].append(i)
+            groups.setdefault(key, (batch_plan if key == batch_key else own, []))[1].append(i)
         for plan, rows in groups.values():
             if len(rows) == 1:
                 out[rows[0]] = self.generate(all_ids[rows[0]], max_new_tokens, rope=plan, stop=stop, score=score)
