@@ -83,7 +83,7 @@ def _permute_ids(path: Path) -> None:
     index = faiss.read_index(str(path))
     ids = faiss.vector_to_array(index.id_map)
     vecs = np.vstack([index.reconstruct(int(i)) for i in ids])
-    perm = np.random.default_rng(0).permutation(len(ids))
+    perm = np.roll(np.arange(len(ids)), 1)  # no id keeps its vector
     new = faiss.IndexIDMap2(faiss.IndexFlatIP(index.d))
     new.add_with_ids(vecs, ids[perm])
     faiss.write_index(new, str(path))
@@ -104,23 +104,51 @@ def _drop_rows(path: Path) -> None:
     db.close()
 
 
+def _segment_file(v: Path, role: str, kind: str) -> Path:
+    """A data file of the live version: the segment it wrote itself ("new") or the one it shares with its
+    predecessor by hard link ("shared"); ``kind`` is sqlite or faiss."""
+    import json
+
+    segments = sorted(json.loads((v / "manifest.json").read_text())["segments"], key=lambda s: s["name"])
+    seg = segments[-1] if role == "new" else segments[0]
+    return v / seg[kind]
+
+
+def _other_segment(v: Path, role: str, kind: str) -> Path:
+    return _segment_file(v, "shared" if role == "new" else "new", kind)
+
+
 # name → damage(home, live version, previous version). Each must be detected: open and ingest refuse with
-# IndexCorrupt, `docqa check` fails; none may be served silently.
+# IndexCorrupt, `docqa check` fails; none may be served silently. The fixture's live version has two segments: one
+# it wrote, one shared with its predecessor by hard link (damage to it damages both versions).
 CORRUPTIONS: dict[str, Callable[[Path, Path, Path], None]] = {}
-for _file in ("index.sqlite", "vectors.faiss", "manifest.json"):
+for _role in ("new", "shared"):
+    for _kind in ("sqlite", "faiss"):
+        _at = f"{_role} segment's {_kind}"
+        CORRUPTIONS.update({
+            f"{_at}: truncated": lambda h, v, p, r=_role, k=_kind: _truncate(_segment_file(v, r, k)),
+            f"{_at}: zeroed": lambda h, v, p, r=_role, k=_kind: _zero(_segment_file(v, r, k)),
+            f"{_at}: 64 bytes garbled": lambda h, v, p, r=_role, k=_kind: _garble(_segment_file(v, r, k)),
+            f"{_at}: deleted": lambda h, v, p, r=_role, k=_kind: _segment_file(v, r, k).unlink(),
+            f"{_at}: emptied": lambda h, v, p, r=_role, k=_kind: _segment_file(v, r, k).write_bytes(b""),
+            f"{_at}: copied from the other segment":
+                lambda h, v, p, r=_role, k=_kind: _segment_file(v, r, k).write_bytes(
+                    _other_segment(v, r, k).read_bytes()),
+        })
     CORRUPTIONS.update({
-        f"{_file}: truncated": lambda h, v, p, f=_file: _truncate(v / f),
-        f"{_file}: zeroed": lambda h, v, p, f=_file: _zero(v / f),
-        f"{_file}: 64 bytes garbled": lambda h, v, p, f=_file: _garble(v / f),
-        f"{_file}: deleted": lambda h, v, p, f=_file: (v / f).unlink(),
-        f"{_file}: emptied": lambda h, v, p, f=_file: (v / f).write_bytes(b""),
-        f"{_file}: copied from the previous version":
-            lambda h, v, p, f=_file: (v / f).write_bytes((p / f).read_bytes()),
+        f"{_role} segment's faiss: ids permuted": lambda h, v, p, r=_role: _permute_ids(_segment_file(v, r, "faiss")),
+        f"{_role} segment's sqlite: one byte changed in every chunk":
+            lambda h, v, p, r=_role: _edit_chunks(_segment_file(v, r, "sqlite")),
+        f"{_role} segment's sqlite: rows deleted": lambda h, v, p, r=_role: _drop_rows(_segment_file(v, r, "sqlite")),
     })
 CORRUPTIONS.update({
-    "vectors.faiss: ids permuted": lambda h, v, p: _permute_ids(v / "vectors.faiss"),
-    "index.sqlite: one byte changed in every chunk": lambda h, v, p: _edit_chunks(v / "index.sqlite"),
-    "index.sqlite: rows deleted": lambda h, v, p: _drop_rows(v / "index.sqlite"),
+    "manifest.json: truncated": lambda h, v, p: _truncate(v / "manifest.json"),
+    "manifest.json: zeroed": lambda h, v, p: _zero(v / "manifest.json"),
+    "manifest.json: 64 bytes garbled": lambda h, v, p: _garble(v / "manifest.json"),
+    "manifest.json: deleted": lambda h, v, p: (v / "manifest.json").unlink(),
+    "manifest.json: emptied": lambda h, v, p: (v / "manifest.json").write_bytes(b""),
+    "manifest.json: copied from the previous version":
+        lambda h, v, p: (v / "manifest.json").write_bytes((p / "manifest.json").read_bytes()),
     "manifest.json: not JSON": lambda h, v, p: (v / "manifest.json").write_text("{not json"),
     "manifest.json: wrong types": lambda h, v, p: (v / "manifest.json").write_text('{"version": "x", "files": 3}'),
     "CURRENT: points outside the index": lambda h, v, p: (h / "CURRENT").write_text("../../elsewhere"),

@@ -26,7 +26,7 @@ def test_ingest_reads_every_format_and_spans_point_into_the_text(docs, tmp_path)
     assert {Path(f).suffix for f in store.file_names()} == {".md", ".txt", ".pdf", ".html", ".docx"}
     parts = {(d.file, d.page): d.text for d in store.documents()}
     chunks = store.chunks()
-    assert len(chunks) == report.chunks_total == store.faiss_index.ntotal
+    assert len(chunks) == report.chunks_total == store.vectors.ntotal
     for c in chunks:
         assert parts[(c.file, c.page)][c.start_char : c.end_char] == c.text
         assert 0 < c.tokens <= 160
@@ -61,7 +61,7 @@ def test_incremental_skip_update_and_sync(small_docs, tmp_path):
                       "q3_2026_quarterly_report.pdf": "removed"}
     store = _store(tmp_path)
     assert store.file_names() == ["employee_handbook.md", "travel_and_expense_policy.docx"]
-    assert store.faiss_index.ntotal == store.chunk_count()
+    assert store.vectors.ntotal == store.chunk_count()
     handbook = [c.text for c in store.chunks() if c.file == "employee_handbook.md"]
     assert handbook == ["# Handbook\n\nEmployees get 30 days of vacation."]
 

@@ -36,7 +36,9 @@ def two_versions(small_docs, tmp_path):
     """An index with a live version and its predecessor (the handbook changed in between)."""
     root = tmp_path / "idx"
     _ingest(small_docs, root)
-    (small_docs / "employee_handbook.md").write_text("# Handbook\n\nEmployees get 30 days of vacation a year.\n")
+    (small_docs / "employee_handbook.md").write_text(
+        "# Handbook\n\n" + "".join(f"Rule {i}: employees get {20 + i} days of vacation a year after {i} years of "
+                                   f"service, and {i} extra days for every child under twelve.\n\n" for i in range(40)))
     _ingest(small_docs, root)
     return small_docs, root
 

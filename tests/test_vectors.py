@@ -50,9 +50,10 @@ def test_auto_is_exact_below_the_threshold_and_ivf_above():
 def test_an_index_of_each_kind_is_ingested_updated_checked_and_asked(small_docs, kind):
     docqa.ingest(small_docs, "t", embedder=FAKE_EMBEDDER, model=FAKE_MODEL, index_type=kind)
     store = IndexStore("t", docqa.api.index_root())
-    assert store.manifest["vector_index"]["type"] == kind and vx.kind_of(store.faiss_index) == kind
+    (index,) = store.vectors.vectors_of()  # one ingest, one segment
+    assert store.manifest["vector_index"]["type"] == kind and vx.kind_of(index) == kind
     if kind == "ivf":
-        assert faiss.downcast_index(store.faiss_index).nprobe == store.manifest["vector_index"]["nprobe"]
+        assert faiss.downcast_index(index).nprobe == store.manifest["vector_index"]["nprobe"]
     store.close()
     docqa.ingest(small_docs, "exact", embedder=FAKE_EMBEDDER, model=FAKE_MODEL, index_type="flat")
     idx, exact = docqa.open_index("t", model=FAKE_MODEL), docqa.open_index("exact", model=FAKE_MODEL)
@@ -82,5 +83,6 @@ def test_an_index_of_each_kind_is_ingested_updated_checked_and_asked(small_docs,
 def test_auto_keeps_small_indexes_exact(small_docs):
     docqa.ingest(small_docs, "t", embedder=FAKE_EMBEDDER, model=FAKE_MODEL)
     store = IndexStore("t", docqa.api.index_root())
-    assert store.manifest["vector_index"] == {"type": "flat"} and vx.kind_of(store.faiss_index) == "flat"
+    (index,) = store.vectors.vectors_of()
+    assert store.manifest["vector_index"] == {"type": "flat"} and vx.kind_of(index) == "flat"
     store.close()

@@ -27,7 +27,8 @@ from pathlib import Path
 
 from ..errors import ConfigError, IngestError
 from ..records import Chunk, FileOutcome, IngestReport
-from .store import DocumentPart, writing
+from .segments import DocumentPart
+from .writer import writing
 
 SUPPORTED = (".txt", ".md", ".pdf", ".html", ".htm", ".docx")
 

@@ -1,17 +1,19 @@
 """What a version of an index must satisfy, and the checks that prove it.
 
-A version folder holds ``index.sqlite``, ``vectors.faiss`` and ``manifest.json``. The manifest (validated by
-:class:`Manifest`, a pydantic schema) records the SHA-256 and size of the two data files and the counts that must
-agree. Damage — a truncated or garbled file, a file copied from another version, permuted vector ids, edited chunk
-text — changes a checksum or breaks an agreement, so it is reported instead of served.
+A version folder holds ``manifest.json`` and the files of its **segments** (store.py): each segment is an immutable
+SQLite file of chunks and text and, with the FAISS vector store, a FAISS file of their vectors. A version shares the
+segments it did not change with its predecessor through hard links, so the manifest records, per segment, the
+SHA-256 and size of each file and the counts that must agree. Damage — a truncated or garbled file, a file copied
+from another segment, permuted vector ids, edited chunk text — changes a checksum or breaks an agreement, so it is
+reported instead of served.
 
 Two depths:
 
-- **open** (every reader, every writer's base version): sizes, the FAISS file's checksum (it is read whole to load
-  it, so hashing it costs one more pass over bytes already in memory), the SQLite file's checksum while the two
-  files together are under ``FULL_HASH_BYTES``, counts (manifest chunks = SQLite rows = FAISS vectors) and the
-  id sets of both sides. Measured on the examples/ index (15 files, 204 chunks, 1.3 MB): ~3 ms
-  (benchmarks/reliability.py, RESULTS.md).
+- **open** (every reader; every writer for the segments it reads): sizes, each FAISS file's checksum (it is read
+  whole to load it, so hashing it costs one more pass over bytes already in memory), the SQLite files' checksums
+  while the version's files together are under ``FULL_HASH_BYTES``, counts (manifest = SQLite rows = vectors) and
+  the id sets of both sides. A writer checks the segments it only links (sizes always, checksums under the same
+  byte budget) without loading them: that keeps an update O(change) at 10⁶ chunks.
 - **full** (``docqa check NAME``): all of that regardless of size, plus SQLite's ``PRAGMA integrity_check``, the
   per-file chunk counts and the vector dimension.
 """
@@ -20,20 +22,45 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from ..errors import IndexCorrupt
 
-DATA_FILES = ("index.sqlite", "vectors.faiss")
-# Above this, a reader skips hashing the SQLite file (sizes, counts, ids and the FAISS checksum still hold);
+DATA_FILES = ("index.sqlite", "vectors.faiss")  # the single segment of a format-2 version
+# Above this, a reader skips hashing the SQLite files (sizes, counts, ids and the FAISS checksums still hold);
 # `docqa check` always hashes. At ~1 GB/s for SHA-256 this bounds the opening cost to a fraction of a second.
 FULL_HASH_BYTES = 512 * 2**20
+
+
+class Segment(BaseModel):
+    """One immutable segment of a version: its files, their checksums, and which of its files are deleted."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    sqlite: str  # file name inside the version folder
+    faiss: str | None = None  # None where vectors live in an external store (Milvus)
+    rows: int  # chunk rows in the SQLite file (live and deleted)
+    dead: list[str] = []  # files of this segment deleted since it was written (tombstones)
+    dead_rows: int = 0
+    checksums: dict[str, str] = {}
+    sizes: dict[str, int] = {}
+    vector_index: dict[str, Any] = {}
+
+    @property
+    def files(self) -> list[str]:
+        return [f for f in (self.sqlite, self.faiss) if f]
+
+    @property
+    def live_rows(self) -> int:
+        return self.rows - self.dead_rows
 
 
 class Manifest(BaseModel):
@@ -61,18 +88,33 @@ class Manifest(BaseModel):
     sizes: dict[str, int] = {}
     # The FAISS index kind and its search parameters (docqa/index/vectors.py); absent before: exact search.
     vector_index: dict[str, Any] = {}
+    # Format 3: the segments (a format-2 version is read as one segment made of its two files).
+    segments: list[Segment] = []
+    next_segment: int = 1
+    vector_store: dict[str, Any] = {}  # {"type": "faiss"} or {"type": "milvus", "uri": ..., "collection": ...}
+    pending_deletes: list[int] = []  # chunk ids an external vector store still holds for deleted files
+
+    @model_validator(mode="after")
+    def _one_segment_before_format_3(self) -> Manifest:
+        if self.format <= 2 and not self.segments:
+            self.segments = [Segment(name="s000000", sqlite="index.sqlite", faiss="vectors.faiss", rows=self.chunks,
+                                     checksums=self.checksums, sizes=self.sizes, vector_index=self.vector_index)]
+        return self
 
 
 def read_manifest(path: Path, index: str) -> Manifest:
     """The manifest of the version folder ``path``, validated; :class:`IndexCorrupt` when unreadable or wrong."""
     try:
         raw = (path / "manifest.json").read_bytes()
-        return Manifest.model_validate(json.loads(raw))
+        manifest = Manifest.model_validate(json.loads(raw))
     except FileNotFoundError as e:
         raise corrupt(index, f"{path.name}/manifest.json is missing") from e
     except (OSError, ValueError, RecursionError, ValidationError) as e:
         reason = str(e).splitlines()[0] if not isinstance(e, ValidationError) else _first_error(e)
         raise corrupt(index, f"{path.name}/manifest.json is unreadable ({reason})") from e
+    if re.fullmatch(r"v\d{6}", path.name) and manifest.version != int(path.name[1:]):  # e.g. copied from another
+        raise corrupt(index, f"{path.name}/manifest.json describes version {manifest.version}, not {path.name}")
+    return manifest
 
 
 def _first_error(e: ValidationError) -> str:
@@ -96,35 +138,37 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def file_facts(folder: Path) -> tuple[dict[str, str], dict[str, int]]:
-    """(checksums, sizes) of a version's data files, for its manifest."""
-    return ({n: sha256_file(folder / n) for n in DATA_FILES}, {n: (folder / n).stat().st_size for n in DATA_FILES})
+def file_facts(folder: Path, names: list[str]) -> tuple[dict[str, str], dict[str, int]]:
+    """(checksums, sizes) of a segment's files, for its manifest record."""
+    return ({n: sha256_file(folder / n) for n in names}, {n: (folder / n).stat().st_size for n in names})
 
 
-def load_vectors(path: Path, index: str, manifest: Manifest, *, verify: bool = True):
-    """Read ``vectors.faiss`` whole, check its size and checksum against the manifest, and deserialize it."""
+def load_vectors(path: Path, index: str, seg: Segment, *, verify: bool = True):
+    """Read a segment's FAISS file whole, check its size and checksum against the manifest, and deserialize it."""
     import faiss
 
-    file = path / "vectors.faiss"
+    assert seg.faiss is not None
+    name = seg.faiss
+    file = path / name
     try:
         data = file.read_bytes()
     except FileNotFoundError as e:
-        raise corrupt(index, f"{path.name}/vectors.faiss is missing") from e
+        raise corrupt(index, f"{path.name}/{name} is missing") from e
     except OSError as e:
-        raise corrupt(index, f"{path.name}/vectors.faiss is unreadable ({e.strerror})") from e
-    if verify and manifest.sizes and len(data) != manifest.sizes.get("vectors.faiss"):
-        raise corrupt(index, f"{path.name}/vectors.faiss has {len(data):,} bytes, the manifest says "
-                             f"{manifest.sizes.get('vectors.faiss'):,}")
-    if verify and manifest.checksums and hashlib.sha256(data).hexdigest() != manifest.checksums.get("vectors.faiss"):
-        raise corrupt(index, f"{path.name}/vectors.faiss does not match its checksum")
+        raise corrupt(index, f"{path.name}/{name} is unreadable ({e.strerror})") from e
+    if verify and seg.sizes and len(data) != seg.sizes.get(name):
+        raise corrupt(index, f"{path.name}/{name} has {len(data):,} bytes, the manifest says "
+                             f"{seg.sizes.get(name, 0):,}")
+    if verify and seg.checksums and hashlib.sha256(data).hexdigest() != seg.checksums.get(name):
+        raise corrupt(index, f"{path.name}/{name} does not match its checksum")
     try:
         return faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
     except (RuntimeError, ValueError) as e:  # faiss raises RuntimeError for any malformed file
-        raise corrupt(index, f"{path.name}/vectors.faiss is not a FAISS index ({str(e).splitlines()[0][:120]})") from e
+        raise corrupt(index, f"{path.name}/{name} is not a FAISS index ({str(e).splitlines()[0][:120]})") from e
 
 
 def vector_ids(vectors) -> np.ndarray:
-    """The chunk ids a version's FAISS index holds (an ``IndexIDMap2``, or an IVF index with its own ids)."""
+    """The chunk ids a FAISS index holds (an ``IndexIDMap2``, or an IVF index with its own ids)."""
     from .vectors import ids_of
 
     return ids_of(vectors)
@@ -146,56 +190,86 @@ class CheckReport:
         self.checks.append((name, passed, detail))
         return passed
 
+    collect: bool = True  # False: the first failure raises IndexCorrupt (readers, writers)
+    hash_faiss: bool = False  # also hash FAISS files in check_files (a writer that links without loading)
+
+    def need(self, name: str, passed: bool, detail: str) -> bool:
+        """Record a check; outside ``docqa check`` a failure raises at once."""
+        self.add(name, passed, "" if passed else detail)
+        if not passed and not self.collect:
+            raise corrupt(self.index, detail)
+        return passed
+
     def to_dict(self) -> dict[str, Any]:
         return {"index": self.index, "version": self.version, "ok": self.ok,
                 "checks": [{"check": c, "ok": p, "detail": d} for c, p, d in self.checks]}
 
 
-def verify(path: Path, index: str, manifest: Manifest, db: sqlite3.Connection, vectors, *, full: bool,
-           report: CheckReport | None = None) -> CheckReport:
-    """Check one opened version against its manifest; raises :class:`IndexCorrupt` at the first failure unless a
-    ``report`` is given to collect every finding (``docqa check``)."""
-    collect = report is not None
-    report = report or CheckReport(index, path.name)
+def check_files(path: Path, index: str, segments: list[Segment], *, hash_sqlite: bool,
+                report: CheckReport) -> None:
+    """Sizes of every segment file, and SQLite checksums when ``hash_sqlite`` (FAISS files are hashed as they load;
+    a writer that only links a segment hashes its FAISS file here too, under the same byte budget)."""
+    for seg in segments:
+        for n in seg.files:
+            size = (path / n).stat().st_size if (path / n).exists() else None
+            if seg.sizes:
+                report.need(f"size of {n}", size == seg.sizes.get(n),
+                            f"{path.name}/{n} has {size or 0:,} bytes, the manifest says {seg.sizes.get(n, 0):,}")
+            elif size is None:
+                report.need(f"{n} present", False, f"{path.name}/{n} is missing")
+        if hash_sqlite and seg.checksums:
+            for n in ([seg.sqlite] if report.hash_faiss is False else seg.files):
+                if not (path / n).is_file():
+                    continue  # reported by its size, or by opening it
+                report.need(f"checksum of {n}", sha256_file(path / n) == seg.checksums.get(n),
+                            f"{path.name}/{n} does not match its checksum (edited, truncated or copied from "
+                            f"elsewhere)")
 
-    def need(name: str, passed: bool, detail: str) -> bool:
-        report.add(name, passed, "" if passed else detail)
-        if not passed and not collect:
-            raise corrupt(index, detail)
-        return passed
 
-    sizes = {n: (path / n).stat().st_size for n in DATA_FILES if (path / n).exists()}
-    if manifest.sizes:
-        for n in DATA_FILES:
-            need(f"size of {n}", sizes.get(n) == manifest.sizes.get(n),
-                 f"{path.name}/{n} has {sizes.get(n, 0):,} bytes, the manifest says {manifest.sizes.get(n, 0):,}")
-    if manifest.checksums and (full or sum(sizes.values()) <= FULL_HASH_BYTES):
-        got = sha256_file(path / "index.sqlite")
-        need("checksum of index.sqlite", got == manifest.checksums.get("index.sqlite"),
-             f"{path.name}/index.sqlite does not match its checksum (edited, truncated or copied from elsewhere)")
+def verify_segment(path: Path, index: str, seg: Segment, db: sqlite3.Connection, vectors, *, full: bool,
+                   report: CheckReport) -> tuple[set[str], np.ndarray]:
+    """Counts and ids of one opened segment against its record; returns (its live files, its dead chunk ids)."""
     try:
         if full:
             result = db.execute("PRAGMA integrity_check").fetchone()[0]
-            need("SQLite integrity_check", result == "ok", f"SQLite integrity check says: {result[:120]}")
+            report.need(f"SQLite integrity_check of {seg.sqlite}", result == "ok",
+                        f"SQLite integrity check of {path.name}/{seg.sqlite} says: {result[:120]}")
         rows = int(db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0])
         db_ids = np.fromiter((r[0] for r in db.execute("SELECT id FROM chunks ORDER BY id")), dtype=np.int64)
         per_file = dict(db.execute("SELECT name, chunks FROM files"))
         counted = dict(db.execute("SELECT file, COUNT(*) FROM chunks GROUP BY file"))
+        marks = ",".join("?" * len(seg.dead))
+        dead_ids = np.fromiter((r[0] for r in db.execute(f"SELECT id FROM chunks WHERE file IN ({marks})", seg.dead)),
+                               dtype=np.int64) if seg.dead else np.zeros(0, dtype=np.int64)
     except sqlite3.DatabaseError as e:
-        need("SQLite readable", False, f"{path.name}/index.sqlite is unreadable ({e})")
-        return report
-    need("chunks = manifest", rows == manifest.chunks,
-         f"the database holds {rows} chunks, the manifest says {manifest.chunks}")
-    need("chunks = vectors", rows == vectors.ntotal, f"{rows} chunks but {vectors.ntotal} vectors")
-    ids = np.sort(vector_ids(vectors))
-    need("same ids", len(ids) == len(db_ids) and bool(np.array_equal(ids, db_ids)),
-         "the vector ids differ from the chunk ids")
-    need("files = manifest", set(per_file) == set(manifest.files),
-         f"the database lists {len(per_file)} files, the manifest {len(manifest.files)}")
+        report.need("SQLite readable", False, f"{path.name}/{seg.sqlite} is unreadable ({e})")
+        return set(), np.zeros(0, dtype=np.int64)
+    report.need(f"chunks of {seg.name} = manifest", rows == seg.rows,
+                f"{path.name}/{seg.sqlite} holds {rows} chunks, the manifest says {seg.rows}")
+    report.need(f"deleted chunks of {seg.name} = manifest", len(dead_ids) == seg.dead_rows,
+                f"{path.name}/{seg.sqlite} has {len(dead_ids)} chunks of deleted files, the manifest says "
+                f"{seg.dead_rows}")
+    report.need(f"deleted files of {seg.name} exist", set(seg.dead) <= set(per_file),
+                f"the manifest deletes files {path.name}/{seg.sqlite} does not hold")
+    if vectors is not None:
+        report.need(f"chunks of {seg.name} = vectors", rows == vectors.ntotal,
+                    f"{rows} chunks but {vectors.ntotal} vectors in {seg.name}")
+        ids = np.sort(vector_ids(vectors))
+        report.need(f"same ids in {seg.name}", len(ids) == len(db_ids) and bool(np.array_equal(ids, db_ids)),
+                    f"the vector ids of {seg.name} differ from its chunk ids")
     if full:
         bad = sorted(f for f, n in per_file.items() if (n or 0) != counted.get(f, 0))
-        need("chunks per file", not bad, f"chunk counts disagree for {', '.join(bad[:3])}")
-        if manifest.dim is not None:
-            need("vector dimension", vectors.d == manifest.dim, f"vectors are {vectors.d}-d, manifest says "
-                                                                 f"{manifest.dim}-d")
-    return report
+        report.need(f"chunks per file in {seg.name}", not bad, f"chunk counts disagree for {', '.join(bad[:3])}")
+    return set(per_file) - set(seg.dead), dead_ids
+
+
+def verify_totals(manifest: Manifest, live_files: list[set[str]], report: CheckReport) -> None:
+    """The version's totals: live chunks and live files agree with the manifest, and no file is live twice."""
+    live_rows = sum(s.live_rows for s in manifest.segments)
+    report.need("chunks = manifest", live_rows == manifest.chunks,
+                f"the segments hold {live_rows} live chunks, the manifest says {manifest.chunks}")
+    union: set[str] = set()
+    twice = [f for files in live_files for f in files if f in union or union.add(f)]  # type: ignore[func-returns-value]
+    report.need("each file in one segment", not twice, f"file {twice[:1]} is live in two segments")
+    report.need("files = manifest", union == set(manifest.files),
+                f"the segments list {len(union)} files, the manifest {len(manifest.files)}")

@@ -1,17 +1,15 @@
-"""The FAISS index a version keeps its vectors in, chosen by size: exact while exact search is fast, IVF past that.
+"""The FAISS index a segment keeps its vectors in, chosen by size: exact while exact search is fast, IVF past that.
 
 Measured here (benchmarks/scale.py, 2 cores, 384-d vectors matched to all-MiniLM's statistics; RESULTS.md): exact
 search grows linearly with the chunks (a query scans every vector: p50 54 ms at 10⁶), IVF with nlist = 4·√N and the
 smallest nprobe reaching recall@10 ≥ 0.97 against exact search stays under a millisecond. ``AUTO_IVF_AT`` is where
-exact search stops being fast enough to not matter next to an answer. IVF keeps docqa's incremental updates: vectors
-are added to and removed from their lists without retraining; the index is retrained (rebuilt) when it has grown 4×
-past the size it was trained at. HNSW is available on request (``--index-type hnsw``); it cannot remove vectors, so a
-removal rebuilds it.
+exact search stops being fast enough to not matter next to an answer. A segment is immutable (segments.py), so its
+index is built — and an IVF index trained and tuned — once, when the segment is written or merged; deletions are
+excluded at search time by an id selector (vector_stores.py), which also serves HNSW, which cannot remove vectors.
 
-Ids are chunk ids: exact and HNSW indexes are wrapped in ``IndexIDMap2``; an IVF index stores them itself (IDMap's
-removal assumes sequential internal ids, which IVF does not keep). :func:`ids_of` reads them from either, so the
-store's checks (counts, id sets) and its crash-safe versioning are the same for every kind. The kind and its search
-parameters are recorded in the manifest (``vector_index``) and applied when a version is opened.
+Ids are chunk ids: exact and HNSW indexes are wrapped in ``IndexIDMap2``; an IVF index stores them itself.
+:func:`ids_of` reads them from either, so the store's checks (counts, id sets) are the same for every kind. The kind
+and its search parameters are recorded in the segment's manifest record and applied when a version is opened.
 """
 
 from __future__ import annotations
@@ -27,7 +25,6 @@ INDEX_TYPES = ("auto", "flat", "ivf", "hnsw")
 # Exact search costs ~0.07 µs a vector a query here (p50 0.46 ms at 10⁴, 6.8 ms at 10⁵, 54 ms at 10⁶), so it passes
 # 5 ms near 7·10⁴ chunks; IVF stays under 0.3 ms to 10⁶ (benchmarks/RESULTS.md, "Scale").
 AUTO_IVF_AT = 50_000
-RETRAIN_GROWTH = 4.0  # an IVF index is rebuilt once it holds this many times the vectors it was trained on
 TARGET_RECALL = 0.97  # nprobe is the smallest reaching this recall@10 on a sample (the issue asks ≥ 0.95)
 _NPROBES = (4, 8, 16, 32, 64, 128, 256, 512)
 
@@ -83,11 +80,6 @@ def ids_of(index) -> np.ndarray:
     if isinstance(inner, faiss.IndexIVF):
         return _ivf_contents(inner)[1]
     return faiss.vector_to_array(faiss.downcast_index(index).id_map).astype(np.int64)
-
-
-def remove(index, ids: np.ndarray) -> None:
-    """Remove chunk ids (IVF scans its lists for them; exact search compacts)."""
-    index.remove_ids(np.ascontiguousarray(ids, dtype=np.int64))
 
 
 def wanted(requested: str, n: int) -> str:

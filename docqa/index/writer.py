@@ -1,0 +1,490 @@
+"""The on-disk index, write side: the next version, built beside the live one from what changed.
+
+:class:`IndexWriter` writes one new segment (segments.py) with the files this ingest added, tombstones the files it
+removed in the segments that hold them, merges segments when the merge policy says so, hard-links every unchanged
+segment file from the live version, writes the manifest, fsyncs, renames the folder to its version name and only
+then points ``CURRENT`` at it with ``os.replace``. A failure at any step leaves the previous version live; the cost
+of a version is what changed (plus, amortized, the merges), not the corpus.
+
+Recovery is done by the next writer, under the lock, before it reads anything: temp folders of dead writers are
+removed, and so is a version folder newer than ``CURRENT`` (a writer killed between its rename and the ``CURRENT``
+update: that ingest never reported success). A writer verifies the segments it builds on — sizes, counts and, under
+a byte budget, checksums of the files it links; everything it reads — and refuses to build on damage.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError, IndexCorrupt, IndexWriteError
+from ..records import Chunk
+from .integrity import (
+    FULL_HASH_BYTES,
+    CheckReport,
+    Manifest,
+    Segment,
+    check_files,
+    corrupt,
+    file_facts,
+    read_manifest,
+    verify_segment,
+    verify_totals,
+)
+from .segments import SCHEMA, DocumentPart, SegmentState, merge, open_ro, plan, summaries_of
+from .vector_stores import vector_store
+from .vectors import check_type
+from .versions import (
+    VERSION,
+    fsync,
+    fsync_dir,
+    link_or_copy,
+    live_version,
+    valid_name,
+    valid_root,
+    versions,
+    write_atomic,
+)
+
+FORMAT = 3  # 3: segments shared between versions; 2: checksums and sizes in the manifest
+KEEP_VERSIONS = 2  # the live one and its predecessor; older ones go unless a reader still holds them
+FAULT_POINTS = ("begin", "after-vectors", "after-manifest", "after-rename", "after-current", "after-prune")
+
+
+def _fault(point: str) -> None:
+    """Crash-test hook: ``DOCQA_FAULT=point`` makes the writer kill itself (SIGKILL) at that point, so tests can
+    prove recovery at every step of a commit. Does nothing otherwise."""
+    if os.environ.get("DOCQA_FAULT") == point:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class IndexWriter:
+    """Builds the next version of an index beside the live one and swaps it in on :meth:`commit`."""
+
+    def __init__(self, name: str, root: Path, *, dim: int, rebuild: bool = False, index_type: str = "auto",
+                 vector_store: dict[str, Any] | None = None):
+        self.name, self.root = valid_name(name), valid_root(Path(root))
+        self.index_type = check_type(index_type)
+        self.home = self.root / name
+        try:
+            self.home.mkdir(parents=True, exist_ok=True)
+            self._lock_file = open(self.home / ".lock", "w")  # noqa: SIM115 - held for the writer's lifetime
+        except OSError as e:
+            raise IndexWriteError(f"Cannot create index '{name}' under {self.root} ({e.strerror}). Choose a writable "
+                                  f"--root.") from e
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as e:
+            self._lock_file.close()
+            raise ConfigError(
+                f"Index '{name}' is being written by another docqa process; try again when it ends."
+            ) from e
+        self.tmp: Path | None = None
+        self.db: sqlite3.Connection | None = None
+        self.base_dbs: dict[str, sqlite3.Connection] = {}
+        self.store = None
+        try:
+            self._open(dim, rebuild, vector_store)
+        except BaseException as e:
+            self.abort()
+            if isinstance(e, OSError):
+                raise IndexWriteError(f"Cannot write index '{name}' ({e}). Free disk space or fix permissions "
+                                      f"under {self.home}.") from e
+            raise
+
+    # ------------------------------------------------------------------------------------------------ opening
+    def _open(self, dim: int, rebuild: bool, requested: dict[str, Any] | None) -> None:
+        live = self.recover(keep_current=rebuild)
+        previous = None if rebuild else live  # --rebuild starts empty: the live version is not read
+        self.previous = previous
+        self.old_manifest: dict[str, Any] = {}
+        self.placement: dict[str, str] = {}  # live file → the base segment holding it
+        base = self._verify_base(previous) if previous is not None else None
+        if base is not None:
+            self.old_manifest = base.model_dump()
+            if base.dim is not None and base.dim != dim:
+                raise ConfigError(f"Index '{self.name}' holds {base.dim}-d vectors; this embedder makes {dim}-d. "
+                                  f"Use the index's embedder ({base.embedder}) or --rebuild.")
+        self.segments: list[Segment] = [s.model_copy(deep=True) for s in base.segments] if base else []
+        self.files: dict[str, str] = dict(base.files) if base else {}
+        self.chunks_live = base.chunks if base else 0
+        self.tokens_live = base.tokens if base else 0
+        self.next_chunk_id = base.next_chunk_id if base else 1
+        self.next_segment = base.next_segment if base else 1
+        self.deleted_ids: list[int] = []
+        self.version = max(base.version if base else 0, self._last_version()) + 1
+        self.store, self._drop_after = self._vector_store(base, requested, live, dim)
+        self.path = self.home / f"v{self.version:06d}"
+        self.tmp = self.home / f".tmp-v{self.version:06d}-{os.getpid()}"
+        self.tmp.mkdir()
+        self.seg_name = self._new_segment_name()
+        self.db = sqlite3.connect(self.tmp / f"{self.seg_name}.sqlite")
+        self.db.executescript(SCHEMA)
+        self.new: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # file → (chunk ids, vectors) of the new segment
+        self.db.execute("BEGIN")
+        _fault("begin")
+
+    def _verify_base(self, previous: Path) -> Manifest:
+        """Never build on damage: every segment's sizes and counts, and checksums of all files while the version is
+        under the hashing budget. Segments stay open (read-only) for lookups; none is loaded whole."""
+        base = read_manifest(previous, self.name)
+        report = CheckReport(self.name, previous.name, collect=False, hash_faiss=True)
+        total = sum(seg.sizes.get(n, 0) for seg in base.segments for n in seg.files)
+        check_files(previous, self.name, base.segments, hash_sqlite=total <= FULL_HASH_BYTES, report=report)
+        live_files = []
+        for seg in base.segments:
+            try:
+                db = open_ro(previous / seg.sqlite)
+            except sqlite3.Error as e:
+                raise corrupt(self.name, f"{previous.name}/{seg.sqlite} cannot be opened ({e})") from e
+            self.base_dbs[seg.name] = db
+            files, _ = verify_segment(previous, self.name, seg, db, None, full=False, report=report)
+            live_files.append(files)
+        verify_totals(base, live_files, report)
+        self.placement = {f: seg.name for seg, files in zip(base.segments, live_files) for f in files}
+        return base
+
+    def _vector_store(self, base: Manifest | None, requested: dict[str, Any] | None, live: Path | None, dim: int):
+        have = dict(base.vector_store or {"type": "faiss"}) if base else None
+        drop_after = None
+        if have is not None and requested and requested.get("type", "faiss") != have.get("type", "faiss"):
+            raise ConfigError(f"Index '{self.name}' keeps its vectors in {have['type']}; to move it to "
+                              f"{requested.get('type')}, re-ingest with --rebuild.")
+        if have is not None:
+            spec = {**have, **{k: v for k, v in (requested or {}).items() if k == "index_type"}}
+        else:
+            spec = dict(requested or {"type": "faiss"})
+            if spec.get("type") == "milvus" and not spec.get("collection"):
+                spec["collection"] = f"docqa_{''.join(c if c.isalnum() else '_' for c in self.name)}_v{self.version}"
+        store = vector_store(spec, home=self.home, index=self.name)
+        if store.external:
+            store.ensure(dim)
+            if base is not None and base.pending_deletes:  # a killed writer's deletes, finished now
+                store.commit_deletes(base.pending_deletes)
+            if base is None and live is not None:  # --rebuild: the old collection goes once this version is live
+                try:
+                    old = read_manifest(live, self.name).vector_store
+                except IndexCorrupt:
+                    old = {}
+                if old.get("type") == "milvus" and old.get("collection") != store.spec["collection"]:
+                    drop_after = vector_store(old, home=self.home, index=self.name)
+        return store, drop_after
+
+    def _new_segment_name(self) -> str:
+        name = f"s{self.next_segment:06d}"
+        self.next_segment += 1
+        return name
+
+    def recover(self, keep_current: bool = False) -> Path | None:
+        """Under the lock: sweep what dead writers left and return the live version (None for a new index).
+
+        Temp folders and files are always a dead writer's (we hold the lock). A version folder newer than the live
+        one, or any version folder when there is no ``CURRENT``, was renamed by a writer killed before it updated
+        ``CURRENT``: its ingest never reported success, so it is removed and this ingest redoes the work."""
+        for p in self.home.glob(".tmp-*"):
+            shutil.rmtree(p, ignore_errors=True)
+        for p in self.home.glob(".CURRENT.tmp-*"):
+            p.unlink(missing_ok=True)
+        try:
+            live = live_version(self.home, self.name)
+        except IndexCorrupt:
+            if keep_current:  # --rebuild: the damaged CURRENT will be replaced
+                return None
+            raise
+        live_n = int(live.name[1:]) if live else 0
+        for p in self.home.glob("v[0-9]*"):
+            if VERSION.match(p.name) and int(p.name[1:]) > live_n:
+                shutil.rmtree(p, ignore_errors=True)
+        return live
+
+    def _last_version(self) -> int:
+        return max((int(p.name[1:]) for p in versions(self.home)), default=0)
+
+    # ------------------------------------------------------------------------------------------------ changes
+    def _q(self, sql: str, args: tuple | list = ()):
+        assert self.db is not None
+        return self.db.execute(sql, args)
+
+    def _base_rows(self, seg: str, sql: str, args: tuple | list = ()) -> list[tuple]:
+        try:
+            return self.base_dbs[seg].execute(sql, args).fetchall()
+        except sqlite3.DatabaseError as e:  # passed its checks, so the file changed under us
+            raise corrupt(self.name, f"segment {seg} is unreadable ({e})") from e
+
+    def file_hashes(self) -> dict[str, str]:
+        return dict(self.files)
+
+    def remove_file(self, name: str) -> None:
+        """Delete a file: from the new segment if this ingest added it, else by a tombstone in its segment."""
+        if name in self.new or self._q("SELECT 1 FROM files WHERE name = ?", (name,)).fetchone():
+            ids, _ = self.new.pop(name, (np.zeros(0, dtype=np.int64), None))
+            chunks, tokens = self._q("SELECT chunks, tokens FROM files WHERE name = ?", (name,)).fetchone()
+            self.chunks_live -= int(chunks or 0)
+            self.tokens_live -= int(tokens or 0)
+            for table, col in (("chunks", "file"), ("documents", "file"), ("summaries", "file"), ("files", "name")):
+                self._q(f"DELETE FROM {table} WHERE {col} = ?", (name,))
+        seg_name = self.placement.pop(name, None)
+        if seg_name is not None:
+            seg = next(s for s in self.segments if s.name == seg_name)
+            ids = [r[0] for r in self._base_rows(seg_name, "SELECT id FROM chunks WHERE file = ?", (name,))]
+            tokens = self._base_rows(seg_name, "SELECT tokens FROM files WHERE name = ?", (name,))
+            seg.dead = sorted({*seg.dead, name})
+            seg.dead_rows += len(ids)
+            self.deleted_ids += ids
+            self.chunks_live -= len(ids)
+            self.tokens_live -= int(tokens[0][0] or 0) if tokens else 0
+        self.files.pop(name, None)
+
+    def add_file(
+        self, name: str, sha256: str, size: int, parts: list[DocumentPart], chunks: list[Chunk], vectors: np.ndarray
+    ) -> None:
+        """Insert one file's documents, chunks and vectors into the new segment (chunk ids are assigned here)."""
+        self.remove_file(name)
+        ids = np.arange(self.next_chunk_id, self.next_chunk_id + len(chunks), dtype=np.int64)
+        self.db.executemany(
+            "INSERT INTO documents(file, part, page, text) VALUES (?, ?, ?, ?)",
+            [(name, p.part, p.page, p.text) for p in parts],
+        )
+        self.db.executemany(
+            "INSERT INTO chunks(id, file, ordinal, text, start_char, end_char, page, tokens) VALUES (?,?,?,?,?,?,?,?)",
+            [(int(i), name, c.ordinal, c.text, c.start_char, c.end_char, c.page, c.tokens)
+             for i, c in zip(ids, chunks)],
+        )
+        tokens = sum(c.tokens for c in chunks)
+        self._q("INSERT INTO files(name, sha256, size, chunks, tokens, added) VALUES (?, ?, ?, ?, ?, ?)",
+                (name, sha256, size, len(chunks), tokens, time.time()))
+        if len(chunks):
+            self.new[name] = (ids, np.ascontiguousarray(vectors, dtype=np.float32))
+        self.files[name] = sha256
+        self.next_chunk_id += len(chunks)
+        self.chunks_live += len(chunks)
+        self.tokens_live += tokens
+        self.old_manifest["next_chunk_id"] = self.next_chunk_id
+
+    def _summarized(self) -> set[str]:
+        done = set()
+        for db in [*self.base_dbs.values(), self.db]:
+            done.update(f for f, sha, *_ in summaries_of(db) if self.files.get(f) == sha)
+        return done
+
+    def files_without_summary(self) -> list[str]:
+        return sorted(set(self.files) - self._summarized())
+
+    def document_parts(self, name: str) -> list[DocumentPart]:
+        sql = "SELECT file, part, page, text FROM documents WHERE file = ? ORDER BY part"
+        rows = self._q(sql, (name,)).fetchall()
+        if not rows and name in self.placement:
+            rows = self._base_rows(self.placement[name], sql, (name,))
+        return [DocumentPart(*r) for r in rows]
+
+    def set_summary(self, name: str, text: str, model: str, calls: int) -> None:
+        self._q("INSERT OR REPLACE INTO summaries(file, sha256, text, model, calls) VALUES (?, ?, ?, ?, ?)",
+                (name, self.files[name], text, model, calls))
+
+    # ------------------------------------------------------------------------------------------------ commit
+    def commit(self, manifest: dict[str, Any]) -> Path:
+        """Write everything, then make this version live atomically. Returns the version folder."""
+        try:
+            return self._commit(manifest)
+        except OSError as e:
+            raise IndexWriteError(f"Cannot write index '{self.name}' ({e}). The previous version is still live. "
+                                  f"Free disk space or fix permissions under {self.home}.") from e
+
+    def _commit(self, manifest: dict[str, Any]) -> Path:
+        assert self.db is not None and self.tmp is not None
+        self.db.commit()
+        new = self._finish_new_segment()
+        states = [self._state(s, self.base_dbs.get(s.name)) for s in self.segments]
+        if new is not None:
+            states.append(self._state(new, self.db_new))
+        drop, groups = plan(states)
+        gone = {s.seg.name for s in drop} | {s.seg.name for g in groups for s in g}
+        final = [s.seg for s in states if s.seg.name not in gone]
+        final += [self._merge(g) for g in groups]
+        if new is not None and new.name in gone:  # merged into another segment: its own files are not needed
+            self.db_new.close()
+            for f in new.files:
+                (self.tmp / f).unlink(missing_ok=True)
+        elif new is not None:
+            self.db_new.close()
+        final.sort(key=lambda s: s.name)
+        _fault("after-vectors")
+        for seg in final:
+            if seg.name in self.base_dbs:  # unchanged since the live version: shared, not copied
+                for f in seg.files:
+                    link_or_copy(self.previous / f, self.tmp / f)
+        settings = {k: manifest.get(k) for k in ("embedder", "tokenizer", "chunk_tokens", "overlap")}
+        content = hashlib.sha256(json.dumps([sorted(self.files.items()), settings]).encode()).hexdigest()[:16]
+        now = time.time()
+        largest = max(final, key=lambda s: s.live_rows, default=None)
+        record = {
+            **manifest,
+            "format": FORMAT,
+            "name": self.name,
+            "version": self.version,
+            "created": self.old_manifest.get("created", now),
+            "updated": now,
+            "files": dict(sorted(self.files.items())),
+            "chunks": int(self.chunks_live),
+            "tokens": int(self.tokens_live),
+            "content_id": content,
+            "next_chunk_id": int(self.next_chunk_id),
+            "next_segment": int(self.next_segment),
+            "segments": [s.model_dump() for s in final],
+            "vector_index": dict(largest.vector_index) if largest else {"type": "flat"},
+            "vector_store": self.store.spec,
+            "pending_deletes": [int(i) for i in self.deleted_ids] if self.store.external else [],
+            "checksums": {},
+            "sizes": {},
+        }
+        Manifest.model_validate(record)  # what we write, we can read back
+        write_atomic(self.tmp / "manifest.json", json.dumps(record, indent=1, sort_keys=True))
+        for f in self.tmp.iterdir():
+            if f.name not in self._linked:
+                fsync(f)
+        _fault("after-manifest")
+        self._close_base()
+        os.replace(self.tmp, self.path)
+        fsync_dir(self.home)
+        _fault("after-rename")
+        write_atomic(self.home / "CURRENT", self.path.name)
+        fsync_dir(self.home)
+        self.tmp = None
+        _fault("after-current")
+        if self.store.external:
+            self.store.commit_deletes(record["pending_deletes"])  # the next writer redoes this if killed here
+            if self._drop_after is not None:
+                self._drop_after.drop()
+        self._prune()
+        _fault("after-prune")
+        self._release()
+        return self.path
+
+    @property
+    def _linked(self) -> set[str]:
+        return {f for s in self.segments for f in s.files}
+
+    def _finish_new_segment(self) -> Segment | None:
+        """Close the new segment's SQLite and write its vectors; None when this ingest added nothing to it."""
+        rows = int(self._q("SELECT COUNT(*) FROM chunks").fetchone()[0])
+        has = self._q("SELECT (SELECT COUNT(*) FROM files) + (SELECT COUNT(*) FROM summaries)").fetchone()[0]
+        self.db.close()
+        self.db = None
+        sqlite_name = f"{self.seg_name}.sqlite"
+        if not has:
+            (self.tmp / sqlite_name).unlink()
+            return None
+        faiss_name, params = None, {}
+        if rows:
+            order = sorted(self.new.items(), key=lambda kv: int(kv[1][0][0]))
+            ids = np.concatenate([i for _, (i, _) in order])
+            vecs = np.vstack([v for _, (_, v) in order])
+            files = [f for f, (i, _) in order for _ in range(len(i))]
+            faiss_name, params = self.store.write_segment(self.tmp, self.seg_name, vecs, ids, files, self.index_type)
+        seg = Segment(name=self.seg_name, sqlite=sqlite_name, faiss=faiss_name, rows=rows, vector_index=params)
+        seg.checksums, seg.sizes = file_facts(self.tmp, seg.files)
+        self.db_new = open_ro(self.tmp / sqlite_name)
+        return seg
+
+    def _state(self, seg: Segment, db: sqlite3.Connection) -> SegmentState:
+        files = frozenset(r[0] for r in db.execute("SELECT name FROM files"))
+        live = sum(1 for f, sha, *_ in summaries_of(db) if self.files.get(f) == sha)
+        return SegmentState(seg, files, live)
+
+    def _where(self, seg: Segment) -> Path:
+        return self.tmp if seg.name == self.seg_name else self.previous
+
+    def _merge(self, group: list[SegmentState]) -> Segment:
+        """One segment holding the live files, chunks and summaries of ``group`` (chunk ids kept)."""
+        name = self._new_segment_name()
+        seg = merge(group, self.tmp, name, live=self.files, where=self._where, store=self.store,
+                    index_type=self.index_type)
+        expected = sum(s.seg.live_rows for s in group)
+        if seg.rows != expected:  # a merge must neither lose nor invent chunks; the live version is untouched
+            raise IndexWriteError(f"Merging segments of index '{self.name}' kept {seg.rows} of {expected} chunks; "
+                                  f"nothing was changed. Please report this; --rebuild works around it.")
+        return seg
+
+    # ------------------------------------------------------------------------------------------------ endings
+    def _close_base(self) -> None:
+        for db in self.base_dbs.values():
+            with contextlib.suppress(Exception):
+                db.close()
+        self.base_dbs = {}
+
+    def abort(self) -> None:
+        """Drop the unfinished version; the live one is untouched."""
+        for db in (self.db, getattr(self, "db_new", None)):
+            if db is not None:
+                with contextlib.suppress(Exception):
+                    db.close()
+        self.db = None
+        self._close_base()
+        if self.tmp is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            self.tmp = None
+        with contextlib.suppress(OSError):
+            if not (self.home / "CURRENT").exists() and not any(self.home.glob("v[0-9]*")):
+                if self.store is not None and self.store.external:  # a first ingest's collection goes with it
+                    with contextlib.suppress(Exception):
+                        self.store.drop()
+                shutil.rmtree(self.home, ignore_errors=True)  # a first ingest that failed leaves nothing behind
+        self._release()
+
+    @property
+    def pending(self) -> bool:
+        """True between opening and commit/abort."""
+        return self.tmp is not None
+
+    def _prune(self) -> None:
+        for old in versions(self.home)[:-KEEP_VERSIONS]:
+            try:
+                fd = os.open(old, os.O_RDONLY)
+            except OSError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:  # a reader still holds it: the next writer prunes it
+                os.close(fd)
+                continue
+            try:
+                shutil.rmtree(old, ignore_errors=True)  # shared segments keep their other links
+            finally:
+                os.close(fd)
+
+    def _release(self) -> None:
+        if self.store is not None:
+            with contextlib.suppress(Exception):
+                self.store.close()
+        with contextlib.suppress(Exception):
+            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+            self._lock_file.close()
+
+
+@contextlib.contextmanager
+def writing(name: str, root: Path, *, dim: int, rebuild: bool = False, index_type: str = "auto",
+            vector_store: dict[str, Any] | None = None) -> Iterator[IndexWriter]:
+    """``with writing(...) as w:`` — the caller must call ``w.commit(manifest)``; any exception aborts."""
+    writer = IndexWriter(name, root, dim=dim, rebuild=rebuild, index_type=index_type, vector_store=vector_store)
+    try:
+        yield writer
+    except sqlite3.DatabaseError as e:  # the base passed its check, so the file changed under us
+        writer.abort()
+        raise corrupt(name, f"a segment is unreadable ({e})") from e
+    except BaseException:
+        writer.abort()
+        raise
+    if writer.pending:  # the body returned without committing
+        writer.abort()
