@@ -9,10 +9,12 @@ is as similar as real chunks' nearest neighbours are (median cosine, printed). E
 ~3 h here, and retrieval cost depends on vectors, not on the text. Chunk texts are essay chunks re-used (varied by an
 id), so SQLite holds realistic row sizes.
 
-For each N: building the index through docqa's IndexWriter (one version), adding one file of 100 chunks and removing
-it again (each a new version, as `docqa ingest --sync` does), disk per version, peak RSS; then search p50/p95 at
-top-k 4 (one query at a time, as `ask` does) and recall@10 against exact search, for the exact index and for IVF and
-HNSW at the settings printed. Writes benchmarks/results/scale.json.
+For each N: building the index through docqa's IndexWriter (one version); opening it and searching through docqa's
+store (p50/p95 at top-k 4, one query at a time as `ask` does; recall@10 against exact search); then ten updates that
+each add one file of 100 chunks (each a new version, as `docqa ingest` does: seconds, bytes the version wrote — files
+it does not share with its predecessor — and peak RSS of the update), and removing one small and one large file.
+Then raw FAISS search p50/p95 and recall@10 for the exact index, IVF and HNSW at the settings printed.
+Writes benchmarks/results/scale.json.
 """
 
 from __future__ import annotations
@@ -47,7 +49,8 @@ def real_vectors() -> tuple[np.ndarray, list[str]]:
     chunks = store.chunks()
     import faiss
 
-    vecs = np.vstack([store.faiss_index.reconstruct(int(c.id)) for c in chunks]).astype(np.float32)
+    (index,) = store.vectors.vectors_of()
+    vecs = np.vstack([index.reconstruct(int(c.id)) for c in chunks]).astype(np.float32)
     del faiss
     return vecs, [c.text for c in chunks]
 
@@ -86,6 +89,48 @@ def timed_search(index, queries: np.ndarray, k: int) -> tuple[list[float], np.nd
     return times, np.array(ids)
 
 
+def reset_peak() -> None:
+    """Reset this process's peak RSS (Linux: writing 5 to clear_refs), so an update's own peak can be read."""
+    Path("/proc/self/clear_refs").write_text("5")
+
+
+def peak_mb(field: str = "VmHWM") -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def written_mb(new: Path, old: Path | None) -> float:
+    """MB of files in version ``new`` that are not hard links to files of ``old``: what the update wrote."""
+    have = {(p.stat().st_ino) for p in old.iterdir()} if old else set()
+    return sum(p.stat().st_size for p in new.iterdir() if p.is_file() and p.stat().st_ino not in have) / 2**20
+
+
+def update(home: Path, dim: int, adds=(), removes=()) -> dict:
+    from docqa.index.store import IndexWriter
+
+    before = max(p for p in (home / "scale").glob("v*"))
+    gc.collect()
+    rss = peak_mb("VmRSS")  # this process holds the benchmark's own vectors: report what the update adds
+    reset_peak()
+    t0 = time.perf_counter()
+    w = IndexWriter("scale", home, dim=dim)
+    for name in removes:
+        w.remove_file(name)
+    for args in adds:
+        w.add_file(*args)
+    w.commit(SETTINGS)
+    seconds = time.perf_counter() - t0
+    after = max(p for p in (home / "scale").glob("v*"))
+    segments = len(json.loads((after / "manifest.json").read_text())["segments"])
+    return {"s": seconds, "written_mb": written_mb(after, before), "peak_rss_added_mb": peak_mb() - rss,
+            "segments": segments}
+
+
+SETTINGS = {"embedder": "synthetic", "tokenizer": "synthetic", "chunk_tokens": 160, "overlap": 20, "dim": 384}
+
+
 def pct(xs: list[float], q: float) -> float:
     return float(np.percentile(xs, q))
 
@@ -98,7 +143,8 @@ def main() -> None:
     args = ap.parse_args()
     import faiss
 
-    from docqa.index.store import DocumentPart, IndexWriter
+    from docqa.index.segments import DocumentPart
+    from docqa.index.store import IndexStore, IndexWriter
     from docqa.records import Chunk
 
     rng = np.random.default_rng(0)
@@ -118,6 +164,7 @@ def main() -> None:
         home = Path(tempfile.mkdtemp(prefix=f"docqa-scale-{n}-"))
         row: dict = {"n": n, "synthetic_nn_cos": nn_cos(vecs[: min(n, 50_000)])}
         per_file = 1000
+        reset_peak()
         t0 = time.perf_counter()
         w = IndexWriter("scale", home, dim=vecs.shape[1])
         for f in range(0, n, per_file):
@@ -125,27 +172,47 @@ def main() -> None:
                             None, 160) for j in range(min(per_file, n - f))]
             parts = [DocumentPart(f"file{f // per_file:05d}.txt", 0, None, "")]
             w.add_file(f"file{f // per_file:05d}.txt", f"{f:064x}", 1000, parts, chunks, vecs[f: f + len(chunks)])
-        w.commit({"embedder": "synthetic", "tokenizer": "synthetic", "chunk_tokens": 160, "overlap": 20})
+        w.commit(SETTINGS)
         row["build_s"] = time.perf_counter() - t0
+        row["build_chunks_per_s"] = n / row["build_s"]
+        row["build_peak_rss_mb"] = peak_mb()
         version = max(p for p in (home / "scale").glob("v*"))
-        row["disk_per_version_mb"] = sum(p.stat().st_size for p in version.iterdir()) / 2**20
-        extra = synth(real, 100, sigma, rng)
+        row["disk_first_version_mb"] = written_mb(version, None)
+        # docqa's own retrieval: open the version, top-4 one query at a time; recall@10 against exact search
+        gc.collect()
         t0 = time.perf_counter()
-        w = IndexWriter("scale", home, dim=vecs.shape[1])
-        w.add_file("new.txt", "f" * 64, 1000, [DocumentPart("new.txt", 0, None, "")],
-                   [Chunk(0, "new.txt", j, texts[j], 0, 100, None, 160) for j in range(100)], extra)
-        w.commit({"embedder": "synthetic", "tokenizer": "synthetic", "chunk_tokens": 160, "overlap": 20})
-        row["add_file_s"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        w = IndexWriter("scale", home, dim=vecs.shape[1])
-        w.remove_file("new.txt")
-        w.commit({"embedder": "synthetic", "tokenizer": "synthetic", "chunk_tokens": 160, "overlap": 20})
-        row["remove_file_s"] = time.perf_counter() - t0
-        row["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        shutil.rmtree(home, ignore_errors=True)
-        # Search: exact, IVF, HNSW
+        store = IndexStore("scale", home)
+        row["open_s"] = time.perf_counter() - t0
+        row["index_kind"] = store.manifest["vector_index"]
+        times = []
+        for q in queries:
+            t = time.perf_counter()
+            store.search(q, 4)
+            times.append((time.perf_counter() - t) * 1000)
         exact = faiss.IndexFlatIP(vecs.shape[1])
         exact.add(vecs)
+        _, truth = exact.search(queries, 10)
+        got = [[i - 1 for i, _ in store.search(q, 10)] for q in queries]  # chunk ids are positions + 1 here
+        row["docqa_search"] = {"p50_ms": pct(times, 50), "p95_ms": pct(times, 95),
+                               "recall10": float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(got, truth)]))}
+        store.close()
+        # updates: ten one-file additions (100 chunks each), then a small and a large removal
+        adds = []
+        for u in range(10):
+            extra = synth(real, 100, sigma, rng)
+            name = f"new{u}.txt"
+            new_file = (name, f"{u:064x}", 1000, [DocumentPart(name, 0, None, "")],
+                    [Chunk(0, name, j, texts[j], 0, 100, None, 160) for j in range(100)], extra)
+            adds.append(update(home, vecs.shape[1], adds=[new_file]))
+        row["add_file"] = {"s_p50": pct([a["s"] for a in adds], 50), "s_max": max(a["s"] for a in adds),
+                           "written_mb_max": max(a["written_mb"] for a in adds),
+                           "peak_rss_added_mb_max": max(a["peak_rss_added_mb"] for a in adds),
+                           "segments_max": max(a["segments"] for a in adds)}
+        row["remove_small_file"] = update(home, vecs.shape[1], removes=["new3.txt"])
+        row["remove_large_file"] = update(home, vecs.shape[1], removes=["file00000.txt"])
+        row["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        shutil.rmtree(home, ignore_errors=True)
+        # Raw FAISS search: exact, IVF, HNSW
         t_exact, truth = timed_search(exact, queries, 10)
         row["flat"] = {"p50_ms": pct(t_exact, 50), "p95_ms": pct(t_exact, 95), "recall10": 1.0}
         nlist = int(4 * math.sqrt(n))

@@ -38,6 +38,9 @@ def ingest(
     summaries: bool = False,
     max_file_mb: float = IngestConfig.max_file_mb,
     index_type: str = IngestConfig.index_type,
+    vector_store: str | None = None,
+    uri: str | None = None,
+    collection: str | None = None,
     progress: IngestProgress | None = None,
 ) -> IngestReport:
     """Create or update the index ``index`` from the documents under ``paths`` (files or folders).
@@ -45,7 +48,10 @@ def ingest(
     Unchanged files are skipped, changed ones replaced, and with ``sync=True`` files no longer present removed.
     ``model`` names the generator whose tokenizer sizes the chunks (and, with ``summaries=True``, writes a summary
     of every document that has none); ``embedder`` the sentence embedder; ``index_type`` the FAISS index (auto:
-    exact search, IVF from 50 000 chunks; see :mod:`docqa.index.vectors`).
+    exact search, IVF from 50 000 chunks; see :mod:`docqa.index.vectors`). ``vector_store`` is where the vectors
+    live: ``faiss`` (default, in the index folder) or ``milvus`` (``uri``: a Milvus server such as
+    ``http://host:19530``, or a Milvus Lite file ``*.db``; default ``milvus.db`` in the index folder; ``collection``
+    defaults to ``docqa_<index>_v<version>``). An existing index keeps its store unless ``rebuild``.
     """
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
     root = _store.valid_root(Path(root) if root is not None else index_root())
@@ -58,10 +64,19 @@ def ingest(
     tokenizer_spec = model or GeneratorConfig().model
     if not max_file_mb > 0:
         raise ConfigError(f"--max-file-mb must be positive, got {max_file_mb}.")
+    from .index.vector_stores import VECTOR_STORES
     from .index.vectors import check_type
 
+    store = None
+    if vector_store is not None or uri is not None or collection is not None:
+        kind = VECTOR_STORES.canonical(vector_store or "faiss")
+        if kind == "faiss" and (uri or collection):
+            raise ConfigError("--uri and --collection are for --vector-store milvus; FAISS keeps its vectors in the "
+                              "index folder.")
+        store = {"type": kind, **({"uri": str(uri)} if uri else {}), **({"collection": collection} if collection
+                                                                          else {})}
     cfg = IngestConfig(chunk_tokens=chunk_tokens, overlap=overlap, sync=sync, rebuild=rebuild, summaries=summaries,
-                       max_file_mb=max_file_mb, index_type=check_type(index_type))
+                       max_file_mb=max_file_mb, index_type=check_type(index_type), vector_store=store)
     summarizer = None
     if summaries:
         from .generators import load_generator

@@ -86,3 +86,32 @@ def test_auto_keeps_small_indexes_exact(small_docs):
     (index,) = store.vectors.vectors_of()
     assert store.manifest["vector_index"] == {"type": "flat"} and vx.kind_of(index) == "flat"
     store.close()
+
+
+def test_a_missing_faiss_build_is_one_line_naming_the_extra(small_docs, monkeypatch):
+    import sys
+
+    docqa.ingest(small_docs, "t", embedder=FAKE_EMBEDDER, model=FAKE_MODEL)
+    monkeypatch.setitem(sys.modules, "faiss", None)  # as if neither faiss-cpu nor faiss-gpu were installed
+    with pytest.raises(ConfigError, match=r"FAISS is not installed.*docqa\[cpu\].*docqa\[gpu\]"):
+        IndexStore("t", docqa.api.index_root())
+    with pytest.raises(ConfigError, match=r"docqa\[cpu\]"):
+        docqa.ingest(small_docs, "u", embedder=FAKE_EMBEDDER, model=FAKE_MODEL)
+
+
+def test_segments_move_to_the_gpu_only_where_faiss_has_one(monkeypatch):
+    """Without a GPU build (here) every segment stays on the CPU; with one (simulated) exact and IVF segments move,
+    and a segment with deletions stays (GPU indexes take no id selector)."""
+    from docqa.index import vector_stores as vs
+
+    v = _clustered(12_000)
+    big, _ = vx.build("flat", 32, v, np.arange(1, 12_001, dtype=np.int64))
+    assert vs.faiss_gpus() == 0 or faiss.get_num_gpus() > 0
+    moved = []
+    monkeypatch.setattr(vs, "faiss_gpus", lambda: 1)
+    monkeypatch.setattr(faiss, "index_cpu_to_all_gpus", lambda index: moved.append(index) or index, raising=False)
+    s = vs.FaissSearcher([(big, np.zeros(0, dtype=np.int64))])
+    assert moved == [big] and s.search(v[0], 3)[0][0] == 1
+    moved.clear()
+    s = vs.FaissSearcher([(big, np.array([1], dtype=np.int64))])
+    assert moved == [] and s.search(v[0], 3)[0][0] != 1

@@ -29,6 +29,12 @@ def ingest_cmd(
     max_file_mb: Annotated[float, typer.Option(help="Skip (and list) files larger than this.")] = 64.0,
     index_type: Annotated[str, typer.Option(
         help="FAISS index: auto (exact search, IVF from 50k chunks), flat, ivf or hnsw.")] = "auto",
+    vector_store: Annotated[Optional[str], typer.Option(
+        help="Where vectors live: faiss (default, in the index folder) or milvus.")] = None,
+    uri: Annotated[Optional[str], typer.Option(
+        help="Milvus: a server or cluster (http://host:19530; token from MILVUS_TOKEN) or a Milvus Lite file "
+             "(*.db) \\[default: milvus.db in the index folder].")] = None,
+    collection: Annotated[Optional[str], typer.Option(help="Milvus collection \\[default: docqa_INDEX_vN].")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Read documents into chunks, embed them and store a FAISS index (incremental and atomic)."""
@@ -59,7 +65,8 @@ def ingest_cmd(
 
         report = api.ingest(paths, index, root=root, embedder=embedder, model=model, chunk_tokens=chunk_tokens,
                             overlap=overlap, sync=sync, rebuild=rebuild, summaries=summaries,
-                            max_file_mb=max_file_mb, index_type=index_type, progress=_Progress())
+                            max_file_mb=max_file_mb, index_type=index_type, vector_store=vector_store, uri=uri,
+                            collection=collection, progress=_Progress())
     if json_out:
         import json
 

@@ -47,6 +47,9 @@ class IngestConfig:
     # drive's 50 MB log file is rarely a document anyone asks about.
     max_file_mb: float = 64.0
     index_type: str = "auto"  # FAISS index: auto (exact, IVF from 50 000 chunks), flat, ivf or hnsw (index/vectors.py)
+    # Where the vectors live (index/vector_stores.py): None keeps the index's own (FAISS for a new index), or
+    # {"type": "milvus", "uri": ..., "collection": ...}.
+    vector_store: dict | None = None
 
 
 class IngestProgress:
@@ -326,7 +329,8 @@ def ingest(
     report = IngestReport(index=index)
     settings = {"embedder": embedder.spec, "tokenizer": tokenizer_spec, "chunk_tokens": config.chunk_tokens,
                 "overlap": config.overlap}
-    with writing(index, root, dim=embedder.dim, rebuild=config.rebuild, index_type=config.index_type) as w:
+    with writing(index, root, dim=embedder.dim, rebuild=config.rebuild, index_type=config.index_type,
+                 vector_store=config.vector_store) as w:
         old = w.old_manifest
         if old and old.get("embedder") != embedder.spec:
             from ..errors import EmbedderMismatch

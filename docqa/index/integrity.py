@@ -235,9 +235,12 @@ def verify_segment(path: Path, index: str, seg: Segment, db: sqlite3.Connection,
             report.need(f"SQLite integrity_check of {seg.sqlite}", result == "ok",
                         f"SQLite integrity check of {path.name}/{seg.sqlite} says: {result[:120]}")
         rows = int(db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0])
-        db_ids = np.fromiter((r[0] for r in db.execute("SELECT id FROM chunks ORDER BY id")), dtype=np.int64)
         per_file = dict(db.execute("SELECT name, chunks FROM files"))
-        counted = dict(db.execute("SELECT file, COUNT(*) FROM chunks GROUP BY file"))
+        # O(rows) reads only where the segment's vectors are loaded anyway (readers) or for `docqa check`: a writer
+        # that links the segment unread stays O(change).
+        db_ids = np.fromiter((r[0] for r in db.execute("SELECT id FROM chunks ORDER BY id")), dtype=np.int64) \
+            if vectors is not None else None
+        counted = dict(db.execute("SELECT file, COUNT(*) FROM chunks GROUP BY file")) if full else {}
         marks = ",".join("?" * len(seg.dead))
         dead_ids = np.fromiter((r[0] for r in db.execute(f"SELECT id FROM chunks WHERE file IN ({marks})", seg.dead)),
                                dtype=np.int64) if seg.dead else np.zeros(0, dtype=np.int64)

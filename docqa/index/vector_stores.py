@@ -81,7 +81,9 @@ class FaissSearcher:
                 else:
                     params = faiss.SearchParameters(sel=sel)
                 params._keep = sel  # noqa: SLF001 - SWIG does not keep the selector alive by itself
-            self.indexes.append((self._maybe_gpu(index), params, index.ntotal - len(dead)))
+            # GPU indexes take no id selector: a segment with deletions searches on the CPU
+            self.indexes.append((index if params is not None else self._maybe_gpu(index), params,
+                                 index.ntotal - len(dead)))
         self.ntotal = sum(n for *_, n in self.indexes)
 
     @staticmethod
@@ -123,6 +125,7 @@ class FaissVectors:
     external = False
 
     def __init__(self, spec: dict[str, Any] | None = None, *, home: Path | None = None, index: str = ""):
+        import_faiss()  # the first use of FAISS anywhere: a missing build is one line naming the extra
         self.index = index
         self.spec = {"type": "faiss"}
 
@@ -203,6 +206,7 @@ class MilvusVectors:
         self.spec = {"type": "milvus", "uri": uri, "collection": collection,
                      "index_type": spec.get("index_type", "FLAT")}
         self._client = None
+        self._loaded = False
 
     # ------------------------------------------------------------------------------------------------ connection
     @property
@@ -214,13 +218,21 @@ class MilvusVectors:
                 raise ConfigError("The Milvus vector store needs pymilvus: pip install 'docqa[milvus]' "
                                   "(adds milvus-lite for local files).") from e
             uri = self.spec["uri"]
-            if "://" not in uri:
+            lite = "://" not in uri
+            if lite:
                 Path(uri).parent.mkdir(parents=True, exist_ok=True)
             try:
                 self._client = MilvusClient(uri=uri, token=os.environ.get("MILVUS_TOKEN", ""))
             except Exception as e:  # pymilvus raises MilvusException / grpc errors / ConnectionError
+                if lite:
+                    raise DocQAError(f"Cannot open the Milvus Lite file {uri} ({_reason(e)}). Milvus Lite serves one "
+                                     f"process at a time: close the other docqa process using this index, or run "
+                                     f"a Milvus server (--uri http://host:19530) for concurrent use.") from e
                 raise DocQAError(f"Cannot connect to Milvus at {uri} ({_reason(e)}). Start the server, check --uri "
                                  f"and MILVUS_TOKEN, or use --vector-store faiss.") from e
+            if lite:
+                key = str(Path(uri).resolve())
+                _LITE_USERS[key] = _LITE_USERS.get(key, 0) + 1
         return self._client
 
     def _call(self, what: str, fn, *args, **kw):
@@ -284,12 +296,20 @@ class MilvusVectors:
                                                                                             ids[i:i + 8192]])
 
     # ------------------------------------------------------------------------------------------------ reads
+    def _load(self) -> None:
+        """Milvus searches only collections loaded into memory; a reopened one starts released."""
+        if not self._loaded:
+            self._call("load the collection", self.client.load_collection, self.spec["collection"])
+            self._loaded = True
+
     def count(self, next_chunk_id: int) -> int:
+        self._load()
         res = self._call("count rows", self.client.query, self.spec["collection"],
                          filter=f"id < {int(next_chunk_id)}", output_fields=["count(*)"], consistency_level="Strong")
         return int(res[0]["count(*)"]) if res else 0
 
     def search(self, query: np.ndarray, limit: int, where: str) -> list[tuple[int, float]]:
+        self._load()
         res = self._call("search", self.client.search, self.spec["collection"],
                          data=[np.asarray(query, dtype=np.float32).reshape(-1).tolist()], limit=limit, filter=where,
                          output_fields=["file"], consistency_level="Strong", search_params={"metric_type": "IP"})
@@ -311,12 +331,31 @@ class MilvusVectors:
         return MilvusSearcher(self, next_chunk_id, live, exclude)
 
     def close(self) -> None:
-        if self._client is not None:
+        """Close the connection; for Milvus Lite, stop its in-process server once no store in this process uses the
+        file, so that another process (the next ingest) can open it."""
+        if self._client is None:
+            return
+        try:
+            self._client.close()
+        except Exception:  # noqa: BLE001 - closing a dead connection is not an error worth reporting
+            pass
+        self._client, self._loaded = None, False
+        uri = self.spec["uri"]
+        if "://" in uri:
+            return
+        key = str(Path(uri).resolve())
+        _LITE_USERS[key] = _LITE_USERS.get(key, 1) - 1
+        if _LITE_USERS[key] <= 0:
+            _LITE_USERS.pop(key, None)
             try:
-                self._client.close()
-            except Exception:  # noqa: BLE001 - closing a dead connection is not an error worth reporting
+                from milvus_lite.server_manager import server_manager_instance
+
+                server_manager_instance.release_server(key)
+            except Exception:  # noqa: BLE001 - an older milvus-lite without release: it ends with the process
                 pass
-            self._client = None
+
+
+_LITE_USERS: dict[str, int] = {}  # Milvus Lite file → open stores in this process (its server is in-process)
 
 
 def _reason(e: Exception) -> str:

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError, IndexCorrupt, IndexWriteError
+from ..errors import ConfigError, DocQAError, IndexCorrupt, IndexWriteError
 from ..records import Chunk
 from .integrity import (
     FULL_HASH_BYTES,
@@ -173,13 +173,14 @@ class IndexWriter:
             store.ensure(dim)
             if base is not None and base.pending_deletes:  # a killed writer's deletes, finished now
                 store.commit_deletes(base.pending_deletes)
-            if base is None and live is not None:  # --rebuild: the old collection goes once this version is live
-                try:
-                    old = read_manifest(live, self.name).vector_store
-                except IndexCorrupt:
-                    old = {}
-                if old.get("type") == "milvus" and old.get("collection") != store.spec["collection"]:
-                    drop_after = vector_store(old, home=self.home, index=self.name)
+        if base is None and live is not None:  # --rebuild: the old collection goes once this version is live
+            try:
+                old = read_manifest(live, self.name).vector_store
+            except IndexCorrupt:
+                old = {}
+            if old.get("type") == "milvus" and (old.get("uri"), old.get("collection")) != (
+                    store.spec.get("uri"), store.spec.get("collection")):
+                drop_after = vector_store(old, home=self.home, index=self.name)
         return store, drop_after
 
     def _new_segment_name(self) -> str:
@@ -365,8 +366,10 @@ class IndexWriter:
         _fault("after-current")
         if self.store.external:
             self.store.commit_deletes(record["pending_deletes"])  # the next writer redoes this if killed here
-            if self._drop_after is not None:
+        if self._drop_after is not None:
+            with contextlib.suppress(DocQAError):  # an unreachable old server: its collection is left, not fatal
                 self._drop_after.drop()
+            self._drop_after.close()
         self._prune()
         _fault("after-prune")
         self._release()
