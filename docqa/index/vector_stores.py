@@ -215,11 +215,16 @@ class MilvusVectors:
             try:
                 from pymilvus import MilvusClient
             except ImportError as e:
-                raise ConfigError("The Milvus vector store needs pymilvus: pip install 'docqa[milvus]' "
-                                  "(adds milvus-lite for local files).") from e
+                raise ConfigError("The Milvus vector store needs pymilvus: pip install 'docqa[milvus]' for a Milvus "
+                                  "server, or 'docqa[milvus-lite]' for a local file.") from e
             uri = self.spec["uri"]
             lite = "://" not in uri
             if lite:
+                import importlib.util
+
+                if importlib.util.find_spec("milvus_lite") is None:
+                    raise ConfigError(f"The Milvus Lite file {uri} needs milvus-lite: pip install "
+                                      f"'docqa[milvus-lite]', or point --uri at a Milvus server.")
                 Path(uri).parent.mkdir(parents=True, exist_ok=True)
             try:
                 self._client = MilvusClient(uri=uri, token=os.environ.get("MILVUS_TOKEN", ""))
