@@ -118,6 +118,16 @@ def test_summaries_follow_their_file_version_through_merges(tmp_path):
     store.close()
 
 
+def test_a_rewritten_summary_wins_even_after_compaction_moves_the_old_one(tmp_path):
+    """Found by the property test below: the old summary's segment was compacted into a segment with a newer name."""
+    _commit(tmp_path, adds=[_file("f1.txt", 1)])
+    _commit(tmp_path, adds=[_file("f0.txt", 1)], summaries=[("f1.txt", "old summary")])
+    _commit(tmp_path, adds=[_file("f0.txt", 1, salt=1)], summaries=[("f1.txt", "new summary")])  # compacts s2
+    store = IndexStore("t", tmp_path)
+    assert store.summaries() == {"f1.txt": "new summary"}
+    store.close()
+
+
 OPS = st.lists(st.tuples(st.sampled_from(["add", "remove", "summarize"]), st.integers(0, 5), st.integers(1, 12)),
                min_size=1, max_size=4)
 

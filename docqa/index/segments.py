@@ -36,7 +36,8 @@ CREATE TABLE IF NOT EXISTS chunks(
     start_char INTEGER, end_char INTEGER, page TEXT, tokens INTEGER);
 CREATE INDEX IF NOT EXISTS chunks_by_file ON chunks(file);
 CREATE TABLE IF NOT EXISTS summaries(
-    file TEXT NOT NULL, sha256 TEXT NOT NULL, text TEXT NOT NULL, model TEXT, calls INTEGER, PRIMARY KEY(file, sha256));
+    file TEXT NOT NULL, sha256 TEXT NOT NULL, text TEXT NOT NULL, model TEXT, calls INTEGER,
+    version INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(file, sha256));
 """
 
 
@@ -55,18 +56,34 @@ def open_ro(path: Path) -> sqlite3.Connection:
     return sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
 
 
-def summaries_of(db: sqlite3.Connection) -> list[tuple[str, str, str, str | None, int | None]]:
-    """(file, sha256 of the file summarized, text, model, calls). Segments written before format 3 kept no hash:
-    their summaries belong to the file version in the same segment."""
+# A summary may be rewritten by a later version for the same file version; merges move old rows into segments with
+# newer names, so the row carries the version that wrote it and the highest version wins.
+UPSERT_SUMMARY = ("INSERT INTO summaries(file, sha256, text, model, calls, version) VALUES (?, ?, ?, ?, ?, ?) "
+                  "ON CONFLICT(file, sha256) DO UPDATE SET text = excluded.text, model = excluded.model, "
+                  "calls = excluded.calls, version = excluded.version WHERE excluded.version >= summaries.version")
+
+
+def summaries_of(db: sqlite3.Connection) -> list[tuple[str, str, str, str | None, int | None, int]]:
+    """(file, sha256 of the file summarized, text, model, calls, version that wrote it). Segments written before
+    format 3 kept no hash nor version: their summaries belong to the file version in the same segment, version 0."""
     try:
-        return db.execute("SELECT file, sha256, text, model, calls FROM summaries").fetchall()
+        return db.execute("SELECT file, sha256, text, model, calls, version FROM summaries").fetchall()
     except sqlite3.OperationalError as e:
-        if "sha256" not in str(e) and "no such table" not in str(e):
-            raise
         if "no such table" in str(e):
             return []
-        return db.execute("SELECT s.file, f.sha256, s.text, s.model, s.calls FROM summaries s "
-                          "JOIN files f ON f.name = s.file").fetchall()
+        if "no such column" not in str(e):
+            raise
+    return [(*r, 0) for r in db.execute("SELECT s.file, f.sha256, s.text, s.model, s.calls FROM summaries s "
+                                        "JOIN files f ON f.name = s.file").fetchall()]
+
+
+def latest_summaries(rows, live: dict[str, str]) -> dict[str, tuple]:
+    """file → its newest summary row, for files live with the hash the summary was written for."""
+    best: dict[str, tuple] = {}
+    for r in rows:
+        if live.get(r[0]) == r[1] and (r[0] not in best or r[5] >= best[r[0]][5]):
+            best[r[0]] = r
+    return best
 
 
 def level(live_rows: int) -> int:
@@ -136,8 +153,7 @@ def merge(group: list[SegmentState], out_dir: Path, name: str, *, live: dict[str
         finally:
             src.close()
         with db:
-            db.executemany("INSERT OR REPLACE INTO summaries(file, sha256, text, model, calls) VALUES (?, ?, ?, ?, ?)",
-                           keep)
+            db.executemany(UPSERT_SUMMARY, keep)
         db.execute("DETACH DATABASE src")
         if not store.external and seg.faiss:
             vecs, ids = store.segment_vectors(folder, seg)

@@ -28,7 +28,7 @@ from .integrity import (
     verify_segment,
     verify_totals,
 )
-from .segments import DocumentPart, open_ro, summaries_of
+from .segments import DocumentPart, latest_summaries, open_ro, summaries_of
 from .vector_stores import vector_store
 from .versions import list_indexes, live_version, read_live_manifest, shared_lock, valid_name, valid_root
 from .writer import FAULT_POINTS, IndexWriter, writing
@@ -177,14 +177,10 @@ class IndexStore:
 
     def summaries(self) -> dict[str, str]:
         """Per-document summaries written by ``ingest --summaries`` (file → summary), in file order. A summary
-        counts only for the file version it summarized; the newest segment wins."""
+        counts only for the file version it summarized; the one written by the latest version wins."""
         assert self._open is not None
-        live, found = self._manifest.files, {}
-        for _, db in self._open.dbs:  # segments are in write order
-            for file, sha, text, *_ in summaries_of(db):
-                if live.get(file) == sha:
-                    found[file] = text
-        return dict(sorted(found.items()))
+        rows = [r for _, db in self._open.dbs for r in summaries_of(db)]
+        return {f: r[2] for f, r in sorted(latest_summaries(rows, self._manifest.files).items())}
 
     def chunk_count(self) -> int:
         return int(self._manifest.chunks)

@@ -43,7 +43,7 @@ from .integrity import (
     verify_segment,
     verify_totals,
 )
-from .segments import SCHEMA, DocumentPart, SegmentState, merge, open_ro, plan, summaries_of
+from .segments import SCHEMA, UPSERT_SUMMARY, DocumentPart, SegmentState, merge, open_ro, plan, summaries_of
 from .vector_stores import vector_store
 from .vectors import check_type
 from .versions import (
@@ -291,8 +291,7 @@ class IndexWriter:
         return [DocumentPart(*r) for r in rows]
 
     def set_summary(self, name: str, text: str, model: str, calls: int) -> None:
-        self._q("INSERT OR REPLACE INTO summaries(file, sha256, text, model, calls) VALUES (?, ?, ?, ?, ?)",
-                (name, self.files[name], text, model, calls))
+        self._q(UPSERT_SUMMARY, (name, self.files[name], text, model, calls, self.version))
 
     # ------------------------------------------------------------------------------------------------ commit
     def commit(self, manifest: dict[str, Any]) -> Path:
