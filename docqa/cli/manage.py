@@ -24,13 +24,24 @@ def list_cmd(
     if not names:
         out.print("No indexes yet. Create one with: docqa ingest PATH --index NAME")
         return
-    table = Table("index", "version", "files", "chunks", "tokens", "embedder")
+    table = Table("index", "version", "files", "chunks", "tokens", "embedder", "vectors")
     for name, m in api.manifests(names, root=root):
         if isinstance(m, str):  # unreadable: say so in its row, keep listing the others
-            table.add_row(name, "[red]damaged[/]", "", "", "", escape(m))
+            table.add_row(name, "[red]damaged[/]", "", "", "", escape(m), "")
             continue
-        table.add_row(name, str(m.version), str(len(m.files)), str(m.chunks), f"{m.tokens:,}", m.embedder)
+        table.add_row(name, str(m.version), str(len(m.files)), str(m.chunks), f"{m.tokens:,}", m.embedder,
+                      escape(_vectors(m)))
     out.print(table)
+
+
+def _vectors(m) -> str:
+    """Where the vectors are and how they are searched, e.g. "faiss: ivf, 3 segments" or "milvus: URI"."""
+    store = m.vector_store or {"type": "faiss"}
+    if store.get("type") == "milvus":
+        return f"milvus {store.get('collection', '')} at {store.get('uri', '')}"
+    kinds = sorted({seg.vector_index.get("type", "flat") for seg in m.segments if seg.faiss})
+    n = len(m.segments)
+    return f"faiss {'+'.join(kinds) or 'flat'}, {n} segment{'s' if n != 1 else ''}"
 
 
 @friendly
