@@ -76,6 +76,9 @@ def main() -> None:
     ap.add_argument("--no-repeat-ngram", type=int, default=None, help="the decoder's repetition control (0: off)")
     ap.add_argument("--tag", default="", help="a name for this run's folder, benchmarks/out/leval-TAG")
     ap.add_argument("--one-corpus", action="store_true", help="one index of all transcripts, asked every question")
+    ap.add_argument("--max-context", type=int, default=None, help="long-context's token limit (all: 41 748)")
+    ap.add_argument("--rope-factor", type=float, default=None, help="long-context: a fixed rope scale (default: "
+                                                                        "the request's length / the window)")
     args = ap.parse_args()
 
     import docqa
@@ -94,7 +97,8 @@ def main() -> None:
     common = dict(strategies=args.strategies.split(","), out=out, limit=args.limit,
                   root=ROOT / "benchmarks" / "out" / "indexes", max_new_tokens=args.max_new_tokens,
                   resume=args.resume, chain=args.chain, summary_window=args.summary_window, style=args.style,
-                  generator=generator)
+                  generator=generator, **({"max_context": args.max_context} if args.max_context else {}),
+                  **({"rope_factor": args.rope_factor} if args.rope_factor else {}))
     if args.one_corpus:
         records, rows = docqa.evaluate(one_corpus(out, args.limit_docs), index="leval-financial_qa-all", **common)
         for r in records:  # the question ids carry their transcript: financial_qa-doc03-q05

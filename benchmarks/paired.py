@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
 import sys
 from pathlib import Path
 
@@ -23,7 +24,11 @@ def load(path: Path) -> dict[tuple[str, str, str], dict]:
     out = {}
     for line in Path(path).read_text().splitlines():
         r = json.loads(line)
-        out[(r["strategy"], r.get("document") or "", r["question"])] = r
+        # A one-corpus run (leval.py --one-corpus) asks every question of one index: its records name no document,
+        # but their L-Eval ids do (financial_qa-doc03-q05).
+        derived = re.match(r"^(.*-doc\d+)-q\d+$", str(r.get("id") or ""))
+        document = r.get("document") or (derived.group(1) if derived else "")
+        out[(r["strategy"], document, r["question"])] = r
     return out
 
 

@@ -378,3 +378,40 @@ def vector_store(spec: dict[str, Any] | None, *, home: Path, index: str):
     spec = dict(spec or {"type": "faiss"})
     cls = VECTOR_STORES.get(spec.get("type", "faiss"))
     return cls(spec, home=home, index=index)
+
+
+def for_writer(index: str, home: Path, version: int, base, requested: dict[str, Any] | None, live: Path | None,
+               dim: int):
+    """(the store a writer of ``version`` uses, a store whose collection goes once the version is live, or None).
+
+    An existing index keeps its store (only a Milvus ``index_type`` may be asked anew); moving to another store needs
+    ``--rebuild``. A new Milvus store gets the collection ``docqa_<index>_v<version>`` unless one is named, so a
+    rebuild writes a fresh collection while readers of the old version keep theirs until the new one is live. A
+    killed writer's pending deletes are finished here."""
+    from .integrity import read_manifest
+
+    have = dict(base.vector_store or {"type": "faiss"}) if base is not None else None
+    if have is not None and requested and requested.get("type", "faiss") != have.get("type", "faiss"):
+        raise ConfigError(f"Index '{index}' keeps its vectors in {have['type']}; to move it to "
+                          f"{requested.get('type')}, re-ingest with --rebuild.")
+    if have is not None:
+        spec = {**have, **{k: v for k, v in (requested or {}).items() if k == "index_type"}}
+    else:
+        spec = dict(requested or {"type": "faiss"})
+        if spec.get("type") == "milvus" and not spec.get("collection"):
+            spec["collection"] = f"docqa_{''.join(c if c.isalnum() else '_' for c in index)}_v{version}"
+    store = vector_store(spec, home=home, index=index)
+    if store.external:
+        store.ensure(dim)
+        if base is not None and base.pending_deletes:
+            store.commit_deletes(base.pending_deletes)
+    drop_after = None
+    if base is None and live is not None:  # --rebuild: the old collection goes once this version is live
+        try:
+            old = read_manifest(live, index).vector_store
+        except IndexCorrupt:
+            old = {}
+        if old.get("type") == "milvus" and (old.get("uri"), old.get("collection")) != (
+                store.spec.get("uri"), store.spec.get("collection")):
+            drop_after = vector_store(old, home=home, index=index)
+    return store, drop_after

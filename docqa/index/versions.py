@@ -25,7 +25,7 @@ import re
 import shutil
 from pathlib import Path
 
-from ..errors import ConfigError, IndexNotFound
+from ..errors import ConfigError, IndexCorrupt, IndexNotFound
 from .integrity import Manifest, corrupt, read_manifest
 
 MAX_NAME = 100  # an index name is a folder name; 255 bytes is the usual limit, and we add suffixes
@@ -131,3 +131,46 @@ def write_atomic(path: Path, text: str) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def recover(home: Path, index: str, *, keep_current: bool = False) -> Path | None:
+    """Under the writer's lock: sweep what dead writers left and return the live version (None for a new index).
+
+    Temp folders and files are always a dead writer's (the caller holds the lock). A version folder newer than the
+    live one, or any version folder when there is no ``CURRENT``, was renamed by a writer killed before it updated
+    ``CURRENT``: its ingest never reported success, so it is removed and this ingest redoes the work. With
+    ``keep_current`` (``--rebuild``) a damaged ``CURRENT`` is not an error: it is about to be replaced."""
+    for p in home.glob(".tmp-*"):
+        shutil.rmtree(p, ignore_errors=True)
+    for p in home.glob(".CURRENT.tmp-*"):
+        p.unlink(missing_ok=True)
+    try:
+        live = live_version(home, index)
+    except IndexCorrupt:
+        if keep_current:
+            return None
+        raise
+    live_n = int(live.name[1:]) if live else 0
+    for p in home.glob("v[0-9]*"):
+        if VERSION.match(p.name) and int(p.name[1:]) > live_n:
+            shutil.rmtree(p, ignore_errors=True)
+    return live
+
+
+def prune(home: Path, keep: int) -> None:
+    """Remove all but the newest ``keep`` versions, skipping any a reader holds (the next writer retries). Shared
+    segments survive through their other links."""
+    for old in versions(home)[:-keep]:
+        try:
+            fd = os.open(old, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # a reader still holds it
+            os.close(fd)
+            continue
+        try:
+            shutil.rmtree(old, ignore_errors=True)
+        finally:
+            os.close(fd)

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError, DocQAError, IndexCorrupt, IndexWriteError
+from ..errors import ConfigError, DocQAError, IndexWriteError
 from ..records import Chunk
 from .integrity import (
     FULL_HASH_BYTES,
@@ -44,19 +44,9 @@ from .integrity import (
     verify_totals,
 )
 from .segments import SCHEMA, UPSERT_SUMMARY, DocumentPart, SegmentState, merge, open_ro, plan, summaries_of
-from .vector_stores import vector_store
+from .vector_stores import for_writer
 from .vectors import check_type
-from .versions import (
-    VERSION,
-    fsync,
-    fsync_dir,
-    link_or_copy,
-    live_version,
-    valid_name,
-    valid_root,
-    versions,
-    write_atomic,
-)
+from .versions import fsync, fsync_dir, link_or_copy, prune, recover, valid_name, valid_root, versions, write_atomic
 
 FORMAT = 3  # 3: segments shared between versions; 2: checksums and sizes in the manifest
 KEEP_VERSIONS = 2  # the live one and its predecessor; older ones go unless a reader still holds them
@@ -125,7 +115,7 @@ class IndexWriter:
         self.next_segment = base.next_segment if base else 1
         self.deleted_ids: list[int] = []
         self.version = max(base.version if base else 0, self._last_version()) + 1
-        self.store, self._drop_after = self._vector_store(base, requested, live, dim)
+        self.store, self._drop_after = for_writer(self.name, self.home, self.version, base, requested, live, dim)
         self.path = self.home / f"v{self.version:06d}"
         self.tmp = self.home / f".tmp-v{self.version:06d}-{os.getpid()}"
         self.tmp.mkdir()
@@ -156,59 +146,14 @@ class IndexWriter:
         self.placement = {f: seg.name for seg, files in zip(base.segments, live_files) for f in files}
         return base
 
-    def _vector_store(self, base: Manifest | None, requested: dict[str, Any] | None, live: Path | None, dim: int):
-        have = dict(base.vector_store or {"type": "faiss"}) if base else None
-        drop_after = None
-        if have is not None and requested and requested.get("type", "faiss") != have.get("type", "faiss"):
-            raise ConfigError(f"Index '{self.name}' keeps its vectors in {have['type']}; to move it to "
-                              f"{requested.get('type')}, re-ingest with --rebuild.")
-        if have is not None:
-            spec = {**have, **{k: v for k, v in (requested or {}).items() if k == "index_type"}}
-        else:
-            spec = dict(requested or {"type": "faiss"})
-            if spec.get("type") == "milvus" and not spec.get("collection"):
-                spec["collection"] = f"docqa_{''.join(c if c.isalnum() else '_' for c in self.name)}_v{self.version}"
-        store = vector_store(spec, home=self.home, index=self.name)
-        if store.external:
-            store.ensure(dim)
-            if base is not None and base.pending_deletes:  # a killed writer's deletes, finished now
-                store.commit_deletes(base.pending_deletes)
-        if base is None and live is not None:  # --rebuild: the old collection goes once this version is live
-            try:
-                old = read_manifest(live, self.name).vector_store
-            except IndexCorrupt:
-                old = {}
-            if old.get("type") == "milvus" and (old.get("uri"), old.get("collection")) != (
-                    store.spec.get("uri"), store.spec.get("collection")):
-                drop_after = vector_store(old, home=self.home, index=self.name)
-        return store, drop_after
-
     def _new_segment_name(self) -> str:
         name = f"s{self.next_segment:06d}"
         self.next_segment += 1
         return name
 
     def recover(self, keep_current: bool = False) -> Path | None:
-        """Under the lock: sweep what dead writers left and return the live version (None for a new index).
-
-        Temp folders and files are always a dead writer's (we hold the lock). A version folder newer than the live
-        one, or any version folder when there is no ``CURRENT``, was renamed by a writer killed before it updated
-        ``CURRENT``: its ingest never reported success, so it is removed and this ingest redoes the work."""
-        for p in self.home.glob(".tmp-*"):
-            shutil.rmtree(p, ignore_errors=True)
-        for p in self.home.glob(".CURRENT.tmp-*"):
-            p.unlink(missing_ok=True)
-        try:
-            live = live_version(self.home, self.name)
-        except IndexCorrupt:
-            if keep_current:  # --rebuild: the damaged CURRENT will be replaced
-                return None
-            raise
-        live_n = int(live.name[1:]) if live else 0
-        for p in self.home.glob("v[0-9]*"):
-            if VERSION.match(p.name) and int(p.name[1:]) > live_n:
-                shutil.rmtree(p, ignore_errors=True)
-        return live
+        """Under the lock: sweep what dead writers left and return the live version (see versions.recover)."""
+        return recover(self.home, self.name, keep_current=keep_current)
 
     def _last_version(self) -> int:
         return max((int(p.name[1:]) for p in versions(self.home)), default=0)
@@ -451,20 +396,7 @@ class IndexWriter:
         return self.tmp is not None
 
     def _prune(self) -> None:
-        for old in versions(self.home)[:-KEEP_VERSIONS]:
-            try:
-                fd = os.open(old, os.O_RDONLY)
-            except OSError:
-                continue
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:  # a reader still holds it: the next writer prunes it
-                os.close(fd)
-                continue
-            try:
-                shutil.rmtree(old, ignore_errors=True)  # shared segments keep their other links
-            finally:
-                os.close(fd)
+        prune(self.home, KEEP_VERSIONS)
 
     def _release(self) -> None:
         if self.store is not None:
