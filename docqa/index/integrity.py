@@ -24,6 +24,7 @@ import hashlib
 import json
 import re
 import sqlite3
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,6 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from ..errors import IndexCorrupt
 
-DATA_FILES = ("index.sqlite", "vectors.faiss")  # the single segment of a format-2 version
 # Above this, a reader skips hashing the SQLite files (sizes, counts, ids and the FAISS checksums still hold);
 # `docqa check` always hashes. At ~1 GB/s for SHA-256 this bounds the opening cost to a fraction of a second.
 FULL_HASH_BYTES = 512 * 2**20
@@ -191,7 +191,6 @@ class CheckReport:
         return passed
 
     collect: bool = True  # False: the first failure raises IndexCorrupt (readers, writers)
-    hash_faiss: bool = False  # also hash FAISS files in check_files (a writer that links without loading)
 
     def need(self, name: str, passed: bool, detail: str) -> bool:
         """Record a check; outside ``docqa check`` a failure raises at once."""
@@ -205,10 +204,10 @@ class CheckReport:
                 "checks": [{"check": c, "ok": p, "detail": d} for c, p, d in self.checks]}
 
 
-def check_files(path: Path, index: str, segments: list[Segment], *, hash_sqlite: bool,
-                report: CheckReport) -> None:
+def check_files(path: Path, segments: list[Segment], *, hash_sqlite: bool, report: CheckReport,
+                hash_faiss: bool = False) -> None:
     """Sizes of every segment file, and SQLite checksums when ``hash_sqlite`` (FAISS files are hashed as they load;
-    a writer that only links a segment hashes its FAISS file here too, under the same byte budget)."""
+    a writer that only links a segment passes ``hash_faiss`` to hash its FAISS files here, under the same budget)."""
     for seg in segments:
         for n in seg.files:
             size = (path / n).stat().st_size if (path / n).exists() else None
@@ -218,7 +217,7 @@ def check_files(path: Path, index: str, segments: list[Segment], *, hash_sqlite:
             elif size is None:
                 report.need(f"{n} present", False, f"{path.name}/{n} is missing")
         if hash_sqlite and seg.checksums:
-            for n in ([seg.sqlite] if report.hash_faiss is False else seg.files):
+            for n in (seg.files if hash_faiss else [seg.sqlite]):
                 if not (path / n).is_file():
                     continue  # reported by its size, or by opening it
                 report.need(f"checksum of {n}", sha256_file(path / n) == seg.checksums.get(n),
@@ -271,8 +270,9 @@ def verify_totals(manifest: Manifest, live_files: list[set[str]], report: CheckR
     live_rows = sum(s.live_rows for s in manifest.segments)
     report.need("chunks = manifest", live_rows == manifest.chunks,
                 f"the segments hold {live_rows} live chunks, the manifest says {manifest.chunks}")
-    union: set[str] = set()
-    twice = [f for files in live_files for f in files if f in union or union.add(f)]  # type: ignore[func-returns-value]
+    counts = Counter(f for files in live_files for f in files)
+    union = set(counts)
+    twice = [f for f, n in counts.items() if n > 1]
     report.need("each file in one segment", not twice, f"file {twice[:1]} is live in two segments")
     report.need("files = manifest", union == set(manifest.files),
                 f"the segments list {len(union)} files, the manifest {len(manifest.files)}")

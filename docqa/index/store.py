@@ -49,7 +49,7 @@ class OpenVersion:
         self.dbs: list[tuple[Segment, sqlite3.Connection]] = []
         self.dead: set[int] = set()
         total = sum(seg.sizes.get(n, 0) for seg in m.segments for n in seg.files)
-        check_files(path, index, m.segments, hash_sqlite=full or total <= FULL_HASH_BYTES, report=self.report)
+        check_files(path, m.segments, hash_sqlite=full or total <= FULL_HASH_BYTES, report=self.report)
         loaded, live_files = [], []
         for seg in m.segments:
             if not (path / seg.sqlite).is_file():
@@ -74,15 +74,13 @@ class OpenVersion:
             self.dead.update(int(i) for i in dead)
             loaded.append((vectors, dead))
         verify_totals(m, live_files, self.report)
+        self.searcher = self.store.searcher(loaded, next_chunk_id=m.next_chunk_id, live=m.chunks,
+                                            exclude=len(self.dead) + len(m.pending_deletes))
         if self.store.external:
-            exclude = len(self.dead) + len(m.pending_deletes)
-            self.searcher = self.store.searcher(loaded, next_chunk_id=m.next_chunk_id, live=m.chunks, exclude=exclude)
             have = self.store.count(m.next_chunk_id) if m.chunks else 0
             self.report.need("vector store holds every chunk", have >= m.chunks,
                              f"the Milvus collection '{self.store.spec['collection']}' holds {have} vectors for "
                              f"{m.chunks} chunks")
-        else:
-            self.searcher = self.store.searcher(loaded, next_chunk_id=m.next_chunk_id)
 
     def close(self) -> None:
         for _, db in self.dbs:

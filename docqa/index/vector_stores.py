@@ -113,9 +113,6 @@ class FaissSearcher:
     def vectors_of(self) -> list[Any]:
         return [index for index, *_ in self.indexes]
 
-    def close(self) -> None:
-        self.indexes = []
-
 
 class FaissVectors:
     """Vectors in one FAISS file per segment (default). Embedded: no server; the index kind follows the segment's
@@ -153,13 +150,11 @@ class FaissVectors:
         apply_search(index, seg.vector_index)
         return index
 
-    def searcher(self, loaded: list[tuple[Any, np.ndarray]], *, next_chunk_id: int) -> FaissSearcher:
-        return FaissSearcher(loaded)
+    def searcher(self, loaded: list[tuple[Any, np.ndarray]], *, next_chunk_id: int, live: int = 0,
+                 exclude: int = 0) -> FaissSearcher:
+        return FaissSearcher(loaded)  # deleted chunks are excluded per segment by the selectors
 
     def commit_deletes(self, ids: list[int]) -> None:  # FAISS segments are immutable: deletes are tombstones
-        return None
-
-    def dim(self) -> int | None:
         return None
 
     def close(self) -> None:
@@ -177,9 +172,6 @@ class MilvusSearcher:
         # after the commit); the store drops those hits.
         limit = max(1, min(16_384, k + self.exclude))
         return self.store.search(query, limit, f"id < {int(self.next_chunk_id)}")
-
-    def close(self) -> None:
-        return None
 
 
 class MilvusVectors:
@@ -403,8 +395,8 @@ def for_writer(index: str, home: Path, version: int, base, requested: dict[str, 
     store = vector_store(spec, home=home, index=index)
     if store.external:
         store.ensure(dim)
-        if base is not None and base.pending_deletes:
-            store.commit_deletes(base.pending_deletes)
+    if base is not None and base.pending_deletes:  # a killed writer's deletes, finished now
+        store.commit_deletes(base.pending_deletes)
     drop_after = None
     if base is None and live is not None:  # --rebuild: the old collection goes once this version is live
         try:

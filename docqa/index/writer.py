@@ -96,7 +96,7 @@ class IndexWriter:
 
     # ------------------------------------------------------------------------------------------------ opening
     def _open(self, dim: int, rebuild: bool, requested: dict[str, Any] | None) -> None:
-        live = self.recover(keep_current=rebuild)
+        live = recover(self.home, self.name, keep_current=rebuild)  # sweeps what dead writers left
         previous = None if rebuild else live  # --rebuild starts empty: the live version is not read
         self.previous = previous
         self.old_manifest: dict[str, Any] = {}
@@ -130,9 +130,9 @@ class IndexWriter:
         """Never build on damage: every segment's sizes and counts, and checksums of all files while the version is
         under the hashing budget. Segments stay open (read-only) for lookups; none is loaded whole."""
         base = read_manifest(previous, self.name)
-        report = CheckReport(self.name, previous.name, collect=False, hash_faiss=True)
+        report = CheckReport(self.name, previous.name, collect=False)
         total = sum(seg.sizes.get(n, 0) for seg in base.segments for n in seg.files)
-        check_files(previous, self.name, base.segments, hash_sqlite=total <= FULL_HASH_BYTES, report=report)
+        check_files(previous, base.segments, hash_sqlite=total <= FULL_HASH_BYTES, report=report, hash_faiss=True)
         live_files = []
         for seg in base.segments:
             try:
@@ -150,10 +150,6 @@ class IndexWriter:
         name = f"s{self.next_segment:06d}"
         self.next_segment += 1
         return name
-
-    def recover(self, keep_current: bool = False) -> Path | None:
-        """Under the lock: sweep what dead writers left and return the live version (see versions.recover)."""
-        return recover(self.home, self.name, keep_current=keep_current)
 
     def _last_version(self) -> int:
         return max((int(p.name[1:]) for p in versions(self.home)), default=0)
@@ -217,7 +213,6 @@ class IndexWriter:
         self.next_chunk_id += len(chunks)
         self.chunks_live += len(chunks)
         self.tokens_live += tokens
-        self.old_manifest["next_chunk_id"] = self.next_chunk_id
 
     def _summarized(self) -> set[str]:
         done = set()
@@ -296,8 +291,9 @@ class IndexWriter:
         }
         Manifest.model_validate(record)  # what we write, we can read back
         write_atomic(self.tmp / "manifest.json", json.dumps(record, indent=1, sort_keys=True))
+        linked = {f for seg in self.segments for f in seg.files}  # already durable in the live version
         for f in self.tmp.iterdir():
-            if f.name not in self._linked:
+            if f.name not in linked:
                 fsync(f)
         _fault("after-manifest")
         self._close_base()
@@ -308,20 +304,15 @@ class IndexWriter:
         fsync_dir(self.home)
         self.tmp = None
         _fault("after-current")
-        if self.store.external:
-            self.store.commit_deletes(record["pending_deletes"])  # the next writer redoes this if killed here
+        self.store.commit_deletes(record["pending_deletes"])  # Milvus; the next writer redoes it if killed here
         if self._drop_after is not None:
             with contextlib.suppress(DocQAError):  # an unreachable old server: its collection is left, not fatal
                 self._drop_after.drop()
             self._drop_after.close()
-        self._prune()
+        prune(self.home, KEEP_VERSIONS)
         _fault("after-prune")
         self._release()
         return self.path
-
-    @property
-    def _linked(self) -> set[str]:
-        return {f for s in self.segments for f in s.files}
 
     def _finish_new_segment(self) -> Segment | None:
         """Close the new segment's SQLite and write its vectors; None when this ingest added nothing to it."""
@@ -394,9 +385,6 @@ class IndexWriter:
     def pending(self) -> bool:
         """True between opening and commit/abort."""
         return self.tmp is not None
-
-    def _prune(self) -> None:
-        prune(self.home, KEEP_VERSIONS)
 
     def _release(self) -> None:
         if self.store is not None:
