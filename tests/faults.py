@@ -124,6 +124,14 @@ def _segment_file(v: Path, role: str, kind: str) -> Path:
     return v / seg[kind]
 
 
+def _manifest_segment_path(v: Path, name: str) -> None:
+    import json
+
+    m = json.loads((v / "manifest.json").read_text())
+    m["segments"][0]["sqlite"] = name
+    (v / "manifest.json").write_text(json.dumps(m))
+
+
 def _other_segment(v: Path, role: str, kind: str) -> Path:
     return _segment_file(v, "shared" if role == "new" else "new", kind)
 
@@ -159,6 +167,7 @@ CORRUPTIONS.update({
     "manifest.json: emptied": lambda h, v, p: (v / "manifest.json").write_bytes(b""),
     "manifest.json: copied from the previous version":
         lambda h, v, p: (v / "manifest.json").write_bytes((p / "manifest.json").read_bytes()),
+    "manifest.json: a segment file outside the index": lambda h, v, p: _manifest_segment_path(v, "../../../etc/hosts"),
     "manifest.json: not JSON": lambda h, v, p: (v / "manifest.json").write_text("{not json"),
     "manifest.json: wrong types": lambda h, v, p: (v / "manifest.json").write_text('{"version": "x", "files": 3}'),
     "CURRENT: points outside the index": lambda h, v, p: (h / "CURRENT").write_text("../../elsewhere"),

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from ..errors import IndexCorrupt
 
@@ -53,6 +53,14 @@ class Segment(BaseModel):
     checksums: dict[str, str] = {}
     sizes: dict[str, int] = {}
     vector_index: dict[str, Any] = {}
+
+    @field_validator("sqlite", "faiss")
+    @classmethod
+    def _bare_name(cls, name: str | None) -> str | None:
+        """A segment file is data, not a path: a plain file name inside its version folder, as CURRENT is."""
+        if name is not None and not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}", name):
+            raise ValueError(f"{name[:40]!r} is not a file name inside the version folder")
+        return name
 
     @property
     def files(self) -> list[str]:
