@@ -77,6 +77,7 @@ def main() -> None:
     ap.add_argument("--tag", default="", help="a name for this run's folder, benchmarks/out/leval-TAG")
     ap.add_argument("--one-corpus", action="store_true", help="one index of all transcripts, asked every question")
     ap.add_argument("--max-context", type=int, default=None, help="long-context's token limit (all: 41 748)")
+    ap.add_argument("--top-k", type=int, default=None, help="rag: chunks to retrieve (default: docqa's, 4)")
     ap.add_argument("--rope-factor", type=float, default=None, help="long-context: a fixed rope scale (default: "
                                                                         "the request's length / the window)")
     args = ap.parse_args()
@@ -98,7 +99,8 @@ def main() -> None:
                   root=ROOT / "benchmarks" / "out" / "indexes", max_new_tokens=args.max_new_tokens,
                   resume=args.resume, chain=args.chain, summary_window=args.summary_window, style=args.style,
                   generator=generator, **({"max_context": args.max_context} if args.max_context else {}),
-                  **({"rope_factor": args.rope_factor} if args.rope_factor else {}))
+                  **({"rope_factor": args.rope_factor} if args.rope_factor else {}),
+                  **({"top_k": args.top_k} if args.top_k else {}))
     if args.one_corpus:
         records, rows = docqa.evaluate(one_corpus(out, args.limit_docs), index="leval-financial_qa-all", **common)
         for r in records:  # the question ids carry their transcript: financial_qa-doc03-q05
