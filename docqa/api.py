@@ -226,7 +226,9 @@ def evaluate(
     """
     from .eval import questions as qio
     from .eval import report, runner
+    from .strategies.variants import parse_variants
 
+    variants = parse_variants(strategies or STRATEGIES.names())  # rag, or a variant such as rag:top_k=16
     make_config(**{k: v for k, v in options.items() if not (k == "style" and v == "auto")})  # reject bad options early
     if concurrency < 1:
         raise ConfigError(f"--concurrency must be at least 1, got {concurrency}.")
@@ -236,7 +238,6 @@ def evaluate(
         generator.model = model
     model = model or (generator.model if generator else None)
     root = Path(root) if root is not None else index_root()
-    strategies = strategies or STRATEGIES.names()
     if limit is not None and limit < 1:
         raise ConfigError(f"--limit must be at least 1, got {limit}.")
     if limit_docs is not None and (limit_docs < 1 or leval is None):
@@ -274,6 +275,11 @@ def evaluate(
     if options.get("style", "auto") == "auto":  # answers shaped like the set's references (prompts.py STYLES)
         options["style"] = style_for_references([q.answers for q in qs])
     options["style"] = check_style(options["style"])
+    for variant in variants:  # each variant's options, over the run's, checked before any question is asked
+        if variant.options.get("style") == "auto":
+            variant.options["style"] = options["style"]
+        make_config(**{**options, **variant.options}).check()
+    strategies = [v.label for v in variants]
     identity = {"model": model or GeneratorConfig().model, "options": options, "questions": source,
                 "index": index, "limit": limit, "limit_docs": limit_docs}
     cfg = runner.EvalConfig(strategies=strategies, out=Path(out) if out else None, resume=resume, options=options,

@@ -158,3 +158,77 @@ def test_eval_picks_the_answer_style_from_the_references(indexed, qfile, tmp_pat
     assert json.loads((tmp_path / "p" / "run.json").read_text())["options"]["style"] == "paragraph"
     r = CliRunner().invoke(app, ["eval", str(qfile), "--index", "t", "--model", FAKE_MODEL, "--style", "haiku"])
     assert r.exit_code == 1 and "Unknown answer style 'haiku'" in r.output
+
+
+def test_variants_are_rows_of_their_own_with_their_options(indexed, qfile, tmp_path):
+    """rag and rag:top_k=1 in one run: two rows, each answered with its own options, and --resume keeps them apart."""
+    out = tmp_path / "v"
+    records, rows = docqa.evaluate(qfile, index="t", strategies=["rag", "rag:top_k=1", "lc:max_new_tokens=8"],
+                                   model=FAKE_MODEL, out=out)
+    assert [r["strategy"] for r in rows] == ["rag", "rag:top_k=1", "long-context:max_new_tokens=8"]
+    by = {(r["strategy"], r["id"]): r for r in records}
+    for q in ("hotel", "probation"):
+        assert len(by[("rag:top_k=1", q)]["sources"]) == 1 < len(by[("rag", q)]["sources"])
+        assert by[("rag:top_k=1", q)]["prompt_tokens"] < by[("rag", q)]["prompt_tokens"]
+    assert all(r["completion_tokens"] <= 8 for r in records if r["strategy"].startswith("long-context"))
+    calls = []
+    from docqa.eval import runner
+
+    real = runner.answer_one
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(runner, "answer_one", lambda *a: calls.append(a) or real(*a))
+        again, _ = docqa.evaluate(qfile, index="t", strategies=["rag", "rag:top_k=1", "rag:top_k=2"],
+                                  model=FAKE_MODEL, out=out, resume=True)
+    # Only the new variant is asked, as rag with its option; the finished ones are kept under their own labels.
+    assert [(a[2], a[3]["top_k"]) for a in calls] == [("rag", 2)] * 3
+    assert [r["strategy"] for r in again] == ["rag"] * 3 + ["rag:top_k=1"] * 3 + ["rag:top_k=2"] * 3
+
+
+def test_variants_batch_like_their_strategy(indexed, qfile):
+    one, _ = docqa.evaluate(qfile, index="t", strategies=["rag:top_k=2"], model=FAKE_MODEL)
+    batched, _ = docqa.evaluate(qfile, index="t", strategies=["rag:top_k=2"], model=FAKE_MODEL, batch_size=3)
+    assert [(r["strategy"], r["answer"]) for r in batched] == [(r["strategy"], r["answer"]) for r in one]
+    assert all(r["batch"] == 3 for r in batched)
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("rag:top_k=0", "--top-k must be at least 1"),
+    ("rag:top_k=many", "top_k=many is not valid"),
+    ("rag:colour=red", "unknown option 'colour'"),
+    ("rag:top_k", "is not FIELD=VALUE"),
+    ("rag,rag", "names rag twice"),
+    ("rag:style=haiku", "Unknown answer style 'haiku'"),
+    ("ragg:top_k=2", "Unknown strategy 'ragg'"),
+])
+def test_bad_variants_are_one_line_before_any_question(indexed, qfile, spec, message, monkeypatch):
+    from docqa.eval import runner
+
+    monkeypatch.setattr(runner, "run", lambda *a, **k: pytest.fail("questions were asked"))
+    r = CliRunner().invoke(app, ["eval", str(qfile), "--index", "t", "--strategies", spec, "--model", FAKE_MODEL])
+    assert r.exit_code == 1 and message in r.output, r.output
+    assert "Traceback" not in r.output and len(r.output.strip().splitlines()) <= 3
+
+
+def test_variant_style_auto_takes_the_runs_style(indexed, qfile):
+    _, rows = docqa.evaluate(qfile, index="t", strategies=["rag:style=auto", "rag:style=paragraph"], model=FAKE_MODEL)
+    assert [r["strategy"] for r in rows] == ["rag:style=short", "rag:style=paragraph"]  # short: the references'
+
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_VALUES = {"top_k": st.integers(1, 64), "max_new_tokens": st.integers(1, 512), "rope": st.sampled_from(
+    ["yarn", "ntk", "linear", "dynamic", "none"]), "rope_factor": st.floats(1, 64, allow_nan=False),
+    "truncate": st.booleans(), "max_calls": st.one_of(st.none(), st.integers(1, 99)),
+    "chain": st.sampled_from(["map-reduce", "refine", "tree"]), "kv_budget": st.sampled_from(["4GiB", "512MB"])}
+
+
+@given(strategy=st.sampled_from(["rag", "long-context", "summarize", "auto"]),
+       options=st.dictionaries(st.sampled_from(sorted(_VALUES)), st.none()).flatmap(
+           lambda keys: st.fixed_dictionaries({k: _VALUES[k] for k in keys})))
+def test_variant_labels_parse_back_to_the_same_variant(strategy, options):
+    from docqa.strategies.variants import Variant, parse_variant
+
+    v = Variant(strategy, options)
+    assert parse_variant(v.label) == v
+    assert parse_variant(f" {v.label.replace(strategy, strategy.upper(), 1)} ") == v  # names are case-insensitive

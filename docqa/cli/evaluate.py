@@ -32,7 +32,9 @@ def eval_cmd(
     questions: Annotated[Optional[Path], typer.Argument(help="JSONL: question, answers, optional sources, id.")]
     = None,
     index: Annotated[Optional[str], typer.Option("--index", "-i", help="Index to ask.")] = None,
-    strategies: Annotated[str, typer.Option(help="Comma-separated strategies, or 'all'.")] = "all",
+    strategies: Annotated[str, typer.Option(help="Comma-separated strategies, or 'all'. A strategy with options set "
+                                                 "is a variant, its own row: rag:top_k=16, long-context:rope=ntk.")
+                          ] = "all",
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="Folder for results.jsonl, summary.json/csv and "
                                                               "accuracy_vs_latency.png.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run from OUT/results.jsonl.")] = False,
@@ -80,7 +82,7 @@ def eval_cmd(
     from ..generators import GeneratorConfig
     from ..strategies import STRATEGIES
 
-    names = STRATEGIES.names() if strategies == "all" else [STRATEGIES.canonical(s) for s in strategies.split(",")]
+    names = STRATEGIES.names() if strategies == "all" else [s for s in strategies.split(",") if s.strip()]
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TimeRemainingColumn()]
     with Progress(*columns, console=err, transient=True) as bar:

@@ -153,9 +153,10 @@ def run(index_for: Callable[[Question], Any], questions: list[Question], cfg: Ev
     order they finish in. When the model server stops answering (``ServerUnreachable`` three times in a row), the
     questions not yet asked are recorded as errors without asking, and ``cfg.aborted`` says why: ``--resume``
     completes them."""
-    from ..strategies import STRATEGIES
+    from ..strategies.variants import parse_variants
 
-    strategies = [STRATEGIES.canonical(s) for s in cfg.strategies]
+    variants = {v.label: v for v in parse_variants(cfg.strategies)}
+    strategies = list(variants)
     results_path = cfg.out / "results.jsonl" if cfg.out else None
     done = load_done(results_path) if (results_path and cfg.resume) else {}
     if results_path:
@@ -201,10 +202,15 @@ def run(index_for: Callable[[Question], Any], questions: list[Question], cfg: Ev
                     getattr(getattr(index, "corpus", None), "caches", {}).clear()
         if cfg.aborted:
             recs = [error_record(q, strategy, f"not asked: {cfg.aborted}", "ServerUnreachable") for q in qs]
-        elif len(group) == 1:
-            recs = [answer_one(index_for(qs[0]), qs[0], strategy, cfg.options)]
         else:
-            recs = answer_many(index_for(qs[0]), qs, strategy, cfg.options, cfg.batch_size)
+            variant = variants[strategy]
+            options = {**cfg.options, **variant.options}
+            if len(group) == 1:
+                recs = [answer_one(index_for(qs[0]), qs[0], variant.strategy, options)]
+            else:
+                recs = answer_many(index_for(qs[0]), qs, variant.strategy, options, cfg.batch_size)
+            for rec in recs:  # records and tables name the variant (rag:top_k=16)
+                rec["strategy"] = strategy
         for k, rec in enumerate(recs):
             rec["cold"] = cold and k == 0
         with lock:
@@ -219,7 +225,7 @@ def run(index_for: Callable[[Question], Any], questions: list[Question], cfg: Ev
             progress(finished, total, strategy)
 
     todo = [i for i, r in enumerate(slots) if r is None]
-    groups = batch_groups(todo, pairs, index_for, cfg.batch_size)
+    groups = batch_groups(todo, pairs, index_for, cfg.batch_size, {k: v.strategy for k, v in variants.items()})
     with lock:
         flush()
     if cfg.concurrency <= 1:
@@ -236,17 +242,17 @@ GROUP_BATCHES = 4  # a group is this many batches: slots refill within it; an in
 
 
 def batch_groups(todo: list[int], pairs: list[tuple[str, Question]], index_for: Callable[[Question], Any],
-                 batch_size: int) -> list[list[int]]:
+                 batch_size: int, base: dict[str, str] | None = None) -> list[list[int]]:
     """Consecutive pairs answered together: same strategy, same index, a strategy that batches, at most
     ``GROUP_BATCHES × batch_size`` of them (decoded ``batch_size`` at a time, continuously; records are written per
-    group). Everything else is a group of one."""
+    group). Everything else is a group of one. ``base`` maps a variant's label to its strategy."""
     from ..strategies import BATCHED
 
     batched = set(BATCHED.names())
     groups: list[list[int]] = []
     for i in todo:
         strategy, q = pairs[i]
-        if groups and batch_size > 1 and strategy in batched:
+        if groups and batch_size > 1 and (base or {}).get(strategy, strategy) in batched:
             last = groups[-1]
             s0, q0 = pairs[last[0]]
             if s0 == strategy and len(last) < GROUP_BATCHES * batch_size and last[-1] == i - 1 \

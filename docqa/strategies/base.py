@@ -56,6 +56,12 @@ class AskConfig:
             raise ConfigError(f"The question is {len(q):,} characters long; docqa takes questions of up to {limit:,} "
                               f"characters (max_question_tokens {self.max_question_tokens}). Ask a shorter question; "
                               f"put long material into a document and ingest it.")
+        self.check()
+        return q
+
+    def check(self) -> None:
+        """Raise ConfigError on an option out of range, naming it (the options alone; :meth:`validate` checks a
+        question with them)."""
         from ..prompts import check_style
 
         self.style = check_style(self.style)
@@ -80,7 +86,6 @@ class AskConfig:
             parse_bytes(self.kv_budget)
         if self.rope_factor is not None and not self.rope_factor >= 1:
             raise ConfigError(f"--rope-factor must be at least 1 (1 = no stretching), got {self.rope_factor}.")
-        return q
 
 
 StrategyFn = Callable[["Corpus", str, AskConfig], "Answer"]

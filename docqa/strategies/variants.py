@@ -1,0 +1,95 @@
+"""Strategy variants: one strategy with some of its options set, so that one eval compares configurations.
+
+``docqa eval --strategies rag,rag:top_k=16,long-context:rope=ntk`` answers every question three ways and reports
+each as its own row. Why: the best setting is a property of the corpus and the model, not of the strategy — on the
+embedded model, 16 retrieved chunks instead of 4 raised rag's token F1 on L-Eval financial QA (20.1 → 23.4) and
+lowered it on examples/ (benchmarks/RESULTS.md); "every strategy at its best" is only known by measuring on the
+user's own questions.
+
+Syntax: ``NAME[:FIELD=VALUE]...`` where NAME is a strategy (or alias) and FIELD an :class:`AskConfig` field; values
+are parsed to the field's type (``none`` clears an optional one: ``max_calls=none``). A variant's options override
+the run's options.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import ConfigError
+from .base import AskConfig
+
+# Fields a variant cannot set: callbacks, not options.
+_NOT_SETTABLE = {"progress"}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A strategy and the options it overrides. ``label`` names it in records and tables (``rag:top_k=16``)."""
+
+    strategy: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return ":".join([self.strategy, *(f"{k}={_show(v)}" for k, v in self.options.items())])
+
+
+def _show(value: Any) -> str:
+    return "none" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _field_types() -> dict[str, Any]:
+    hints = typing.get_type_hints(AskConfig)
+    return {f.name: hints[f.name] for f in dataclasses.fields(AskConfig) if f.name not in _NOT_SETTABLE}
+
+
+def _parse_value(name: str, text: str, kind: Any, spec: str) -> Any:
+    from pydantic import TypeAdapter, ValidationError
+
+    # "none" clears an optional field; in a field that cannot be None it is a value like any other (rope=none).
+    if text.lower() in ("none", "null") and type(None) in typing.get_args(kind):
+        return None
+    try:
+        # Lax mode turns "8" into 8 and "true" into True; a str field keeps the text as written.
+        return TypeAdapter(kind).validate_python(text)
+    except ValidationError as e:
+        why = e.errors()[0]["msg"]
+        raise ConfigError(f"Strategy variant '{spec}': {name}={text} is not valid ({why}).") from None
+
+
+def parse_variant(spec: str) -> Variant:
+    """``"rag:top_k=8"`` → ``Variant("rag", {"top_k": 8})``; a bare name has no options. Raises ConfigError naming the
+    bad part and what is allowed."""
+    from . import STRATEGIES
+
+    name, *assignments = [part.strip() for part in spec.strip().split(":")]
+    if not name:
+        raise ConfigError(f"Strategy variant '{spec}' names no strategy. Use NAME[:FIELD=VALUE]..., e.g. rag:top_k=8.")
+    strategy = STRATEGIES.canonical(name)  # raises on an unknown strategy, listing the known ones
+    types = _field_types()
+    options: dict[str, Any] = {}
+    for assignment in assignments:
+        key, eq, text = assignment.partition("=")
+        key = key.strip().replace("-", "_")
+        if not eq or not key:
+            raise ConfigError(f"Strategy variant '{spec}': '{assignment}' is not FIELD=VALUE, e.g. rag:top_k=8.")
+        if key not in types:
+            raise ConfigError(f"Strategy variant '{spec}': unknown option '{key}'. Options: "
+                              f"{', '.join(sorted(types))}.")
+        if key in options:
+            raise ConfigError(f"Strategy variant '{spec}' sets {key} twice.")
+        options[key] = _parse_value(key, text.strip(), types[key], spec)
+    return Variant(strategy, options)
+
+
+def parse_variants(specs: list[str]) -> list[Variant]:
+    """Every spec parsed; two specs that name the same variant (``rag`` and ``rag``) are refused."""
+    variants = [parse_variant(s) for s in specs]
+    labels = [v.label for v in variants]
+    twice = sorted({label for label in labels if labels.count(label) > 1})
+    if twice:
+        raise ConfigError(f"--strategies names {', '.join(twice)} twice; give each variant once.")
+    return variants
