@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import re
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from docqa.eval.paired import paired  # noqa: E402
 
 
 def load(path: Path) -> dict[tuple[str, str, str], dict]:
@@ -41,13 +42,8 @@ def compare(before: Path, after: Path, metric: str = "f1", keep=None, resamples:
             continue
         da = [100 * (a[k]["metrics"][metric] or 0.0) for k in keys]
         db = [100 * (b[k]["metrics"][metric] or 0.0) for k in keys]
-        diffs = [y - x for x, y in zip(da, db, strict=True)]
-        rng = random.Random(0)
-        means = sorted(sum(rng.choice(diffs) for _ in diffs) / len(diffs) for _ in range(resamples))
-        rows.append({"strategy": strategy, "n": len(keys), "before": sum(da) / len(da), "after": sum(db) / len(db),
-                     "diff": sum(diffs) / len(diffs), "ci_low": means[int(0.025 * resamples)],
-                     "ci_high": means[int(0.975 * resamples) - 1], "wins": sum(d > 0 for d in diffs),
-                     "losses": sum(d < 0 for d in diffs), "ties": sum(d == 0 for d in diffs)})
+        p = paired(da, db, resamples)
+        rows.append({"strategy": strategy, "before": sum(da) / len(da), "after": sum(db) / len(db), **p.as_dict()})
     return rows
 
 

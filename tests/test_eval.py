@@ -232,3 +232,35 @@ def test_variant_labels_parse_back_to_the_same_variant(strategy, options):
     v = Variant(strategy, options)
     assert parse_variant(v.label) == v
     assert parse_variant(f" {v.label.replace(strategy, strategy.upper(), 1)} ") == v  # names are case-insensitive
+
+
+def test_paired_difference_interval_and_counts():
+    from docqa.eval.paired import paired
+
+    same = paired([10.0, 20.0, 30.0], [10.0, 20.0, 30.0])
+    assert (same.diff, same.ci_low, same.ci_high, same.ties) == (0.0, 0.0, 0.0, 3)
+    better = paired([0.0] * 20, [5.0] * 15 + [0.0] * 5)
+    assert better.diff == 3.75 and 0 < better.ci_low < 3.75 < better.ci_high <= 5.0
+    assert (better.wins, better.losses, better.ties) == (15, 0, 5)
+    noisy = paired([0.0, 10.0] * 10, [10.0, 0.0] * 10)
+    assert noisy.diff == 0.0 and noisy.ci_low < 0 < noisy.ci_high and (noisy.wins, noisy.losses) == (10, 10)
+    assert paired([1.0, 2.0], [2.0, 1.0], seed=3) == paired([1.0, 2.0], [2.0, 1.0], seed=3)
+    with pytest.raises(ValueError):
+        paired([], [])
+
+
+def test_eval_rows_carry_a_paired_comparison_with_the_first(indexed, qfile, tmp_path):
+    records, rows = docqa.evaluate(qfile, index="t", strategies=["rag", "rag:top_k=1", "long-context"],
+                                   model=FAKE_MODEL, out=tmp_path / "o")
+    assert "f1_vs" not in rows[0]
+    for row in rows[1:]:
+        assert row["f1_vs"] == "rag" and row["f1_vs_n"] == 2  # the answerable questions both answered
+        mine = {r["id"]: r["metrics"]["f1"] for r in records if r["strategy"] == row["strategy"] and r["references"]}
+        first = {r["id"]: r["metrics"]["f1"] for r in records if r["strategy"] == "rag" and r["references"]}
+        assert row["f1_vs_diff"] == pytest.approx(100 * sum(mine[k] - first[k] for k in mine) / len(mine))
+        assert row["f1_vs_ci_low"] <= row["f1_vs_diff"] <= row["f1_vs_ci_high"]
+    assert "f1_vs_diff" in (tmp_path / "o" / "summary.csv").read_text().splitlines()[0]
+    r = CliRunner().invoke(app, ["eval", str(qfile), "--index", "t", "--strategies", "rag,rag:top_k=1", "--model",
+                                 FAKE_MODEL])
+    assert r.exit_code == 0, r.output
+    assert "F1 against rag" in r.output and "rag:top_k=1" in r.output

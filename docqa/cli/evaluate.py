@@ -130,7 +130,7 @@ def render(rows: list[dict]) -> None:
                          ("peak MB", "right"), ("errors", "right")]:
         table.add_column(col, justify=justify)
     for r in rows:
-        name = r["strategy"]
+        name = escape(r["strategy"])
         if "routed_long_context" in r:
             name += f"\n[dim]rag {r['routed_rag']} / lc {r['routed_long_context']}[/]"
         table.add_row(name, str(r["questions"]), _pct(r["contains"]), _pct(r["f1"]), _pct(r["rouge_l"]),
@@ -140,7 +140,21 @@ def render(rows: list[dict]) -> None:
                       f"{r['prompt_tokens_mean']:,.0f}/{r['completion_tokens_mean']:,.0f}", f"{r['calls_mean']:.1f}",
                       _memory(r), f"[red]{r['errors']}[/]" if r["errors"] else "0")
     out.print(table)
+    versus = [r for r in rows if "f1_vs" in r]
+    if versus:  # is a row's F1 different from the first row's, or noise? paired over the same questions
+        paired = Table(title=f"F1 against {rows[0]['strategy']}, paired over the same questions", title_justify="left")
+        for col in ("strategy", "questions", "ΔF1", "95 % interval", "wins / losses / ties"):
+            paired.add_column(col, justify="left" if col == "strategy" else "right")
+        for r in versus:
+            low, high = r["f1_vs_ci_low"], r["f1_vs_ci_high"]
+            sure = "" if low <= 0 <= high else " [bold]*[/]"
+            paired.add_row(escape(r["strategy"]), str(r["f1_vs_n"]), f"{r['f1_vs_diff']:+.1f}{sure}",
+                           escape(f"[{low:+.1f}, {high:+.1f}]"),
+                           f"{r['f1_vs_wins']} / {r['f1_vs_losses']} / {r['f1_vs_ties']}")
+        out.print(paired)
     out.print("[dim]contains, F1, ROUGE-L, EM: answerable questions (%); refusal: share of unanswerable questions "
               "declined; p50/p95: latency per answered question (errors count as wrong answers, not in latency); "
               "cold: a strategy's first question of each index (every strategy starts cold, whatever their "
-              "order), warm: p50 of the others; peak MB: CUDA peak memory on GPU, else peak RSS.[/]")
+              "order), warm: p50 of the others; peak MB: CUDA peak memory on GPU, else peak RSS. ΔF1: mean "
+              "per-question difference in points, 95 % bootstrap interval (10 000 resamples); * where it excludes "
+              "0.[/]")

@@ -11,6 +11,7 @@ from pathlib import Path
 from statistics import mean
 
 from .metrics import METRICS
+from .paired import paired_rows
 
 SUMMARY_COLUMNS = ["strategy", "questions", "answerable", "unanswerable", *METRICS.names(), "refusal",
                    "false_refusal", "recall_at_k", "latency_p50_s", "latency_p95_s", "cold_latency_s",
@@ -90,6 +91,11 @@ def summarize(records: list[dict]) -> list[dict]:
                 row["saved_latency_vs_long_context"] = 1 - auto_time / lc_time if lc_time else None
                 row["saved_prompt_tokens_vs_long_context"] = 1 - auto_tokens / lc_tokens if lc_tokens else None
         rows.append(row)
+    # Is a row's F1 really different from the first row's? Paired over the same questions (docqa/eval/paired.py).
+    against_first = paired_rows(records)
+    for row in rows[1:]:
+        if row["strategy"] in against_first:
+            row.update({"f1_vs": rows[0]["strategy"], **against_first[row["strategy"]].as_dict("f1_vs_")})
     return rows
 
 
