@@ -288,8 +288,11 @@ def evaluate(
     records = runner.run(index_for, qs, cfg, progress)
     rows = report.summarize(records)
     if out:
+        decided = verdict(records, rows)
         meta = {"title": title, "questions": len(qs), "strategies": strategies, "options": options,
-                "model": model or GeneratorConfig().model}
+                "model": model or GeneratorConfig().model,
+                "verdict": None if decided is None else {"use": decided.use, "best": decided.best,
+                                                         "tied": decided.tied, "text": decided.text}}
         report.write(Path(out), records, rows, meta)
     if cfg.aborted:
         from .errors import ServerUnreachable
@@ -299,6 +302,14 @@ def evaluate(
         raise ServerUnreachable(f"{cfg.aborted.rstrip('.')}. {missing} questions got no answer{where}; once the server "
                                 f"is back, run the same command with --resume to complete them.")
     return records, rows
+
+
+def verdict(records: list[dict], rows: list[dict]):
+    """Which row of an eval to use, and how sure that is (:func:`docqa.eval.verdict.decide`); None with fewer than two
+    rows to compare."""
+    from .eval.verdict import decide
+
+    return decide(records, rows)
 
 
 def bench_rope(

@@ -264,3 +264,40 @@ def test_eval_rows_carry_a_paired_comparison_with_the_first(indexed, qfile, tmp_
                                  FAKE_MODEL])
     assert r.exit_code == 0, r.output
     assert "F1 against rag" in r.output and "rag:top_k=1" in r.output
+
+
+def _verdict_inputs(spec: dict[str, tuple[list[float], float, float]]):
+    """Records and rows for decide(): name → (per-question F1s, seconds a question, prompt tokens)."""
+    records, rows = [], []
+    for name, (f1s, seconds, tokens) in spec.items():
+        records += [{"strategy": name, "id": f"q{i}", "document": None, "metrics": {"f1": f}, "latency_s": seconds,
+                     "error": None} for i, f in enumerate(f1s)]
+        rows.append({"strategy": name, "f1": sum(f1s) / len(f1s), "prompt_tokens_mean": tokens})
+    return records, rows
+
+
+def test_verdict_prefers_the_cheapest_of_the_rows_that_tie_with_the_best():
+    from docqa.eval.verdict import decide
+
+    noisy = [0.2, 0.6] * 10
+    # long-context is a little better on average but not distinguishably; rag costs a tenth.
+    v = decide(*_verdict_inputs({"rag": (noisy, 2.0, 600), "long-context": (noisy[::-1][:19] + [0.8], 20.0, 30000)}))
+    assert v.best == "long-context" and set(v.tied) == {"rag", "long-context"} and v.use == "rag"
+    assert v.text.startswith("Use rag: F1 40.0 against the best, long-context's 43.0, is within noise")
+    # A clear winner is used whatever it costs, and the cheaper, worse row is named as the trade-off.
+    v = decide(*_verdict_inputs({"rag": ([0.1] * 20, 2.0, 600), "long-context": ([0.5] * 19 + [0.4], 20.0, 30000)}))
+    assert (v.use, v.tied, v.tradeoff) == ("long-context", ["long-context"], "rag")
+    assert "every other row is measurably less accurate" in v.text and "rag is 10.0× cheaper" in v.text
+    # Seconds within 10 % are one cost: fewer prompt tokens decide (auto that never routed is rag plus a check).
+    v = decide(*_verdict_inputs({"auto": ([0.3] * 20, 2.8, 700), "rag": ([0.3] * 20, 3.0, 600)}))
+    assert v.use == "rag" and v.tradeoff is None
+    assert decide(*_verdict_inputs({"rag": ([0.3] * 5, 1.0, 600)})) is None
+
+
+def test_eval_prints_and_writes_its_verdict(indexed, qfile, tmp_path):
+    r = CliRunner().invoke(app, ["eval", str(qfile), "--index", "t", "--strategies", "rag,rag:top_k=1", "--model",
+                                 FAKE_MODEL, "--out", str(tmp_path / "o")])
+    assert r.exit_code == 0, r.output
+    assert "Verdict: Use rag" in " ".join(r.output.split())
+    verdict = json.loads((tmp_path / "o" / "summary.json").read_text())["meta"]["verdict"]
+    assert verdict["use"].startswith("rag") and verdict["text"].startswith("Use ")

@@ -94,7 +94,7 @@ def eval_cmd(
         gen = GeneratorConfig(device=device, dtype=dtype, attn=attn, threads=threads, no_repeat_ngram=no_repeat_ngram,
                               base_url=base_url, context_window=context_window, tokenizer=tokenizer,
                               request_timeout=request_timeout)
-        _, rows = api.evaluate(questions, index=index, strategies=names, out=out_dir, resume=resume, leval=leval,
+        records, rows = api.evaluate(questions, index=index, strategies=names, out=out_dir, resume=resume, leval=leval,
                                limit=limit, limit_docs=limit_docs, root=root, model=model, generator=gen,
                                concurrency=concurrency,
                                batch_size=batch_size, progress=progress, top_k=top_k, rope=rope,
@@ -103,6 +103,9 @@ def eval_cmd(
                                kv_budget=kv_budget, style=style, route_threshold=route_threshold,
                                drop_threshold=drop_threshold)
     render(rows)
+    decided = api.verdict(records, rows)
+    if decided is not None:
+        out.print(f"[bold]Verdict:[/] {escape(decided.text)}")
     if out_dir:
         out.print(f"[dim]wrote {escape(str(out_dir))}/results.jsonl, summary.json, summary.csv, "
                   f"accuracy_vs_latency.png[/]")
