@@ -204,3 +204,21 @@ def test_map_notes_are_dropped_on_the_probability_of_nothing_relevant(small_docs
     dropped = idx.ask("What is the nightly hotel cap?", "summarize", drop_threshold=0.5)
     assert dropped.details["notes"] == [] and dropped.text == "I don't know."
     assert idx.ask("What is the nightly hotel cap?", "summarize", drop_threshold=0.95).details["notes"]
+
+
+@pytest.mark.parametrize("chain", ["map-reduce", "refine", "tree"])
+def test_map_top_k_reads_only_the_groups_holding_the_best_chunks(idx, chain):
+    """map_top_k=1: the first pass reads exactly the group that holds the question's best-retrieved chunk, and the
+    other groups are dropped without a model call; 0 reads every group."""
+    question = "What is the nightly hotel cap in most cities?"
+    every, seen_all, _ = _ask(idx, chain, 900, question=question)
+    focused, seen, _ = _ask(idx, chain, 900, question=question, map_top_k=1)
+    groups = len(_first_pass(every, seen_all))
+    assert groups >= 3  # several groups, so dropping is visible
+    first = _first_pass(focused, seen)
+    assert len(first) == 1 and focused.details["dropped"] >= groups - 1
+    best = idx.corpus.retrieve(question, 1).chunks[0][0]
+    assert best.text.strip()[:60] in _material(first[0])
+    assert focused.calls < every.calls
+    with pytest.raises(docqa.errors.ConfigError, match="--map-top-k"):
+        _ask(idx, chain, 900, map_top_k=-1)

@@ -52,6 +52,9 @@ def ask_cmd(
         help="summarize: drop a map note when P(\"NOTHING RELEVANT\") reaches this (benchmarks/drop.py calibrates it) "
              "\\[default: on the words only].")] = None,
     max_calls: Annotated[Optional[int], typer.Option(help="summarize: stop past this many model calls.")] = None,
+    map_top_k: Annotated[Optional[int], typer.Option(
+        help="summarize: read only the groups holding one of the question's N best-retrieved chunks (0: every group) "
+             "\\[default: 0].")] = None,
     summary_window: Annotated[Optional[int], typer.Option(help="summarize: tokens per call \\[default: the model's "
                                                                  "trained window].")] = None,
     max_new_tokens: Annotated[int, typer.Option(help="Answer budget in tokens.")] = 96,
@@ -84,7 +87,7 @@ def ask_cmd(
     options = dict(top_k=top_k, rope=rope, rope_factor=rope_factor, max_context=max_context, truncate=truncate,
                    cache_prefix=cache_prefix, max_new_tokens=max_new_tokens, style=style, chain=chain,
                    route_threshold=route_threshold, drop_threshold=drop_threshold, max_calls=max_calls,
-                   summary_window=summary_window, kv_budget=kv_budget)
+                   summary_window=summary_window, map_top_k=map_top_k, kv_budget=kv_budget)
     answers = {}
     for name in names:
         with _progress(name, disabled=json_out) as progress:

@@ -55,6 +55,9 @@ def eval_cmd(
         help="summarize: drop a map note when P(\"NOTHING RELEVANT\") reaches this (benchmarks/drop.py calibrates it) "
              "\\[default: on the words only].")] = None,
     max_calls: Annotated[Optional[int], typer.Option(help="summarize: call budget per question.")] = None,
+    map_top_k: Annotated[Optional[int], typer.Option(
+        help="summarize: read only the groups holding one of the question's N best-retrieved chunks (0: every group) "
+             "\\[default: 0].")] = None,
     summary_window: Annotated[Optional[int], typer.Option(help="summarize: tokens per call.")] = None,
     max_new_tokens: Annotated[int, typer.Option(help="Answer budget in tokens.")] = 96,
     style: Annotated[str, typer.Option(
@@ -99,7 +102,7 @@ def eval_cmd(
                                concurrency=concurrency,
                                batch_size=batch_size, progress=progress, top_k=top_k, rope=rope,
                                max_context=max_context, truncate=truncate, max_new_tokens=max_new_tokens,
-                               chain=chain, max_calls=max_calls, summary_window=summary_window,
+                               chain=chain, max_calls=max_calls, summary_window=summary_window, map_top_k=map_top_k,
                                kv_budget=kv_budget, style=style, route_threshold=route_threshold,
                                drop_threshold=drop_threshold)
     render(rows)

@@ -42,6 +42,9 @@ class AskConfig:
     chain: str = "map-reduce"
     max_calls: int | None = None  # None: no budget; otherwise stop with BudgetExceeded past this many model calls
     summary_window: int | None = None  # tokens per call (None: the model's trained window); smaller = faster calls
+    # First pass of map-reduce / refine / tree: only the groups holding one of the question's N best-retrieved chunks
+    # (0: every group). The drop signal the model itself could not give (benchmarks/RESULTS.md).
+    map_top_k: int = 0
     # Called with (tokens done, tokens total) during long prefills, so a terminal can draw progress.
     progress: Callable[[int, int], None] | None = field(default=None, repr=False, compare=False)
 
@@ -71,6 +74,8 @@ class AskConfig:
             raise ConfigError(f"--max-new-tokens must be at least 1, got {self.max_new_tokens}.")
         if self.max_calls is not None and self.max_calls < 1:
             raise ConfigError(f"--max-calls must be at least 1, got {self.max_calls}.")
+        if self.map_top_k < 0:
+            raise ConfigError(f"--map-top-k must be 0 (map every group) or more, got {self.map_top_k}.")
         if self.summary_window is not None and self.summary_window < 256:
             raise ConfigError(f"--summary-window must be at least 256 tokens, got {self.summary_window}.")
         if self.max_context is not None and self.max_context < 256:

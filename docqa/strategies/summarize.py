@@ -146,6 +146,21 @@ class ChainRun:
         self.planned = max(self.planned, len(groups))
         return groups
 
+    def first_groups(self, chunks: list[Chunk], room: int) -> list[list[int]]:
+        """The first pass's groups: every group, or with ``map_top_k`` N only the groups that hold one of the
+        question's N best-retrieved chunks (the others are dropped without a model call, counted in ``dropped``).
+        Packing does not depend on the question, so kept groups keep their cached prefixes."""
+        groups = self.pack(_chunk_blocks(chunks), room)
+        k = self.cfg.map_top_k
+        if not k:
+            return groups
+        hit = self.corpus.retrieve_many([self.question], k)[0]
+        best = {c.id for c, _ in hit.chunks}
+        kept = [g for g in groups if any(chunks[i].id in best for i in g)]
+        self.dropped += len(groups) - len(kept)
+        self.planned = len(kept)
+        return kept
+
 
 def _map_user(question: str, passages: str) -> str:
     return (f"Context:\n{passages}\n\n{_SPLIT}{prompts.question_block(question)}\n\nWrite the facts from the "
@@ -219,7 +234,7 @@ def map_reduce(run: ChainRun, chunks: list[Chunk]) -> tuple[str, set[str]]:
     blocks = _chunk_blocks(chunks)
     notes, used = [], set()
     scored = (DROP_P if run.cfg.drop_threshold is None else run.cfg.drop_threshold) is not None
-    for group in run.pack(blocks, run.first_pass_room(_map_user, _MAP_SYSTEM)):
+    for group in run.first_groups(chunks, run.first_pass_room(_map_user, _MAP_SYSTEM)):
         note = run.call("map", _map_user(run.question, "\n\n".join(blocks[i] for i in group)), system=_MAP_SYSTEM,
                         stop=prompts.NOTES_STOP, score=NOTHING if scored else None)
         if _relevant(note) and not _nothing_likely(run):
@@ -252,7 +267,7 @@ def refine(run: ChainRun, chunks: list[Chunk]) -> tuple[str, set[str]]:
 
     # Groups are packed once for the larger prompt: one that carries an existing answer of up to max_new_tokens.
     room = run.first_pass_room(lambda q, body: user(q, body, "")) - run.cfg.max_new_tokens
-    for group in run.pack(blocks, room):
+    for group in run.first_groups(chunks, room):
         text = run.call("refine", user(run.question, "\n\n".join(blocks[i] for i in group), answer))
         if _relevant(text):
             if text != answer:
@@ -266,7 +281,7 @@ def tree(run: ChainRun, chunks: list[Chunk]) -> tuple[str, set[str]]:
     level by level, until one remains. log₂(groups) merge levels; every merge sees only two answers."""
     blocks = _chunk_blocks(chunks)
     answers, used = [], set()
-    for group in run.pack(blocks, run.first_pass_room(_leaf_user)):
+    for group in run.first_groups(chunks, run.first_pass_room(_leaf_user)):
         text = run.call("leaf", _leaf_user(run.question, "\n\n".join(blocks[i] for i in group)))
         if _relevant(text):
             answers.append(text)
