@@ -284,13 +284,14 @@ def test_verdict_prefers_the_cheapest_of_the_rows_that_tie_with_the_best():
     v = decide(*_verdict_inputs({"rag": (noisy, 2.0, 600), "long-context": (noisy[::-1][:19] + [0.8], 20.0, 30000)}))
     assert v.best == "long-context" and set(v.tied) == {"rag", "long-context"} and v.use == "rag"
     assert v.text.startswith("Use rag: F1 40.0 against the best, long-context's 43.0, is within noise")
+    assert "Caution: over 20 questions a difference as large as" in v.text  # a wide tie is reported as inconclusive
     # A clear winner is used whatever it costs, and the cheaper, worse row is named as the trade-off.
     v = decide(*_verdict_inputs({"rag": ([0.1] * 20, 2.0, 600), "long-context": ([0.5] * 19 + [0.4], 20.0, 30000)}))
     assert (v.use, v.tied, v.tradeoff) == ("long-context", ["long-context"], "rag")
     assert "every other row is measurably less accurate" in v.text and "rag is 10.0× cheaper" in v.text
     # Seconds within 10 % are one cost: fewer prompt tokens decide (auto that never routed is rag plus a check).
     v = decide(*_verdict_inputs({"auto": ([0.3] * 20, 2.8, 700), "rag": ([0.3] * 20, 3.0, 600)}))
-    assert v.use == "rag" and v.tradeoff is None
+    assert v.use == "rag" and v.tradeoff is None and "Caution" not in v.text
     assert decide(*_verdict_inputs({"rag": ([0.3] * 5, 1.0, 600)})) is None
 
 

@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 
 from .paired import Paired, paired_rows
 
+# Half-width of a paired interval, in F1 points, past which a tie is reported as inconclusive rather than as a tie.
+WIDE = 5.0
+
 
 @dataclass(frozen=True)
 class Verdict:
@@ -32,6 +35,11 @@ class Verdict:
     def text(self) -> str:
         """One or two sentences a person can act on."""
         text = self._choice()
+        wide = [p for name, p in self.versus_best.items() if name in self.tied and p.ci_high - p.ci_low > 2 * WIDE]
+        if wide:  # a tie on a few questions is mostly ignorance: say how large a difference could hide in it
+            p = max(wide, key=lambda p: p.ci_high - p.ci_low)
+            text += (f" Caution: over {p.n} questions a difference as large as {-p.ci_low:.1f} F1 points could hide in "
+                     f"a tie; more questions would narrow it.")
         if self.tradeoff is not None:
             t, p = self.tradeoff, self.versus_best[self.tradeoff]
             text += (f" {t} is {self.seconds[self.use] / self.seconds[t]:.1f}× cheaper ({self.seconds[t]:.1f} s) but "
