@@ -302,3 +302,20 @@ def test_eval_prints_and_writes_its_verdict(indexed, qfile, tmp_path):
     assert "Verdict: Use rag" in " ".join(r.output.split())
     verdict = json.loads((tmp_path / "o" / "summary.json").read_text())["meta"]["verdict"]
     assert verdict["use"].startswith("rag") and verdict["text"].startswith("Use ")
+
+
+def test_a_narrow_terminal_gets_whole_cells_and_names_the_columns_left_out(indexed, qfile, monkeypatch):
+    from rich.console import Console
+
+    from docqa.cli import evaluate as ev
+
+    _, rows = docqa.evaluate(qfile, index="t", strategies=["rag", "long-context", "auto"], model=FAKE_MODEL)
+    for width, left_out in ((80, True), (220, False)):
+        console = Console(width=width, record=True, force_terminal=False)
+        monkeypatch.setattr(ev, "out", console)
+        ev.render(rows)
+        text = console.export_text()
+        assert "…" not in text  # no cell cut short
+        assert all(len(line) <= width for line in text.splitlines())
+        assert ("Left out for the terminal's width" in text) is left_out
+        assert "F1" in text and "p50 s" in text and "auto routed" in text

@@ -126,26 +126,60 @@ def _memory(row: dict) -> str:
     return "–" if rss != rss else f"{rss:,.0f}"
 
 
+# Columns of the eval table, most important first: on a terminal too narrow for all of them the last ones are left
+# out (and named), instead of every cell being cut to "…" (at 80 columns all fifteen did not fit one digit each).
+_COLUMNS: list[tuple[str, object]] = [
+    ("strategy", lambda r: escape(r["strategy"])),
+    ("F1", lambda r: _pct(r["f1"])),
+    ("p50 s", lambda r: f"{r['latency_p50_s']:.1f}"),
+    ("n", lambda r: str(r["questions"])),
+    ("contains", lambda r: _pct(r["contains"])),
+    ("cold / warm s", lambda r: f"{r['cold_latency_s']:.1f} / {r['warm_latency_p50_s']:.1f}"),
+    ("errors", lambda r: f"[red]{r['errors']}[/]" if r["errors"] else "0"),
+    ("tokens in/out", lambda r: f"{r['prompt_tokens_mean']:,.0f}/{r['completion_tokens_mean']:,.0f}"),
+    ("refusal", lambda r: _pct(r["refusal"])),
+    ("recall@k", lambda r: _pct(r["recall_at_k"])),
+    ("ROUGE-L", lambda r: _pct(r["rouge_l"])),
+    ("p95 s", lambda r: f"{r['latency_p95_s']:.1f}"),
+    ("calls", lambda r: f"{r['calls_mean']:.1f}"),
+    ("peak MB", _memory),
+    ("EM", lambda r: _pct(r["exact_match"])),
+]
+_ORDER = ["strategy", "n", "contains", "F1", "ROUGE-L", "EM", "refusal", "recall@k", "p50 s", "p95 s", "cold / warm s",
+          "tokens in/out", "calls", "peak MB", "errors"]
+
+
+def _fit(rows: list[dict], width: int) -> list[str]:
+    """The columns (by name) that fit ``width`` without cutting a cell, most important first."""
+    from rich.text import Text
+
+    kept, used = [], 1  # the table's left border
+    for name, cell in _COLUMNS:
+        need = max([len(name)] + [Text.from_markup(str(cell(r))).cell_len for r in rows]) + 3  # padding, border
+        if used + need <= width or not kept:
+            kept.append(name)
+            used += need
+    return kept
+
+
 def render(rows: list[dict]) -> None:
+    names = _fit(rows, out.width)
+    cells = dict(_COLUMNS)
     table = Table(title="docqa eval", title_justify="left")
-    table.add_column("strategy", no_wrap=True)
-    for col, justify in [("n", "right"), ("contains", "right"), ("F1", "right"),
-                         ("ROUGE-L", "right"), ("EM", "right"), ("refusal", "right"), ("recall@k", "right"),
-                         ("p50 s", "right"), ("p95 s", "right"), ("cold / warm s", "right"), ("tokens in/out", "right"),
-                         ("calls", "right"),
-                         ("peak MB", "right"), ("errors", "right")]:
-        table.add_column(col, justify=justify)
+    shown = [n for n in _ORDER if n in names]
+    for name in shown:
+        table.add_column(name, justify="left" if name == "strategy" else "right", no_wrap=True)
     for r in rows:
-        name = escape(r["strategy"])
-        if "routed_long_context" in r:
-            name += f"\n[dim]rag {r['routed_rag']} / lc {r['routed_long_context']}[/]"
-        table.add_row(name, str(r["questions"]), _pct(r["contains"]), _pct(r["f1"]), _pct(r["rouge_l"]),
-                      _pct(r["exact_match"]), _pct(r["refusal"]), _pct(r["recall_at_k"]),
-                      f"{r['latency_p50_s']:.1f}", f"{r['latency_p95_s']:.1f}",
-                      f"{r['cold_latency_s']:.1f} / {r['warm_latency_p50_s']:.1f}",
-                      f"{r['prompt_tokens_mean']:,.0f}/{r['completion_tokens_mean']:,.0f}", f"{r['calls_mean']:.1f}",
-                      _memory(r), f"[red]{r['errors']}[/]" if r["errors"] else "0")
+        table.add_row(*(cells[name](r) for name in shown))
     out.print(table)
+    left = [n for n in _ORDER if n not in names]
+    if left:
+        out.print(f"[dim]Left out for the terminal's width ({out.width} columns): {', '.join(left)} — all are in "
+                  f"summary.csv with --out.[/]")
+    routed = [r for r in rows if "routed_long_context" in r]
+    for r in routed:
+        out.print(f"[dim]{escape(r['strategy'])} routed {r['routed_rag']} to rag, {r['routed_long_context']} to "
+                  f"long-context.[/]")
     versus = [r for r in rows if "f1_vs" in r]
     if versus:  # is a row's F1 different from the first row's, or noise? paired over the same questions
         paired = Table(title=f"F1 against {rows[0]['strategy']}, paired over the same questions", title_justify="left")
