@@ -4,7 +4,9 @@
 
 Records are matched by (document, question) and strategy; with ``--scored leval`` only the 52 questions L-Eval scored
 (those with published predictions, benchmarks/leval.py) count. The interval is the 2.5–97.5 percentile of 10 000
-bootstrap resamples of the per-question differences (seeded). Prints one row per strategy and returns the rows.
+bootstrap resamples of the per-question differences (seeded; docqa/eval/paired.py, the bootstrap `docqa eval` uses).
+Intervals recorded in RESULTS.md before it moved to numpy were drawn with Python's ``random``; rerunning reproduces
+them within ±0.1. Prints one row per strategy and returns the rows.
 """
 
 from __future__ import annotations

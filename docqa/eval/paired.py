@@ -8,7 +8,6 @@ differences are paired: their mean, and the 2.5–97.5 percentiles of the means 
 
 from __future__ import annotations
 
-import random
 from dataclasses import asdict, dataclass
 
 
@@ -35,13 +34,20 @@ def paired(before: list[float], after: list[float], resamples: int = 10_000, see
     """Compare per-question scores ``before[i]`` and ``after[i]`` of the same questions."""
     if len(before) != len(after) or not before:
         raise ValueError(f"paired() needs two equally long, non-empty lists, got {len(before)} and {len(after)}")
-    diffs = [b - a for a, b in zip(before, after, strict=True)]
-    rng = random.Random(seed)
+    import numpy as np
+
+    diffs = np.asarray(after, dtype=float) - np.asarray(before, dtype=float)
     n = len(diffs)
-    means = sorted(sum(rng.choice(diffs) for _ in range(n)) / n for _ in range(resamples))
-    return Paired(n=n, diff=sum(diffs) / n, ci_low=means[int(0.025 * resamples)],
-                  ci_high=means[int(0.975 * resamples) - 1], wins=sum(d > 0 for d in diffs),
-                  losses=sum(d < 0 for d in diffs), ties=sum(d == 0 for d in diffs))
+    # Vectorised: 10 000 resamples of 500 questions take ~0.1 s here, against ~3 s drawing one index at a time.
+    # Resamples are drawn in blocks so memory stays bounded for large question sets.
+    rng = np.random.default_rng(seed)
+    block = max(1, 2_000_000 // n)
+    means = np.concatenate([diffs[rng.integers(0, n, size=(min(block, resamples - i), n))].mean(axis=1)
+                            for i in range(0, resamples, block)])
+    means.sort()
+    return Paired(n=n, diff=float(diffs.mean()), ci_low=float(means[int(0.025 * resamples)]),
+                  ci_high=float(means[int(0.975 * resamples) - 1]), wins=int((diffs > 0).sum()),
+                  losses=int((diffs < 0).sum()), ties=int((diffs == 0).sum()))
 
 
 def paired_rows(records: list[dict], metric: str = "f1", resamples: int = 10_000) -> dict[str, Paired]:
