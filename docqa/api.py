@@ -10,7 +10,7 @@ import dataclasses
 import time
 from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .corpus import Corpus
 from .embedder import load_embedder
@@ -22,6 +22,9 @@ from .index.ingest import ingest as _ingest
 from .paths import index_root
 from .records import Answer, IngestReport
 from .strategies import STRATEGIES, AskConfig
+
+if TYPE_CHECKING:
+    from .eval.verdict import Verdict
 
 
 def ingest(
@@ -275,9 +278,11 @@ def evaluate(
     if options.get("style", "auto") == "auto":  # answers shaped like the set's references (prompts.py STYLES)
         options["style"] = style_for_references([q.answers for q in qs])
     options["style"] = check_style(options["style"])
-    for variant in variants:  # each variant's options, over the run's, checked before any question is asked
-        if variant.options.get("style") == "auto":
-            variant.options["style"] = options["style"]
+    # A variant's style=auto is the run's style; each variant's options, over the run's, are checked before any
+    # question is asked.
+    variants = [dataclasses.replace(v, options={**v.options, "style": options["style"]})
+                if v.options.get("style") == "auto" else v for v in variants]
+    for variant in variants:
         make_config(**{**options, **variant.options}).check()
     strategies = [v.label for v in variants]
     identity = {"model": model or GeneratorConfig().model, "options": options, "questions": source,
@@ -304,7 +309,7 @@ def evaluate(
     return records, rows
 
 
-def verdict(records: list[dict], rows: list[dict]):
+def verdict(records: list[dict], rows: list[dict]) -> Verdict | None:
     """Which row of an eval to use, and how sure that is (:func:`docqa.eval.verdict.decide`); None with fewer than two
     rows to compare."""
     from .eval.verdict import decide
