@@ -145,10 +145,15 @@ class Index:
         return self.corpus.store.file_names()
 
     def ask(self, question: str, strategy: str = "rag", **options: Any) -> Answer:
-        """Answer ``question`` with ``strategy``; ``options`` are :class:`AskConfig` fields (top_k, rope, …)."""
-        fn = STRATEGIES.get(strategy)
+        """Answer ``question`` with ``strategy``; ``options`` are :class:`AskConfig` fields (top_k, rope, …).
+        ``strategy`` may be a variant that sets options itself, as ``docqa eval`` names them (``rag:top_k=16``, what
+        an eval's verdict may recommend); the variant's options win over ``options``."""
+        from .strategies.variants import parse_variant
+
+        variant = parse_variant(strategy)
+        fn = STRATEGIES.get(variant.strategy)
         t0 = time.perf_counter()
-        answer = fn(self.corpus, question, make_config(**options))
+        answer = fn(self.corpus, question, make_config(**{**options, **variant.options}))
         answer.timings.setdefault("total", time.perf_counter() - t0)
         return answer
 
@@ -158,11 +163,14 @@ class Index:
         finished answer's place goes to the next question (continuous batching); otherwise one by one. Greedy answers
         are the ones :meth:`ask` gives."""
         from .strategies import BATCHED
+        from .strategies.variants import parse_variant
 
         if batch_size < 1:
             raise ConfigError(f"batch_size must be at least 1, got {batch_size}.")
+        variant = parse_variant(strategy)
+        options = {**options, **variant.options}
         cfg = make_config(**options)
-        name = STRATEGIES.canonical(strategy)
+        name = variant.strategy
         if name not in BATCHED.names() or batch_size == 1:
             return [self.ask(q, name, **options) for q in questions]
         return BATCHED.get(name)(self.corpus, list(questions), cfg, batch_size)

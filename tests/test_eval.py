@@ -319,3 +319,16 @@ def test_a_narrow_terminal_gets_whole_cells_and_names_the_columns_left_out(index
         assert all(len(line) <= width for line in text.splitlines())
         assert ("Left out for the terminal's width" in text) is left_out
         assert "F1" in text and "p50 s" in text and "auto routed" in text
+
+
+def test_ask_takes_the_variant_a_verdict_names(indexed, qfile):
+    """docqa ask --strategy rag:top_k=1 answers as that eval row did; the variant's option wins over the keyword."""
+    idx = docqa.open_index("t", model=FAKE_MODEL)
+    q = "What is the nightly hotel cap in most cities?"
+    one = idx.ask(q, "rag:top_k=1", top_k=4)
+    assert len(one.sources) == 1 and one.strategy == "rag"
+    assert [a.text for a in idx.ask_many([q, q], "rag:top_k=1", batch_size=2)] == [one.text] * 2
+    r = CliRunner().invoke(app, ["ask", q, "--index", "t", "--strategy", "rag,rag:top_k=1", "--model", FAKE_MODEL])
+    assert r.exit_code == 0 and "rag:top_k=1" in r.output, r.output
+    r = CliRunner().invoke(app, ["ask", q, "--index", "t", "--strategy", "rag:top_k=zero", "--model", FAKE_MODEL])
+    assert r.exit_code == 1 and "top_k=zero is not valid" in r.output

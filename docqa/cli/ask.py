@@ -33,7 +33,9 @@ from .common import (
 def ask_cmd(
     question: Annotated[str, typer.Argument(help="The question.")],
     index: Annotated[str, typer.Option("--index", "-i", help="Index to ask.")] = "examples",
-    strategy: Annotated[str, typer.Option("--strategy", "-s", help="rag, long-context (lc), … or all.")] = "rag",
+    strategy: Annotated[str, typer.Option(
+        "--strategy", "-s", help="rag, long-context (lc), … or all; a variant such as rag:top_k=16 sets its own "
+                                 "options.")] = "rag",
     top_k: Annotated[int, typer.Option(help="rag: chunks to retrieve.")] = 4,
     rope: Annotated[str, typer.Option(help="long-context: yarn, dynamic, ntk, linear or none.")] = "yarn",
     rope_factor: Annotated[Optional[float], typer.Option(help="long-context: rope scale (default: length ÷ "
@@ -83,7 +85,10 @@ def ask_cmd(
                           base_url=base_url, context_window=context_window, tokenizer=tokenizer,
                           request_timeout=request_timeout)
     idx = api.open_index(index, root=root, embedder=embedder, model=model, generator=gen)
-    names = STRATEGIES.names() if strategy == "all" else [STRATEGIES.canonical(s) for s in strategy.split(",")]
+    from ..strategies.variants import parse_variants
+
+    # A variant (rag:top_k=16, as an eval's verdict names it) sets its own options over the command's.
+    names = STRATEGIES.names() if strategy == "all" else [v.label for v in parse_variants(strategy.split(","))]
     options = dict(top_k=top_k, rope=rope, rope_factor=rope_factor, max_context=max_context, truncate=truncate,
                    cache_prefix=cache_prefix, max_new_tokens=max_new_tokens, style=style, chain=chain,
                    route_threshold=route_threshold, drop_threshold=drop_threshold, max_calls=max_calls,
@@ -112,7 +117,7 @@ def _progress(name: str, disabled: bool):
         task = bar.add_task(f"{name}: loading and thinking…", total=None, tokens="")
 
         def update(done: int, total: int) -> None:
-            what = "model calls" if name == "summarize" else "prompt tokens"
+            what = "model calls" if name.startswith("summarize") else "prompt tokens"
             bar.update(task, completed=done, total=total, description=f"{name}: working",
                        tokens=f"{done:,}/{total:,} {what}")
 
@@ -149,6 +154,6 @@ def render_side_by_side(question: str, answers: dict) -> None:
     table.add_column("tokens in/out", justify="right")
     for name, a in answers.items():
         sources = "\n".join(dict.fromkeys(s.location() for s in a.sources[:4]))
-        table.add_row(name, escape(a.text), escape(sources), f"{a.timings.get('total', 0):.1f} s",
+        table.add_row(escape(name), escape(a.text), escape(sources), f"{a.timings.get('total', 0):.1f} s",
                       f"{a.tokens.get('prompt', 0):,}/{a.tokens.get('completion', 0):,}")
     out.print(table)
