@@ -162,3 +162,47 @@ def test_bad_milvus_settings_are_one_line_errors(small_docs, tmp_path):
                                  FAKE_EMBEDDER, "--model", FAKE_MODEL])
     assert r.exit_code == 1 and "Traceback" not in r.output and "Milvus" in r.output, r.output
     assert not (root / "m").exists()  # a first ingest that failed leaves nothing behind
+
+
+def test_a_collection_left_by_a_killed_rebuild_is_swept_by_the_next_commit(small_docs, tmp_path):
+    """A --rebuild killed before its version went live leaves docqa_<index>_v<N> behind; the next successful
+    commit drops it, and never a collection a user named or one a kept version still references."""
+    from pymilvus import MilvusClient
+
+    root = tmp_path / "idx"
+    _ingest(small_docs, root, vector_store="milvus")
+    spec = json.loads((live(root / "m") / "manifest.json").read_text())["vector_store"]
+    client = MilvusClient(spec["uri"])
+    try:
+        for name in ("docqa_m_v41", "mine", "docqa_other_v3"):  # an orphan; a user's; another index's
+            client.create_collection(name, dimension=8)
+    finally:
+        client.close()
+    (small_docs / "notes.md").write_text("# Notes\n\nThe nightly hotel cap in Oslo is 240 euros.\n")
+    _ingest(small_docs, root)
+    client = MilvusClient(spec["uri"])
+    try:
+        names = set(client.list_collections())
+    finally:
+        client.close()
+    assert "docqa_m_v41" not in names and {"mine", "docqa_other_v3", spec["collection"]} <= names
+    assert check_index("m", root).ok
+
+
+def test_no_sweep_in_a_milvus_file_other_indexes_may_share(small_docs, tmp_path):
+    from pymilvus import MilvusClient
+
+    root, shared = tmp_path / "idx", str(tmp_path / "shared.db")
+    _ingest(small_docs, root, vector_store="milvus", uri=shared)
+    client = MilvusClient(shared)
+    try:
+        client.create_collection("docqa_m_v41", dimension=8)
+    finally:
+        client.close()
+    (small_docs / "notes.md").write_text("# Notes\n\nThe nightly hotel cap in Oslo is 240 euros.\n")
+    _ingest(small_docs, root)
+    client = MilvusClient(shared)
+    try:
+        assert "docqa_m_v41" in client.list_collections()  # not this index's own file: left alone
+    finally:
+        client.close()

@@ -273,6 +273,17 @@ class MilvusVectors:
         if self._call("list collections", c.has_collection, self.spec["collection"]):
             self._call("drop the collection", c.drop_collection, self.spec["collection"])
 
+    def sweep(self, referenced: set[str]) -> list[str]:
+        """Drop the collections docqa named for this index (``docqa_<index>_v<N>``) on this server that no version
+        on disk references: what a ``--rebuild`` killed before its version went live left behind. Collections a user
+        named are never touched. Returns the names dropped."""
+        stem = "docqa_" + "".join(c if c.isalnum() else "_" for c in self.index) + "_v"
+        names = self._call("list collections", self.client.list_collections)
+        orphans = [n for n in names if n.startswith(stem) and n[len(stem):].isdigit() and n not in referenced]
+        for name in orphans:
+            self._call("drop an orphaned collection", self.client.drop_collection, name)
+        return orphans
+
     # ------------------------------------------------------------------------------------------------ writes
     def write_segment(self, folder: Path, seg: str, vectors: np.ndarray, ids: np.ndarray, files: list[str],
                       index_type: str) -> tuple[str | None, dict[str, Any]]:

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError, DocQAError, IndexWriteError
+from ..errors import ConfigError, DocQAError, IndexCorrupt, IndexWriteError
 from ..records import Chunk
 from .integrity import (
     FULL_HASH_BYTES,
@@ -311,8 +311,29 @@ class IndexWriter:
             self._drop_after.close()
         prune(self.home, KEEP_VERSIONS)
         _fault("after-prune")
+        self._sweep_collections()
         self._release()
         return self.path
+
+    def _sweep_collections(self) -> None:
+        """After a Milvus version is live: drop docqa-named collections of this index that no version on disk
+        references (left by a --rebuild killed before its version went live). Only in a Milvus Lite file of this
+        index's own folder: on a shared server two index names that sanitize alike ("a-b", "a_b") would share the
+        name pattern, so a sweep there could drop another index's collection. Skipped if any manifest is
+        unreadable — its collection cannot be known — and never fatal: the commit is already done."""
+        uri = self.store.spec.get("uri", "") if self.store.external else ""
+        if not uri or "://" in uri or Path(uri).resolve().parent != self.home.resolve():
+            return
+        referenced = set()
+        for folder in versions(self.home):
+            try:
+                vs = read_manifest(folder, self.name).vector_store or {}
+            except IndexCorrupt:
+                return
+            if vs.get("type") == "milvus" and vs.get("uri") == self.store.spec.get("uri"):
+                referenced.add(vs.get("collection"))
+        with contextlib.suppress(DocQAError):
+            self.store.sweep(referenced | {self.store.spec.get("collection")})
 
     def _finish_new_segment(self) -> Segment | None:
         """Close the new segment's SQLite and write its vectors; None when this ingest added nothing to it."""
