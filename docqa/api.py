@@ -291,7 +291,12 @@ def evaluate(
     variants = [dataclasses.replace(v, options={**v.options, "style": options["style"]})
                 if v.options.get("style") == "auto" else v for v in variants]
     for variant in variants:
-        make_config(**{**options, **variant.options}).check()
+        try:
+            make_config(**{**options, **variant.options}).check()
+        except ConfigError as e:
+            if not variant.options:
+                raise
+            raise ConfigError(f"Strategy variant '{variant.label}': {e}") from e
     strategies = [v.label for v in variants]
     identity = {"model": model or GeneratorConfig().model, "options": options, "questions": source,
                 "index": index, "limit": limit, "limit_docs": limit_docs}

@@ -332,3 +332,12 @@ def test_ask_takes_the_variant_a_verdict_names(indexed, qfile):
     assert r.exit_code == 0 and "rag:top_k=1" in r.output, r.output
     r = CliRunner().invoke(app, ["ask", q, "--index", "t", "--strategy", "rag:top_k=zero", "--model", FAKE_MODEL])
     assert r.exit_code == 1 and "top_k=zero is not valid" in r.output
+
+
+def test_an_empty_strategy_list_is_refused_not_read_as_all(indexed, qfile):
+    r = CliRunner().invoke(app, ["eval", str(qfile), "--index", "t", "--strategies", ",", "--model", FAKE_MODEL])
+    assert r.exit_code == 1 and "names no strategy" in r.output
+    r = CliRunner().invoke(app, ["ask", "q?", "--index", "t", "--strategy", " ", "--model", FAKE_MODEL])
+    assert r.exit_code == 1 and "names no strategy" in r.output
+    with pytest.raises(ConfigError, match="Strategy variant 'rag:max_new_tokens=0': --max-new-tokens"):
+        docqa.evaluate(qfile, index="t", strategies=["rag:max_new_tokens=0"], model=FAKE_MODEL)

@@ -78,6 +78,7 @@ def ask_cmd(
 ) -> None:
     """Answer a question from an index with one strategy, or with all of them side by side."""
     from .. import api
+    from ..errors import ConfigError
     from ..generators import GeneratorConfig
     from ..strategies import STRATEGIES
 
@@ -88,7 +89,10 @@ def ask_cmd(
     from ..strategies.variants import parse_variants
 
     # A variant (rag:top_k=16, as an eval's verdict names it) sets its own options over the command's.
-    names = STRATEGIES.names() if strategy == "all" else [v.label for v in parse_variants(strategy.split(","))]
+    picked = [s for s in strategy.split(",") if s.strip()]
+    if strategy != "all" and not picked:
+        raise ConfigError(f"--strategy '{strategy}' names no strategy. Use e.g. rag, long-context or all.")
+    names = STRATEGIES.names() if strategy == "all" else [v.label for v in parse_variants(picked)]
     options = dict(top_k=top_k, rope=rope, rope_factor=rope_factor, max_context=max_context, truncate=truncate,
                    cache_prefix=cache_prefix, max_new_tokens=max_new_tokens, style=style, chain=chain,
                    route_threshold=route_threshold, drop_threshold=drop_threshold, max_calls=max_calls,

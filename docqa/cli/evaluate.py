@@ -82,10 +82,13 @@ def eval_cmd(
 ) -> None:
     """Evaluate strategies on a question set: accuracy, latency and tokens per strategy."""
     from .. import api
+    from ..errors import ConfigError
     from ..generators import GeneratorConfig
     from ..strategies import STRATEGIES
 
     names = STRATEGIES.names() if strategies == "all" else [s for s in strategies.split(",") if s.strip()]
+    if not names:
+        raise ConfigError(f"--strategies '{strategies}' names no strategy. Use e.g. rag,long-context or all.")
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TimeRemainingColumn()]
     with Progress(*columns, console=err, transient=True) as bar:
