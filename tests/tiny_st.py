@@ -10,7 +10,8 @@ WORDS = [f"w{i}" for i in range(200)] + ["query", "passage", ":", "what", "is", 
 
 def build(folder: Path, prompts: dict[str, str] | None = None) -> Path:
     import torch
-    from sentence_transformers import SentenceTransformer, models
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer import modules as models
     from tokenizers import Tokenizer, pre_tokenizers
     from tokenizers import models as tmodels
     from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
