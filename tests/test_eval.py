@@ -341,3 +341,30 @@ def test_an_empty_strategy_list_is_refused_not_read_as_all(indexed, qfile):
     assert r.exit_code == 1 and "names no strategy" in r.output
     with pytest.raises(ConfigError, match="Strategy variant 'rag:max_new_tokens=0': --max-new-tokens"):
         docqa.evaluate(qfile, index="t", strategies=["rag:max_new_tokens=0"], model=FAKE_MODEL)
+
+
+def test_a_sweep_expands_to_one_variant_per_value(indexed, qfile):
+    from docqa.strategies.variants import expand, parse_variants
+
+    assert expand("rag:top_k=1|2:style=short|sentence") == [
+        "rag:top_k=1:style=short", "rag:top_k=1:style=sentence", "rag:top_k=2:style=short", "rag:top_k=2:style=sentence"]
+    assert expand("lc") == ["lc"]
+    assert [v.label for v in parse_variants(["rag", "rag:top_k=1|2"])] == ["rag", "rag:top_k=1", "rag:top_k=2"]
+    _, rows = docqa.evaluate(qfile, index="t", strategies=["rag:top_k=1|2"], model=FAKE_MODEL)
+    assert [r["strategy"] for r in rows] == ["rag:top_k=1", "rag:top_k=2"]
+    with pytest.raises(ConfigError, match="top_k=x is not valid"):
+        parse_variants(["rag:top_k=1|x"])
+    with pytest.raises(ConfigError, match="names rag:top_k=1 twice"):
+        parse_variants(["rag:top_k=1|1"])
+
+
+def test_models_are_warmed_before_the_first_question_is_timed(indexed, qfile, monkeypatch):
+    """Loading is nobody's answer: the warm-up (load, one embedding, one token) runs once, before any answer."""
+    from docqa.eval import runner
+
+    calls = []
+    real_warm, real_one = runner.warm_up, runner.answer_one
+    monkeypatch.setattr(runner, "warm_up", lambda index: calls.append("warm") or real_warm(index))
+    monkeypatch.setattr(runner, "answer_one", lambda *a: calls.append("answer") or real_one(*a))
+    docqa.evaluate(qfile, index="t", strategies=["rag", "long-context"], model=FAKE_MODEL)
+    assert calls[0] == "warm" and calls.count("warm") == 1 and calls.count("answer") == 6

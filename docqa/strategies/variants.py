@@ -7,8 +7,8 @@ lowered it on examples/ (benchmarks/RESULTS.md); "every strategy at its best" is
 user's own questions.
 
 Syntax: ``NAME[:FIELD=VALUE]...`` where NAME is a strategy (or alias) and FIELD an :class:`AskConfig` field; values
-are parsed to the field's type (``none`` clears an optional one: ``max_calls=none``). A variant's options override
-the run's options.
+are parsed to the field's type (``none`` clears an optional one: ``max_calls=none``); ``FIELD=A|B|C`` sweeps, one
+variant per value (``rag:top_k=4|8|16``). A variant's options override the run's options.
 """
 
 from __future__ import annotations
@@ -85,9 +85,22 @@ def parse_variant(spec: str) -> Variant:
     return Variant(strategy, options)
 
 
+def expand(spec: str) -> list[str]:
+    """A sweep spec as the variants it stands for: ``rag:top_k=4|8|16`` → ``rag:top_k=4``, ``rag:top_k=8``,
+    ``rag:top_k=16``; several swept fields give every combination, in order."""
+    name, *assignments = spec.strip().split(":")
+    out = [name]
+    for assignment in assignments:
+        key, eq, values = assignment.partition("=")
+        choices = values.split("|") if eq else [values]
+        out = [f"{head}:{key}{eq}{v}" for head in out for v in choices]
+    return out
+
+
 def parse_variants(specs: list[str]) -> list[Variant]:
-    """Every spec parsed; two specs that name the same variant (``rag`` and ``rag``) are refused."""
-    variants = [parse_variant(s) for s in specs]
+    """Every spec parsed (sweeps such as ``rag:top_k=4|8`` expanded); two specs that name the same variant (``rag``
+    and ``rag``) are refused."""
+    variants = [parse_variant(one) for s in specs for one in expand(s)]
     labels = [v.label for v in variants]
     twice = sorted({label for label in labels if labels.count(label) > 1})
     if twice:
