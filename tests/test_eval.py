@@ -347,7 +347,8 @@ def test_a_sweep_expands_to_one_variant_per_value(indexed, qfile):
     from docqa.strategies.variants import expand, parse_variants
 
     assert expand("rag:top_k=1|2:style=short|sentence") == [
-        "rag:top_k=1:style=short", "rag:top_k=1:style=sentence", "rag:top_k=2:style=short", "rag:top_k=2:style=sentence"]
+        "rag:top_k=1:style=short", "rag:top_k=1:style=sentence",
+        "rag:top_k=2:style=short", "rag:top_k=2:style=sentence"]
     assert expand("lc") == ["lc"]
     assert [v.label for v in parse_variants(["rag", "rag:top_k=1|2"])] == ["rag", "rag:top_k=1", "rag:top_k=2"]
     _, rows = docqa.evaluate(qfile, index="t", strategies=["rag:top_k=1|2"], model=FAKE_MODEL)
