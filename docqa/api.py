@@ -305,8 +305,14 @@ def evaluate(
                             batch_size=batch_size)
     records = runner.run(index_for, qs, cfg, progress)
     rows = report.summarize(records)
+    decided = verdict(records, rows)
+    if decided is not None:  # each row's part in the verdict; the recommended row carries its sentence
+        for row in rows:
+            name = row["strategy"]
+            row["verdict"] = ("use" if name == decided.use else "tied" if name in decided.tied
+                              else "trade-off" if name == decided.tradeoff else "less accurate")
+        next(r for r in rows if r["strategy"] == decided.use)["verdict_text"] = decided.text
     if out:
-        decided = verdict(records, rows)
         meta = {"title": title, "questions": len(qs), "strategies": strategies, "options": options,
                 "model": model or GeneratorConfig().model,
                 "verdict": None if decided is None else {"use": decided.use, "best": decided.best,

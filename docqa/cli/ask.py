@@ -81,13 +81,12 @@ def ask_cmd(
     from ..errors import ConfigError
     from ..generators import GeneratorConfig
     from ..strategies import STRATEGIES
+    from ..strategies.variants import parse_variants
 
     gen = GeneratorConfig(device=device, dtype=dtype, attn=attn, threads=threads, no_repeat_ngram=no_repeat_ngram,
                           base_url=base_url, context_window=context_window, tokenizer=tokenizer,
                           request_timeout=request_timeout)
     idx = api.open_index(index, root=root, embedder=embedder, model=model, generator=gen)
-    from ..strategies.variants import parse_variants
-
     # A variant (rag:top_k=16, as an eval's verdict names it) sets its own options over the command's.
     picked = [s for s in strategy.split(",") if s.strip()]
     if strategy != "all" and not picked:

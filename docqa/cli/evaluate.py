@@ -100,7 +100,7 @@ def eval_cmd(
         gen = GeneratorConfig(device=device, dtype=dtype, attn=attn, threads=threads, no_repeat_ngram=no_repeat_ngram,
                               base_url=base_url, context_window=context_window, tokenizer=tokenizer,
                               request_timeout=request_timeout)
-        records, rows = api.evaluate(questions, index=index, strategies=names, out=out_dir, resume=resume, leval=leval,
+        _, rows = api.evaluate(questions, index=index, strategies=names, out=out_dir, resume=resume, leval=leval,
                                limit=limit, limit_docs=limit_docs, root=root, model=model, generator=gen,
                                concurrency=concurrency,
                                batch_size=batch_size, progress=progress, top_k=top_k, rope=rope,
@@ -109,9 +109,9 @@ def eval_cmd(
                                kv_budget=kv_budget, style=style, route_threshold=route_threshold,
                                drop_threshold=drop_threshold)
     render(rows)
-    decided = api.verdict(records, rows)
-    if decided is not None:
-        out.print(f"[bold]Verdict:[/] {escape(decided.text)}")
+    verdict = next((r["verdict_text"] for r in rows if r.get("verdict_text")), None)
+    if verdict:
+        out.print(f"[bold]Verdict:[/] {escape(verdict)}")
     if out_dir:
         out.print(f"[dim]wrote {escape(str(out_dir))}/results.jsonl, summary.json, summary.csv, "
                   f"accuracy_vs_latency.png[/]")
@@ -129,53 +129,51 @@ def _memory(row: dict) -> str:
     return "–" if rss != rss else f"{rss:,.0f}"
 
 
-# Columns of the eval table, most important first: on a terminal too narrow for all of them the last ones are left
-# out (and named), instead of every cell being cut to "…" (at 80 columns all fifteen did not fit one digit each).
-_COLUMNS: list[tuple[str, object]] = [
-    ("strategy", lambda r: escape(r["strategy"])),
-    ("F1", lambda r: _pct(r["f1"])),
-    ("p50 s", lambda r: f"{r['latency_p50_s']:.1f}"),
-    ("n", lambda r: str(r["questions"])),
-    ("contains", lambda r: _pct(r["contains"])),
-    ("cold / warm s", lambda r: f"{r['cold_latency_s']:.1f} / {r['warm_latency_p50_s']:.1f}"),
-    ("errors", lambda r: f"[red]{r['errors']}[/]" if r["errors"] else "0"),
-    ("tokens in/out", lambda r: f"{r['prompt_tokens_mean']:,.0f}/{r['completion_tokens_mean']:,.0f}"),
-    ("refusal", lambda r: _pct(r["refusal"])),
-    ("recall@k", lambda r: _pct(r["recall_at_k"])),
-    ("ROUGE-L", lambda r: _pct(r["rouge_l"])),
-    ("p95 s", lambda r: f"{r['latency_p95_s']:.1f}"),
-    ("calls", lambda r: f"{r['calls_mean']:.1f}"),
-    ("peak MB", _memory),
-    ("EM", lambda r: _pct(r["exact_match"])),
+# Columns of the eval table in display order, each with its importance (0 first): on a terminal too narrow for all
+# of them the least important are left out (and named), instead of every cell being cut to "…" (at 80 columns all
+# fifteen did not fit one digit each).
+_COLUMNS: list[tuple[str, int, object]] = [
+    ("strategy", 0, lambda r: escape(r["strategy"])),
+    ("n", 3, lambda r: str(r["questions"])),
+    ("contains", 4, lambda r: _pct(r["contains"])),
+    ("F1", 1, lambda r: _pct(r["f1"])),
+    ("ROUGE-L", 10, lambda r: _pct(r["rouge_l"])),
+    ("EM", 14, lambda r: _pct(r["exact_match"])),
+    ("refusal", 8, lambda r: _pct(r["refusal"])),
+    ("recall@k", 9, lambda r: _pct(r["recall_at_k"])),
+    ("p50 s", 2, lambda r: f"{r['latency_p50_s']:.1f}"),
+    ("p95 s", 11, lambda r: f"{r['latency_p95_s']:.1f}"),
+    ("cold / warm s", 5, lambda r: f"{r['cold_latency_s']:.1f} / {r['warm_latency_p50_s']:.1f}"),
+    ("tokens in/out", 7, lambda r: f"{r['prompt_tokens_mean']:,.0f}/{r['completion_tokens_mean']:,.0f}"),
+    ("calls", 12, lambda r: f"{r['calls_mean']:.1f}"),
+    ("peak MB", 13, _memory),
+    ("errors", 6, lambda r: f"[red]{r['errors']}[/]" if r["errors"] else "0"),
 ]
-_ORDER = ["strategy", "n", "contains", "F1", "ROUGE-L", "EM", "refusal", "recall@k", "p50 s", "p95 s", "cold / warm s",
-          "tokens in/out", "calls", "peak MB", "errors"]
 
 
-def _fit(rows: list[dict], width: int) -> list[str]:
-    """The columns (by name) that fit ``width`` without cutting a cell, most important first."""
+def _fit(rows: list[dict], width: int) -> set[str]:
+    """The columns (by name) that fit ``width`` without cutting a cell, taken in order of importance."""
     from rich.text import Text
 
-    kept, used = [], 1  # the table's left border
-    for name, cell in _COLUMNS:
+    kept, used = set(), 1  # the table's left border
+    for name, _, cell in sorted(_COLUMNS, key=lambda c: c[1]):
         need = max([len(name)] + [Text.from_markup(str(cell(r))).cell_len for r in rows]) + 3  # padding, border
         if used + need <= width or not kept:
-            kept.append(name)
+            kept.add(name)
             used += need
     return kept
 
 
 def render(rows: list[dict]) -> None:
     names = _fit(rows, out.width)
-    cells = dict(_COLUMNS)
+    shown = [c for c in _COLUMNS if c[0] in names]
     table = Table(title="docqa eval", title_justify="left")
-    shown = [n for n in _ORDER if n in names]
-    for name in shown:
+    for name, _, _ in shown:
         table.add_column(name, justify="left" if name == "strategy" else "right", no_wrap=True)
     for r in rows:
-        table.add_row(*(cells[name](r) for name in shown))
+        table.add_row(*(cell(r) for _, _, cell in shown))
     out.print(table)
-    left = [n for n in _ORDER if n not in names]
+    left = [name for name, _, _ in _COLUMNS if name not in names]
     if left:
         out.print(f"[dim]Left out for the terminal's width ({out.width} columns): {', '.join(left)} — all are in "
                   f"summary.csv with --out.[/]")

@@ -50,12 +50,15 @@ def paired(before: list[float], after: list[float], resamples: int = 10_000, see
                   losses=int((diffs < 0).sum()), ties=int((diffs == 0).sum()))
 
 
-def paired_rows(records: list[dict], metric: str = "f1", resamples: int = 10_000) -> dict[str, Paired]:
-    """Every strategy (row) after the first against the first, on ``metric`` × 100, over the answerable questions
-    both answered (matched by document and question id)."""
+def paired_rows(records: list[dict], metric: str = "f1", resamples: int = 10_000,
+                base: str | None = None) -> dict[str, Paired]:
+    """Every other strategy (row) against ``base`` (default: the first), on ``metric`` × 100, over the answerable
+    questions both answered (matched by document and question id)."""
     order = list(dict.fromkeys(r["strategy"] for r in records))
     if len(order) < 2:
         return {}
+    if base is not None:
+        order = [base] + [s for s in order if s != base]
 
     def scores(strategy: str) -> dict[tuple, float]:
         return {(r.get("document"), r["id"]): 100 * r["metrics"][metric] for r in records

@@ -76,9 +76,7 @@ def decide(records: list[dict], rows: list[dict], resamples: int = 10_000) -> Ve
         return None
     f1 = {r["strategy"]: 100 * r["f1"] for r in scored}
     best = max(scored, key=lambda r: r["f1"])["strategy"]
-    # Compare every row with the best: put the best's records first, so paired_rows measures each row against it.
-    ordered = [r for r in records if r["strategy"] == best] + [r for r in records if r["strategy"] != best]
-    versus = {k: v for k, v in paired_rows(ordered, resamples=resamples).items() if k in f1}
+    versus = {k: v for k, v in paired_rows(records, resamples=resamples, base=best).items() if k in f1}
     tied = [best] + [k for k, p in versus.items() if p.ci_high >= 0]
     seconds = {}
     for name in f1:
