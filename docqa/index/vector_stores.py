@@ -222,9 +222,10 @@ class MilvusVectors:
                 self._client = MilvusClient(uri=uri, token=os.environ.get("MILVUS_TOKEN", ""))
             except Exception as e:  # pymilvus raises MilvusException / grpc errors / ConnectionError
                 if lite:
-                    raise DocQAError(f"Cannot open the Milvus Lite file {uri} ({_reason(e)}). Milvus Lite serves one "
-                                     f"process at a time: close the other docqa process using this index, or run "
-                                     f"a Milvus server (--uri http://host:19530) for concurrent use.") from e
+                    raise DocQAError(f"Cannot open the Milvus Lite file {uri} ({_reason(e)}). Either it is not a "
+                                     f"Milvus Lite database (point --uri at a new .db path), or another process "
+                                     f"holds it: Milvus Lite serves one process at a time, so close the other docqa "
+                                     f"process or run a Milvus server (--uri http://host:19530).") from e
                 raise DocQAError(f"Cannot connect to Milvus at {uri} ({_reason(e)}). Start the server, check --uri "
                                  f"and MILVUS_TOKEN, or use --vector-store faiss.") from e
             if lite:
