@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -221,6 +222,7 @@ def evaluate(
     concurrency: int = 1,
     batch_size: int = 1,
     progress=None,
+    notice: Callable[[str], None] | None = None,
     **options: Any,
 ):
     """Answer every question with every strategy and score the answers; see :mod:`docqa.eval`.
@@ -233,7 +235,12 @@ def evaluate(
     batching strategy (rag) in one batched generation, each a record whose latency is its share of the batch. Returns
     ``(records, summary_rows)``; with ``out``, also writes results.jsonl, summary.json/csv and the plot. When the
     model server stops answering mid-run, the files are written and :class:`~docqa.errors.ServerUnreachable` says how
-    many questions ``resume=True`` will complete.
+    many questions ``resume=True`` will complete. ``notice`` receives sentences a person running the eval should read
+    (questions left out and why).
+
+    Each question is scored by its own metric (``score``): token F1, or for multiple choice (options as lettered
+    lines, references the letters; docqa JSONL's ``options`` or L-Eval's exams) whether the answer chose exactly the
+    right letters. The paired column and the verdict compare rows on it.
     """
     from .eval import questions as qio
     from .eval import report, runner
@@ -255,8 +262,16 @@ def evaluate(
         raise ConfigError(f"--limit-docs takes a positive number of documents of an --leval file, got {limit_docs}"
                           f"{'' if leval is not None else ' without --leval'}.")
     if leval is not None:
-        docs = qio.load_leval(Path(leval))[:limit_docs]  # --limit-docs: the first N documents, all their questions
-        qs = [q for _, _, doc_qs in docs for q in doc_qs][:limit]
+        docs = qio.load_leval(Path(leval))
+        # Documents L-Eval scores by an LLM judge or by people have no automatic metric: left out, so scores compare
+        # with L-Eval's published ones (financial QA: 52 of 68 questions).
+        judged = sum(len(doc_qs) for _, _, doc_qs in docs if all(q.metric is None for q in doc_qs))
+        docs = [d for d in docs if any(q.metric is not None for q in d[2])][:limit_docs]
+        if not docs:
+            raise ConfigError(f"L-Eval file '{leval}': every document is judged by an LLM or people (its 'evaluation' "
+                              f"field), so no answer can be scored automatically. Use a file whose evaluation is f1, "
+                              f"rouge or exam.")
+        qs = [q for _, _, doc_qs in docs for q in doc_qs if q.metric is not None][:limit]
         needed = {q.document for q in qs}  # --limit: only the documents its questions are about are ingested
         src = _store.valid_root(root) / ".leval-sources"
         indexes: dict[str, Index] = {}
@@ -271,7 +286,11 @@ def evaluate(
             ingest(folder, f"leval-{name}", root=root, model=model)
             indexes[name] = open_index(f"leval-{name}", root=root, model=model, generator=generator)
         index_for = lambda q: indexes[q.document]  # noqa: E731
-        title = f"L-Eval {Path(leval).name}"
+        title = f"L-Eval {Path(leval).name}" + (f" ({judged} questions judged by an LLM or people left out)"
+                                                 if judged else "")
+        if judged and notice is not None:
+            notice(f"{judged} questions of {Path(leval).name} are left out: L-Eval judges their documents by an LLM or "
+                   f"by people (their 'evaluation' field), not by an automatic metric.")
         source = str(Path(leval).resolve())
     else:
         if questions is None or index is None:
@@ -281,10 +300,10 @@ def evaluate(
         index_for = lambda q: idx  # noqa: E731
         title = f"{Path(questions).name} on index '{index}'"
         source = str(Path(questions).resolve())
-    from .prompts import check_style, style_for_references
+    from .prompts import check_style, style_for_questions
 
     if options.get("style", "auto") == "auto":  # answers shaped like the set's references (prompts.py STYLES)
-        options["style"] = style_for_references([q.answers for q in qs])
+        options["style"] = style_for_questions([q.answers for q in qs], [q.metric or "f1" for q in qs])
     options["style"] = check_style(options["style"])
     # A variant's style=auto is the run's style; each variant's options, over the run's, are checked before any
     # question is asked.

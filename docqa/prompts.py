@@ -21,6 +21,7 @@ class AnswerStyle:
 
     instruction: str
     stop: tuple[str, ...]
+    refuse: bool = True  # offer "I don't know" when the context lacks the answer (a multiple-choice exam has one)
 
 
 # Answer styles: name → AnswerStyle. "sentence" is `docqa ask`'s default; `docqa eval` picks the style that matches
@@ -36,13 +37,19 @@ STYLES.register("short", AnswerStyle(
 STYLES.register("sentence", AnswerStyle("Answer the question from the context in one short sentence.", ("\n",)))
 STYLES.register("paragraph", AnswerStyle(
     "Answer the question from the context in a short paragraph of two to four sentences.", ("\n\n",)))
+# Multiple choice (questions whose options are lettered lines, references the letters): the letter alone, which
+# docqa/eval/metrics.py's choice metric reads.
+STYLES.register("choice", AnswerStyle(
+    "Answer with the letter of the correct option alone (the letters of all correct options if several are).", ("\n",),
+    refuse=False))
 DEFAULT_STYLE = "sentence"
 
 
 def system(style: str = DEFAULT_STYLE) -> str:
     """The system prompt of an answer in ``style``."""
-    return (f"You are a helpful assistant. {STYLES.get(style).instruction} If the context does not contain the "
-            f'answer, say "{NO_ANSWER}"')
+    spec = STYLES.get(style)
+    refuse = f' If the context does not contain the answer, say "{NO_ANSWER}"' if spec.refuse else ""
+    return f"You are a helpful assistant. {spec.instruction}{refuse}"
 
 
 def stop(style: str = DEFAULT_STYLE) -> tuple[str, ...]:
@@ -58,6 +65,19 @@ def style_for_references(references: list[list[str]]) -> str:
         return DEFAULT_STYLE
     median = lengths[len(lengths) // 2]
     return "short" if median <= 4 else "sentence" if median <= 25 else "paragraph"
+
+
+def style_for_questions(references: list[list[str]], metrics: list[str]) -> str:
+    """:func:`style_for_references`, except that a question set scored mostly by multiple choice is answered in the
+    choice style (the option letters)."""
+    if metrics and sum(m == "choice" for m in metrics) * 2 > len(metrics):
+        return "choice"
+    return style_for_references(references)
+
+
+def with_options(question: str, options: list[str]) -> str:
+    """A question followed by its options as lettered lines (``A. …``), the shape L-Eval's exams use."""
+    return "\n".join([question.strip(), *(f"{chr(65 + i)}. {o.strip()}" for i, o in enumerate(options))])
 
 
 def check_style(style: str) -> str:

@@ -252,14 +252,14 @@ def test_paired_difference_interval_and_counts():
 def test_eval_rows_carry_a_paired_comparison_with_the_first(indexed, qfile, tmp_path):
     records, rows = docqa.evaluate(qfile, index="t", strategies=["rag", "rag:top_k=1", "long-context"],
                                    model=FAKE_MODEL, out=tmp_path / "o")
-    assert "f1_vs" not in rows[0]
+    assert "score_vs" not in rows[0]
     for row in rows[1:]:
-        assert row["f1_vs"] == "rag" and row["f1_vs_n"] == 2  # the answerable questions both answered
+        assert row["score_vs"] == "rag" and row["score_vs_n"] == 2  # the answerable questions both answered
         mine = {r["id"]: r["metrics"]["f1"] for r in records if r["strategy"] == row["strategy"] and r["references"]}
         first = {r["id"]: r["metrics"]["f1"] for r in records if r["strategy"] == "rag" and r["references"]}
-        assert row["f1_vs_diff"] == pytest.approx(100 * sum(mine[k] - first[k] for k in mine) / len(mine))
-        assert row["f1_vs_ci_low"] <= row["f1_vs_diff"] <= row["f1_vs_ci_high"]
-    assert "f1_vs_diff" in (tmp_path / "o" / "summary.csv").read_text().splitlines()[0]
+        assert row["score_vs_diff"] == pytest.approx(100 * sum(mine[k] - first[k] for k in mine) / len(mine))
+        assert row["score_vs_ci_low"] <= row["score_vs_diff"] <= row["score_vs_ci_high"]
+    assert "score_vs_diff" in (tmp_path / "o" / "summary.csv").read_text().splitlines()[0]
     r = CliRunner().invoke(app, ["eval", str(qfile), "--index", "t", "--strategies", "rag,rag:top_k=1", "--model",
                                  FAKE_MODEL])
     assert r.exit_code == 0, r.output

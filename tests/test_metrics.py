@@ -2,7 +2,21 @@
 
 import pytest
 
-from docqa.eval.metrics import METRICS, normalize, recall_at_k, refusal, rouge_l, token_f1
+from hypothesis import given
+from hypothesis import strategies as st
+
+from docqa.eval.metrics import (
+    METRICS,
+    OPTION_METRICS,
+    TEXT_METRICS,
+    chosen_options,
+    normalize,
+    recall_at_k,
+    reference_options,
+    refusal,
+    rouge_l,
+    token_f1,
+)
 
 CASES = [
     # prediction, references, {metric: expected}
@@ -19,13 +33,46 @@ def test_normalize_is_squad():
     assert normalize("The  Answer, is: an APPLE!") == "answer is apple"
 
 
-@pytest.mark.parametrize("name", METRICS.names())
+# Multiple choice: prediction, references, expected score.
+CHOICE_CASES = [
+    ("B", ["B"], 1.0), ("(B) to earn money", ["B"], 1.0), ("The answer is C.", ["C"], 1.0),
+    ("Answer: D", ["D"], 1.0), ("B and D", ["BD"], 1.0), ("B, D", ["B D"], 1.0), ("BD", ["D B"], 1.0),
+    ("B", ["BD"], 0.0),  # all correct options, not some
+    ("B and D", ["B"], 0.0),  # no extra ones
+    ("A tall man", ["B"], 0.0), ("I don't know.", ["A"], 0.0), ("", ["A"], 0.0),
+    ("Each of them", ["E"], 0.0),  # a word that starts with a letter is not a choice
+    ("to earn money by painting", ["B"], 0.0),  # an option's text without its letter: no letter chosen
+]
+
+
+def test_text_and_option_metrics_cover_the_registry():
+    assert set(TEXT_METRICS) | OPTION_METRICS == set(METRICS.names()) and "choice" in OPTION_METRICS
+
+
+@pytest.mark.parametrize("prediction, references, expected", CHOICE_CASES)
+def test_choice_on_hand_computed_cases(prediction, references, expected):
+    assert METRICS.get("choice")(prediction, references) == expected
+
+
+@given(st.sets(st.sampled_from("ABCDEFGH"), min_size=1, max_size=4),
+       st.sampled_from(["{}", "({})", "{}.", "Answer: {}", "The correct answer is {}.", "Option {}"]),
+       st.sampled_from([" and ", ", ", " ", ""]))
+def test_chosen_options_reads_back_what_was_written(letters, form, sep):
+    ordered = sorted(letters)
+    if form.startswith(("Answer", "The", "Option")) and len(ordered) > 1:
+        ordered = ordered[:1]  # "the answer is B" names one option
+    text = form.format(sep.join(ordered))
+    assert chosen_options(text) == frozenset(ordered)
+    assert reference_options(sep.join(ordered) if sep != " and " else "".join(ordered)) == frozenset(ordered)
+
+
+@pytest.mark.parametrize("name", TEXT_METRICS)
 @pytest.mark.parametrize("prediction, references, expected", CASES)
 def test_every_metric_on_hand_computed_cases(name, prediction, references, expected):
     assert METRICS.get(name)(prediction, references) == pytest.approx(expected[name])
 
 
-@pytest.mark.parametrize("name", METRICS.names())
+@pytest.mark.parametrize("name", TEXT_METRICS)
 def test_every_metric_is_bounded_and_perfect_on_identity(name):
     fn = METRICS.get(name)
     assert fn("Sixteen weeks of paid leave", ["Sixteen weeks of paid leave"]) == 1.0

@@ -60,7 +60,8 @@ def ask_cmd(
     summary_window: Annotated[Optional[int], typer.Option(help="summarize: tokens per call \\[default: the model's "
                                                                  "trained window].")] = None,
     max_new_tokens: Annotated[int, typer.Option(help="Answer budget in tokens.")] = 96,
-    style: Annotated[str, typer.Option(help="Answer style: short, sentence or paragraph.")] = "sentence",
+    style: Annotated[str, typer.Option(
+        help="Answer style: short, sentence, paragraph or choice (the letter of a lettered option).")] = "sentence",
     model: Annotated[Optional[str], typer.Option(help="Generator: HF id, local folder or .gguf.")] = None,
     embedder: Annotated[Optional[str], typer.Option(help="Embedder (must match the index's).")] = None,
     device: DeviceOpt = None,

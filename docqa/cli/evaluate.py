@@ -61,7 +61,8 @@ def eval_cmd(
     summary_window: Annotated[Optional[int], typer.Option(help="summarize: tokens per call.")] = None,
     max_new_tokens: Annotated[int, typer.Option(help="Answer budget in tokens.")] = 96,
     style: Annotated[str, typer.Option(
-        help="Answer style: short, sentence or paragraph (auto: the one matching the references' median length).")]
+        help="Answer style: short, sentence, paragraph or choice (the option letter); auto: choice for a set of "
+             "multiple-choice questions, else the one matching the references' median length.")]
     = "auto",
     model: Annotated[Optional[str], typer.Option(help="Generator: HF id, local folder or .gguf.")] = None,
     root: Annotated[Optional[Path], typer.Option(help="Folder of indexes \\[default: ./indexes].")] = None,
@@ -107,7 +108,8 @@ def eval_cmd(
                                max_context=max_context, truncate=truncate, max_new_tokens=max_new_tokens,
                                chain=chain, max_calls=max_calls, summary_window=summary_window, map_top_k=map_top_k,
                                kv_budget=kv_budget, style=style, route_threshold=route_threshold,
-                               drop_threshold=drop_threshold)
+                               drop_threshold=drop_threshold,
+                               notice=lambda text: err.print(f"[dim]{escape(text)}[/]"))
     render(rows)
     verdict = next((r["verdict_text"] for r in rows if r.get("verdict_text")), None)
     if verdict:
@@ -135,8 +137,10 @@ def _memory(row: dict) -> str:
 _COLUMNS: list[tuple[str, int, object]] = [
     ("strategy", 0, lambda r: escape(r["strategy"])),
     ("n", 3, lambda r: str(r["questions"])),
+    # The question set's own metric (F1; accuracy for multiple choice), headed by its name (see render).
+    ("score", 1, lambda r: _pct(r.get("score", r.get("f1")))),
     ("contains", 4, lambda r: _pct(r["contains"])),
-    ("F1", 1, lambda r: _pct(r["f1"])),
+    ("F1", 4, lambda r: _pct(r["f1"])),
     ("ROUGE-L", 10, lambda r: _pct(r["rouge_l"])),
     ("EM", 14, lambda r: _pct(r["exact_match"])),
     ("refusal", 8, lambda r: _pct(r["refusal"])),
@@ -151,12 +155,18 @@ _COLUMNS: list[tuple[str, int, object]] = [
 ]
 
 
-def _fit(rows: list[dict], width: int) -> set[str]:
+def _columns(label: str) -> list[tuple[str, int, object]]:
+    """The table's columns with the score column headed by the set's metric (``label``), whose own column would
+    repeat it."""
+    return [(label if name == "score" else name, rank, cell) for name, rank, cell in _COLUMNS if name != label]
+
+
+def _fit(rows: list[dict], width: int, columns: list[tuple[str, int, object]] | None = None) -> set[str]:
     """The columns (by name) that fit ``width`` without cutting a cell, taken in order of importance."""
     from rich.text import Text
 
     kept, used = set(), 1  # the table's left border
-    for name, _, cell in sorted(_COLUMNS, key=lambda c: c[1]):
+    for name, _, cell in sorted(columns or _COLUMNS, key=lambda c: c[1]):
         need = max([len(name)] + [Text.from_markup(str(cell(r))).cell_len for r in rows]) + 3  # padding, border
         if used + need <= width or not kept:
             kept.add(name)
@@ -165,15 +175,19 @@ def _fit(rows: list[dict], width: int) -> set[str]:
 
 
 def render(rows: list[dict]) -> None:
-    names = _fit(rows, out.width)
-    shown = [c for c in _COLUMNS if c[0] in names]
+    from docqa.eval.metrics import LABELS
+
+    label = LABELS.get(rows[0].get("metric", "f1"), "score") if rows else "F1"
+    columns = _columns(label)
+    names = _fit(rows, out.width, columns)
+    shown = [c for c in columns if c[0] in names]
     table = Table(title="docqa eval", title_justify="left")
     for name, _, _ in shown:
         table.add_column(name, justify="left" if name == "strategy" else "right", no_wrap=True)
     for r in rows:
         table.add_row(*(cell(r) for _, _, cell in shown))
     out.print(table)
-    left = [name for name, _, _ in _COLUMNS if name not in names]
+    left = [name for name, _, _ in columns if name not in names]
     if left:
         out.print(f"[dim]Left out for the terminal's width ({out.width} columns): {', '.join(left)} — all are in "
                   f"summary.csv with --out.[/]")
@@ -181,21 +195,23 @@ def render(rows: list[dict]) -> None:
     for r in routed:
         out.print(f"[dim]{escape(r['strategy'])} routed {r['routed_rag']} to rag, {r['routed_long_context']} to "
                   f"long-context.[/]")
-    versus = [r for r in rows if "f1_vs" in r]
-    if versus:  # is a row's F1 different from the first row's, or noise? paired over the same questions
-        paired = Table(title=f"F1 against {rows[0]['strategy']}, paired over the same questions", title_justify="left")
-        for col in ("strategy", "questions", "ΔF1", "95 % interval", "wins / losses / ties"):
+    versus = [r for r in rows if "score_vs" in r]
+    if versus:  # is a row's score different from the first row's, or noise? paired over the same questions
+        paired = Table(title=f"{label} against {rows[0]['strategy']}, paired over the same questions",
+                       title_justify="left")
+        for col in ("strategy", "questions", f"Δ{label}", "95 % interval", "wins / losses / ties"):
             paired.add_column(col, justify="left" if col == "strategy" else "right")
         for r in versus:
-            low, high = r["f1_vs_ci_low"], r["f1_vs_ci_high"]
+            low, high = r["score_vs_ci_low"], r["score_vs_ci_high"]
             sure = "" if low <= 0 <= high else " [bold]*[/]"
-            paired.add_row(escape(r["strategy"]), str(r["f1_vs_n"]), f"{r['f1_vs_diff']:+.1f}{sure}",
+            paired.add_row(escape(r["strategy"]), str(r["score_vs_n"]), f"{r['score_vs_diff']:+.1f}{sure}",
                            escape(f"[{low:+.1f}, {high:+.1f}]"),
-                           f"{r['f1_vs_wins']} / {r['f1_vs_losses']} / {r['f1_vs_ties']}")
+                           f"{r['score_vs_wins']} / {r['score_vs_losses']} / {r['score_vs_ties']}")
         out.print(paired)
-    out.print("[dim]contains, F1, ROUGE-L, EM: answerable questions (%); refusal: share of unanswerable questions "
+    out.print("[dim]contains, F1, ROUGE-L, EM: answerable questions (%); accuracy: multiple-choice questions "
+              "answered with exactly the right option letters (%); refusal: share of unanswerable questions "
               "declined; p50/p95: latency per answered question (errors count as wrong answers, not in latency); "
               "cold: a strategy's first question of each index (every strategy starts cold, whatever their "
-              "order), warm: p50 of the others; peak MB: CUDA peak memory on GPU, else peak RSS. ΔF1: mean "
+              "order), warm: p50 of the others; peak MB: CUDA peak memory on GPU, else peak RSS. Δ: mean "
               "per-question difference in points, 95 % bootstrap interval (10 000 resamples); * where it excludes "
               "0.[/]")

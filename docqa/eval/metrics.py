@@ -94,6 +94,43 @@ def contains(prediction: str, reference: str) -> float:
     return float(bool(ref) and f" {ref} " in f" {pred} ")
 
 
+# Option letters: A-H (L-Eval's exams use A-D; a few question sets go further). "I" is left out on purpose: it is
+# far more often the pronoun than an option.
+_LETTERS = "ABCDEFGH"
+# Where an answer names its option(s): at the start ("B", "(B)", "B.", "B and D", "BD", "Answer: B"), or after
+# "answer/option/choice is" anywhere, or in parentheses. A capital letter elsewhere ("A tall man") is not a choice.
+_LEAD = re.compile(r"^\s*(?i:(?:the\s+)?(?:correct\s+)?(?:answer|option|choice)s?\s*(?:is|are|:)?\s*)?\(?([A-H](?:"
+                   r"\)?(?:\s*(?:,|and|&)\s*|\s+)?\(?[A-H]){0,7})\)?(?=[\s.,;:)!]|$)")
+_NAMED = re.compile(r"\b(?i:answer|option|choice)s?\s*(?i:is|are|:)?\s*\(?([A-H])\)?(?![A-Za-z])|\(([A-H])\)")
+
+
+def chosen_options(text: str) -> frozenset[str]:
+    """The option letters an answer chooses (``"(B) and D."`` → {B, D}); empty when it names none."""
+    m = _LEAD.match(text)
+    if m:
+        return frozenset(ch for ch in m.group(1) if ch in _LETTERS)
+    return frozenset(g for pair in _NAMED.findall(text) for g in pair if g)
+
+
+def reference_options(reference: str) -> frozenset[str]:
+    """The option letters of a reference ("B", "BD", "A C"): as L-Eval reads its exam references, the letters of the
+    first word — all of the words when each is a lone letter."""
+    words = reference.split()
+    if words and all(len(w.strip(".,;)(")) == 1 for w in words):
+        return frozenset(w.strip(".,;)(") for w in words) & frozenset(_LETTERS)
+    return frozenset(ch for ch in (words[0] if words else "") if ch in _LETTERS)
+
+
+@_best
+def choice(prediction: str, reference: str) -> float:
+    """Multiple-choice accuracy: 1 when the answer chooses exactly the reference's option letters (all of them, and
+    no others, where several are correct), else 0. For questions whose options are lettered lines ("A. …") and whose
+    references are the letters, as in L-Eval's exam tasks. Unlike L-Eval's scorer, an answer that names no option
+    scores 0 (L-Eval counts it as a guess of "A")."""
+    want = reference_options(reference)
+    return float(bool(want) and chosen_options(prediction) == want)
+
+
 def refusal(prediction: str, references: list[str]) -> float:
     """Correct refusal: for questions whose answer is not in the corpus (no reference), 1 when the model declines
     to answer. Undefined (not scored) for answerable questions."""
@@ -114,3 +151,16 @@ METRICS.register("exact_match", exact_match, aliases=("em",))
 METRICS.register("f1", token_f1, aliases=("token_f1",))
 METRICS.register("rouge_l", rouge_l, aliases=("rouge",))
 METRICS.register("contains", contains)
+METRICS.register("choice", choice)
+# Metrics that only mean something for questions with lettered options; the others score any answer.
+OPTION_METRICS = frozenset({"choice"})
+TEXT_METRICS = tuple(name for name in METRICS.names() if name not in OPTION_METRICS)
+
+# How a metric is named in tables and sentences; "mixed" is a question set scored by more than one.
+LABELS = {"f1": "F1", "exact_match": "EM", "rouge_l": "ROUGE-L", "contains": "contains", "choice": "accuracy",
+          "mixed": "score"}
+
+
+def primary(metrics: dict[str, float | None]) -> float | None:
+    """An answer's score on its question's own metric (``score``); records written before it existed: token F1."""
+    return metrics["score"] if "score" in metrics else metrics.get("f1")

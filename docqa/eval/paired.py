@@ -50,10 +50,16 @@ def paired(before: list[float], after: list[float], resamples: int = 10_000, see
                   losses=int((diffs < 0).sum()), ties=int((diffs == 0).sum()))
 
 
-def paired_rows(records: list[dict], metric: str = "f1", resamples: int = 10_000,
+def paired_rows(records: list[dict], metric: str = "score", resamples: int = 10_000,
                 base: str | None = None) -> dict[str, Paired]:
-    """Every other strategy (row) against ``base`` (default: the first), on ``metric`` × 100, over the answerable
-    questions both answered (matched by document and question id)."""
+    """Every other strategy (row) against ``base`` (default: the first), on ``metric`` × 100 (default: each
+    question's own metric, see :func:`docqa.eval.metrics.primary`), over the answerable questions both answered
+    (matched by document and question id)."""
+    from .metrics import primary
+
+    def value(r: dict) -> float | None:
+        return primary(r["metrics"]) if metric == "score" else r["metrics"].get(metric)
+
     order = list(dict.fromkeys(r["strategy"] for r in records))
     if len(order) < 2:
         return {}
@@ -61,8 +67,8 @@ def paired_rows(records: list[dict], metric: str = "f1", resamples: int = 10_000
         order = [base] + [s for s in order if s != base]
 
     def scores(strategy: str) -> dict[tuple, float]:
-        return {(r.get("document"), r["id"]): 100 * r["metrics"][metric] for r in records
-                if r["strategy"] == strategy and r["metrics"].get(metric) is not None}
+        return {(r.get("document"), r["id"]): 100 * value(r) for r in records
+                if r["strategy"] == strategy and value(r) is not None}
 
     base = scores(order[0])
     out = {}

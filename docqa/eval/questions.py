@@ -15,17 +15,25 @@ import re
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Union
+from typing import Annotated, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, StrictFloat, StrictInt, StrictStr, ValidationError, model_validator
 from pydantic import Field as PField
 
 from ..errors import BadQuestionFile
+from ..prompts import with_options
+from .metrics import reference_options
 
 MAX_BYTES = 1 << 30  # a question file (decompressed) larger than 1 GB is a mistake, not a question set
 _BOMS = ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"),
          (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
 JSONL_SHAPE = '{"question": "...", "answers": ["..."], "sources": ["file.md"], "id": "q1"}'
+CHOICE_SHAPE = '{"question": "...", "options": ["...", "..."], "answers": ["B"]}'
+# L-Eval's `evaluation` field → docqa's metric. "exam" becomes choice where the question has lettered options and
+# exact match otherwise (gsm100, topic retrieval); "rouge" tasks (summaries) are scored by ROUGE-L where L-Eval reports
+# the geometric mean of ROUGE-1/2/L; LLM- and human-judged documents have no automatic metric (None).
+LEVAL_METRICS = {"f1": "f1", "rouge": "rouge_l", "exam": "exact_match", "llm": None, "human": None}
+_OPTION_LINE = re.compile(r"^\s*\(?([A-H])[.)]\s+\S", re.M)
 LEVAL_SHAPE = '{"input": "document text", "instructions": ["question", ...], "outputs": ["reference", ...]}'
 
 
@@ -36,6 +44,10 @@ class Question:
     answers: list[str] = field(default_factory=list)  # empty: the answer is not in the corpus
     sources: list[str] = field(default_factory=list)  # gold files, for retrieval recall
     document: str | None = None  # L-Eval: the document (index) this question is about
+    # The metric that scores this question's answers (a name in docqa.eval.metrics.METRICS): token F1 for free text,
+    # choice for lettered options. None: its source scores it by other means (L-Eval's LLM-judged and human-judged
+    # documents), so an eval leaves it out.
+    metric: str | None = "f1"
 
 
 NonBlank = Annotated[StrictStr, PField(pattern=r"\S")]
@@ -51,6 +63,8 @@ class QuestionRecord(BaseModel):
     answers: Union[list[Union[StrictStr, StrictInt, StrictFloat]], StrictStr] = []
     sources: list[StrictStr] = []
     id: Union[StrictStr, StrictInt, None] = None
+    # Multiple choice: the options, shown to the model as lettered lines; answers are letters or options' texts.
+    options: list[NonBlank] = PField(default=[], max_length=8)
 
 
 class LevalRecord(BaseModel):
@@ -61,6 +75,7 @@ class LevalRecord(BaseModel):
     input: NonBlank
     instructions: list[NonBlank]
     outputs: list[StrictStr]
+    evaluation: Optional[StrictStr] = None  # how L-Eval scores this document's questions: f1, rouge, exam, LLM, human
 
     @model_validator(mode="after")
     def _paired(self) -> LevalRecord:
@@ -150,10 +165,40 @@ def load_jsonl(path: Path) -> list[Question]:
                                   f"(results and --resume are keyed by id).")
         seen[qid] = n
         answers = [rec.answers] if isinstance(rec.answers, str) else [str(a) for a in rec.answers]
-        out.append(Question(qid, rec.question.strip(), answers, list(rec.sources)))
+        if rec.options:
+            answers = [_letter(path, n, a, rec.options) for a in answers]
+            out.append(Question(qid, with_options(rec.question, rec.options), answers, list(rec.sources),
+                                metric="choice"))
+        else:
+            out.append(Question(qid, rec.question.strip(), answers, list(rec.sources)))
     if not out:
         raise BadQuestionFile(f"Question file '{path}' holds no questions. Expected one object a line: {JSONL_SHAPE}")
     return out
+
+
+def _letter(path: Path, n: int, answer: str, options: list[str]) -> str:
+    """A multiple-choice reference as option letters: letters as they are ("B", "BD"), an option's text as its
+    letter."""
+    letters = "".join(chr(65 + i) for i in range(len(options)))
+    squeezed = re.sub(r"[\s,]+", "", answer.strip())
+    if squeezed and all(ch in letters for ch in squeezed):
+        return squeezed
+    for i, option in enumerate(options):
+        if answer.strip().casefold() == option.strip().casefold():
+            return letters[i]
+    raise BadQuestionFile(f"{path}:{n}: answer {answer[:40]!r} is neither an option letter ({', '.join(letters)}) nor "
+                          f"the text of one of the {len(options)} options. Expected: {CHOICE_SHAPE}")
+
+
+def leval_metric(evaluation: str | None, instruction: str, reference: str) -> str | None:
+    """The metric for one L-Eval question (:data:`LEVAL_METRICS`); an exam question with at least two lettered
+    options and a letter reference is multiple choice. A file without the field is scored by token F1."""
+    if evaluation is None:
+        return "f1"
+    metric = LEVAL_METRICS.get(evaluation.strip().lower(), "f1")
+    if metric == "exact_match" and len(_OPTION_LINE.findall(instruction)) >= 2 and reference_options(reference):
+        return "choice"
+    return metric
 
 
 def file_tag(path: Path) -> str:
@@ -165,7 +210,8 @@ def file_tag(path: Path) -> str:
 def load_leval(path: Path) -> list[tuple[str, str, list[Question]]]:
     """L-Eval format: one object per document with ``input`` (the document), ``instructions`` (questions) and
     ``outputs`` (references). Returns (document name, document text, its questions) per document; names and ids
-    carry the file's stem (``financial_qa-doc01``, ``financial_qa-doc01-q03``)."""
+    carry the file's stem (``financial_qa-doc01``, ``financial_qa-doc01-q03``). Each question's metric follows the
+    document's ``evaluation`` field (:func:`leval_metric`); None for documents L-Eval has judged by an LLM or humans."""
     path = Path(path)
     tag = file_tag(path)
     docs = []
@@ -175,7 +221,8 @@ def load_leval(path: Path) -> list[tuple[str, str, list[Question]]]:
         except ValidationError as e:
             raise _schema_error(path, n, e, LEVAL_SHAPE) from e
         name = f"{tag}-doc{len(docs) + 1:02d}"
-        qs = [Question(f"{name}-q{i + 1:02d}", q.strip(), [a], [f"{name}.txt"], name)
+        qs = [Question(f"{name}-q{i + 1:02d}", q.strip(), [a], [f"{name}.txt"], name,
+                       metric=leval_metric(rec.evaluation, q, a))
               for i, (q, a) in enumerate(zip(rec.instructions, rec.outputs))]
         docs.append((name, rec.input, qs))
     if not docs:

@@ -10,10 +10,11 @@ import os
 from pathlib import Path
 from statistics import mean
 
-from .metrics import METRICS
+from .metrics import METRICS, primary
 from .paired import paired_rows
 
-SUMMARY_COLUMNS = ["strategy", "questions", "answerable", "unanswerable", *METRICS.names(), "refusal",
+SUMMARY_COLUMNS = ["strategy", "questions", "answerable", "unanswerable", "metric", "score", *METRICS.names(),
+                   "refusal",
                    "false_refusal", "recall_at_k", "latency_p50_s", "latency_p95_s", "cold_latency_s",
                    "warm_latency_p50_s", "ttft_p50_s",
                    "prompt_tokens_mean", "completion_tokens_mean", "calls_mean", "peak_rss_mb_max", "peak_cuda_mb_max",
@@ -57,7 +58,11 @@ def summarize(records: list[dict]) -> list[dict]:
             "questions": len(rs),
             "answerable": sum(1 for r in rs if r["references"]),
             "unanswerable": sum(1 for r in rs if not r["references"]),
-            **{m: _mean(r["metrics"][m] for r in rs) for m in METRICS.names()},
+            # The set's own metric (token F1; choice accuracy for multiple choice), which the paired column and the
+            # verdict compare on; "mixed" where questions are scored by different metrics.
+            "metric": _metric_name(rs),
+            "score": _mean(primary(r["metrics"]) for r in rs),
+            **{m: _mean(r["metrics"].get(m) for r in rs) for m in METRICS.names()},
             "refusal": _mean(r["metrics"]["refusal"] for r in rs),
             "false_refusal": _mean(r["metrics"]["false_refusal"] for r in rs),
             "recall_at_k": _mean(r["metrics"]["recall_at_k"] for r in rs),
@@ -91,12 +96,17 @@ def summarize(records: list[dict]) -> list[dict]:
                 row["saved_latency_vs_long_context"] = 1 - auto_time / lc_time if lc_time else None
                 row["saved_prompt_tokens_vs_long_context"] = 1 - auto_tokens / lc_tokens if lc_tokens else None
         rows.append(row)
-    # Is a row's F1 really different from the first row's? Paired over the same questions (docqa/eval/paired.py).
+    # Is a row's score really different from the first row's? Paired over the same questions (docqa/eval/paired.py).
     against_first = paired_rows(records)
     for row in rows[1:]:
         if row["strategy"] in against_first:
-            row.update({"f1_vs": rows[0]["strategy"], **against_first[row["strategy"]].as_dict("f1_vs_")})
+            row.update({"score_vs": rows[0]["strategy"], **against_first[row["strategy"]].as_dict("score_vs_")})
     return rows
+
+
+def _metric_name(records: list[dict]) -> str:
+    names = {r.get("metric", "f1") for r in records if r["references"]}
+    return names.pop() if len(names) == 1 else "mixed" if names else "f1"
 
 
 def write(out: Path, records: list[dict], rows: list[dict], meta: dict) -> None:
@@ -113,17 +123,21 @@ def write(out: Path, records: list[dict], rows: list[dict], meta: dict) -> None:
 
 
 def plot(path: Path, rows: list[dict], title: str = "") -> None:
-    """Accuracy (answer-contains and token F1) against median latency, one point per strategy."""
+    """Accuracy (answer-contains and the set's score, token F1 by default) against median latency, one point per
+    strategy."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display needed
     import matplotlib.pyplot as plt
 
+    from .metrics import LABELS
+
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
-    for metric, marker in (("contains", "o"), ("f1", "s")):
+    label = LABELS.get(rows[0].get("metric", "f1"), "score") if rows else "F1"
+    for metric, marker, name in (("contains", "o", "contains"), ("score", "s", label)):
         xs = [r["latency_p50_s"] for r in rows]
-        ys = [100 * (r[metric] or 0) for r in rows]
-        ax.scatter(xs, ys, marker=marker, s=60, label=metric)
+        ys = [100 * (r.get(metric, r.get("f1")) or 0) for r in rows]
+        ax.scatter(xs, ys, marker=marker, s=60, label=name)
         for r, x, y in zip(rows, xs, ys):
             ax.annotate(r["strategy"], (x, y), textcoords="offset points", xytext=(6, 4), fontsize=9)
     ax.set_xscale("log")

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ..errors import ConfigError, DocQAError
 from ..prompts import is_refusal
-from .metrics import METRICS, recall_at_k
+from .metrics import METRICS, OPTION_METRICS, recall_at_k
 from .questions import Question
 
 ProgressFn = Callable[[int, int, str], None]  # (done, total, label)
@@ -96,10 +96,16 @@ def peak_rss_mb() -> float:
 
 
 def score(q: Question, answer_text: str, used_sources: list[str]) -> dict[str, float | None]:
-    """Every metric of one answer: answer metrics on answerable questions, refusal on the others."""
+    """Every metric of one answer: answer metrics on answerable questions, refusal on the others. ``score`` is the
+    question's own metric (token F1, or choice for multiple choice), the one its set is compared on; the option
+    metrics are computed only for questions with options."""
     answerable = bool(q.answers)
-    out: dict[str, float | None] = {name: (METRICS.get(name)(answer_text, q.answers) if answerable else None)
-                                    for name in METRICS.names()}
+    metric = q.metric or "f1"
+    out: dict[str, float | None] = {
+        name: (METRICS.get(name)(answer_text, q.answers)
+               if answerable and (name not in OPTION_METRICS or name == metric) else None)
+        for name in METRICS.names()}
+    out["score"] = out[metric]
     out["refusal"] = float(is_refusal(answer_text)) if not answerable else None
     out["false_refusal"] = float(is_refusal(answer_text)) if answerable else None
     r = recall_at_k(used_sources, q.sources) if q.sources else None
@@ -283,7 +289,7 @@ def error_record(q: Question, strategy: str, error: str, error_type: str) -> dic
             "gold_sources": q.sources, "sources": [], "metrics": score(q, "", []), "latency_s": 0.0, "ttft_s": 0.0,
             "prompt_tokens": 0, "completion_tokens": 0, "calls": 0, "peak_rss_mb": float("nan"),
             "peak_cuda_mb": float("nan"), "route": None,
-            "rope": None, "error": error, "error_type": error_type, "document": q.document}
+            "rope": None, "error": error, "error_type": error_type, "document": q.document, "metric": q.metric or "f1"}
 
 
 def answer_many(index, qs: list[Question], strategy: str, options: dict[str, Any], slots: int) -> list[dict]:
@@ -318,7 +324,7 @@ def _record(q: Question, strategy: str, ans, t0: float, peak: tuple[float, float
     latency = timings.get("total", time.perf_counter() - t0)
     return {
         "id": q.id, "strategy": strategy, "question": q.question, "answer": text, "references": q.answers,
-        "gold_sources": q.sources, "sources": sources, "metrics": score(q, text, sources),
+        "gold_sources": q.sources, "sources": sources, "metrics": score(q, text, sources), "metric": q.metric or "f1",
         "latency_s": latency, "ttft_s": timings.get("ttft", latency), "prompt_tokens": tokens.get("prompt", 0),
         "completion_tokens": tokens.get("completion", 0), "calls": calls, "peak_rss_mb": peak[0],
         "peak_cuda_mb": peak[1], "batch": details.get("batch", 1),

@@ -1,6 +1,7 @@
 """The verdict of an eval: which strategy to use on this corpus with this model, and how sure that is.
 
-The rule: the most accurate row (token F1 on the answerable questions) and every row not distinguishable from it —
+The rule: the most accurate row (its ``score``: token F1 on the answerable questions, or the question set's own metric
+such as multiple-choice accuracy) and every row not distinguishable from it —
 its paired 95 % bootstrap interval against the best includes 0 — are equally good answers to "which is most
 accurate?"; of those, the cheapest (mean seconds per question, cold questions included, so a long-context prefill
 counts; within 10 % counts as equal, then fewer prompt tokens decide) is the recommendation. A row at least 1.5×
@@ -14,22 +15,24 @@ from dataclasses import dataclass, field
 
 from .paired import Paired, paired_rows
 
-# Half-width of a paired interval, in F1 points, past which a tie is reported as inconclusive rather than as a tie.
+# Half-width of a paired interval, in points of the score, past which a tie is reported as inconclusive rather than
+# as a tie.
 WIDE = 5.0
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """``use`` is the recommended row; ``best`` the highest-F1 row; ``tied`` the rows not distinguishable from it
-    (``best`` included); ``versus_best`` each other row's paired F1 difference from ``best``."""
+    """``use`` is the recommended row; ``best`` the highest-scoring row; ``tied`` the rows not distinguishable from it
+    (``best`` included); ``versus_best`` each other row's paired score difference from ``best``."""
 
     use: str
     best: str
     tied: list[str]
-    f1: dict[str, float]  # mean token F1 × 100 per row
+    score: dict[str, float]  # mean score × 100 per row
     seconds: dict[str, float]  # mean seconds per answered question per row
     versus_best: dict[str, Paired] = field(default_factory=dict)
     tradeoff: str | None = None  # a row ≥ 1.5× cheaper than ``use`` but measurably less accurate than ``best``
+    label: str = "F1"  # the score's name in sentences
 
     @property
     def text(self) -> str:
@@ -38,48 +41,50 @@ class Verdict:
         wide = [p for name, p in self.versus_best.items() if name in self.tied and p.ci_high - p.ci_low > 2 * WIDE]
         if wide:  # a tie on a few questions is mostly ignorance: say how large a difference could hide in it
             p = max(wide, key=lambda p: p.ci_high - p.ci_low)
-            text += (f" Caution: over {p.n} questions a difference as large as {-p.ci_low:.1f} F1 points could hide in "
-                     f"a tie; more questions would narrow it.")
+            text += (f" Caution: over {p.n} questions a difference as large as {-p.ci_low:.1f} {self.label} points "
+                     f"could hide in a tie; more questions would narrow it.")
         if self.tradeoff is not None:
             t, p = self.tradeoff, self.versus_best[self.tradeoff]
             text += (f" {t} is {self.seconds[self.use] / self.seconds[t]:.1f}× cheaper ({self.seconds[t]:.1f} s) but "
-                     f"less accurate ({p.diff:+.1f} F1, [{p.ci_low:+.1f}, {p.ci_high:+.1f}]).")
+                     f"less accurate ({p.diff:+.1f} {self.label}, [{p.ci_low:+.1f}, {p.ci_high:+.1f}]).")
         return text
 
     def _choice(self) -> str:
         use, best = self.use, self.best
         cost = f"{self.seconds[use]:.1f} s a question"
         if use == best and len(self.tied) == 1:
-            text = f"Use {use}: the most accurate (F1 {self.f1[use]:.1f}, {cost}); every other row is measurably " \
-                   f"less accurate"
+            text = f"Use {use}: the most accurate ({self.label} {self.score[use]:.1f}, {cost}); every other row is " \
+                   f"measurably less accurate"
             if self.tradeoff is not None:  # named below, with its cost
                 return text + "."
             name, p = max(self.versus_best.items(), key=lambda kv: kv[1].diff)
-            return text + f" (the closest, {name}: {p.diff:+.1f} F1, 95 % interval [{p.ci_low:+.1f}, " \
+            return text + f" (the closest, {name}: {p.diff:+.1f} {self.label}, 95 % interval [{p.ci_low:+.1f}, " \
                           f"{p.ci_high:+.1f}])."
         if use == best:
             rest = ", ".join(t for t in self.tied if t != best)
-            return (f"Use {use}: the most accurate (F1 {self.f1[use]:.1f}) and the cheapest of the rows that tie with "
-                    f"it ({cost}); {rest} {'is' if len(self.tied) == 2 else 'are'} not distinguishable from it on "
-                    f"these questions.")
+            return (f"Use {use}: the most accurate ({self.label} {self.score[use]:.1f}) and the cheapest of the rows "
+                    f"that tie with it ({cost}); {rest} {'is' if len(self.tied) == 2 else 'are'} not distinguishable "
+                    f"from it on these questions.")
         p = self.versus_best[use]
-        return (f"Use {use}: F1 {self.f1[use]:.1f} against the best, {best}'s {self.f1[best]:.1f}, is within noise "
-                f"({p.diff:+.1f}, 95 % interval [{p.ci_low:+.1f}, {p.ci_high:+.1f}] over {p.n} questions), and it "
-                f"costs {cost} against {self.seconds[best]:.1f} s.")
+        return (f"Use {use}: {self.label} {self.score[use]:.1f} against the best, {best}'s {self.score[best]:.1f}, is "
+                f"within noise ({p.diff:+.1f}, 95 % interval [{p.ci_low:+.1f}, {p.ci_high:+.1f}] over {p.n} "
+                f"questions), and it costs {cost} against {self.seconds[best]:.1f} s.")
 
 
 def decide(records: list[dict], rows: list[dict], resamples: int = 10_000) -> Verdict | None:
     """The verdict over an eval's records and summary rows; None with fewer than two rows or no answerable
     question (nothing to compare on)."""
-    scored = [r for r in rows if r.get("f1") is not None]
+    from .metrics import LABELS
+
+    scored = [r for r in rows if r.get("score", r.get("f1")) is not None]
     if len(scored) < 2:
         return None
-    f1 = {r["strategy"]: 100 * r["f1"] for r in scored}
-    best = max(scored, key=lambda r: r["f1"])["strategy"]
-    versus = {k: v for k, v in paired_rows(records, resamples=resamples, base=best).items() if k in f1}
+    points = {r["strategy"]: 100 * r.get("score", r.get("f1")) for r in scored}
+    best = max(scored, key=lambda r: points[r["strategy"]])["strategy"]
+    versus = {k: v for k, v in paired_rows(records, resamples=resamples, base=best).items() if k in points}
     tied = [best] + [k for k, p in versus.items() if p.ci_high >= 0]
     seconds = {}
-    for name in f1:
+    for name in points:
         answered = [r["latency_s"] for r in records if r["strategy"] == name and not r.get("error")]
         seconds[name] = sum(answered) / len(answered) if answered else float("inf")
     # Seconds within 10 % of the cheapest are one cost (timing noise: two runs of the same answers differ that much);
@@ -89,6 +94,8 @@ def decide(records: list[dict], rows: list[dict], resamples: int = 10_000) -> Ve
     tokens = {r["strategy"]: r.get("prompt_tokens_mean", 0.0) for r in scored}
     order = [r["strategy"] for r in scored]
     use = min(close, key=lambda name: (tokens.get(name) or 0.0, order.index(name)))
-    cheaper = [name for name in f1 if name not in tied and seconds[name] * 1.5 <= seconds[use]]
-    tradeoff = max(cheaper, key=lambda name: f1[name], default=None)
-    return Verdict(use=use, best=best, tied=tied, f1=f1, seconds=seconds, versus_best=versus, tradeoff=tradeoff)
+    cheaper = [name for name in points if name not in tied and seconds[name] * 1.5 <= seconds[use]]
+    tradeoff = max(cheaper, key=lambda name: points[name], default=None)
+    label = LABELS.get(scored[0].get("metric", "f1"), "score")
+    return Verdict(use=use, best=best, tied=tied, score=points, seconds=seconds, versus_best=versus, tradeoff=tradeoff,
+                   label=label)

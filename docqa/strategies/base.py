@@ -19,7 +19,8 @@ class AskConfig:
     """Options of one question. Strategies read the fields that concern them and ignore the rest."""
 
     max_new_tokens: int = 96  # answers are one sentence; 96 tokens leaves room for a list of figures
-    style: str = "sentence"  # short, sentence or paragraph (docqa/prompts.py STYLES); eval picks it from references
+    # short, sentence, paragraph or choice (docqa/prompts.py STYLES); eval picks it from the question set
+    style: str = "sentence"
     # rag
     top_k: int = 4  # 4 chunks of ≤ 200 tokens: ~1 k prompt tokens, a few seconds on 2 CPU cores
     # long-context

@@ -1,0 +1,115 @@
+"""Multiple-choice question sets and L-Eval's `evaluation` field: each question scored by its own metric, the style,
+the table and the verdict following it."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+import docqa
+from docqa.cli.main import app
+from docqa.errors import BadQuestionFile
+from docqa.eval.questions import leval_metric, load_jsonl, load_leval
+from docqa.prompts import STYLES, system
+from tests.conftest import FAKE_EMBEDDER, FAKE_MODEL
+from tests.fakes import ExtractiveGenerator
+
+OPTIONS = ["ninety days", "six months", "one year"]
+
+
+@pytest.fixture
+def choice_file(tmp_path):
+    rows = [
+        {"id": "probation", "question": "How long is the probation period?", "options": OPTIONS, "answers": ["A"]},
+        {"id": "hotel", "question": "What is the hotel cap?", "options": ["100 USD", "220 USD"], "answers": ["B"]},
+        {"id": "leave", "question": "How long is parental leave?", "options": OPTIONS, "answers": ["six months"]},
+    ]
+    path = tmp_path / "mc.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return path
+
+
+@pytest.fixture
+def indexed(small_docs):
+    docqa.ingest(small_docs, "t", embedder=FAKE_EMBEDDER, model=FAKE_MODEL)
+
+
+def test_options_become_lettered_lines_and_answers_letters(choice_file, tmp_path):
+    qs = load_jsonl(choice_file)
+    assert qs[0].question == "How long is the probation period?\nA. ninety days\nB. six months\nC. one year"
+    assert [q.answers for q in qs] == [["A"], ["B"], ["B"]]  # an option's text is read as its letter
+    assert {q.metric for q in qs} == {"choice"}
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"question": "Q?", "options": ["x", "y"], "answers": ["D"]}) + "\n")
+    with pytest.raises(BadQuestionFile, match=r"bad.jsonl:1: answer 'D' is neither an option letter \(A, B\)"):
+        load_jsonl(bad)
+    bad.write_text(json.dumps({"question": "Q?", "options": ["x", ""], "answers": ["A"]}) + "\n")
+    with pytest.raises(BadQuestionFile, match="bad.jsonl:1: field 'options.1' must not be empty"):
+        load_jsonl(bad)
+
+
+@pytest.mark.parametrize("evaluation, instruction, reference, metric", [
+    ("f1", "What did revenue do?", "It rose 5 %.", "f1"),
+    (None, "What did revenue do?", "It rose 5 %.", "f1"),  # files without the field: token F1, as before
+    ("exam", "why did she go\nA. to study\nB. to earn money\nC. to paint", "B", "choice"),
+    ("exam", "why did she go\nA. to study\nB. to earn money", "AB", "choice"),
+    ("exam", "How many apples are left?", "18", "exact_match"),  # gsm100: an exam without options
+    ("rouge", "Write a summary.", "A long summary.", "rouge_l"),
+    ("LLM", "What is the outlook?", "Positive.", None),
+    ("human", "What is the outlook?", "Positive.", None),
+])
+def test_leval_evaluation_field_picks_the_metric(evaluation, instruction, reference, metric):
+    assert leval_metric(evaluation, instruction, reference) == metric
+
+
+def test_leval_documents_judged_by_llm_are_left_out_and_said(tmp_path, monkeypatch):
+    monkeypatch.setattr("docqa.api.load_embedder", lambda spec: __import__("tests.fakes").fakes.HashEmbedder(
+        FAKE_EMBEDDER))
+    rows = [{"input": "Acme sold 12 rockets in May.", "instructions": ["How many rockets?"], "outputs": ["12"],
+             "evaluation": "f1"},
+            {"input": "Globex hired 7 engineers.", "instructions": ["Who?", "How many?"], "outputs": ["x", "7"],
+             "evaluation": "LLM"}]
+    path = tmp_path / "fin.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    assert [q.metric for _, _, qs in load_leval(path) for q in qs] == ["f1", None, None]
+    said = []
+    records, rows_ = docqa.evaluate(None, leval=path, strategies=["rag"], model=FAKE_MODEL, notice=said.append)
+    assert [r["document"] for r in records] == ["fin-doc01"]
+    assert docqa.list_indexes() == ["leval-fin-doc01"]  # the judged document is not even ingested
+    assert said == ["2 questions of fin.jsonl are left out: L-Eval judges their documents by an LLM or by people "
+                    "(their 'evaluation' field), not by an automatic metric."]
+    path.write_text(json.dumps(rows[1]))
+    with pytest.raises(docqa.DocQAError, match="every document is judged by an LLM or people"):
+        docqa.evaluate(None, leval=path, strategies=["rag"], model=FAKE_MODEL)
+
+
+def test_a_choice_set_is_answered_and_scored_by_its_letters(indexed, choice_file, tmp_path, monkeypatch):
+    # The fake answers "(B)." to a question with lettered options: right for two of the three questions.
+    monkeypatch.setattr(ExtractiveGenerator, "_answer",
+                        lambda self, prompt: "(B)." if "\nA. " in prompt else "I don't know.")
+    records, rows = docqa.evaluate(choice_file, index="t", strategies=["rag", "long-context"], model=FAKE_MODEL,
+                                   out=tmp_path / "o")
+    assert json.loads((tmp_path / "o" / "run.json").read_text())["options"]["style"] == "choice"
+    rag = {r["id"]: r for r in records if r["strategy"] == "rag"}
+    assert {k: r["metrics"]["score"] for k, r in rag.items()} == {"probation": 0.0, "hotel": 1.0, "leave": 1.0}
+    assert all(r["metrics"]["score"] == r["metrics"]["choice"] and r["metric"] == "choice" for r in records)
+    assert rows[0]["metric"] == "choice" and rows[0]["score"] == pytest.approx(2 / 3)
+    assert rows[0]["f1"] is not None  # the text metrics are still reported beside it
+    r = CliRunner().invoke(app, ["eval", str(choice_file), "--index", "t", "--strategies", "rag,long-context",
+                                 "--model", FAKE_MODEL], env={"COLUMNS": "200"})
+    assert r.exit_code == 0, r.output
+    assert "accuracy" in r.output and "Δaccuracy" in r.output
+    assert "Verdict: Use rag: the most accurate (accuracy 66.7)" in " ".join(r.output.split())
+
+
+def test_free_text_questions_get_no_choice_score(indexed, tmp_path):
+    path = tmp_path / "q.jsonl"
+    path.write_text(json.dumps({"question": "How long is the probation period?", "answers": ["90 days"]}) + "\n")
+    records, rows = docqa.evaluate(path, index="t", strategies=["rag"], model=FAKE_MODEL)
+    assert records[0]["metrics"]["choice"] is None and records[0]["metrics"]["score"] == records[0]["metrics"]["f1"]
+    assert rows[0]["metric"] == "f1" and rows[0]["choice"] is None
+
+
+def test_the_choice_style_asks_for_letters_and_offers_no_refusal():
+    assert "letter" in STYLES.get("choice").instruction
+    assert "I don't know" not in system("choice") and "I don't know" in system("sentence")
