@@ -1,7 +1,6 @@
 """Metrics on small hand-computed cases (the L-Eval parity check is benchmarks/scorer_parity.py)."""
 
 import pytest
-
 from hypothesis import given
 from hypothesis import strategies as st
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from . import decoding
 from .base import Generation, banned_next, cut_at_stop, hits_stop
 
 if TYPE_CHECKING:
@@ -59,7 +60,7 @@ def generate_continuous(gen: TransformersGenerator, rows: list[list[int]], max_n
             t0 = time.perf_counter()
             row_cache = new_cache(gen.model.config, expected=len(rows[i]), dtype=gen.model.dtype)
             logits = gen._prefill(rows[i], row_cache, None)
-            score_lp = gen._score_after(row_cache, logits, score) if score else None
+            score_lp = decoding.score_after(gen, row_cache, logits, score) if score else None
             cols = mask.shape[1]
             if not initialized:  # the batch cache takes its head counts and dims from the first prefilled row
                 for layer, src in zip(cache.layers, row_cache.layers, strict=True):

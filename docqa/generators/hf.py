@@ -1,4 +1,4 @@
-"""The in-process backend: a transformers causal LM with docqa's own greedy loop.
+"""The in-process backend: a transformers causal LM with docqa's own greedy loop (in :mod:`.decoding`).
 
 It decodes with its own loop rather than ``model.generate`` because docqa needs three things ``generate`` does not
 give together: a prefill chunked to bound memory that computes logits for the last position only, one rope plan fixed
@@ -18,15 +18,13 @@ from typing import TYPE_CHECKING
 from ..errors import ConfigError, ModelLoadError, OutOfMemory
 from ..paths import quiet_transformers
 from ..rope import RopeModel, RopePlan, inv_freq_for, plan_for
-from . import dtypes
+from . import decoding, dtypes
 from .base import (
     Generation,
     GeneratorConfig,
     PrefixState,
     ProgressFn,
-    banned_next,
     cut_at_stop,
-    hits_stop,
     render_chat,
 )
 from .gguf import resolve_model
@@ -319,31 +317,9 @@ class TransformersGenerator:
             try:
                 t0 = time.perf_counter()
                 logits = self._prefill(ids, cache, progress)
-                score_lp = self._score_after(cache, logits, score) if score else None
+                score_lp = decoding.score_after(self, cache, logits, score) if score else None
                 prefill_s = time.perf_counter() - t0
-                out: list[int] = []
-                finish, ttft = "length", 0.0
-                t1 = time.perf_counter()
-                for step in range(max_new_tokens):
-                    ban = banned_next(out, self.config.no_repeat_ngram)
-                    if ban:
-                        logits = logits.clone()
-                        logits[ban] = float("-inf")
-                    nxt = int(torch.argmax(logits))
-                    if step == 0:
-                        ttft = prefill_s + (time.perf_counter() - t1)
-                    if nxt in self.eos_ids:
-                        finish = "eos"
-                        break
-                    out.append(nxt)
-                    if stop and hits_stop(self.decode(out), stop):
-                        finish = "stop"
-                        break
-                    if step + 1 == max_new_tokens:
-                        break
-                    step_in = torch.tensor([[nxt]], device=self.device)
-                    logits = self.model(input_ids=step_in, use_cache=True, **{self._cache_kw: cache}).logits[0, -1]
-                decode_s = time.perf_counter() - t1
+                out, finish, ttft, decode_s = decoding.greedy(self, logits, cache, max_new_tokens, stop, prefill_s)
             finally:
                 extra = cache.get_seq_length() - n_prefix if prefix else 0
                 if extra > 0:
@@ -360,21 +336,6 @@ class TransformersGenerator:
             rope=plan,
             score_logprob=score_lp,
         )
-
-    def _score_after(self, cache, first_logits, text: str) -> float:
-        """log P(``text`` | what ``cache`` holds), whose first token's distribution is ``first_logits``; the cache is
-        cropped back afterwards. One forward of len(text) − 1 tokens, logits for those positions only."""
-        import torch
-
-        ids = self.encode(text)
-        lp = float(torch.log_softmax(first_logits.float(), -1)[ids[0]])
-        if len(ids) > 1:
-            t = torch.tensor([ids[:-1]], device=self.device)
-            logits = self.model(input_ids=t, use_cache=True, **{self._cache_kw: cache}).logits[0].float()
-            lp += float(torch.log_softmax(logits, -1).gather(1, torch.tensor(ids[1:], device=logits.device)[:, None])
-                        .sum())
-            cache.crop(-(len(ids) - 1))
-        return lp
 
     def generate_batch(self, prompts: list[str | list[int]], max_new_tokens: int = 128, *,
                        stop: tuple[str, ...] = (), slots: int | None = None,
@@ -430,36 +391,7 @@ class TransformersGenerator:
         return PrefixState(list(ids), plan, cache, 0.0, {"loaded_from": str(path)})
 
     def tail_logprobs(self, ids: list[int], plan: RopePlan, tail: int,
-                      progress: ProgressFn | None = None) -> "torch.Tensor":
-        """Log-probabilities of the last ``tail`` tokens of ``ids``, each given everything before it (perplexity).
-
-        The head is prefilled in chunks through the decoder body only; LM-head logits are computed for the tail
-        alone, so the (length × vocabulary) matrix never exists.
-        """
-        import torch
-
-        from ..kv_cache import new_cache
-
-        if not 0 < tail < len(ids):
-            raise ConfigError(f"tail must be in 1..{len(ids) - 1}, got {tail}")
-        with self._lock, torch.inference_mode(), self._oom_guard(len(ids)):
-            self._apply_rope(plan)
-            cache = new_cache(self.model.config, expected=len(ids), dtype=self.model.dtype)
-            t = torch.tensor([ids], device=self.device)
-            head = len(ids) - tail - 1  # positions whose next token is not scored
-            step = max(1, self.config.prefill_chunk)
-            for start in range(0, head, step):
-                end = min(start + step, head)
-                self._runner(end - start)[1](input_ids=t[:, start:end], use_cache=True, **{self._cache_kw: cache})
-                if progress:
-                    progress(end, len(ids))
-            out = []
-            for start in range(head, len(ids) - 1, step):
-                end = min(start + step, len(ids) - 1)
-                model = self._runner(end - start)[0]
-                logits = model(input_ids=t[:, start:end], use_cache=True, **{self._cache_kw: cache}).logits
-                logp = torch.log_softmax(logits[0].float(), -1)
-                out.append(logp.gather(1, t[0, start + 1 : end + 1, None])[:, 0])
-                if progress:
-                    progress(end + 1, len(ids))
-            return torch.cat(out)
+                      progress: ProgressFn | None = None) -> torch.Tensor:
+        """Log-probabilities of the last ``tail`` tokens of ``ids``, each given everything before it (perplexity);
+        see :func:`docqa.generators.decoding.tail_logprobs`."""
+        return decoding.tail_logprobs(self, ids, plan, tail, progress)

@@ -1,0 +1,106 @@
+"""The in-process backend's forwards after a prefill: the greedy loop of one answer, the probability of a given
+answer, and the log-probabilities of a text's tail (perplexity).
+
+They live apart from :class:`~docqa.generators.hf.TransformersGenerator` (loading, dtypes, attention, rope, caches)
+as the continuous batching loop does (:mod:`docqa.generators.batching`): each takes the generator, whose lock, rope
+plan and memory guard the caller holds (``tail_logprobs`` takes them itself: it is a whole request).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from ..errors import ConfigError
+from .base import ProgressFn, banned_next, hits_stop
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..rope import RopePlan
+    from .hf import TransformersGenerator
+
+
+def greedy(gen: TransformersGenerator, logits: torch.Tensor, cache, max_new_tokens: int, stop: tuple[str, ...],
+           prefill_s: float) -> tuple[list[int], str, float, float]:
+    """Greedy decoding from ``logits`` (the distribution of the first answer token) with ``cache`` holding the
+    prompt, until an end-of-sequence token, a ``stop`` string or ``max_new_tokens``; n-grams the generator's
+    ``no_repeat_ngram`` forbids are never produced. Returns (answer ids, finish reason, time to first token counting
+    ``prefill_s``, decode seconds)."""
+    import torch
+
+    out: list[int] = []
+    finish, ttft = "length", 0.0
+    t1 = time.perf_counter()
+    for step in range(max_new_tokens):
+        ban = banned_next(out, gen.config.no_repeat_ngram)
+        if ban:
+            logits = logits.clone()
+            logits[ban] = float("-inf")
+        nxt = int(torch.argmax(logits))
+        if step == 0:
+            ttft = prefill_s + (time.perf_counter() - t1)
+        if nxt in gen.eos_ids:
+            finish = "eos"
+            break
+        out.append(nxt)
+        if stop and hits_stop(gen.decode(out), stop):
+            finish = "stop"
+            break
+        if step + 1 == max_new_tokens:
+            break
+        step_in = torch.tensor([[nxt]], device=gen.device)
+        logits = gen.model(input_ids=step_in, use_cache=True, **{gen._cache_kw: cache}).logits[0, -1]
+    return out, finish, ttft, time.perf_counter() - t1
+
+
+def score_after(gen: TransformersGenerator, cache, first_logits: torch.Tensor, text: str) -> float:
+    """log P(``text`` | what ``cache`` holds), whose first token's distribution is ``first_logits``; the cache is
+    cropped back afterwards. One forward of len(text) − 1 tokens, logits for those positions only."""
+    import torch
+
+    ids = gen.encode(text)
+    lp = float(torch.log_softmax(first_logits.float(), -1)[ids[0]])
+    if len(ids) > 1:
+        t = torch.tensor([ids[:-1]], device=gen.device)
+        logits = gen.model(input_ids=t, use_cache=True, **{gen._cache_kw: cache}).logits[0].float()
+        lp += float(torch.log_softmax(logits, -1).gather(1, torch.tensor(ids[1:], device=logits.device)[:, None])
+                    .sum())
+        cache.crop(-(len(ids) - 1))
+    return lp
+
+
+def tail_logprobs(gen: TransformersGenerator, ids: list[int], plan: RopePlan, tail: int,
+                  progress: ProgressFn | None = None) -> torch.Tensor:
+    """Log-probabilities of the last ``tail`` tokens of ``ids``, each given everything before it (perplexity).
+
+    The head is prefilled in chunks through the decoder body only; LM-head logits are computed for the tail
+    alone, so the (length × vocabulary) matrix never exists.
+    """
+    import torch
+
+    from ..kv_cache import new_cache
+
+    if not 0 < tail < len(ids):
+        raise ConfigError(f"tail must be in 1..{len(ids) - 1}, got {tail}")
+    with gen._lock, torch.inference_mode(), gen._oom_guard(len(ids)):
+        gen._apply_rope(plan)
+        cache = new_cache(gen.model.config, expected=len(ids), dtype=gen.model.dtype)
+        t = torch.tensor([ids], device=gen.device)
+        head = len(ids) - tail - 1  # positions whose next token is not scored
+        step = max(1, gen.config.prefill_chunk)
+        for start in range(0, head, step):
+            end = min(start + step, head)
+            gen._runner(end - start)[1](input_ids=t[:, start:end], use_cache=True, **{gen._cache_kw: cache})
+            if progress:
+                progress(end, len(ids))
+        out = []
+        for start in range(head, len(ids) - 1, step):
+            end = min(start + step, len(ids) - 1)
+            model = gen._runner(end - start)[0]
+            logits = model(input_ids=t[:, start:end], use_cache=True, **{gen._cache_kw: cache}).logits
+            logp = torch.log_softmax(logits[0].float(), -1)
+            out.append(logp.gather(1, t[0, start + 1 : end + 1, None])[:, 0])
+            if progress:
+                progress(end + 1, len(ids))
+        return torch.cat(out)
