@@ -295,7 +295,7 @@ def evaluate(
     else:
         if questions is None or index is None:
             raise ConfigError("Give a questions file and --index NAME, or --leval FILE.")
-        qs = qio.load_jsonl(Path(questions))[:limit]
+        qs = qio.load_jsonl(Path(questions))[:limit]  # JSONL, a JSON array or CSV
         idx = open_index(index, root=root, model=model, generator=generator)
         index_for = lambda q: idx  # noqa: E731
         title = f"{Path(questions).name} on index '{index}'"

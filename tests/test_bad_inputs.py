@@ -276,3 +276,52 @@ def test_bad_arguments_are_one_line_errors(indexed_t, tmp_path):
         assert r.exit_code == 1 and "Traceback" not in r.output and r.output.count("error:") == 1, (args, r.output)
         assert time.perf_counter() - t0 < 10
 
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=question_files())
+def test_fuzzed_csv_question_files_give_questions_or_one_clear_error(tmp_path_factory, data):
+    path = tmp_path_factory.mktemp("q") / "questions.csv"
+    path.write_bytes(data)
+    out = _check_loader(load_jsonl, path)
+    assert out is None or all(isinstance(q.question, str) and q.question.strip() for q in out)
+
+
+_cell = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="|\0"), min_size=1, max_size=12) \
+    .map(str.strip).filter(bool)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(st.tuples(_cell, st.lists(_cell, max_size=3), st.lists(_cell, max_size=2)), min_size=1, max_size=5))
+def test_jsonl_json_array_and_csv_hold_the_same_questions(tmp_path_factory, rows):
+    import csv
+    import io
+
+    folder = tmp_path_factory.mktemp("fmt")
+    records = [{"id": f"q{i}", "question": q, "answers": a, "sources": s} for i, (q, a, s) in enumerate(rows)]
+    (folder / "q.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    (folder / "q.json").write_text(json.dumps(records, indent=2))
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["id", "question", "answers", "sources"])
+    writer.writerows([r["id"], r["question"], "|".join(r["answers"]), "|".join(r["sources"])] for r in records)
+    (folder / "q.csv").write_text(buf.getvalue(), newline="")
+    want = load_jsonl(folder / "q.jsonl")
+    assert load_jsonl(folder / "q.json") == want and load_jsonl(folder / "q.csv") == want
+
+
+@pytest.mark.parametrize("name, text, message", [
+    ("q.csv", 'id,q,answers\n1,x,y\n', r"q\.csv:1: no 'question' column in the header"),
+    ("q.csv", 'id,question,answers\n1,x,y,z\n', r"q\.csv:2: 4 fields under a header of 3"),
+    ("q.csv", 'id,question,answers\n1,"unclosed,x\n', r"q\.csv:2: not valid CSV"),
+    ("q.csv", 'id,question,answers\n1,   ,y\n', r"q\.csv:2: field 'question' must not be empty"),
+    ("q.csv", 'question,options,answers\nWhich?,x|y,C\n', r"q\.csv:2: answer 'C' is neither an option letter"),
+    ("q.json", '[{"question": "ok"}, {"question": 5}]', r"q\.json item 2: field 'question'"),
+    ("q.json", '[1]', r"q\.json item 1: field '\(the item\)'"),
+    ("q.json", '[{"question": "ok",}]', r"q\.json:1: not valid JSON .* one JSON array of objects"),
+])
+def test_csv_and_json_array_errors_name_the_row(tmp_path, name, text, message):
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(BadQuestionFile, match=message):
+        load_jsonl(path)

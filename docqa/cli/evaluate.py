@@ -29,8 +29,9 @@ from .common import (
 
 @friendly
 def eval_cmd(
-    questions: Annotated[Optional[Path], typer.Argument(help="JSONL: question, answers, optional sources, id.")]
-    = None,
+    questions: Annotated[Optional[Path], typer.Argument(
+        help="Questions: JSONL (question, answers, optional sources, id, options), a JSON array of those objects, or "
+             "CSV with those columns (lists separated by |).")] = None,
     index: Annotated[Optional[str], typer.Option("--index", "-i", help="Index to ask.")] = None,
     strategies: Annotated[str, typer.Option(help="Comma-separated strategies, or 'all'. A strategy with options set "
                                                  "is a variant, its own row: rag:top_k=16, long-context:rope=ntk.")

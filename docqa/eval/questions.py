@@ -9,7 +9,9 @@ UTF-32 file with a byte-order mark is decoded; anything else must be UTF-8.
 
 from __future__ import annotations
 
+import csv
 import gzip
+import io
 import json
 import re
 import zlib
@@ -28,6 +30,7 @@ MAX_BYTES = 1 << 30  # a question file (decompressed) larger than 1 GB is a mist
 _BOMS = ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"),
          (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
 JSONL_SHAPE = '{"question": "...", "answers": ["..."], "sources": ["file.md"], "id": "q1"}'
+CSV_HEADER = "id,question,answers,sources (answers and sources: values separated by |)"
 CHOICE_SHAPE = '{"question": "...", "options": ["...", "..."], "answers": ["B"]}'
 # L-Eval's `evaluation` field → docqa's metric. "exam" becomes choice where the question has lettered options and
 # exact match otherwise (gsm100, topic retrieval); "rouge" tasks (summaries) are scored by ROUGE-L where L-Eval reports
@@ -113,60 +116,131 @@ def _decode(path: Path) -> str:
                               f"file as UTF-8.") from e
 
 
-def _lines(path: Path, what: str) -> list[tuple[int, object]]:
-    """(line number, parsed JSON) for every non-blank line of a JSONL file."""
+def _rows(path: Path, what: str) -> tuple[list[tuple[int, object]], str]:
+    """The records of a question file and what a position in it is called: (line number, parsed JSON) for every
+    non-blank line of a JSONL file, (item number, element) for a file holding one JSON array, (line number, row) for
+    a CSV file (``.csv``/``.tsv``)."""
     path = Path(path)
     if not path.is_file():
         kind = "a folder" if path.is_dir() else "not a regular file" if path.exists() else "does not exist"
         verb = kind if kind == "does not exist" else f"is {kind}"
         raise BadQuestionFile(f"{what} '{path}' {verb}. Pass a JSONL file.")
+    text = _decode(path)
+    if path.suffix.lower() in (".csv", ".tsv"):
+        return _csv_rows(path, text, "\t" if path.suffix.lower() == ".tsv" else ","), "line"
+    if text.lstrip("\ufeff \t\r\n").startswith("["):  # a JSON array of objects, as many tools export
+        return _json_array(path, text), "item"
+    return _jsonl_rows(path, text), "line"
+
+
+def _loads(path: Path, text: str, where: str, shape_hint: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise BadQuestionFile(f"{where}: not valid JSON ({e.msg} at column {e.colno}). {shape_hint}") from e
+    except RecursionError as e:
+        raise BadQuestionFile(f"{where}: JSON nested too deeply. {shape_hint}") from e
+    except ValueError as e:  # e.g. an integer of more than 4 300 digits
+        raise BadQuestionFile(f"{where}: unreadable JSON value ({str(e)[:120]}).") from e
+
+
+def _jsonl_rows(path: Path, text: str) -> list[tuple[int, object]]:
     out = []
-    for n, line in enumerate(_decode(path).split("\n"), 1):
+    for n, line in enumerate(text.split("\n"), 1):
         line = line.removesuffix("\r")
-        if not line.strip():
-            continue
-        try:
-            out.append((n, json.loads(line)))
-        except json.JSONDecodeError as e:
-            raise BadQuestionFile(f"{path}:{n}: not valid JSON ({e.msg} at column {e.colno}). Each line must be one "
-                                  f"JSON object.") from e
-        except RecursionError as e:
-            raise BadQuestionFile(f"{path}:{n}: JSON nested too deeply. Each line must be one flat JSON object.") from e
-        except ValueError as e:  # e.g. an integer of more than 4 300 digits
-            raise BadQuestionFile(f"{path}:{n}: unreadable JSON value ({str(e)[:120]}).") from e
+        if line.strip():
+            out.append((n, _loads(path, line, f"{path}:{n}", "Each line must be one JSON object.")))
     return out
 
 
-def _schema_error(path: Path, n: int, e: ValidationError, shape: str) -> BadQuestionFile:
+def _json_array(path: Path, text: str) -> list[tuple[int, object]]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise BadQuestionFile(f"{path}:{e.lineno}: not valid JSON ({e.msg} at column {e.colno}). The file starts "
+                              f"with '[': it must be one JSON array of objects (or JSONL: one object a line).") from e
+    except (RecursionError, ValueError) as e:
+        raise BadQuestionFile(f"{path}: unreadable JSON ({type(e).__name__}). Use one flat object per question.") from e
+    return list(enumerate(data, 1))
+
+
+# CSV: one question a row under a header naming the fields; list fields (answers, sources, options) hold their
+# values separated by "|", and an empty answers cell is a question whose answer is not in the corpus.
+CSV_LISTS = ("answers", "sources", "options")
+
+
+def _csv_rows(path: Path, text: str, delimiter: str) -> list[tuple[int, object]]:
+    extra = "\0extra"  # where DictReader puts the fields of a row longer than the header
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True, restkey=extra)
+    try:
+        header = reader.fieldnames or []
+        if "question" not in header:
+            raise BadQuestionFile(f"{path}:1: no 'question' column in the header ({header!r:.120}). Expected a header "
+                                  f"such as: {CSV_HEADER}")
+        out = []
+        for row in reader:
+            if extra in row:
+                raise BadQuestionFile(f"{path}:{reader.line_num}: {len(header) + len(row[extra])} fields under a "
+                                      f"header of {len(header)}. Quote fields that hold a '{delimiter}'.")
+            if not any((v or "").strip() for v in row.values()):
+                continue  # a blank row
+            rec: dict[str, object] = {}
+            for key, value in row.items():
+                value = value or ""
+                if key in CSV_LISTS:
+                    rec[key] = [v.strip() for v in value.split("|") if v.strip()]
+                elif key == "id":
+                    if value.strip():
+                        rec[key] = value.strip()
+                else:
+                    rec[key] = value
+            out.append((reader.line_num, rec))
+        return out
+    except csv.Error as e:
+        # line_num still counts the lines before the record that failed
+        raise BadQuestionFile(f"{path}:{reader.line_num + 1}: not valid CSV ({e}). Quote fields that hold a "
+                              f"'{delimiter}', a quote or a line break, and double the quotes inside them.") from e
+
+
+def _at(path: Path, n: int, unit: str) -> str:
+    """Where a record is: ``file:line`` or ``file item N`` (a JSON array)."""
+    return f"{path}:{n}" if unit == "line" else f"{path} item {n}"
+
+
+def _schema_error(path: Path, n: int, e: ValidationError, shape: str, unit: str = "line") -> BadQuestionFile:
     err = e.errors()[0]
-    where = ".".join(str(x) for x in err["loc"]) or "(the line)"
+    where = ".".join(str(x) for x in err["loc"]) or f"(the {unit})"
     got = err.get("input")
     got_s = type(got).__name__ if not isinstance(got, str) else repr(got[:40])
     msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "string_pattern_mismatch":
         msg = "must not be empty"
-    return BadQuestionFile(f"{path}:{n}: field '{where}' {msg[0].lower() + msg[1:]} (got {got_s}). "
-                           f"Expected one object a line: {shape}")
+    expected = "one object a line" if unit == "line" else "an array of objects like"
+    return BadQuestionFile(f"{_at(path, n, unit)}: field '{where}' {msg[0].lower() + msg[1:]} (got {got_s}). "
+                           f"Expected {expected}: {shape}")
 
 
 def load_jsonl(path: Path) -> list[Question]:
-    """One JSON object a line with ``question``, ``answers`` (list), optional ``sources`` and ``id``."""
+    """docqa's question file: one JSON object a line with ``question``, ``answers`` (list), optional ``sources``,
+    ``id`` and ``options`` (multiple choice). The same objects are read from a file holding one JSON array of them,
+    and from a CSV file (``.csv``, ``.tsv``) with a header naming the fields, list fields separated by ``|``."""
     path = Path(path)
     out: list[Question] = []
     seen: dict[str, int] = {}
-    for n, row in _lines(path, "Question file"):
+    rows, unit = _rows(path, "Question file")
+    for n, row in rows:
         try:
             rec = QuestionRecord.model_validate(row)
         except ValidationError as e:
-            raise _schema_error(path, n, e, JSONL_SHAPE) from e
+            raise _schema_error(path, n, e, JSONL_SHAPE, unit) from e
         qid = str(rec.id) if rec.id is not None else str(n)
         if qid in seen:
-            raise BadQuestionFile(f"{path}:{n}: id '{qid[:40]}' is also the id of line {seen[qid]}. Ids must be unique "
-                                  f"(results and --resume are keyed by id).")
+            raise BadQuestionFile(f"{_at(path, n, unit)}: id '{qid[:40]}' is also the id of {unit} {seen[qid]}. Ids "
+                                  f"must be unique (results and --resume are keyed by id).")
         seen[qid] = n
         answers = [rec.answers] if isinstance(rec.answers, str) else [str(a) for a in rec.answers]
         if rec.options:
-            answers = [_letter(path, n, a, rec.options) for a in answers]
+            answers = [_letter(_at(path, n, unit), a, rec.options) for a in answers]
             out.append(Question(qid, with_options(rec.question, rec.options), answers, list(rec.sources),
                                 metric="choice"))
         else:
@@ -176,7 +250,7 @@ def load_jsonl(path: Path) -> list[Question]:
     return out
 
 
-def _letter(path: Path, n: int, answer: str, options: list[str]) -> str:
+def _letter(at: str, answer: str, options: list[str]) -> str:
     """A multiple-choice reference as option letters: letters as they are ("B", "BD"), an option's text as its
     letter."""
     letters = "".join(chr(65 + i) for i in range(len(options)))
@@ -186,7 +260,7 @@ def _letter(path: Path, n: int, answer: str, options: list[str]) -> str:
     for i, option in enumerate(options):
         if answer.strip().casefold() == option.strip().casefold():
             return letters[i]
-    raise BadQuestionFile(f"{path}:{n}: answer {answer[:40]!r} is neither an option letter ({', '.join(letters)}) nor "
+    raise BadQuestionFile(f"{at}: answer {answer[:40]!r} is neither an option letter ({', '.join(letters)}) nor "
                           f"the text of one of the {len(options)} options. Expected: {CHOICE_SHAPE}")
 
 
@@ -215,11 +289,12 @@ def load_leval(path: Path) -> list[tuple[str, str, list[Question]]]:
     path = Path(path)
     tag = file_tag(path)
     docs = []
-    for n, row in _lines(path, "L-Eval file"):
+    rows, unit = _rows(path, "L-Eval file")
+    for n, row in rows:
         try:
             rec = LevalRecord.model_validate(row)
         except ValidationError as e:
-            raise _schema_error(path, n, e, LEVAL_SHAPE) from e
+            raise _schema_error(path, n, e, LEVAL_SHAPE, unit) from e
         name = f"{tag}-doc{len(docs) + 1:02d}"
         qs = [Question(f"{name}-q{i + 1:02d}", q.strip(), [a], [f"{name}.txt"], name,
                        metric=leval_metric(rec.evaluation, q, a))
