@@ -1,10 +1,11 @@
 """Ingest: files → extracted text → token-sized chunks → vectors → a new index version.
 
-Reading uses llama-index's readers (``SimpleDirectoryReader`` with its pdf and docx readers, ``HTMLTagReader`` for
-html); splitting uses llama-index's ``SentenceSplitter`` counting tokens with the generator's own tokenizer, so a
-chunk's size is what it costs in a prompt. Embedding does *not* go through llama-index's ingestion pipeline: the
-same chunks embedded by sentence-transformers in length-sorted batches of 64 ran at 23 chunks/s here against 8
-chunks/s for llama-index's default pipeline (see benchmarks/ingest.py).
+Reading goes through the reader of each file's suffix (:mod:`.readers`: llama-index's for pdf, docx and html; the
+standard library's for text, CSV, RTF, e-mail, pptx and xlsx); splitting uses llama-index's ``SentenceSplitter``
+counting tokens with the generator's own tokenizer, so a chunk's size is what it costs in a prompt. Embedding does
+*not* go through llama-index's ingestion pipeline: the same chunks embedded by sentence-transformers in length-sorted
+batches of 64 ran at 23 chunks/s here against 8 chunks/s for llama-index's default pipeline (see
+benchmarks/ingest.py).
 
 Ingest is incremental: a file whose bytes and chunk settings are unchanged is skipped by its SHA-256; a changed file
 is replaced; with ``sync`` files no longer under the given paths are removed. It never leaves a half-written index
@@ -15,11 +16,9 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import logging
 import os
 import stat
 import time
-import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
@@ -27,10 +26,9 @@ from pathlib import Path
 
 from ..errors import ConfigError, IngestError
 from ..records import Chunk, FileOutcome, IngestReport
+from .readers import SUPPORTED, Unreadable, read_file
 from .segments import DocumentPart
 from .writer import writing
-
-SUPPORTED = (".txt", ".md", ".pdf", ".html", ".htm", ".docx")
 
 
 @dataclass
@@ -149,107 +147,6 @@ def _collect(paths: list[Path], ignore: tuple[str, ...]) -> tuple[dict[str, Path
                 continue
             found[rel] = f
     return found, skipped
-
-
-def _extractors() -> dict:
-    from llama_index.readers.file import HTMLTagReader
-
-    # SimpleDirectoryReader reads .html as raw text, markup included; read the body's text instead.
-    return {".html": HTMLTagReader(tag="body"), ".htm": HTMLTagReader(tag="body")}
-
-
-_TEXT = (".txt", ".md")
-_BOMS = ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"),
-         (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
-
-
-class Unreadable(Exception):
-    """A file that cannot be ingested, with the reason shown to the user."""
-
-
-def decode_text(data: bytes) -> str:
-    """Bytes of a text file as text: a BOM's encoding, else UTF-8, else Windows-1252 (the usual encoding of older
-    office text files), after checking the bytes are text at all. Raises :class:`Unreadable` for binary content."""
-    for bom, enc in _BOMS:
-        if data.startswith(bom):
-            try:
-                return data.decode(enc)
-            except UnicodeDecodeError as e:
-                raise Unreadable(f"starts with a {enc} byte-order mark but is not {enc} ({e.reason})") from e
-    head = data[:65536]
-    if b"\x00" in head:
-        even, odd = head[0::2].count(0) / len(head[0::2]), head[1::2].count(0) / max(1, len(head[1::2]))
-        if len(head) > 16 and max(even, odd) > 0.9 and min(even, odd) < 0.1:  # ASCII as UTF-16: every other byte 0
-            raise Unreadable("UTF-16 text without a byte-order mark; save it as UTF-8")
-        raise Unreadable("binary content (NUL bytes), not text")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        # Legacy 8-bit text has a few accented letters among ASCII; random bytes are half high bytes.
-        if sum(1 for b in head if b >= 0x80) > 0.3 * len(head):
-            raise Unreadable("binary content (not UTF-8, and too many non-ASCII bytes for legacy text)") from None
-        text = data.decode("cp1252", errors="replace")
-    sample = text[:65536]
-    controls = sum(1 for c in sample if (ord(c) < 32 and c not in "\t\n\r\f") or c == "\ufffd" or 0x7F <= ord(c) < 0xA0)
-    if sample and controls / len(sample) > 0.05:
-        raise Unreadable(f"binary content ({100 * controls / len(sample):.0f}% control bytes), not text")
-    return text
-
-
-def sniff(path: Path, suffix: str, size: int, max_bytes: int, head: bytes) -> None:
-    """Reject a file before any reader touches it when its size or first bytes (``head``) show it cannot be what its
-    name says; readers given such files fail deep inside third-party code, or silently index garbage."""
-    if size == 0:
-        raise Unreadable("empty file")
-    if size > max_bytes:
-        raise Unreadable(f"{size / 2**20:.1f} MB, over the {max_bytes / 2**20:g} MB limit (raise --max-file-mb)")
-    if suffix == ".pdf" and b"%PDF-" not in head:
-        raise Unreadable("not a PDF (no %PDF- header)")
-    if suffix == ".docx":
-        if not zipfile.is_zipfile(path):
-            raise Unreadable("not a Word document (.docx files are zip archives; this is not one)")
-        try:
-            with zipfile.ZipFile(path) as z:
-                if "word/document.xml" not in z.namelist():
-                    raise Unreadable("a zip archive without word/document.xml, not a Word document")
-        except (zipfile.BadZipFile, OSError, ValueError) as e:
-            raise Unreadable(f"damaged zip archive ({e})") from e
-
-
-def read_file(path: Path, name: str, max_bytes: int = 64 * 2**20, data: bytes | None = None) -> list[DocumentPart]:
-    """Extract text: one part per page for pdf, one part otherwise. Text files are decoded here (BOM, UTF-8,
-    Windows-1252; binary refused); pdf, docx and html go through llama-index's readers. ``data``, when the caller
-    already read the file (to hash it), saves reading it again. Raises :class:`Unreadable` with the reason for a file
-    that cannot be read."""
-    suffix = path.suffix.lower()
-    size = len(data) if data is not None else path.stat().st_size
-    if data is None and size <= max_bytes:
-        data = path.read_bytes()
-    sniff(path, suffix, size, max_bytes, (data or b"")[:1024])
-    if suffix in _TEXT:
-        text = decode_text(data).replace("\x00", "").strip()
-        return [DocumentPart(name, 0, None, text)] if text else []
-    if suffix in (".html", ".htm"):
-        decode_text(data[:65536])  # refuse binary garbage named .html before the parser sees it
-    from llama_index.core import SimpleDirectoryReader
-
-    logging.getLogger("pypdf").setLevel(logging.ERROR)  # its warnings about damaged files would litter the terminal
-    try:
-        docs = SimpleDirectoryReader(input_files=[str(path)], file_extractor=_extractors(),
-                                     raise_on_error=True).load_data()
-    except RecursionError as e:
-        raise Unreadable("nested too deeply for the reader (recursion limit)") from e
-    except Exception as e:  # noqa: BLE001 - any reader failure is this file's problem, reported with its reason
-        while e.__cause__ is not None or e.__context__ is not None:  # llama-index wraps the reader's own error
-            e = e.__cause__ or e.__context__
-        first = str(e).splitlines()[0] if str(e) else ""
-        raise Unreadable(f"the {suffix} reader failed: {type(e).__name__}: {first}"[:200]) from e
-    parts = []
-    for i, d in enumerate(docs):
-        text = d.text.replace("\x00", "").strip()
-        if text:
-            parts.append(DocumentPart(name, i, d.metadata.get("page_label") if len(docs) > 1 else None, text))
-    return parts
 
 
 # The splitter's memory grows ~150 bytes per character of one piece of text (measured: a 3 MB one-line file took
