@@ -37,8 +37,11 @@ class Source:
     text: str = ""
 
     def location(self) -> str:
-        """Human-readable place: 'handbook.md:1200-2400' or 'report.pdf p.3'."""
+        """Human-readable place: 'handbook.md:1200-2400', 'report.pdf p.3', 'deck.pptx, slide 4' or 'prices.xlsx,
+        sheet Q3' (readers label slides and sheets as such; any other label is a page's)."""
         if self.page:
+            if self.page.startswith(("slide ", "sheet ")):
+                return f"{self.file}, {self.page}"
             return f"{self.file} p.{self.page}"
         return f"{self.file}:{self.start_char}-{self.end_char}"
 

@@ -83,7 +83,7 @@ SAMPLES: dict[str, tuple[bytes, list[tuple[str | None, str]]]] = {
     ".htm": (b"<html><body><p>Lockers are free.</p></body></html>", [(None, "Lockers are free.")]),
     ".pptx": (pptx(), [("slide 1", "Agenda"), ("slide 2", "Q3 results\nRevenue grew 12 % to 4.1 million.\n"
                                                           "Notes: Mention the Berlin office.")]),
-    ".xlsx": (xlsx(), [("Prices", "Product; Price\nProduct: Widget Pro; Price: 320; column 4: new")]),
+    ".xlsx": (xlsx(), [("sheet Prices", "Product; Price\nProduct: Widget Pro; Price: 320; column 4: new")]),
     ".csv": (b'city,nightly cap\nBerlin,180 EUR\n"New York, NY",320 USD\n',
              [(None, "city; nightly cap\ncity: Berlin; nightly cap: 180 EUR\n"
                      "city: New York, NY; nightly cap: 320 USD")]),
@@ -162,4 +162,6 @@ def test_new_formats_are_ingested_and_cited_by_slide_and_sheet(tmp_path):
     assert {f.file for f in report.files if f.status == "added"} == {"deck.pptx", "prices.xlsx", "rates.csv",
                                                                        "memo.rtf", "note.eml"}
     chunks = docqa.open_index("formats", model=FAKE_MODEL).corpus.store.chunks()
-    assert {(c.file, c.page) for c in chunks} >= {("deck.pptx", "slide 2"), ("prices.xlsx", "Prices")}
+    assert {(c.file, c.page) for c in chunks} >= {("deck.pptx", "slide 2"), ("prices.xlsx", "sheet Prices")}
+    answer = docqa.open_index("formats", model=FAKE_MODEL).ask("How much did revenue grow?", "rag")
+    assert "deck.pptx, slide 2" in [s.location() for s in answer.sources]

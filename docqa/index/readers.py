@@ -263,7 +263,7 @@ def _rows_text(rows: list[list[str]]) -> str:
 
 
 def _xlsx(path: Path, name: str, data: bytes) -> list[DocumentPart]:
-    """Excel (.xlsx): one part per worksheet, labelled with its name, each row "header: value; …" under the first
+    """Excel (.xlsx): one part per worksheet, labelled "sheet NAME", each row "header: value; …" under the first
     row as header. Cached values are read (a formula's last result); dates stay Excel's serial numbers."""
     pkg = _Package(data)
     shared = []
@@ -297,7 +297,7 @@ def _xlsx(path: Path, name: str, data: bytes) -> list[DocumentPart]:
                 rows.append([cells.get(j, "") for j in range(max(cells) + 1)])
         text = _rows_text(rows)
         if text:
-            parts.append(DocumentPart(name, i, sheet.get("name") or f"sheet {i + 1}", text))
+            parts.append(DocumentPart(name, i, f"sheet {sheet.get('name') or i + 1}", text))
     return parts
 
 
