@@ -102,7 +102,7 @@ def test_a_missing_faiss_build_is_one_line_naming_the_extra(small_docs, monkeypa
 def test_segments_move_to_the_gpu_only_where_faiss_has_one(monkeypatch):
     """Without a GPU build (here) every segment stays on the CPU; with one (simulated) exact and IVF segments move,
     and a segment with deletions stays (GPU indexes take no id selector)."""
-    from docqa.index import vector_stores as vs
+    from docqa.index.vector_stores import faiss_store as vs
 
     v = _clustered(12_000)
     big, _ = vx.build("flat", 32, v, np.arange(1, 12_001, dtype=np.int64))

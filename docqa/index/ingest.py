@@ -45,7 +45,7 @@ class IngestConfig:
     # drive's 50 MB log file is rarely a document anyone asks about.
     max_file_mb: float = 64.0
     index_type: str = "auto"  # FAISS index: auto (exact, IVF from 50 000 chunks), flat, ivf or hnsw (index/vectors.py)
-    # Where the vectors live (index/vector_stores.py): None keeps the index's own (FAISS for a new index), or
+    # Where the vectors live (index/vector_stores/): None keeps the index's own (FAISS for a new index), or
     # {"type": "milvus", "uri": ..., "collection": ...}.
     vector_store: dict | None = None
 

@@ -5,7 +5,8 @@ search grows linearly with the chunks (a query scans every vector: p50 54 ms at 
 smallest nprobe reaching recall@10 ≥ 0.97 against exact search stays under a millisecond. ``AUTO_IVF_AT`` is where
 exact search stops being fast enough to not matter next to an answer. A segment is immutable (segments.py), so its
 index is built — and an IVF index trained and tuned — once, when the segment is written or merged; deletions are
-excluded at search time by an id selector (vector_stores.py), which also serves HNSW, which cannot remove vectors.
+excluded at search time by an id selector (vector_stores/faiss_store.py), which also serves HNSW, which cannot remove
+vectors.
 
 Ids are chunk ids: exact and HNSW indexes are wrapped in ``IndexIDMap2``; an IVF index stores them itself.
 :func:`ids_of` reads them from either, so the store's checks (counts, id sets) are the same for every kind. The kind

@@ -7,7 +7,7 @@ Layout of ``indexes/NAME``::
         manifest.json  embedder, tokenizer, chunk settings, per-file hashes; per segment: its files, checksums,
                        sizes, counts, deleted files and vector index (integrity.Manifest)
         s000001.sqlite files, documents (full extracted text), chunks and summaries of one segment (segments.py)
-        s000001.faiss  the segment's vectors (FAISS store; vector_stores.py), ids = chunk ids, unit-norm
+        s000001.faiss  the segment's vectors (FAISS store; vector_stores/), ids = chunk ids, unit-norm
         s000004.sqlite ...  a segment this version wrote; the others are hard links to its predecessor's files
     .lock              held while an ingest writes
 
