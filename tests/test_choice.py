@@ -98,7 +98,8 @@ def test_a_choice_set_is_answered_and_scored_by_its_letters(indexed, choice_file
     r = CliRunner().invoke(app, ["eval", str(choice_file), "--index", "t", "--strategies", "rag,long-context",
                                  "--model", FAKE_MODEL], env={"COLUMNS": "200"})
     assert r.exit_code == 0, r.output
-    assert "accuracy" in r.output and "Δaccuracy" in r.output
+    assert "accuracy" in r.output and "Δaccuracy" in r.output and "letter" in r.output
+    assert rows[0]["names_option"] == 1.0  # every answer named a letter, right or wrong
     assert "Verdict: Use rag: the most accurate (accuracy 66.7)" in " ".join(r.output.split())
 
 
@@ -107,7 +108,10 @@ def test_free_text_questions_get_no_choice_score(indexed, tmp_path):
     path.write_text(json.dumps({"question": "How long is the probation period?", "answers": ["90 days"]}) + "\n")
     records, rows = docqa.evaluate(path, index="t", strategies=["rag"], model=FAKE_MODEL)
     assert records[0]["metrics"]["choice"] is None and records[0]["metrics"]["score"] == records[0]["metrics"]["f1"]
-    assert rows[0]["metric"] == "f1" and rows[0]["choice"] is None
+    assert rows[0]["metric"] == "f1" and rows[0]["choice"] is None and rows[0]["names_option"] is None
+    r = CliRunner().invoke(app, ["eval", str(path), "--index", "t", "--strategies", "rag", "--model", FAKE_MODEL],
+                           env={"COLUMNS": "200"})
+    assert r.exit_code == 0 and "letter" not in r.output.split("contains, F1")[0]  # no letter column for free text
 
 
 def test_the_choice_style_asks_for_letters_and_offers_no_refusal():

@@ -48,6 +48,11 @@ def test_text_and_option_metrics_cover_the_registry():
     assert set(TEXT_METRICS) | OPTION_METRICS == set(METRICS.names()) and "choice" in OPTION_METRICS
 
 
+def test_names_option_counts_answers_in_letters_right_or_wrong():
+    fn = METRICS.get("names_option")
+    assert [fn(p, ["B"]) for p in ("B", "(C) no", "The answer is D.", "to earn money", "")] == [1, 1, 1, 0, 0]
+
+
 @pytest.mark.parametrize("prediction, references, expected", CHOICE_CASES)
 def test_choice_on_hand_computed_cases(prediction, references, expected):
     assert METRICS.get("choice")(prediction, references) == expected

@@ -144,6 +144,7 @@ _COLUMNS: list[tuple[str, int, object]] = [
     ("F1", 4, lambda r: _pct(r["f1"])),
     ("ROUGE-L", 10, lambda r: _pct(r["rouge_l"])),
     ("EM", 14, lambda r: _pct(r["exact_match"])),
+    ("letter", 5, lambda r: _pct(r.get("names_option"))),  # multiple choice only: answers naming an option
     ("refusal", 8, lambda r: _pct(r["refusal"])),
     ("recall@k", 9, lambda r: _pct(r["recall_at_k"])),
     ("p50 s", 2, lambda r: f"{r['latency_p50_s']:.1f}"),
@@ -159,7 +160,8 @@ _COLUMNS: list[tuple[str, int, object]] = [
 def _columns(label: str) -> list[tuple[str, int, object]]:
     """The table's columns with the score column headed by the set's metric (``label``), whose own column would
     repeat it."""
-    return [(label if name == "score" else name, rank, cell) for name, rank, cell in _COLUMNS if name != label]
+    return [(label if name == "score" else name, rank, cell) for name, rank, cell in _COLUMNS
+            if name != label and (name != "letter" or label == "accuracy")]
 
 
 def _fit(rows: list[dict], width: int, columns: list[tuple[str, int, object]] | None = None) -> set[str]:
@@ -210,9 +212,9 @@ def render(rows: list[dict]) -> None:
                            f"{r['score_vs_wins']} / {r['score_vs_losses']} / {r['score_vs_ties']}")
         out.print(paired)
     out.print("[dim]contains, F1, ROUGE-L, EM: answerable questions (%); accuracy: multiple-choice questions "
-              "answered with exactly the right option letters (%); refusal: share of unanswerable questions "
-              "declined; p50/p95: latency per answered question (errors count as wrong answers, not in latency); "
-              "cold: a strategy's first question of each index (every strategy starts cold, whatever their "
-              "order), warm: p50 of the others; peak MB: CUDA peak memory on GPU, else peak RSS. Δ: mean "
-              "per-question difference in points, 95 % bootstrap interval (10 000 resamples); * where it excludes "
-              "0.[/]")
+              "answered with exactly the right option letters (%), letter: answers naming an option at all; "
+              "refusal: share of unanswerable questions declined; p50/p95: latency per answered question (errors "
+              "count as wrong answers, not in latency); cold: a strategy's first question of each index (every "
+              "strategy starts cold, whatever their order), warm: p50 of the others; peak MB: CUDA peak memory on "
+              "GPU, else peak RSS. Δ: mean per-question difference in points, 95 % bootstrap interval (10 000 "
+              "resamples); * where it excludes 0.[/]")

@@ -131,6 +131,12 @@ def choice(prediction: str, reference: str) -> float:
     return float(bool(want) and chosen_options(prediction) == want)
 
 
+def names_option(prediction: str, references: list[str]) -> float:
+    """Format of a multiple-choice answer: 1 when it names at least one option letter, right or wrong, else 0. Read
+    beside accuracy, it separates a model that picks wrong options from one that does not answer in letters."""
+    return float(bool(chosen_options(prediction)))
+
+
 def refusal(prediction: str, references: list[str]) -> float:
     """Correct refusal: for questions whose answer is not in the corpus (no reference), 1 when the model declines
     to answer. Undefined (not scored) for answerable questions."""
@@ -152,8 +158,9 @@ METRICS.register("f1", token_f1, aliases=("token_f1",))
 METRICS.register("rouge_l", rouge_l, aliases=("rouge",))
 METRICS.register("contains", contains)
 METRICS.register("choice", choice)
+METRICS.register("names_option", names_option)
 # Metrics that only mean something for questions with lettered options; the others score any answer.
-OPTION_METRICS = frozenset({"choice"})
+OPTION_METRICS = frozenset({"choice", "names_option"})
 TEXT_METRICS = tuple(name for name in METRICS.names() if name not in OPTION_METRICS)
 
 # How a metric is named in tables and sentences; "mixed" is a question set scored by more than one.

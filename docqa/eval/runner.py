@@ -103,7 +103,7 @@ def score(q: Question, answer_text: str, used_sources: list[str]) -> dict[str, f
     metric = q.metric or "f1"
     out: dict[str, float | None] = {
         name: (METRICS.get(name)(answer_text, q.answers)
-               if answerable and (name not in OPTION_METRICS or name == metric) else None)
+               if answerable and (name not in OPTION_METRICS or metric in OPTION_METRICS) else None)
         for name in METRICS.names()}
     out["score"] = out[metric]
     out["refusal"] = float(is_refusal(answer_text)) if not answerable else None
