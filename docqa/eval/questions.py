@@ -1,10 +1,10 @@
-"""Question files: docqa's JSONL and L-Eval's per-document format.
+"""Question files: docqa's own (JSONL, one JSON array, or CSV/TSV with a header) and L-Eval's per-document format.
 
 Every record goes through a pydantic schema, and anything wrong — the file's encoding, a line that is not JSON, a
 field of the wrong type, nesting too deep, a number too long — becomes one :class:`BadQuestionFile` naming
-``file:line``, what is wrong and the expected shape. Lines are split on ``\\n`` only: JSON strings may hold U+2028,
-U+0085 or form feeds, which ``str.splitlines`` would also split on. A gzip file is read as its content; a UTF-16 or
-UTF-32 file with a byte-order mark is decoded; anything else must be UTF-8.
+``file:line`` (``file item N`` in an array), what is wrong and the expected shape. Lines are split on ``\\n`` only:
+JSON strings may hold U+2028, U+0085 or form feeds, which ``str.splitlines`` would also split on. A gzip file is read
+as its content; a UTF-16 or UTF-32 file with a byte-order mark is decoded; anything else must be UTF-8.
 """
 
 from __future__ import annotations
@@ -124,7 +124,7 @@ def _rows(path: Path, what: str) -> tuple[list[tuple[int, object]], str]:
     if not path.is_file():
         kind = "a folder" if path.is_dir() else "not a regular file" if path.exists() else "does not exist"
         verb = kind if kind == "does not exist" else f"is {kind}"
-        raise BadQuestionFile(f"{what} '{path}' {verb}. Pass a JSONL file.")
+        raise BadQuestionFile(f"{what} '{path}' {verb}. Pass a JSONL, JSON or CSV file.")
     text = _decode(path)
     if path.suffix.lower() in (".csv", ".tsv"):
         return _csv_rows(path, text, "\t" if path.suffix.lower() == ".tsv" else ","), "line"
@@ -133,7 +133,7 @@ def _rows(path: Path, what: str) -> tuple[list[tuple[int, object]], str]:
     return _jsonl_rows(path, text), "line"
 
 
-def _loads(path: Path, text: str, where: str, shape_hint: str):
+def _loads(text: str, where: str, shape_hint: str):
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:
@@ -149,7 +149,7 @@ def _jsonl_rows(path: Path, text: str) -> list[tuple[int, object]]:
     for n, line in enumerate(text.split("\n"), 1):
         line = line.removesuffix("\r")
         if line.strip():
-            out.append((n, _loads(path, line, f"{path}:{n}", "Each line must be one JSON object.")))
+            out.append((n, _loads(line, f"{path}:{n}", "Each line must be one JSON object.")))
     return out
 
 
