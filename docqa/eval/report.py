@@ -14,12 +14,9 @@ from .metrics import METRICS, primary
 from .paired import paired_rows
 
 SUMMARY_COLUMNS = ["strategy", "questions", "answerable", "unanswerable", "metric", "score", *METRICS.names(),
-                   "refusal",
-                   "false_refusal", "recall_at_k", "latency_p50_s", "latency_p95_s", "cold_latency_s",
-                   "warm_latency_p50_s", "ttft_p50_s",
-                   "prompt_tokens_mean", "completion_tokens_mean", "calls_mean", "peak_rss_mb_max", "peak_cuda_mb_max",
-                   "errors",
-                   "error_rate"]
+                   "refusal", "false_refusal", "recall_at_k", "latency_p50_s", "latency_p95_s", "cold_latency_s",
+                   "warm_latency_p50_s", "ttft_p50_s", "prompt_tokens_mean", "completion_tokens_mean", "calls_mean",
+                   "peak_rss_mb_max", "peak_cuda_mb_max", "errors", "error_rate"]
 
 
 def percentile(values: list[float], q: float) -> float:
