@@ -247,18 +247,18 @@ def _column(ref: str) -> int:
     return n - 1
 
 
-def _rows_text(rows: list[list[str]]) -> str:
-    """Table rows as lines a retriever and a model can read alone: the first non-empty row is the header, each
-    later row "header: value; header: value" (empty cells left out)."""
-    rows = [r for r in rows if any(c.strip() for c in r)]
+def _rows_text(rows: list[dict[int, str]]) -> str:
+    """Table rows (column number → cell text; sparse, so a lone cell far to the right costs nothing) as lines a
+    retriever and a model can read alone: the first non-empty row is the header, each later row "header: value;
+    header: value" (empty cells left out)."""
+    rows = [r for r in rows if any(c.strip() for c in r.values())]
     if not rows:
         return ""
-    header = [c.strip() for c in rows[0]]
-    lines = ["; ".join(c.strip() for c in header if c)]
+    header = {j: c.strip() for j, c in rows[0].items() if c.strip()}
+    lines = ["; ".join(header[j] for j in sorted(header))]
     for row in rows[1:]:
-        cells = [f"{header[j] if j < len(header) and header[j] else f'column {j + 1}'}: {c.strip()}"
-                 for j, c in enumerate(row) if c.strip()]
-        lines.append("; ".join(cells))
+        lines.append("; ".join(f"{header.get(j) or f'column {j + 1}'}: {row[j].strip()}"
+                               for j in sorted(row) if row[j].strip()))
     return "\n".join(lines)
 
 
@@ -292,9 +292,10 @@ def _xlsx(path: Path, name: str, data: bytes) -> list[DocumentPart]:
                     value = "TRUE" if v.text.strip() == "1" else "FALSE"
                 else:
                     value = v.text
-                cells[_column(c.get("r", "")) if c.get("r") else len(cells)] = value
+                ref = c.get("r") or ""
+                cells[_column(ref) if re.match(r"[A-Z]{1,3}[0-9]", ref) else len(cells)] = value
             if cells:
-                rows.append([cells.get(j, "") for j in range(max(cells) + 1)])
+                rows.append(cells)
         text = _rows_text(rows)
         if text:
             parts.append(DocumentPart(name, i, f"sheet {sheet.get('name') or i + 1}", text))
@@ -309,7 +310,7 @@ def _csv(path: Path, name: str, data: bytes) -> list[DocumentPart]:
         rows = list(csv.reader(io.StringIO(text, newline=""), delimiter="\t" if path.suffix.lower() == ".tsv" else ","))
     except csv.Error as e:
         raise Unreadable(f"not valid CSV ({e})") from e
-    out = _rows_text(rows)
+    out = _rows_text([dict(enumerate(row)) for row in rows])
     return [DocumentPart(name, 0, None, out)] if out else []
 
 
