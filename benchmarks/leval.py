@@ -78,6 +78,9 @@ def main() -> None:
     ap.add_argument("--one-corpus", action="store_true", help="one index of all transcripts, asked every question")
     ap.add_argument("--max-context", type=int, default=None, help="long-context's token limit (all: 41 748)")
     ap.add_argument("--top-k", type=int, default=None, help="rag: chunks to retrieve (default: docqa's, 4)")
+    ap.add_argument("--no-length-hint", action="store_true",
+                    help="ask without L-Eval's 'The suggested output length is around N words.' (runs before "
+                         "2026-11-29 session 7 did; the published models were asked with it)")
     ap.add_argument("--rope-factor", type=float, default=None, help="long-context: a fixed rope scale (default: "
                                                                         "the request's length / the window)")
     args = ap.parse_args()
@@ -98,7 +101,8 @@ def main() -> None:
     common = dict(strategies=args.strategies.split(","), out=out, limit=args.limit,
                   root=ROOT / "benchmarks" / "out" / "indexes", max_new_tokens=args.max_new_tokens,
                   resume=args.resume, chain=args.chain, summary_window=args.summary_window, style=args.style,
-                  generator=generator, **({"max_context": args.max_context} if args.max_context else {}),
+                  generator=generator, length_hint=not args.no_length_hint,
+                  **({"max_context": args.max_context} if args.max_context else {}),
                   **({"rope_factor": args.rope_factor} if args.rope_factor else {}),
                   **({"top_k": args.top_k} if args.top_k else {}))
     if args.one_corpus:

@@ -159,10 +159,10 @@ class Index:
         return answer
 
     def ask_many(self, questions: list[str], strategy: str = "rag", *, batch_size: int = 8,
-                 **options: Any) -> list[Answer]:
+                 length_hints: list[int | None] | None = None, **options: Any) -> list[Answer]:
         """Answer ``questions`` with ``strategy``: where it batches (rag), ``batch_size`` answers decode at once and a
         finished answer's place goes to the next question (continuous batching); otherwise one by one. Greedy answers
-        are the ones :meth:`ask` gives."""
+        are the ones :meth:`ask` gives. ``length_hints``, one per question, is each one's ``length_hint``."""
         from .strategies import BATCHED
         from .strategies.variants import parse_variant
 
@@ -172,9 +172,12 @@ class Index:
         options = {**options, **variant.options}
         cfg = make_config(**options)
         name = variant.strategy
+        if length_hints is not None and len(length_hints) != len(questions):
+            raise ConfigError(f"length_hints has {len(length_hints)} entries for {len(questions)} questions.")
         if name not in BATCHED.names() or batch_size == 1:
-            return [self.ask(q, name, **options) for q in questions]
-        return BATCHED.get(name)(self.corpus, list(questions), cfg, batch_size)
+            hints = length_hints or [options.get("length_hint")] * len(questions)
+            return [self.ask(q, name, **{**options, "length_hint": n}) for q, n in zip(questions, hints, strict=True)]
+        return BATCHED.get(name)(self.corpus, list(questions), cfg, batch_size, length_hints=length_hints)
 
     def ask_all(self, question: str, strategies: list[str] | None = None, **options: Any) -> dict[str, Answer]:
         """The same question through several strategies (default: all registered), for side-by-side comparison."""
@@ -223,6 +226,7 @@ def evaluate(
     batch_size: int = 1,
     progress=None,
     notice: Callable[[str], None] | None = None,
+    length_hint: bool | None = None,
     **options: Any,
 ):
     """Answer every question with every strategy and score the answers; see :mod:`docqa.eval`.
@@ -237,6 +241,11 @@ def evaluate(
     model server stops answering mid-run, the files are written and :class:`~docqa.errors.ServerUnreachable` says how
     many questions ``resume=True`` will complete. ``notice`` receives sentences a person running the eval should read
     (questions left out and why).
+
+    ``length_hint`` (default: on for ``leval``, off otherwise) follows L-Eval's protocol: each free-text question
+    asks for an answer of about its reference's length in words ("The suggested output length is around N words."),
+    as every model of L-Eval's published scores was asked; retrieval sees the question alone. It uses the reference,
+    so it measures the strategies with answer length held level, not what a user's question would get.
 
     Each question is scored by its own metric (``score``): token F1, or for multiple choice (options as lettered
     lines, references the letters; docqa JSONL's ``options`` or L-Eval's exams) whether the answer chose exactly the
@@ -317,11 +326,16 @@ def evaluate(
                 raise
             raise ConfigError(f"Strategy variant '{variant.label}': {e}") from e
     strategies = [v.label for v in variants]
+    if length_hint is None:
+        length_hint = leval is not None
+    if length_hint and leval is not None and notice is not None:
+        notice("Following L-Eval's protocol, each free-text question asks for an answer of about its reference's "
+               "length in words (--no-length-hint to ask without).")
     identity = {"model": model or GeneratorConfig().model, "options": options, "questions": source,
-                "index": index, "limit": limit, "limit_docs": limit_docs}
+                "index": index, "limit": limit, "limit_docs": limit_docs, "length_hint": length_hint}
     cfg = runner.EvalConfig(strategies=strategies, out=Path(out) if out else None, resume=resume, options=options,
                             identity=identity, concurrency=concurrency,
-                            batch_size=batch_size)
+                            batch_size=batch_size, length_hints=length_hint)
     records = runner.run(index_for, qs, cfg, progress)
     rows = report.summarize(records)
     decided = verdict(records, rows)
@@ -333,6 +347,7 @@ def evaluate(
         next(r for r in rows if r["strategy"] == decided.use)["verdict_text"] = decided.text
     if out:
         meta = {"title": title, "questions": len(qs), "strategies": strategies, "options": options,
+                "length_hint": length_hint,
                 "model": model or GeneratorConfig().model,
                 "verdict": None if decided is None else {"use": decided.use, "best": decided.best,
                                                          "tied": decided.tied, "text": decided.text}}

@@ -101,18 +101,25 @@ def documents_block(documents: list[tuple[str, str]]) -> str:
     return "\n\n".join(f"=== Document: {title} ===\n{text.strip()}" for title, text in documents)
 
 
-def question_block(question: str) -> str:
-    return f"Question: {question.strip()}"
+def with_length(question: str, length_hint: int | None) -> str:
+    """The question as the model reads it: with ``length_hint``, followed by L-Eval's sentence asking for an answer
+    of about that many words (L-Eval's baselines, whose published scores docqa is compared with, were all asked so)."""
+    question = question.strip()
+    return f"{question} The suggested output length is around {length_hint} words." if length_hint else question
 
 
-def context_user(question: str, context: str, split: str = "") -> str:
+def question_block(question: str, length_hint: int | None = None) -> str:
+    return f"Question: {with_length(question, length_hint)}"
+
+
+def context_user(question: str, context: str, split: str = "", length_hint: int | None = None) -> str:
     """The user turn of every answer-from-context prompt: the context, then the question (``split``, if given, marks
     where the cacheable part ends)."""
-    return f"Context:\n{context}\n\n{split}{question_block(question)}"
+    return f"Context:\n{context}\n\n{split}{question_block(question, length_hint)}"
 
 
-def rag_user(question: str, passages: list[tuple[str, str]]) -> str:
-    return context_user(question, passages_block(passages))
+def rag_user(question: str, passages: list[tuple[str, str]], length_hint: int | None = None) -> str:
+    return context_user(question, passages_block(passages), length_hint=length_hint)
 
 
 # Long-context prompts are split at the question so the document part is a fixed, cacheable token prefix.

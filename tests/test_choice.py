@@ -76,8 +76,8 @@ def test_leval_documents_judged_by_llm_are_left_out_and_said(tmp_path, monkeypat
     records, rows_ = docqa.evaluate(None, leval=path, strategies=["rag"], model=FAKE_MODEL, notice=said.append)
     assert [r["document"] for r in records] == ["fin-doc01"]
     assert docqa.list_indexes() == ["leval-fin-doc01"]  # the judged document is not even ingested
-    assert said == ["2 questions of fin.jsonl are left out: L-Eval judges their documents by an LLM or by people "
-                    "(their 'evaluation' field), not by an automatic metric."]
+    assert said[0] == ("2 questions of fin.jsonl are left out: L-Eval judges their documents by an LLM or by people "
+                       "(their 'evaluation' field), not by an automatic metric.")
     path.write_text(json.dumps(rows[1]))
     with pytest.raises(docqa.DocQAError, match="every document is judged by an LLM or people"):
         docqa.evaluate(None, leval=path, strategies=["rag"], model=FAKE_MODEL)
@@ -117,3 +117,49 @@ def test_free_text_questions_get_no_choice_score(indexed, tmp_path):
 def test_the_choice_style_asks_for_letters_and_offers_no_refusal():
     assert "letter" in STYLES.get("choice").instruction
     assert "I don't know" not in system("choice") and "I don't know" in system("sentence")
+
+
+def _leval_file(tmp_path):
+    rows = [{"input": "Acme sold 12 rockets in May. Revenue was 4 million euros.",
+             "instructions": ["How many rockets did Acme sell?", "What was the revenue?"],
+             "outputs": ["Acme sold twelve rockets in May", "4 million"], "evaluation": "f1"}]
+    path = tmp_path / "fin.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    return path
+
+
+@pytest.mark.parametrize("batch_size", [1, 2])
+def test_leval_questions_ask_for_their_reference_length_as_leval_does(tmp_path, monkeypatch, batch_size):
+    monkeypatch.setattr("docqa.api.load_embedder", lambda spec: __import__("tests.fakes").fakes.HashEmbedder(
+        FAKE_EMBEDDER))
+    path = _leval_file(tmp_path)
+    said: list[str] = []
+    records, _ = docqa.evaluate(None, leval=path, strategies=["rag"], model=FAKE_MODEL, notice=said.append,
+                                batch_size=batch_size, out=tmp_path / "o")
+    gen = docqa.open_index("leval-fin-doc01", model=FAKE_MODEL).corpus.generator()
+    asked = [p for p in gen.prompts if "Question:" in p][-2:]
+    assert "How many rockets did Acme sell? The suggested output length is around 6 words." in asked[0]
+    assert "What was the revenue? The suggested output length is around 2 words." in asked[1]
+    assert any("L-Eval's protocol" in s for s in said)
+    assert json.loads((tmp_path / "o" / "run.json").read_text())["length_hint"] is True
+    # The question alone is what retrieval sees: the same sources as without the hint.
+    plain, _ = docqa.evaluate(None, leval=path, strategies=["rag"], model=FAKE_MODEL, length_hint=False,
+                              batch_size=batch_size)
+    assert [r["sources"] for r in plain] == [r["sources"] for r in records]
+    assert "suggested output length" not in [p for p in gen.prompts if "Question:" in p][-1]
+
+
+def test_length_hints_are_off_for_docqa_question_files_and_checked(indexed, choice_file, tmp_path):
+    path = tmp_path / "q.jsonl"
+    path.write_text(json.dumps({"question": "How long is the probation period?", "answers": ["90 days"]}) + "\n")
+    docqa.evaluate(path, index="t", strategies=["rag"], model=FAKE_MODEL)
+    gen = docqa.open_index("t", model=FAKE_MODEL).corpus.generator()
+    assert "suggested output length" not in gen.prompts[-1]
+    docqa.evaluate(path, index="t", strategies=["rag", "long-context", "summarize"], model=FAKE_MODEL,
+                   length_hint=True)
+    hinted = [p for p in gen.prompts if "around 2 words" in p]
+    assert len(hinted) >= 3  # rag, long-context and summarize's answer all asked for it
+    docqa.evaluate(choice_file, index="t", strategies=["rag"], model=FAKE_MODEL, length_hint=True)
+    assert "suggested output length" not in gen.prompts[-1]  # multiple choice: a letter, no length
+    with pytest.raises(docqa.DocQAError, match="--length-hint must be at least 1"):
+        docqa.open_index("t", model=FAKE_MODEL).ask("How long?", "rag", length_hint=0)

@@ -62,6 +62,8 @@ def ask_cmd(
     max_new_tokens: Annotated[int, typer.Option(help="Answer budget in tokens.")] = 96,
     style: Annotated[str, typer.Option(
         help="Answer style: short, sentence, paragraph or choice (the letter of a lettered option).")] = "sentence",
+    length_hint: Annotated[Optional[int], typer.Option(
+        help="Ask for an answer of about N words (the question alone is what retrieval sees).")] = None,
     model: Annotated[Optional[str], typer.Option(help="Generator: HF id, local folder or .gguf.")] = None,
     embedder: Annotated[Optional[str], typer.Option(help="Embedder (must match the index's).")] = None,
     device: DeviceOpt = None,
@@ -94,8 +96,8 @@ def ask_cmd(
         raise ConfigError(f"--strategy '{strategy}' names no strategy. Use e.g. rag, long-context or all.")
     names = STRATEGIES.names() if strategy == "all" else [v.label for v in parse_variants(picked)]
     options = dict(top_k=top_k, rope=rope, rope_factor=rope_factor, max_context=max_context, truncate=truncate,
-                   cache_prefix=cache_prefix, max_new_tokens=max_new_tokens, style=style, chain=chain,
-                   route_threshold=route_threshold, drop_threshold=drop_threshold, max_calls=max_calls,
+                   cache_prefix=cache_prefix, max_new_tokens=max_new_tokens, style=style, length_hint=length_hint,
+                   chain=chain, route_threshold=route_threshold, drop_threshold=drop_threshold, max_calls=max_calls,
                    summary_window=summary_window, map_top_k=map_top_k, kv_budget=kv_budget)
     answers = {}
     for name in names:

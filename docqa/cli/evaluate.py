@@ -61,6 +61,10 @@ def eval_cmd(
              "\\[default: 0].")] = None,
     summary_window: Annotated[Optional[int], typer.Option(help="summarize: tokens per call.")] = None,
     max_new_tokens: Annotated[int, typer.Option(help="Answer budget in tokens.")] = 96,
+    length_hint: Annotated[Optional[bool], typer.Option(
+        "--length-hint/--no-length-hint",
+        help="Ask each free-text question for an answer of about its reference's length in words, as L-Eval's "
+             "protocol does \\[default: on with --leval, else off].")] = None,
     style: Annotated[str, typer.Option(
         help="Answer style: short, sentence, paragraph or choice (the option letter); auto: choice for a set of "
              "multiple-choice questions, else the one matching the references' median length.")]
@@ -109,7 +113,7 @@ def eval_cmd(
                                max_context=max_context, truncate=truncate, max_new_tokens=max_new_tokens,
                                chain=chain, max_calls=max_calls, summary_window=summary_window, map_top_k=map_top_k,
                                kv_budget=kv_budget, style=style, route_threshold=route_threshold,
-                               drop_threshold=drop_threshold,
+                               drop_threshold=drop_threshold, length_hint=length_hint,
                                notice=lambda text: err.print(f"[dim]{escape(text)}[/]"))
     render(rows)
     verdict = next((r["verdict_text"] for r in rows if r.get("verdict_text")), None)

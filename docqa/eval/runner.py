@@ -40,6 +40,8 @@ class EvalConfig:
     identity: dict[str, Any] = field(default_factory=dict)
     concurrency: int = 1  # questions in flight at once
     batch_size: int = 1  # questions answered in one batched generation (strategies in BATCHED; others one by one)
+    # Ask each free-text question for an answer of about its reference's length (L-Eval's protocol; docqa.api.evaluate)
+    length_hints: bool = False
     aborted: str | None = None  # set when the model server stopped answering: why the rest was not asked
 
 
@@ -212,9 +214,9 @@ def run(index_for: Callable[[Question], Any], questions: list[Question], cfg: Ev
             variant = variants[strategy]
             options = {**cfg.options, **variant.options}
             if len(group) == 1:
-                recs = [answer_one(index_for(qs[0]), qs[0], variant.strategy, options)]
+                recs = [answer_one(index_for(qs[0]), qs[0], variant.strategy, options, cfg.length_hints)]
             else:
-                recs = answer_many(index_for(qs[0]), qs, variant.strategy, options, cfg.batch_size)
+                recs = answer_many(index_for(qs[0]), qs, variant.strategy, options, cfg.batch_size, cfg.length_hints)
             for rec in recs:  # records and tables name the variant (rag:top_k=16)
                 rec["strategy"] = strategy
         for k, rec in enumerate(recs):
@@ -292,24 +294,48 @@ def error_record(q: Question, strategy: str, error: str, error_type: str) -> dic
             "rope": None, "error": error, "error_type": error_type, "document": q.document, "metric": q.metric or "f1"}
 
 
-def answer_many(index, qs: list[Question], strategy: str, options: dict[str, Any], slots: int) -> list[dict]:
+def length_hint(q: Question) -> int | None:
+    """The answer length L-Eval's protocol asks for: the reference's word count, for free-text questions scored by
+    F1 or ROUGE (multiple choice and exact-match questions get none, as in L-Eval)."""
+    if not q.answers or q.metric not in ("f1", "rouge_l"):
+        return None
+    return max(1, len(q.answers[0].split()))
+
+
+def _with_hints(options: dict[str, Any], hints: list[int | None]) -> dict[str, Any]:
+    """Options for questions asked for ``hints`` words: room for the longest answer asked for (~1.3 tokens a word,
+    doubled for headroom), never less than the run's own budget."""
+    longest = max((n for n in hints if n), default=0)
+    budget = max(options.get("max_new_tokens") or 96, 2 * longest)
+    return {**options, "max_new_tokens": budget}
+
+
+def answer_many(index, qs: list[Question], strategy: str, options: dict[str, Any], slots: int,
+                hints: bool = False) -> list[dict]:
     """Several questions through a batching strategy in one batched generation, as records; if the batch fails
     (a question the strategy refuses, memory), each question is asked alone so that only its own record is an
     error. A record's latency is its share of the batch (see the strategy's ``ask_many``)."""
     peak_rss_reset()
     peak_cuda_reset()
+    lengths = [length_hint(q) for q in qs] if hints else None
     try:
-        answers = index.ask_many([q.question for q in qs], strategy, batch_size=slots, **options)
+        if lengths is not None:
+            answers = index.ask_many([q.question for q in qs], strategy, batch_size=slots, length_hints=lengths,
+                                     **_with_hints(options, lengths))
+        else:
+            answers = index.ask_many([q.question for q in qs], strategy, batch_size=slots, **options)
     except DocQAError:
-        return [answer_one(index, q, strategy, options) for q in qs]
+        return [answer_one(index, q, strategy, options, hints) for q in qs]
     peak = peak_rss_mb(), peak_cuda_mb()
     return [_record(q, strategy, a, 0.0, peak) for q, a in zip(qs, answers, strict=True)]
 
 
-def answer_one(index, q: Question, strategy: str, options: dict[str, Any]) -> dict:
+def answer_one(index, q: Question, strategy: str, options: dict[str, Any], hints: bool = False) -> dict:
     """One question through one strategy, as a results.jsonl record."""
     peak_rss_reset()
     peak_cuda_reset()
+    if hints and length_hint(q):
+        options = {**_with_hints(options, [length_hint(q)]), "length_hint": length_hint(q)}
     t0 = time.perf_counter()
     try:
         ans = index.ask(q.question, strategy, **options)

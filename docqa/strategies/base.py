@@ -21,6 +21,9 @@ class AskConfig:
     max_new_tokens: int = 96  # answers are one sentence; 96 tokens leaves room for a list of figures
     # short, sentence, paragraph or choice (docqa/prompts.py STYLES); eval picks it from the question set
     style: str = "sentence"
+    # Ask for an answer of about this many words ("The suggested output length is around N words." after the
+    # question, L-Eval's protocol); the question alone is what retrieval sees. None: no length asked.
+    length_hint: int | None = None
     # rag
     top_k: int = 4  # 4 chunks of ≤ 200 tokens: ~1 k prompt tokens, a few seconds on 2 CPU cores
     # long-context
@@ -71,6 +74,8 @@ class AskConfig:
         self.style = check_style(self.style)
         if self.top_k < 1:
             raise ConfigError(f"--top-k must be at least 1, got {self.top_k}.")
+        if self.length_hint is not None and self.length_hint < 1:
+            raise ConfigError(f"--length-hint must be at least 1 word, got {self.length_hint}.")
         if self.max_new_tokens < 1:
             raise ConfigError(f"--max-new-tokens must be at least 1, got {self.max_new_tokens}.")
         if self.max_calls is not None and self.max_calls < 1:

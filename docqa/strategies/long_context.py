@@ -68,7 +68,7 @@ def ask(corpus: Corpus, question: str, cfg: AskConfig) -> Answer:
     # A served model's rope is fixed at the server's launch: its window is the limit, nothing is stretched here.
     fixed = bool(getattr(gen, "fixed_rope", False))
     max_context = min(cfg.max_context or window, window) if fixed else (cfg.max_context or 4 * window)
-    suffix_ids = gen.encode(prompts.question_block(question))
+    suffix_ids = gen.encode(prompts.question_block(question, cfg.length_hint))
     if len(suffix_ids) > cfg.max_question_tokens:
         raise ContextTooLong(
             f"The question is {len(suffix_ids)} tokens; long-context allows {cfg.max_question_tokens} "
@@ -76,7 +76,7 @@ def ask(corpus: Corpus, question: str, cfg: AskConfig) -> Answer:
             len(suffix_ids), cfg.max_question_tokens)
     documents = _documents(corpus)
     prefix_text, after = _split_prompt(gen, documents, cfg.style)
-    suffix_ids = gen.encode(prompts.question_block(question) + after)
+    suffix_ids = gen.encode(prompts.question_block(question, cfg.length_hint) + after)
     # Room the plan keeps after the prefix: the longest allowed question, the chat template's closing tokens, and
     # the answer budget.
     reserve = cfg.max_question_tokens + len(gen.encode(after)) + cfg.max_new_tokens
@@ -93,7 +93,7 @@ def ask(corpus: Corpus, question: str, cfg: AskConfig) -> Answer:
         documents, dropped = _fit(corpus, gen, question, documents, max_context - reserve, cfg.style)
         prefix_text, after = _split_prompt(gen, documents, cfg.style)
         prefix_ids = gen.encode(prefix_text)
-        suffix_ids = gen.encode(prompts.question_block(question) + after)
+        suffix_ids = gen.encode(prompts.question_block(question, cfg.length_hint) + after)
     plan = plan_for("none" if fixed else cfg.rope, gen.rope_model(), len(prefix_ids) + reserve,
                     None if fixed else cfg.rope_factor)
 

@@ -19,20 +19,22 @@ def ask(corpus: Corpus, question: str, cfg: AskConfig) -> Answer:
 
 
 def ask_many(corpus: Corpus, questions: list[str], cfg: AskConfig, slots: int = 8,
-             score: str | None = None) -> list[Answer]:
+             score: str | None = None, length_hints: list[int | None] | None = None) -> list[Answer]:
     """:func:`ask` for several questions: embedded together, answered by one continuously batched generation with
     ``slots`` answers decoding at once (each answer is the one the question gets alone). A question's ``total`` time
     is its own retrieval plus an equal share of the generation: the cost per question at this batch size. With
     ``score`` (auto passes the decline text), each answer's ``details["decline_p"]`` is the probability the model
-    gives that text as its answer, where the generator can tell."""
+    gives that text as its answer, where the generator can tell. ``length_hints`` (one per question) override
+    ``cfg.length_hint`` question by question."""
     t0 = time.perf_counter()
     questions = [cfg.validate(q) for q in questions]
     if not questions:
         return []
-    hits = corpus.retrieve_many(questions, cfg.top_k)
+    hints = list(length_hints) if length_hints is not None else [cfg.length_hint] * len(questions)
+    hits = corpus.retrieve_many(questions, cfg.top_k)  # the question alone: a length hint is no query
     gen = corpus.generator()
-    chats = [gen.chat(prompts.system(cfg.style), prompts.rag_user(q, [(c.file, c.text) for c, _ in h.chunks]))
-             for q, h in zip(questions, hits, strict=True)]
+    chats = [gen.chat(prompts.system(cfg.style), prompts.rag_user(q, [(c.file, c.text) for c, _ in h.chunks], n))
+             for q, h, n in zip(questions, hits, hints, strict=True)]
     t1 = time.perf_counter()
     stop = prompts.stop(cfg.style)
     outs = gen.generate_batch(chats, cfg.max_new_tokens, stop=stop, slots=slots, score=score) if len(chats) > 1 \

@@ -52,7 +52,7 @@ class ChainRun:
     """One question's run of a chain: the material, the model, and the accounting of every call."""
 
     corpus: Corpus
-    question: str
+    question: str  # as the model reads it (with the length hint, if any)
     cfg: AskConfig
     gen: object
     window: int
@@ -62,6 +62,7 @@ class ChainRun:
     notes: list[str] = field(default_factory=list)  # what the first pass kept (map notes, leaf answers)
     last_score: float | None = None  # P(score text) of the last call made with ``score``
     dropped: int = 0  # first-pass notes dropped as irrelevant (in words or by probability)
+    query: str = ""  # the question alone, for retrieval (no length hint)
 
     def call(self, stage: str, user: str, system: str | None = None, stop: tuple[str, ...] | None = None,
              score: str | None = None) -> str:
@@ -154,7 +155,7 @@ class ChainRun:
         k = self.cfg.map_top_k
         if not k:
             return groups
-        hit = self.corpus.retrieve_many([self.question], k)[0]
+        hit = self.corpus.retrieve_many([self.query], k)[0]
         best = {c.id for c, _ in hit.chunks}
         kept = [g for g in groups if any(chunks[i].id in best for i in g)]
         self.dropped += len(groups) - len(kept)
@@ -387,7 +388,7 @@ def ask(corpus: Corpus, question: str, cfg: AskConfig) -> Answer:
     chain = CHAINS.get(cfg.chain)
     gen = corpus.generator()
     window = min(cfg.summary_window or gen.trained_window, gen.trained_window)
-    run = ChainRun(corpus, question, cfg, gen, window)
+    run = ChainRun(corpus, prompts.with_length(question, cfg.length_hint), cfg, gen, window, query=question)
     _need_two(run)
     text, used = chain(run, corpus.store.chunks())
     stage_tokens = {f"{k}_prompt": int(v["prompt_tokens"]) for k, v in run.stages.items()}
