@@ -56,6 +56,9 @@ def stop(style: str = DEFAULT_STYLE) -> tuple[str, ...]:
     return STYLES.get(style).stop
 
 
+SHORT_MAX_WORDS = 4  # references up to this long are "short" answers: a few words, a number or a name
+
+
 def style_for_references(references: list[list[str]]) -> str:
     """The style whose answers look like a question set's references, by their median length in words: up to 4 →
     short (examples/: "90 days", "320 USD"), up to 25 → sentence, longer → paragraph (L-Eval financial QA's
@@ -64,7 +67,7 @@ def style_for_references(references: list[list[str]]) -> str:
     if not lengths:
         return DEFAULT_STYLE
     median = lengths[len(lengths) // 2]
-    return "short" if median <= 4 else "sentence" if median <= 25 else "paragraph"
+    return "short" if median <= SHORT_MAX_WORDS else "sentence" if median <= 25 else "paragraph"
 
 
 def style_for_questions(references: list[list[str]], metrics: list[str]) -> str:

@@ -139,7 +139,8 @@ def test_leval_questions_ask_for_their_reference_length_as_leval_does(tmp_path, 
     gen = docqa.open_index("leval-fin-doc01", model=FAKE_MODEL).corpus.generator()
     asked = [p for p in gen.prompts if "Question:" in p][-2:]
     assert "How many rockets did Acme sell? The suggested output length is around 6 words." in asked[0]
-    assert "What was the revenue? The suggested output length is around 2 words." in asked[1]
+    # A reference of a few words gets no hint: the short style asks for that (a small model echoes "2 words").
+    assert "What was the revenue?" in asked[1] and "suggested output length" not in asked[1]
     assert any("L-Eval's protocol" in s for s in said)
     assert json.loads((tmp_path / "o" / "run.json").read_text())["length_hint"] is True
     docqa.evaluate(None, leval=path, strategies=["rag"], model=FAKE_MODEL, length_hint=False, batch_size=batch_size)
@@ -148,13 +149,14 @@ def test_leval_questions_ask_for_their_reference_length_as_leval_does(tmp_path, 
 
 def test_length_hints_are_off_for_docqa_question_files_and_checked(indexed, choice_file, tmp_path):
     path = tmp_path / "q.jsonl"
-    path.write_text(json.dumps({"question": "How long is the probation period?", "answers": ["90 days"]}) + "\n")
+    path.write_text(json.dumps({"question": "How long is the probation period?",
+                                "answers": ["new employees are on probation for 90 days"]}) + "\n")
     docqa.evaluate(path, index="t", strategies=["rag"], model=FAKE_MODEL)
     gen = docqa.open_index("t", model=FAKE_MODEL).corpus.generator()
     assert "suggested output length" not in gen.prompts[-1]
     docqa.evaluate(path, index="t", strategies=["rag", "long-context", "summarize"], model=FAKE_MODEL,
                    length_hint=True)
-    hinted = [p for p in gen.prompts if "around 2 words" in p]
+    hinted = [p for p in gen.prompts if "around 8 words" in p]
     assert len(hinted) >= 3  # rag, long-context and summarize's answer all asked for it
     docqa.evaluate(choice_file, index="t", strategies=["rag"], model=FAKE_MODEL, length_hint=True)
     assert "suggested output length" not in gen.prompts[-1]  # multiple choice: a letter, no length

@@ -296,10 +296,16 @@ def error_record(q: Question, strategy: str, error: str, error_type: str) -> dic
 
 def length_hint(q: Question) -> int | None:
     """The answer length L-Eval's protocol asks for: the reference's word count, for free-text questions scored by
-    F1 or ROUGE (multiple choice and exact-match questions get none, as in L-Eval)."""
+    F1 or ROUGE (multiple choice and exact-match questions get none, as in L-Eval). Not for references of a few
+    words, which the short style already asks for: asked "around 2 words", the embedded model answered with the
+    sentence itself ("The suggested output length is 2 words."), and on examples/ a hint for every question cost
+    −5.7 F1 [−11.5, −0.3] (benchmarks/RESULTS.md)."""
+    from ..prompts import SHORT_MAX_WORDS
+
     if not q.answers or q.metric not in ("f1", "rouge_l"):
         return None
-    return max(1, len(q.answers[0].split()))
+    n = len(q.answers[0].split())
+    return n if n > SHORT_MAX_WORDS else None
 
 
 def _with_hints(options: dict[str, Any], hints: list[int | None]) -> dict[str, Any]:
