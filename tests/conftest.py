@@ -62,3 +62,20 @@ def small_docs(tmp_path) -> Path:
     for name in ("employee_handbook.md", "travel_and_expense_policy.docx", "q3_2026_quarterly_report.pdf"):
         shutil.copy(EXAMPLES / name, dst / name)
     return dst
+
+
+@pytest.fixture
+def indexed(small_docs) -> str:
+    """The three small documents ingested as index "t" with the fakes; returns the index name."""
+    import docqa
+
+    docqa.ingest(small_docs, "t", embedder=FAKE_EMBEDDER, model=FAKE_MODEL)
+    return "t"
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    """``rows`` as a JSONL question file at ``path``."""
+    import json
+
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path

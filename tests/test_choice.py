@@ -11,7 +11,7 @@ from docqa.cli.main import app
 from docqa.errors import BadQuestionFile
 from docqa.eval.questions import leval_metric, load_jsonl, load_leval
 from docqa.prompts import STYLES, system
-from tests.conftest import FAKE_EMBEDDER, FAKE_MODEL
+from tests.conftest import FAKE_EMBEDDER, FAKE_MODEL, write_jsonl
 from tests.fakes import ExtractiveGenerator
 
 OPTIONS = ["ninety days", "six months", "one year"]
@@ -24,14 +24,7 @@ def choice_file(tmp_path):
         {"id": "hotel", "question": "What is the hotel cap?", "options": ["100 USD", "220 USD"], "answers": ["B"]},
         {"id": "leave", "question": "How long is parental leave?", "options": OPTIONS, "answers": ["six months"]},
     ]
-    path = tmp_path / "mc.jsonl"
-    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    return path
-
-
-@pytest.fixture
-def indexed(small_docs):
-    docqa.ingest(small_docs, "t", embedder=FAKE_EMBEDDER, model=FAKE_MODEL)
+    return write_jsonl(tmp_path / "mc.jsonl", rows)
 
 
 def test_options_become_lettered_lines_and_answers_letters(choice_file, tmp_path):

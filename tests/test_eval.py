@@ -9,7 +9,7 @@ import docqa
 from docqa.cli.main import app
 from docqa.errors import BadQuestionFile, ConfigError
 from docqa.strategies import STRATEGIES
-from tests.conftest import FAKE_EMBEDDER, FAKE_MODEL
+from tests.conftest import FAKE_EMBEDDER, FAKE_MODEL, write_jsonl
 
 
 @pytest.fixture
@@ -21,14 +21,7 @@ def qfile(tmp_path):
          "answers": ["90 days"], "sources": ["employee_handbook.md"]},
         {"id": "pets", "question": "Zebra quokka xylophone?", "answers": []},
     ]
-    path = tmp_path / "q.jsonl"
-    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    return path
-
-
-@pytest.fixture
-def indexed(small_docs):
-    docqa.ingest(small_docs, "t", embedder=FAKE_EMBEDDER, model=FAKE_MODEL)
+    return write_jsonl(tmp_path / "q.jsonl", rows)
 
 
 def test_every_strategy_scored_and_written(indexed, qfile, tmp_path):
