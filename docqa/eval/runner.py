@@ -311,8 +311,10 @@ def length_hint(q: Question) -> int | None:
 def _with_hints(options: dict[str, Any], hints: list[int | None]) -> dict[str, Any]:
     """Options for questions asked for ``hints`` words: room for the longest answer asked for (~1.3 tokens a word,
     doubled for headroom), never less than the run's own budget."""
+    from ..strategies.base import AskConfig
+
     longest = max((n for n in hints if n), default=0)
-    budget = max(options.get("max_new_tokens") or 96, 2 * longest)
+    budget = max(options.get("max_new_tokens") or AskConfig.max_new_tokens, 2 * longest)
     return {**options, "max_new_tokens": budget}
 
 

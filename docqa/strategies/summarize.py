@@ -155,7 +155,7 @@ class ChainRun:
         k = self.cfg.map_top_k
         if not k:
             return groups
-        hit = self.corpus.retrieve_many([self.query], k)[0]
+        hit = self.corpus.retrieve_many([self.query or self.question], k)[0]
         best = {c.id for c, _ in hit.chunks}
         kept = [g for g in groups if any(chunks[i].id in best for i in g)]
         self.dropped += len(groups) - len(kept)
