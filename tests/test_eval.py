@@ -265,7 +265,7 @@ def _verdict_inputs(spec: dict[str, tuple[list[float], float, float]]):
     for name, (f1s, seconds, tokens) in spec.items():
         records += [{"strategy": name, "id": f"q{i}", "document": None, "metrics": {"f1": f}, "latency_s": seconds,
                      "error": None} for i, f in enumerate(f1s)]
-        rows.append({"strategy": name, "f1": sum(f1s) / len(f1s), "prompt_tokens_mean": tokens})
+        rows.append({"strategy": name, "score": sum(f1s) / len(f1s), "prompt_tokens_mean": tokens})
     return records, rows
 
 

@@ -143,7 +143,7 @@ _COLUMNS: list[tuple[str, int, object]] = [
     ("strategy", 0, lambda r: escape(r["strategy"])),
     ("n", 3, lambda r: str(r["questions"])),
     # The question set's own metric (F1; accuracy for multiple choice), headed by its name (see render).
-    ("score", 1, lambda r: _pct(r.get("score", r.get("f1")))),
+    ("score", 1, lambda r: _pct(r["score"])),
     ("contains", 4, lambda r: _pct(r["contains"])),
     ("F1", 4, lambda r: _pct(r["f1"])),
     ("ROUGE-L", 10, lambda r: _pct(r["rouge_l"])),
@@ -182,9 +182,9 @@ def _fit(rows: list[dict], width: int, columns: list[tuple[str, int, object]] | 
 
 
 def render(rows: list[dict]) -> None:
-    from docqa.eval.metrics import LABELS
+    from docqa.eval.metrics import label as score_label
 
-    label = LABELS.get(rows[0].get("metric", "f1"), "score") if rows else "F1"
+    label = score_label(rows)
     columns = _columns(label)
     names = _fit(rows, out.width, columns)
     shown = [c for c in columns if c[0] in names]

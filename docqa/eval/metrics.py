@@ -168,6 +168,11 @@ LABELS = {"f1": "F1", "exact_match": "EM", "rouge_l": "ROUGE-L", "contains": "co
           "mixed": "score"}
 
 
+def label(rows: list[dict]) -> str:
+    """The name of the score an eval's summary rows share ("F1", "accuracy", …)."""
+    return LABELS.get(rows[0].get("metric", "f1"), "score") if rows else LABELS["f1"]
+
+
 def primary(metrics: dict[str, float | None]) -> float | None:
     """An answer's score on its question's own metric (``score``); records written before it existed: token F1."""
     return metrics["score"] if "score" in metrics else metrics.get("f1")

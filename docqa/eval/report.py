@@ -127,13 +127,12 @@ def plot(path: Path, rows: list[dict], title: str = "") -> None:
     matplotlib.use("Agg")  # no display needed
     import matplotlib.pyplot as plt
 
-    from .metrics import LABELS
+    from .metrics import label
 
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
-    label = LABELS.get(rows[0].get("metric", "f1"), "score") if rows else "F1"
-    for metric, marker, name in (("contains", "o", "contains"), ("score", "s", label)):
+    for metric, marker, name in (("contains", "o", "contains"), ("score", "s", label(rows))):
         xs = [r["latency_p50_s"] for r in rows]
-        ys = [100 * (r.get(metric, r.get("f1")) or 0) for r in rows]
+        ys = [100 * (r[metric] or 0) for r in rows]
         ax.scatter(xs, ys, marker=marker, s=60, label=name)
         for r, x, y in zip(rows, xs, ys):
             ax.annotate(r["strategy"], (x, y), textcoords="offset points", xytext=(6, 4), fontsize=9)

@@ -342,8 +342,9 @@ def answer_one(index, q: Question, strategy: str, options: dict[str, Any], hints
     """One question through one strategy, as a results.jsonl record."""
     peak_rss_reset()
     peak_cuda_reset()
-    if hints and length_hint(q):
-        options = {**_with_hints(options, [length_hint(q)]), "length_hint": length_hint(q)}
+    n = length_hint(q) if hints else None
+    if n:
+        options = {**_with_hints(options, [n]), "length_hint": n}
     t0 = time.perf_counter()
     try:
         ans = index.ask(q.question, strategy, **options)

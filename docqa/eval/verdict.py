@@ -74,12 +74,12 @@ class Verdict:
 def decide(records: list[dict], rows: list[dict], resamples: int = 10_000) -> Verdict | None:
     """The verdict over an eval's records and summary rows; None with fewer than two rows or no answerable
     question (nothing to compare on)."""
-    from .metrics import LABELS
+    from .metrics import label
 
-    scored = [r for r in rows if r.get("score", r.get("f1")) is not None]
+    scored = [r for r in rows if r.get("score") is not None]
     if len(scored) < 2:
         return None
-    points = {r["strategy"]: 100 * r.get("score", r.get("f1")) for r in scored}
+    points = {r["strategy"]: 100 * r["score"] for r in scored}
     best = max(scored, key=lambda r: points[r["strategy"]])["strategy"]
     versus = {k: v for k, v in paired_rows(records, resamples=resamples, base=best).items() if k in points}
     tied = [best] + [k for k, p in versus.items() if p.ci_high >= 0]
@@ -96,6 +96,5 @@ def decide(records: list[dict], rows: list[dict], resamples: int = 10_000) -> Ve
     use = min(close, key=lambda name: (tokens.get(name) or 0.0, order.index(name)))
     cheaper = [name for name in points if name not in tied and seconds[name] * 1.5 <= seconds[use]]
     tradeoff = max(cheaper, key=lambda name: points[name], default=None)
-    label = LABELS.get(scored[0].get("metric", "f1"), "score")
     return Verdict(use=use, best=best, tied=tied, score=points, seconds=seconds, versus_best=versus, tradeoff=tradeoff,
-                   label=label)
+                   label=label(scored))

@@ -171,11 +171,12 @@ class _Package:
         except Exception as e:  # noqa: BLE001 - bad zip members, bad XML, forbidden entities: this file's problem
             raise Unreadable(f"damaged part {member} ({type(e).__name__}: {str(e)[:80]})") from e
 
-    def targets(self, rels_member: str, base: str) -> dict[str, str]:
-        """Relationship id → the part it points to (resolved against ``base``, the folder of the source part)."""
+    def relations(self, rels_member: str, base: str) -> list[tuple[str, str, str]]:
+        """(id, type, the part it points to) of every relationship in ``rels_member``, targets resolved against
+        ``base``, the folder of the source part; none where the part is absent."""
         if rels_member not in self.names:
-            return {}
-        out = {}
+            return []
+        out = []
         for rel in self.xml(rels_member).findall("rel:Relationship", _NS):
             target = rel.get("Target", "")
             parts = (target.lstrip("/") if target.startswith("/") else f"{base}/{target}").split("/")
@@ -186,17 +187,16 @@ class _Package:
                         path.pop()
                 elif p and p != ".":
                     path.append(p)
-            out[rel.get("Id", "")] = "/".join(path)
+            out.append((rel.get("Id", ""), rel.get("Type", ""), "/".join(path)))
         return out
 
+    def targets(self, rels_member: str, base: str) -> dict[str, str]:
+        """Relationship id → the part it points to."""
+        return {rid: target for rid, _, target in self.relations(rels_member, base)}
+
     def rel_of_type(self, rels_member: str, base: str, kind: str) -> str | None:
-        if rels_member not in self.names:
-            return None
-        targets = self.targets(rels_member, base)
-        for rel in self.xml(rels_member).findall("rel:Relationship", _NS):
-            if rel.get("Type", "").endswith("/" + kind):
-                return targets.get(rel.get("Id", ""))
-        return None
+        """The part the first relationship of type ``kind`` (e.g. "notesSlide") points to."""
+        return next((t for _, typ, t in self.relations(rels_member, base) if typ.endswith("/" + kind)), None)
 
 
 def _paragraphs(root) -> str:
