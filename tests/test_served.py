@@ -176,3 +176,12 @@ def test_the_server_scores_a_continuation_from_its_prompt_log_probabilities(serv
     n = len(gen.encode(prompt + "I don't know.")) - len(gen.encode(prompt))
     assert out.score_logprob == pytest.approx(sum(raw.choices[0].logprobs.token_logprobs[-n - 1:-1]), abs=1e-4)
     assert "\n" not in out.text
+
+
+def test_a_server_address_with_an_in_process_model_is_refused_not_ignored():
+    """--base-url without --model openai:NAME had been dropped silently: the local model answered instead."""
+    from docqa.errors import ConfigError
+    from docqa.generators import GeneratorConfig, load_generator
+
+    with pytest.raises(ConfigError, match=r"--base-url http://127\.0\.0\.1:9/v1 is for a served model.*openai:NAME"):
+        load_generator(GeneratorConfig(base_url="http://127.0.0.1:9/v1"))

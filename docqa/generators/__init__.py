@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from ..errors import ModelLoadError
+from ..errors import ConfigError, ModelLoadError
 from ..paths import DEFAULT_GENERATOR, quiet_transformers
 from ..registry import Registry
 from .base import Generation, Generator, GeneratorConfig, PrefixState, ProgressFn
@@ -57,6 +57,11 @@ def load_generator(config: GeneratorConfig | None = None) -> Generator:
     """The generator for ``config`` (default: embedded SmolLM2), loaded once per process."""
     config = config or GeneratorConfig()
     spec, backend, model = parse_spec(config.model)
+    if config.base_url and backend != "openai":
+        # A server's address with an in-process model would otherwise be ignored: the run would quietly answer with
+        # the local model while the user believes the server's is being measured.
+        raise ConfigError(f"--base-url {config.base_url} is for a served model, but the model is '{spec}' (in-process)"
+                          f". Name the server's model: --model openai:NAME.")
     key = (spec, *config.key())
     with _LOCK:
         if key not in _LOADED:
