@@ -56,7 +56,7 @@ def test_leval_evaluation_field_picks_the_metric(evaluation, instruction, refere
 
 
 def test_leval_documents_judged_by_llm_are_left_out_and_said(tmp_path, monkeypatch):
-    monkeypatch.setattr("docqa.api.load_embedder", lambda spec: __import__("tests.fakes").fakes.HashEmbedder(
+    monkeypatch.setattr("docqa.api.indexes.load_embedder", lambda spec: __import__("tests.fakes").fakes.HashEmbedder(
         FAKE_EMBEDDER))
     rows = [{"input": "Acme sold 12 rockets in May.", "instructions": ["How many rockets?"], "outputs": ["12"],
              "evaluation": "f1"},
@@ -123,7 +123,7 @@ def _leval_file(tmp_path):
 
 @pytest.mark.parametrize("batch_size", [1, 2])
 def test_leval_questions_ask_for_their_reference_length_as_leval_does(tmp_path, monkeypatch, batch_size):
-    monkeypatch.setattr("docqa.api.load_embedder", lambda spec: __import__("tests.fakes").fakes.HashEmbedder(
+    monkeypatch.setattr("docqa.api.indexes.load_embedder", lambda spec: __import__("tests.fakes").fakes.HashEmbedder(
         FAKE_EMBEDDER))
     path = _leval_file(tmp_path)
     said: list[str] = []

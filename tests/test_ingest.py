@@ -73,7 +73,7 @@ def test_failed_ingest_leaves_previous_index_usable(small_docs, tmp_path, monkey
     (small_docs / "employee_handbook.md").write_text("# New\n\nA changed handbook " * 50)
     from tests.fakes import HashEmbedder
 
-    monkeypatch.setattr("docqa.api.load_embedder", lambda spec: HashEmbedder(FAKE_EMBEDDER, fail_after=1))
+    monkeypatch.setattr("docqa.api.indexes.load_embedder", lambda spec: HashEmbedder(FAKE_EMBEDDER, fail_after=1))
     with pytest.raises(RuntimeError, match="injected"):
         _ingest(small_docs)
     assert (tmp_path / "indexes" / "t" / "CURRENT").read_text() == current
@@ -87,7 +87,7 @@ def test_failed_ingest_leaves_previous_index_usable(small_docs, tmp_path, monkey
 def test_first_ingest_failure_leaves_nothing(small_docs, tmp_path, monkeypatch):
     from tests.fakes import HashEmbedder
 
-    monkeypatch.setattr("docqa.api.load_embedder", lambda spec: HashEmbedder(FAKE_EMBEDDER, fail_after=0))
+    monkeypatch.setattr("docqa.api.indexes.load_embedder", lambda spec: HashEmbedder(FAKE_EMBEDDER, fail_after=0))
     with pytest.raises(RuntimeError):
         _ingest(small_docs)
     assert docqa.list_indexes() == []

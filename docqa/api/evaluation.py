@@ -1,0 +1,179 @@
+"""``evaluate``: every question of a set through every strategy, scored, summarized and given a verdict."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ConfigError
+from ..generators import GeneratorConfig
+from ..index import store as _store
+from ..paths import index_root
+from ..strategies import STRATEGIES
+from .indexes import Index, ingest, make_config, open_index
+
+if TYPE_CHECKING:
+    from ..eval.verdict import Verdict
+
+
+def evaluate(
+    questions: str | Path | None,
+    *,
+    index: str | None = None,
+    strategies: list[str] | None = None,
+    out: str | Path | None = None,
+    resume: bool = False,
+    leval: str | Path | None = None,
+    limit: int | None = None,
+    limit_docs: int | None = None,
+    root: str | Path | None = None,
+    model: str | None = None,
+    generator: GeneratorConfig | None = None,
+    concurrency: int = 1,
+    batch_size: int = 1,
+    progress=None,
+    notice: Callable[[str], None] | None = None,
+    length_hint: bool | None = None,
+    **options: Any,
+):
+    """Answer every question with every strategy and score the answers; see :mod:`docqa.eval`.
+
+    ``style`` (an option) defaults to ``auto``: the answer style whose length matches the question set's references
+    (:func:`docqa.prompts.style_for_references`). ``questions`` is docqa's JSONL, asked of ``index``; or ``leval`` is
+    an L-Eval file, from whose documents one index per document is built (``leval-STEM-docNN``, STEM from the file's
+    name), each question asked of its own document. ``generator`` sets every generator option (a served model's
+    address, …); ``concurrency`` keeps that many questions in flight; ``batch_size`` answers that many questions of a
+    batching strategy (rag) in one batched generation, each a record whose latency is its share of the batch. Returns
+    ``(records, summary_rows)``; with ``out``, also writes results.jsonl, summary.json/csv and the plot. When the
+    model server stops answering mid-run, the files are written and :class:`~docqa.errors.ServerUnreachable` says how
+    many questions ``resume=True`` will complete. ``notice`` receives sentences a person running the eval should read
+    (questions left out and why).
+
+    ``length_hint`` (default: on for ``leval``, off otherwise) follows L-Eval's protocol: each free-text question
+    asks for an answer of about its reference's length in words ("The suggested output length is around N words."),
+    as every model of L-Eval's published scores was asked; retrieval sees the question alone. It uses the reference,
+    so it measures the strategies with answer length held level, not what a user's question would get.
+
+    Each question is scored by its own metric (``score``): token F1, or for multiple choice (options as lettered
+    lines, references the letters; docqa JSONL's ``options`` or L-Eval's exams) whether the answer chose exactly the
+    right letters. The paired column and the verdict compare rows on it.
+    """
+    from ..eval import questions as qio
+    from ..eval import report, runner
+    from ..strategies.variants import parse_variants
+
+    variants = parse_variants(strategies or STRATEGIES.names())  # rag, or a variant such as rag:top_k=16
+    make_config(**{k: v for k, v in options.items() if not (k == "style" and v == "auto")})  # reject bad options early
+    if concurrency < 1:
+        raise ConfigError(f"--concurrency must be at least 1, got {concurrency}.")
+    if batch_size < 1:
+        raise ConfigError(f"--batch-size must be at least 1, got {batch_size}.")
+    if generator is not None and model:
+        generator.model = model
+    model = model or (generator.model if generator else None)
+    root = Path(root) if root is not None else index_root()
+    if limit is not None and limit < 1:
+        raise ConfigError(f"--limit must be at least 1, got {limit}.")
+    if limit_docs is not None and (limit_docs < 1 or leval is None):
+        raise ConfigError(f"--limit-docs takes a positive number of documents of an --leval file, got {limit_docs}"
+                          f"{'' if leval is not None else ' without --leval'}.")
+    if leval is not None:
+        docs = qio.load_leval(Path(leval))
+        # Documents L-Eval scores by an LLM judge or by people have no automatic metric: left out, so scores compare
+        # with L-Eval's published ones (financial QA: 52 of 68 questions).
+        judged = sum(len(doc_qs) for _, _, doc_qs in docs if all(q.metric is None for q in doc_qs))
+        docs = [d for d in docs if any(q.metric is not None for q in d[2])][:limit_docs]
+        if not docs:
+            raise ConfigError(f"L-Eval file '{leval}': every document is judged by an LLM or people (its 'evaluation' "
+                              f"field), so no answer can be scored automatically. Use a file whose evaluation is f1, "
+                              f"rouge or exam.")
+        qs = [q for _, _, doc_qs in docs for q in doc_qs if q.metric is not None][:limit]
+        needed = {q.document for q in qs}  # --limit: only the documents its questions are about are ingested
+        src = _store.valid_root(root) / ".leval-sources"
+        indexes: dict[str, Index] = {}
+        for name, text, _ in docs:
+            if name not in needed:
+                continue
+            folder = src / name
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"{name}.txt"
+            if not path.exists() or path.read_text() != text:
+                path.write_text(text)
+            ingest(folder, f"leval-{name}", root=root, model=model)
+            indexes[name] = open_index(f"leval-{name}", root=root, model=model, generator=generator)
+        index_for = lambda q: indexes[q.document]  # noqa: E731
+        title = f"L-Eval {Path(leval).name}" + (f" ({judged} questions judged by an LLM or people left out)"
+                                                 if judged else "")
+        if judged and notice is not None:
+            notice(f"{judged} questions of {Path(leval).name} are left out: L-Eval judges their documents by an LLM or "
+                   f"by people (their 'evaluation' field), not by an automatic metric.")
+        source = str(Path(leval).resolve())
+    else:
+        if questions is None or index is None:
+            raise ConfigError("Give a questions file and --index NAME, or --leval FILE.")
+        qs = qio.load_jsonl(Path(questions))[:limit]  # JSONL, a JSON array or CSV
+        idx = open_index(index, root=root, model=model, generator=generator)
+        index_for = lambda q: idx  # noqa: E731
+        title = f"{Path(questions).name} on index '{index}'"
+        source = str(Path(questions).resolve())
+    from ..prompts import check_style, style_for_questions
+
+    if options.get("style", "auto") == "auto":  # answers shaped like the set's references (prompts.py STYLES)
+        options["style"] = style_for_questions([q.answers for q in qs], [q.metric or "f1" for q in qs])
+    options["style"] = check_style(options["style"])
+    # A variant's style=auto is the run's style; each variant's options, over the run's, are checked before any
+    # question is asked.
+    variants = [dataclasses.replace(v, options={**v.options, "style": options["style"]})
+                if v.options.get("style") == "auto" else v for v in variants]
+    for variant in variants:
+        try:
+            make_config(**{**options, **variant.options}).check()
+        except ConfigError as e:
+            if not variant.options:
+                raise
+            raise ConfigError(f"Strategy variant '{variant.label}': {e}") from e
+    strategies = [v.label for v in variants]
+    if length_hint is None:
+        length_hint = leval is not None
+    if length_hint and leval is not None and notice is not None:
+        notice("Following L-Eval's protocol, each free-text question asks for an answer of about its reference's "
+               "length in words (--no-length-hint to ask without).")
+    identity = {"model": model or GeneratorConfig().model, "options": options, "questions": source,
+                "index": index, "limit": limit, "limit_docs": limit_docs, "length_hint": length_hint}
+    cfg = runner.EvalConfig(strategies=strategies, out=Path(out) if out else None, resume=resume, options=options,
+                            identity=identity, concurrency=concurrency,
+                            batch_size=batch_size, length_hints=length_hint)
+    records = runner.run(index_for, qs, cfg, progress)
+    rows = report.summarize(records)
+    decided = verdict(records, rows)
+    if decided is not None:  # each row's part in the verdict; the recommended row carries its sentence
+        for row in rows:
+            name = row["strategy"]
+            row["verdict"] = ("use" if name == decided.use else "tied" if name in decided.tied
+                              else "trade-off" if name == decided.tradeoff else "less accurate")
+        next(r for r in rows if r["strategy"] == decided.use)["verdict_text"] = decided.text
+    if out:
+        meta = {"title": title, "questions": len(qs), "strategies": strategies, "options": options,
+                "length_hint": length_hint,
+                "model": model or GeneratorConfig().model,
+                "verdict": None if decided is None else {"use": decided.use, "best": decided.best,
+                                                         "tied": decided.tied, "text": decided.text}}
+        report.write(Path(out), records, rows, meta)
+    if cfg.aborted:
+        from ..errors import ServerUnreachable
+
+        missing = sum(1 for r in records if r.get("error_type") == "ServerUnreachable")
+        where = f" (recorded as errors in {Path(out) / 'results.jsonl'})" if out else ""
+        raise ServerUnreachable(f"{cfg.aborted.rstrip('.')}. {missing} questions got no answer{where}; once the server "
+                                f"is back, run the same command with --resume to complete them.")
+    return records, rows
+
+
+def verdict(records: list[dict], rows: list[dict]) -> Verdict | None:
+    """Which row of an eval to use, and how sure that is (:func:`docqa.eval.verdict.decide`); None with fewer than two
+    rows to compare."""
+    from ..eval.verdict import decide
+
+    return decide(records, rows)

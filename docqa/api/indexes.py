@@ -1,0 +1,212 @@
+"""Indexes: ``ingest`` documents into one, list and check them, ``open_index`` one and ask it (:class:`Index`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from ..corpus import Corpus
+from ..embedder import load_embedder
+from ..errors import ConfigError, DocQAError
+from ..generators import GeneratorConfig, load_tokenizer
+from ..index import store as _store
+from ..index.ingest import IngestConfig, IngestProgress
+from ..index.ingest import ingest as _ingest
+from ..paths import index_root
+from ..records import Answer, IngestReport
+from ..strategies import STRATEGIES, AskConfig
+
+
+def ingest(
+    paths: str | Path | list[str | Path],
+    index: str,
+    *,
+    root: str | Path | None = None,
+    embedder: str | None = None,
+    model: str | None = None,
+    chunk_tokens: int = IngestConfig.chunk_tokens,
+    overlap: int = IngestConfig.overlap,
+    sync: bool = False,
+    rebuild: bool = False,
+    summaries: bool = False,
+    max_file_mb: float = IngestConfig.max_file_mb,
+    index_type: str = IngestConfig.index_type,
+    vector_store: str | None = None,
+    uri: str | None = None,
+    collection: str | None = None,
+    progress: IngestProgress | None = None,
+) -> IngestReport:
+    """Create or update the index ``index`` from the documents under ``paths`` (files or folders).
+
+    Unchanged files are skipped, changed ones replaced, and with ``sync=True`` files no longer present removed.
+    ``model`` names the generator whose tokenizer sizes the chunks (and, with ``summaries=True``, writes a summary
+    of every document that has none); ``embedder`` the sentence embedder; ``index_type`` the FAISS index (auto:
+    exact search, IVF from 50 000 chunks; see :mod:`docqa.index.vectors`). ``vector_store`` is where the vectors
+    live: ``faiss`` (default, in the index folder) or ``milvus`` (``uri``: a Milvus server such as
+    ``http://host:19530``, or a Milvus Lite file ``*.db``; default ``milvus.db`` in the index folder; ``collection``
+    defaults to ``docqa_<index>_v<version>``). An existing index keeps its store unless ``rebuild``.
+    """
+    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    root = _store.valid_root(Path(root) if root is not None else index_root())
+    _store.valid_name(index)
+    if embedder is None:  # an existing index keeps its embedder unless one is asked for
+        try:
+            embedder = _store.read_live_manifest(index, root).embedder
+        except DocQAError:  # no index yet, or damaged (the writer then says how): the default embedder
+            embedder = None
+    tokenizer_spec = model or GeneratorConfig().model
+    if not max_file_mb > 0:
+        raise ConfigError(f"--max-file-mb must be positive, got {max_file_mb}.")
+    from ..index.vector_stores import VECTOR_STORES
+    from ..index.vectors import check_type
+
+    store = None
+    if vector_store is not None or uri is not None or collection is not None:
+        kind = VECTOR_STORES.canonical(vector_store or "faiss")
+        if kind == "faiss" and (uri or collection):
+            raise ConfigError("--uri and --collection are for --vector-store milvus; FAISS keeps its vectors in the "
+                              "index folder.")
+        store = {"type": kind, **({"uri": str(uri)} if uri else {}), **({"collection": collection} if collection
+                                                                          else {})}
+    cfg = IngestConfig(chunk_tokens=chunk_tokens, overlap=overlap, sync=sync, rebuild=rebuild, summaries=summaries,
+                       max_file_mb=max_file_mb, index_type=check_type(index_type), vector_store=store)
+    summarizer = None
+    if summaries:
+        from ..generators import load_generator
+        from ..strategies.summarize import summarize_text
+
+        gen = load_generator(GeneratorConfig(model=tokenizer_spec))
+        summarizer = lambda name, text: summarize_text(gen, name, text, gen.trained_window)  # noqa: E731
+    return _ingest(
+        [Path(p) for p in paths],
+        index=index,
+        root=root,
+        embedder=load_embedder(embedder),
+        tokenize=load_tokenizer(tokenizer_spec),
+        tokenizer_spec=tokenizer_spec,
+        config=cfg,
+        progress=progress,
+        summarizer=summarizer,
+    )
+
+
+def list_indexes(root: str | Path | None = None) -> list[str]:
+    """Names of the indexes under ``root`` (default: $DOCQA_INDEX_ROOT or ./indexes)."""
+    return _store.list_indexes(Path(root) if root is not None else index_root())
+
+
+def manifests(names: list[str], *, root: str | Path | None = None) -> list[tuple[str, Any]]:
+    """(name, manifest) per index, or (name, reason) where the manifest is unreadable: for listings."""
+    root = Path(root) if root is not None else index_root()
+    out: list[tuple[str, Any]] = []
+    for name in names:
+        try:
+            out.append((name, _store.read_live_manifest(name, root)))
+        except DocQAError as e:
+            out.append((name, str(e).split(": ", 1)[-1].split(". Nothing")[0]))
+    return out
+
+
+def check(index: str, *, root: str | Path | None = None) -> _store.CheckReport:
+    """Verify every file of an index's live version (checksums, SQLite integrity, counts, ids): ``docqa check``."""
+    return _store.check_index(index, Path(root) if root is not None else index_root())
+
+
+def strategies() -> list[str]:
+    """Names of the registered answering strategies."""
+    return STRATEGIES.names()
+
+
+class Index:
+    """An opened index: ask it questions with any registered strategy."""
+
+    def __init__(self, corpus: Corpus):
+        self.corpus = corpus
+
+    @property
+    def name(self) -> str:
+        return self.corpus.name
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        return self.corpus.store.manifest
+
+    def files(self) -> list[str]:
+        return self.corpus.store.file_names()
+
+    def ask(self, question: str, strategy: str = "rag", **options: Any) -> Answer:
+        """Answer ``question`` with ``strategy``; ``options`` are :class:`AskConfig` fields (top_k, rope, …).
+        ``strategy`` may be a variant that sets options itself, as ``docqa eval`` names them (``rag:top_k=16``, what
+        an eval's verdict may recommend); the variant's options win over ``options``."""
+        from ..strategies.variants import parse_variant
+
+        variant = parse_variant(strategy)
+        fn = STRATEGIES.get(variant.strategy)
+        t0 = time.perf_counter()
+        answer = fn(self.corpus, question, make_config(**{**options, **variant.options}))
+        answer.timings.setdefault("total", time.perf_counter() - t0)
+        return answer
+
+    def ask_many(self, questions: list[str], strategy: str = "rag", *, batch_size: int = 8,
+                 length_hints: list[int | None] | None = None, **options: Any) -> list[Answer]:
+        """Answer ``questions`` with ``strategy``: where it batches (rag), ``batch_size`` answers decode at once and a
+        finished answer's place goes to the next question (continuous batching); otherwise one by one. Greedy answers
+        are the ones :meth:`ask` gives. ``length_hints``, one per question, is each one's ``length_hint``."""
+        from ..strategies import BATCHED
+        from ..strategies.variants import parse_variant
+
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be at least 1, got {batch_size}.")
+        variant = parse_variant(strategy)
+        options = {**options, **variant.options}
+        cfg = make_config(**options)
+        name = variant.strategy
+        if length_hints is not None and len(length_hints) != len(questions):
+            raise ConfigError(f"length_hints has {len(length_hints)} entries for {len(questions)} questions.")
+        if name not in BATCHED.names() or batch_size == 1:
+            hints = length_hints or [options.get("length_hint")] * len(questions)
+            return [self.ask(q, name, **{**options, "length_hint": n}) for q, n in zip(questions, hints, strict=True)]
+        return BATCHED.get(name)(self.corpus, list(questions), cfg, batch_size, length_hints=length_hints)
+
+    def ask_all(self, question: str, strategies: list[str] | None = None, **options: Any) -> dict[str, Answer]:
+        """The same question through several strategies (default: all registered), for side-by-side comparison."""
+        return {s: self.ask(question, s, **options) for s in (strategies or STRATEGIES.names())}
+
+
+def make_config(**options: Any) -> AskConfig:
+    """An :class:`AskConfig` from keyword options, rejecting unknown ones by name."""
+    known = {f.name for f in fields(AskConfig)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ConfigError(f"Unknown option(s) {', '.join(unknown)}. Known: {', '.join(sorted(known))}.")
+    return AskConfig(**{k: v for k, v in options.items() if v is not None or k == "rope_factor"})
+
+
+def open_index(
+    name: str,
+    *,
+    root: str | Path | None = None,
+    embedder: str | None = None,
+    model: str | None = None,
+    device: str | None = None,
+    generator: GeneratorConfig | None = None,
+) -> Index:
+    """Open the index ``name``. ``embedder``, when given, must be the one the index was built with;
+    ``model`` picks the generator (default: the embedded SmolLM2); ``generator`` sets every generator option."""
+    gen = generator_config(model, device, generator)
+    return Index(Corpus.open(name, Path(root) if root is not None else index_root(), embedder=embedder,
+                             generator=gen))
+
+
+def generator_config(model: str | None, device: str | None, generator: GeneratorConfig | None) -> GeneratorConfig:
+    """The generator options of an open index or a benchmark: ``generator`` (or the defaults) with ``model`` and
+    ``device`` over it."""
+    gen = dataclasses.replace(generator) if generator is not None else GeneratorConfig()
+    if model:
+        gen.model = model
+    if device:
+        gen.device = device
+    return gen
