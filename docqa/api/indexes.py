@@ -76,7 +76,7 @@ def ingest(
     summarizer = None
     if summaries:
         from ..generators import load_generator
-        from ..strategies.summarize import summarize_text
+        from ..strategies.doc_summaries import summarize_text
 
         gen = load_generator(GeneratorConfig(model=tokenizer_spec))
         summarizer = lambda name, text: summarize_text(gen, name, text, gen.trained_window)  # noqa: E731
