@@ -71,11 +71,13 @@ def style_for_references(references: list[list[str]]) -> str:
 
 
 def style_for_questions(references: list[list[str]], metrics: list[str]) -> str:
-    """:func:`style_for_references`, except that a question set scored mostly by multiple choice is answered in the
-    choice style (the option letters)."""
-    if metrics and sum(m == "choice" for m in metrics) * 2 > len(metrics):
+    """The style of a question set's free-text questions (:func:`style_for_references` over theirs alone), or choice
+    when every question is multiple choice. In a mixed set, ``docqa eval`` asks each multiple-choice question in the
+    choice style and the others in this one (docqa/eval/runner.py ``question_style``)."""
+    free = [r for r, m in zip(references, metrics, strict=True) if m != "choice"]
+    if metrics and not free:
         return "choice"
-    return style_for_references(references)
+    return style_for_references(free)
 
 
 def with_options(question: str, options: list[str]) -> str:

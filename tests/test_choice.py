@@ -160,3 +160,45 @@ def test_length_hints_are_off_for_docqa_question_files_and_checked(indexed, choi
         assert chunks(idx.ask(q, strategy, length_hint=40)) == chunks(idx.ask(q, strategy))
     with pytest.raises(docqa.DocQAError, match="--length-hint must be at least 1"):
         idx.ask("How long?", "rag", length_hint=0)
+
+
+@pytest.mark.parametrize("batch_size", [1, 2])
+def test_a_mixed_set_asks_each_question_in_its_own_kind_of_answer(indexed, tmp_path, batch_size):
+    # Three multiple-choice questions and two with short references, interleaved: the choice questions are asked
+    # for their letter, the others in the short style (the style of the set's free-text references), in one run.
+    rows = [
+        {"id": "p", "question": "How long is the probation period?", "options": OPTIONS, "answers": ["A"]},
+        {"id": "h", "question": "What is the hotel cap?", "answers": ["220 USD"]},
+        {"id": "l", "question": "How long is parental leave?", "options": OPTIONS, "answers": ["B"]},
+        {"id": "c", "question": "What is the hotel cap in euros?", "options": ["100 EUR", "200 EUR"], "answers": ["B"]},
+        {"id": "v", "question": "How many vacation days?", "answers": ["25 days"]},
+    ]
+    path = write_jsonl(tmp_path / "mixed.jsonl", rows)
+    said: list[str] = []
+    records, _ = docqa.evaluate(path, index="t", strategies=["rag"], model=FAKE_MODEL, batch_size=batch_size,
+                                notice=said.append)
+    assert {r["id"]: r["style"] for r in records} == {"p": "choice", "h": "short", "l": "choice", "c": "choice",
+                                                        "v": "short"}
+    gen = docqa.open_index("t", model=FAKE_MODEL).corpus.generator()
+    asked = {q: p for p in gen.prompts for q in ("probation period", "hotel cap?", "vacation days") if q in p}
+    assert STYLES.get("choice").instruction in asked["probation period"]
+    assert STYLES.get("short").instruction in asked["hotel cap?"] and "letter" not in asked["vacation days"]
+    assert said == ["3 multiple-choice questions are asked for their option's letter; the other 2 in the short "
+                    "style."]
+    # A style the user names is every question's style; so is a variant's own.
+    records, _ = docqa.evaluate(path, index="t", strategies=["rag", "rag:style=paragraph"], model=FAKE_MODEL,
+                                style="sentence", batch_size=batch_size)
+    assert {(r["strategy"], r["style"]) for r in records} == {("rag", "sentence"), ("rag:style=paragraph",
+                                                                                    "paragraph")}
+    records, _ = docqa.evaluate(path, index="t", strategies=["rag:style=auto"], model=FAKE_MODEL, style="sentence")
+    assert [r["style"] for r in records] == ["choice", "sentence", "choice", "choice", "sentence"]
+
+
+def test_the_set_style_follows_its_free_text_references_alone():
+    from docqa.prompts import style_for_questions
+
+    long = ["a reference of well over twenty five words " * 4]
+    assert style_for_questions([["A"], ["B"], ["C"], long], ["choice", "choice", "choice", "f1"]) == "paragraph"
+    assert style_for_questions([["A"], ["B"]], ["choice", "choice"]) == "choice"
+    assert style_for_questions([["90 days"], long], ["f1", "f1"]) == "paragraph"  # median of two: the longer
+    assert style_for_questions([], []) == "sentence"

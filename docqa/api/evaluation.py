@@ -120,13 +120,20 @@ def evaluate(
         source = str(Path(questions).resolve())
     from ..prompts import check_style, style_for_questions
 
-    if options.get("style", "auto") == "auto":  # answers shaped like the set's references (prompts.py STYLES)
+    run_auto = options.get("style", "auto") == "auto"
+    if run_auto:  # answers shaped like the set's references (prompts.py STYLES)
         options["style"] = style_for_questions([q.answers for q in qs], [q.metric or "f1" for q in qs])
     options["style"] = check_style(options["style"])
     # A variant's style=auto is the run's style; each variant's options, over the run's, are checked before any
-    # question is asked.
+    # question is asked. Where eval chose the style, a multiple-choice question of a mixed set is asked for its letter.
+    auto = [v.options.get("style", "auto" if run_auto else None) == "auto" for v in variants]
     variants = [dataclasses.replace(v, options={**v.options, "style": options["style"]})
                 if v.options.get("style") == "auto" else v for v in variants]
+    choice_auto = {v.label for v, a in zip(variants, auto, strict=True) if a}
+    n_choice = sum(q.metric == "choice" for q in qs)
+    if choice_auto and 0 < n_choice < len(qs) and notice is not None:
+        notice(f"{n_choice} multiple-choice questions are asked for their option's letter; the other "
+               f"{len(qs) - n_choice} in the {options['style']} style.")
     for variant in variants:
         try:
             make_config(**{**options, **variant.options}).check()
@@ -144,7 +151,8 @@ def evaluate(
                 "index": index, "limit": limit, "limit_docs": limit_docs, "length_hint": length_hint}
     cfg = runner.EvalConfig(strategies=strategies, out=Path(out) if out else None, resume=resume, options=options,
                             identity=identity, concurrency=concurrency,
-                            batch_size=batch_size, length_hints=length_hint)
+                            batch_size=batch_size, length_hints=length_hint,
+                            choice_auto=choice_auto)
     records = runner.run(index_for, qs, cfg, progress)
     rows = report.summarize(records)
     decided = verdict(records, rows)

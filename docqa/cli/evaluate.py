@@ -66,8 +66,8 @@ def eval_cmd(
         help="Ask each free-text question for an answer of about its reference's length in words, as L-Eval's "
              "protocol does \\[default: on with --leval, else off].")] = None,
     style: Annotated[str, typer.Option(
-        help="Answer style: short, sentence, paragraph or choice (the option letter); auto: choice for a set of "
-             "multiple-choice questions, else the one matching the references' median length.")]
+        help="Answer style: short, sentence, paragraph or choice (the option letter); auto: choice for "
+             "multiple-choice questions, the others in the one matching their references' median length.")]
     = "auto",
     model: Annotated[Optional[str], typer.Option(help="Generator: HF id, local folder or .gguf.")] = None,
     root: Annotated[Optional[Path], typer.Option(help="Folder of indexes \\[default: ./indexes].")] = None,

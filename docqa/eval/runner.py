@@ -42,6 +42,9 @@ class EvalConfig:
     batch_size: int = 1  # questions answered in one batched generation (strategies in BATCHED; others one by one)
     # Ask each free-text question for an answer of about its reference's length (L-Eval's protocol; docqa.api.evaluate)
     length_hints: bool = False
+    # Labels of the strategies whose style was chosen by eval (style auto): they ask a multiple-choice question in the
+    # choice style whatever the set's style is (a mixed set answers each question in its own kind of answer).
+    choice_auto: set[str] = field(default_factory=set)
     aborted: str | None = None  # set when the model server stopped answering: why the rest was not asked
 
 
@@ -213,12 +216,14 @@ def run(index_for: Callable[[Question], Any], questions: list[Question], cfg: Ev
         else:
             variant = variants[strategy]
             options = {**cfg.options, **variant.options}
+            options["style"] = question_style(qs[0], strategy, options.get("style"), cfg.choice_auto)
             if len(group) == 1:
                 recs = [answer_one(index_for(qs[0]), qs[0], variant.strategy, options, cfg.length_hints)]
             else:
                 recs = answer_many(index_for(qs[0]), qs, variant.strategy, options, cfg.batch_size, cfg.length_hints)
-            for rec in recs:  # records and tables name the variant (rag:top_k=16)
+            for rec in recs:  # records and tables name the variant (rag:top_k=16), and say how it was asked
                 rec["strategy"] = strategy
+                rec["style"] = options["style"]
         for k, rec in enumerate(recs):
             rec["cold"] = cold and k == 0
         with lock:
@@ -235,7 +240,8 @@ def run(index_for: Callable[[Question], Any], questions: list[Question], cfg: Ev
     todo = [i for i, r in enumerate(slots) if r is None]
     if todo:
         warm_up(index_for(pairs[todo[0]][1]))
-    groups = batch_groups(todo, pairs, index_for, cfg.batch_size, {k: v.strategy for k, v in variants.items()})
+    groups = batch_groups(todo, pairs, index_for, cfg.batch_size, {k: v.strategy for k, v in variants.items()},
+                          cfg.choice_auto)
     with lock:
         flush()
     if cfg.concurrency <= 1:
@@ -263,9 +269,16 @@ def warm_up(index) -> None:
 GROUP_BATCHES = 4  # a group is this many batches: slots refill within it; an interruption loses at most one group
 
 
+def question_style(q: Question, strategy: str, style: str | None, choice_auto: set[str]) -> str | None:
+    """The style ``q`` is asked in by ``strategy``: choice for a multiple-choice question where eval chose the style
+    (``choice_auto``), else the strategy's own."""
+    return "choice" if strategy in choice_auto and q.metric == "choice" else style
+
+
 def batch_groups(todo: list[int], pairs: list[tuple[str, Question]], index_for: Callable[[Question], Any],
-                 batch_size: int, base: dict[str, str] | None = None) -> list[list[int]]:
-    """Consecutive pairs answered together: same strategy, same index, a strategy that batches, at most
+                 batch_size: int, base: dict[str, str] | None = None,
+                 choice_auto: set[str] | None = None) -> list[list[int]]:
+    """Consecutive pairs answered together: same strategy, same index, same style, a strategy that batches, at most
     ``GROUP_BATCHES × batch_size`` of them (decoded ``batch_size`` at a time, continuously; records are written per
     group). Everything else is a group of one. ``base`` maps a variant's label to its strategy."""
     from ..strategies import BATCHED
@@ -277,8 +290,9 @@ def batch_groups(todo: list[int], pairs: list[tuple[str, Question]], index_for: 
         if groups and batch_size > 1 and (base or {}).get(strategy, strategy) in batched:
             last = groups[-1]
             s0, q0 = pairs[last[0]]
+            same_style = strategy not in (choice_auto or set()) or (q0.metric == "choice") == (q.metric == "choice")
             if s0 == strategy and len(last) < GROUP_BATCHES * batch_size and last[-1] == i - 1 \
-                    and index_for(q0) is index_for(q):
+                    and index_for(q0) is index_for(q) and same_style:
                 last.append(i)
                 continue
         groups.append([i])
