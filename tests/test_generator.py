@@ -351,3 +351,26 @@ def test_the_score_of_a_continuation_is_its_log_probability_and_leaves_the_answe
     assert out.text == gen.generate(ids, 6).text  # scoring does not disturb the cache the answer is decoded from
     batch = gen.generate_batch([ids, _ids(20, seed=9)], 6, score=text)
     assert batch[0].score_logprob == pytest.approx(lp, abs=1e-3) and batch[0].text == out.text
+
+
+def test_a_bf16_prefill_takes_its_logits_from_the_fp32_head(tmp_path, monkeypatch):
+    # bf16 prefill (where the CPU probe says bf16 matmuls win) must not decide the first answer token by bf16
+    # rounding: logits of ~15 come in steps of 1/16 there, so near-ties (a choice letter, a refusal's probability)
+    # went to whichever token the rounding favoured. The head runs in fp32 on the bf16 body's last hidden state.
+    from docqa.generators.hf import PREFILL_MIN_TOKENS
+    from docqa.kv_cache import new_cache
+
+    monkeypatch.delenv("DOCQA_NO_CPU_PROBE", raising=False)
+    monkeypatch.setattr("docqa.generators.dtypes.cpu_probe", lambda refresh=False: {"bf16_speedup": 5.0})
+    folder = tiny_llama.build(tmp_path, window=WINDOW)
+    g = TransformersGenerator("tiny", str(folder), GeneratorConfig(model=str(folder), device="cpu"))
+    assert g.dtypes.split and g._prefill_model is not g.model  # bf16 prefill, fp32 decoding
+    ids = _ids(PREFILL_MIN_TOKENS + 8)
+    with torch.inference_mode():
+        g._apply_rope(g.plain_plan(len(ids) + 4))
+        logits = g._prefill(ids, new_cache(g.model.config, expected=len(ids), dtype=g.model.dtype), None)
+        body = g._prefill_model.base_model(input_ids=torch.tensor([ids])).last_hidden_state[0, -1]
+    assert logits.dtype == torch.float32
+    assert not torch.equal(logits, logits.bfloat16().float())  # not bf16 values
+    torch.testing.assert_close(logits, g.model.lm_head(body.float()), rtol=0, atol=1e-5)
+    assert g.model.lm_head.weight.dtype == torch.float32  # the fp32 model's own head, shared, unchanged

@@ -143,7 +143,15 @@ class TransformersGenerator:
             why = f"{self.dtypes.reason}; no room for a {need / 2**30:.1f} GiB bf16 copy, so fp32 throughout"
             self.dtypes = dtypes.PhaseDtypes(self.dtypes.decode, self.dtypes.decode, why)
             return self.model
-        return copy.deepcopy(self.model).to(self.dtypes.prefill).eval()
+        low = copy.deepcopy(self.model).to(self.dtypes.prefill).eval()
+        # Logits come from the fp32 head: a bf16 LM head rounds logits of ~15 to steps of 1/16, so near-ties in the
+        # first answer token (the letter of a multiple-choice answer, a refusal's probability) were decided by
+        # rounding. One position per prompt costs a 576 × 49 k matmul; the fp32 model's head is shared, not copied.
+        head = self.model.get_output_embeddings()
+        if head is not None:
+            head.register_forward_pre_hook(lambda mod, args: (args[0].to(mod.weight.dtype), *args[1:]))
+            low.set_output_embeddings(head)
+        return low
 
     def _runner(self, tokens: int):
         """(model, body) for a forward of ``tokens`` tokens: prefill-sized ones in the prefill dtype."""
