@@ -160,6 +160,41 @@ def load_embedder(spec: str | None = None) -> Embedder:
         return _LOADED[spec]
 
 
+class LazyEmbedder:
+    """An embedder that loads its model on first use. ``docqa ingest`` of a folder that has not changed needs none:
+    importing sentence-transformers and loading the model took 5.6 of the 6.2 s such a run took (2 000 files, this
+    2-core machine). ``spec`` is known without loading; ``load`` (default :func:`load_embedder`) loads by spec."""
+
+    def __init__(self, spec: str | None = None, load: Callable[[str], Embedder] | None = None):
+        self.spec = parse_spec(spec)[0]
+        self._load = load or load_embedder
+        self._model: Embedder | None = None
+
+    @property
+    def model(self) -> Embedder:
+        if self._model is None:
+            self._model = self._load(self.spec)
+        return self._model
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    @property
+    def dim(self) -> int:
+        return self.model.dim
+
+    @property
+    def max_tokens(self) -> int | None:
+        return self.model.max_tokens
+
+    def embed(self, texts: list[str], *, progress: ProgressFn | None = None, kind: str = "document") -> np.ndarray:
+        return self.model.embed(texts, progress=progress, kind=kind)
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        return self.model.count_tokens(texts)
+
+
 def forget_loaded() -> None:
     """Drop loaded embedders (tests, or to free memory)."""
     _LOADED.clear()

@@ -56,8 +56,7 @@ def test_leval_evaluation_field_picks_the_metric(evaluation, instruction, refere
 
 
 def test_leval_documents_judged_by_llm_are_left_out_and_said(tmp_path, monkeypatch):
-    monkeypatch.setattr("docqa.api.indexes.load_embedder", lambda spec: __import__("tests.fakes").fakes.HashEmbedder(
-        FAKE_EMBEDDER))
+    monkeypatch.setattr("docqa.embedder.DEFAULT_EMBEDDER", FAKE_EMBEDDER)  # L-Eval ingests with the default
     rows = [{"input": "Acme sold 12 rockets in May.", "instructions": ["How many rockets?"], "outputs": ["12"],
              "evaluation": "f1"},
             {"input": "Globex hired 7 engineers.", "instructions": ["Who?", "How many?"], "outputs": ["x", "7"],
@@ -123,8 +122,7 @@ def _leval_file(tmp_path):
 
 @pytest.mark.parametrize("batch_size", [1, 2])
 def test_leval_questions_ask_for_their_reference_length_as_leval_does(tmp_path, monkeypatch, batch_size):
-    monkeypatch.setattr("docqa.api.indexes.load_embedder", lambda spec: __import__("tests.fakes").fakes.HashEmbedder(
-        FAKE_EMBEDDER))
+    monkeypatch.setattr("docqa.embedder.DEFAULT_EMBEDDER", FAKE_EMBEDDER)  # L-Eval ingests with the default
     path = _leval_file(tmp_path)
     said: list[str] = []
     records, _ = docqa.evaluate(None, leval=path, strategies=["rag"], model=FAKE_MODEL, notice=said.append,

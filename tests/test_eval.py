@@ -75,8 +75,7 @@ def test_bad_question_files(tmp_path, indexed):
 
 
 def test_leval_format_builds_one_index_per_document(tmp_path, monkeypatch):
-    monkeypatch.setattr("docqa.api.indexes.load_embedder", lambda spec: __import__("tests.fakes").fakes.HashEmbedder(
-        FAKE_EMBEDDER))
+    monkeypatch.setattr("docqa.embedder.DEFAULT_EMBEDDER", FAKE_EMBEDDER)  # L-Eval ingests with the default
     rows = [{"input": "Acme sold 12 rockets in May. Revenue was 4 million.", "instructions": ["How many rockets?"],
              "outputs": ["12 rockets"]},
             {"input": "Globex hired 7 engineers. The CEO is Hank.", "instructions": ["Who is the CEO?"],
@@ -90,8 +89,7 @@ def test_leval_format_builds_one_index_per_document(tmp_path, monkeypatch):
 
 
 def test_leval_limit_docs_takes_whole_documents_and_ingests_only_them(tmp_path, monkeypatch):
-    monkeypatch.setattr("docqa.api.indexes.load_embedder", lambda spec: __import__("tests.fakes").fakes.HashEmbedder(
-        FAKE_EMBEDDER))
+    monkeypatch.setattr("docqa.embedder.DEFAULT_EMBEDDER", FAKE_EMBEDDER)  # L-Eval ingests with the default
     rows = [{"input": f"Doc {i}: Acme sold {i} rockets. The CEO is Hank {i}.", "instructions": [
         "How many rockets?", "Who is the CEO?"], "outputs": [f"{i} rockets", f"Hank {i}"]} for i in range(3)]
     path = tmp_path / "fin.jsonl"

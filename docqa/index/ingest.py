@@ -198,6 +198,18 @@ def _versions() -> dict[str, str]:
     return out
 
 
+def _live_dim(index: str, root: Path, spec: str) -> int | None:
+    """The vector size the live version of ``index`` records, if it was built with the embedder ``spec``."""
+    from ..errors import DocQAError
+    from .versions import read_live_manifest
+
+    try:
+        manifest = read_live_manifest(index, root)
+    except DocQAError:  # no index yet, or damaged: the writer says how
+        return None
+    return manifest.dim if manifest.embedder == spec else None
+
+
 def ingest(
     paths: list[Path],
     *,
@@ -226,7 +238,9 @@ def ingest(
     report = IngestReport(index=index)
     settings = {"embedder": embedder.spec, "tokenizer": tokenizer_spec, "chunk_tokens": config.chunk_tokens,
                 "overlap": config.overlap}
-    with writing(index, root, dim=embedder.dim, rebuild=config.rebuild, index_type=config.index_type,
+    # An index built with this embedder says its vector size: an unchanged corpus then loads no model at all.
+    dim = (None if config.rebuild else _live_dim(index, root, embedder.spec)) or embedder.dim
+    with writing(index, root, dim=dim, rebuild=config.rebuild, index_type=config.index_type,
                  vector_store=config.vector_store) as w:
         old = w.old_manifest
         if old and old.get("embedder") != embedder.spec:
@@ -262,9 +276,12 @@ def ingest(
             failed = "; ".join(f"{o.file}: {o.reason}" for o in outcomes if o.status == "failed")
             raise IngestError(f"No document could be read ({failed or 'nothing to read'}). Nothing was indexed.")
         all_chunks = [c for *_, chunks in pending for c in chunks]
+        if all_chunks and embedder.dim != dim:  # the model behind the index's embedder name changed size
+            raise ConfigError(f"Index '{index}' holds {dim}-d vectors; embedder '{embedder.spec}' now makes "
+                              f"{embedder.dim}-d (its model changed under the same name). Use --rebuild.")
         progress.embed_start(len(all_chunks))
         vectors = embedder.embed([c.text for c in all_chunks], progress=progress.embedded) if all_chunks else None
-        if embedder.max_tokens and all_chunks:
+        if all_chunks and embedder.max_tokens:
             counts = embedder.count_tokens([c.text for c in all_chunks])
             report.truncated_chunks = sum(1 for n in counts if n > embedder.max_tokens)
         offset = 0
@@ -301,7 +318,7 @@ def ingest(
             report.version = int(old.get("version", 0))
             report.chunks_total = int(old.get("chunks", 0))
         else:
-            path = w.commit({**settings, "libraries": _versions(), "dim": embedder.dim,
+            path = w.commit({**settings, "libraries": _versions(), "dim": dim,
                              "faiss": "IndexIDMap2(IndexFlatIP)"})
             report.version = w.version
             import json
