@@ -39,6 +39,27 @@ def test_ask_renders_answer_sources_and_timings(small_docs):
     assert "90 days" in r.output and "employee_handbook.md" in r.output and "prefill" in r.output
 
 
+def test_ask_reads_piped_questions_one_per_line_loading_the_models_once(small_docs):
+    # Without a question argument, ask answers the lines of stdin (typed at a prompt in a terminal); the models load
+    # once for all of them, and a question that fails is one red line while the others are still answered.
+    _ingest(small_docs)
+    lines = "How long is the probation period for new employees?\n\n   \nWhat is the nightly hotel cap?\n"
+    r = runner.invoke(app, ["ask", "--index", "t", "--model", FAKE_MODEL, "--json"], input=lines)
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [row["question"] for row in rows] == ["How long is the probation period for new employees?",
+                                                 "What is the nightly hotel cap?"]
+    assert "90 days" in rows[0]["answer"] and "220" in rows[1]["answer"]
+    r = runner.invoke(app, ["ask", "--index", "t", "--model", FAKE_MODEL],
+                      input="word " * 2000 + "\nWhat is the nightly hotel cap?\n")
+    assert r.exit_code == 1
+    assert r.output.count("error:") == 1 and "Ask a shorter question" in r.output and "220" in r.output
+    r = runner.invoke(app, ["ask", "--index", "t", "--model", FAKE_MODEL], input="")
+    assert r.exit_code == 1 and "No question: give one as an argument" in r.output
+    r = runner.invoke(app, ["ask", "--index", "t", "--model", FAKE_MODEL, "--top-k", "0"], input="Q?\nQ2?\n")
+    assert r.exit_code == 1 and r.output.count("--top-k must be at least 1") == 1  # said once, before any question
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

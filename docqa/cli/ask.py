@@ -1,8 +1,10 @@
-"""``docqa ask``: one question, one strategy or all of them side by side."""
+"""``docqa ask``: a question, or questions typed or piped one per line; one strategy or several side by side."""
 
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
@@ -31,7 +33,9 @@ from .common import (
 
 @friendly
 def ask_cmd(
-    question: Annotated[str, typer.Argument(help="The question.")],
+    question: Annotated[Optional[str], typer.Argument(
+        help="The question. Without it, questions are read one per line: typed at a prompt (an empty line ends), or "
+             "piped in; the models load once for all of them.", show_default=False)] = None,
     index: Annotated[str, typer.Option("--index", "-i", help="Index to ask.")] = "examples",
     strategy: Annotated[str, typer.Option(
         "--strategy", "-s", help="rag, long-context (lc), … or all; a variant such as rag:top_k=16 sets its own "
@@ -79,9 +83,9 @@ def ask_cmd(
     root: Annotated[Optional[Path], typer.Option(help="Folder of indexes \\[default: ./indexes].")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Answer a question from an index with one strategy, or with all of them side by side."""
+    """Answer questions from an index with one strategy, or with several side by side."""
     from .. import api
-    from ..errors import ConfigError
+    from ..errors import ConfigError, DocQAError
     from ..generators import GeneratorConfig
     from ..strategies import STRATEGIES
     from ..strategies.variants import parse_variants
@@ -99,28 +103,74 @@ def ask_cmd(
                    cache_prefix=cache_prefix, max_new_tokens=max_new_tokens, style=style, length_hint=length_hint,
                    chain=chain, route_threshold=route_threshold, drop_threshold=drop_threshold, max_calls=max_calls,
                    summary_window=summary_window, map_top_k=map_top_k, kv_budget=kv_budget)
-    answers = {}
-    for name in names:
-        with _progress(name, disabled=json_out) as progress:
-            answers[name] = idx.ask(question, name, progress=progress, **options)
-    if json_out:
-        data = [a.to_dict() for a in answers.values()]
-        out.print_json(json.dumps(data[0] if len(data) == 1 else data))
-    elif len(answers) == 1:
-        render_one(next(iter(answers.values())))
-    else:
-        render_side_by_side(question, answers)
+    api.make_config(**options).check()  # a bad option is said once, not once per question
+    with _progress(index, disabled=json_out, doing="loading the models"):
+        idx.load()  # so that the first answer's timings are its own
+    failed = asked = 0
+    for q in _questions(question, prompt=not json_out):
+        asked += 1
+        answers = {}
+        try:
+            for name in names:
+                with _progress(name, disabled=json_out) as progress:
+                    answers[name] = idx.ask(q, name, progress=progress, **options)
+        except DocQAError as e:
+            if question is not None:
+                raise
+            failed += 1  # one red line; the next question is still answered
+            err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
+            continue
+        if json_out:
+            data = [a.to_dict() | ({"question": q} if question is None else {}) for a in answers.values()]
+            payload = json.dumps(data[0] if len(data) == 1 else data)
+            if question is None:  # JSON Lines: one line per question
+                out.print(payload, markup=False, highlight=False, soft_wrap=True)
+            else:
+                out.print_json(payload)
+        elif len(answers) == 1:
+            if question is None:
+                out.print(f"[bold]{escape(q)}[/]")
+            render_one(next(iter(answers.values())))
+        else:
+            render_side_by_side(q, answers)
+    if not asked:
+        raise ConfigError("No question: give one as an argument, or type or pipe questions one per line.")
+    if failed:
+        raise typer.Exit(code=1)
+
+
+def _questions(question: str | None, prompt: bool) -> Iterator[str]:
+    """The question given, or else the lines of standard input: typed at a prompt (an empty line or Ctrl-D ends) or
+    piped in (blank lines skipped)."""
+    if question is not None:
+        yield question
+        return
+    typed = sys.stdin.isatty()
+    if typed and prompt:
+        err.print("[dim]Ask a question per line; an empty line or Ctrl-D ends.[/]")
+    while True:
+        try:
+            line = err.input("[bold]?[/] ") if typed and prompt else sys.stdin.readline()
+        except EOFError:
+            return
+        if not line:
+            return
+        if not line.strip():
+            if typed:
+                return
+            continue
+        yield line.strip()
 
 
 @contextmanager
-def _progress(name: str, disabled: bool):
+def _progress(name: str, disabled: bool, doing: str = "thinking"):
     """A transient progress line on stderr; long prefills report (tokens done, total) through the callback."""
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[tokens]}"),
                TimeElapsedColumn(), TimeRemainingColumn()]
     with Progress(*columns, console=err, transient=True, disable=disabled) as bar:
-        task = bar.add_task(f"{name}: loading and thinking…", total=None, tokens="")
+        task = bar.add_task(f"{name}: {doing}…", total=None, tokens="")
 
         def update(done: int, total: int) -> None:
             what = "model calls" if name.startswith("summarize") else "prompt tokens"
