@@ -200,3 +200,21 @@ def test_the_set_style_follows_its_free_text_references_alone():
     assert style_for_questions([["A"], ["B"]], ["choice", "choice"]) == "choice"
     assert style_for_questions([["90 days"], long], ["f1", "f1"]) == "paragraph"  # median of two: the longer
     assert style_for_questions([], []) == "sentence"
+
+
+def test_leval_documents_without_text_are_left_out_and_said(tmp_path, monkeypatch):
+    # GSM-100's records have an empty input: each instruction carries its own few-shot material, so docqa has no
+    # document to read. Such documents are left out with a notice; a file of nothing else is one clear error.
+    monkeypatch.setattr("docqa.embedder.DEFAULT_EMBEDDER", FAKE_EMBEDDER)
+    gsm = {"input": "", "instructions": ["Question: 2 + 2?\nLet's think step by step\n"], "outputs": ["4"],
+           "evaluation": "exam"}
+    doc = {"input": "Acme sold 12 rockets in May.", "instructions": ["How many rockets?"], "outputs": ["12"],
+           "evaluation": "f1"}
+    path = write_jsonl(tmp_path / "mixed.jsonl", [gsm, doc])
+    said: list[str] = []
+    records, _ = docqa.evaluate(None, leval=path, strategies=["rag"], model=FAKE_MODEL, notice=said.append)
+    assert [r["document"] for r in records] == ["mixed-doc02"]
+    assert "1 questions of mixed.jsonl are left out: their documents are empty" in said[0]
+    path = write_jsonl(tmp_path / "gsm100.jsonl", [gsm, gsm])
+    r = CliRunner().invoke(app, ["eval", "--leval", str(path), "--model", FAKE_MODEL])
+    assert r.exit_code == 1 and "its documents are empty ('input' is blank)" in " ".join(r.output.split())

@@ -84,11 +84,22 @@ def evaluate(
         # Documents L-Eval scores by an LLM judge or by people have no automatic metric: left out, so scores compare
         # with L-Eval's published ones (financial QA: 52 of 68 questions).
         judged = sum(len(doc_qs) for _, _, doc_qs in docs if all(q.metric is None for q in doc_qs))
-        docs = [d for d in docs if any(q.metric is not None for q in d[2])][:limit_docs]
+        docs = [d for d in docs if any(q.metric is not None for q in d[2])]
         if not docs:
             raise ConfigError(f"L-Eval file '{leval}': every document is judged by an LLM or people (its 'evaluation' "
                               f"field), so no answer can be scored automatically. Use a file whose evaluation is f1, "
                               f"rouge or exam.")
+        # A document with no text (GSM-100: each question carries its own few-shot material) gives docqa nothing
+        # to read or retrieve; its questions are left out and said, like the judged ones.
+        empty = sum(len(doc_qs) for _, text, doc_qs in docs if not text.strip())
+        docs = [d for d in docs if d[1].strip()][:limit_docs]
+        if not docs:
+            raise ConfigError(f"L-Eval file '{leval}': its documents are empty ('input' is blank): each question "
+                              f"carries its own material, as GSM-100's few-shot prompts do. docqa answers questions "
+                              f"from documents, so there is nothing to index or compare; use a task with documents.")
+        if empty and notice is not None:
+            notice(f"{empty} questions of {Path(leval).name} are left out: their documents are empty (each question "
+                   f"carries its own material).")
         qs = [q for _, _, doc_qs in docs for q in doc_qs if q.metric is not None][:limit]
         needed = {q.document for q in qs}  # --limit: only the documents its questions are about are ingested
         src = _store.valid_root(root) / ".leval-sources"

@@ -75,7 +75,7 @@ class LevalRecord(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    input: NonBlank
+    input: StrictStr  # empty where the instruction carries its own material (GSM-100's few-shot prompts)
     instructions: list[NonBlank]
     outputs: list[StrictStr]
     evaluation: Optional[StrictStr] = None  # how L-Eval scores this document's questions: f1, rouge, exam, LLM, human
