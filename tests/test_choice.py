@@ -47,6 +47,9 @@ def test_options_become_lettered_lines_and_answers_letters(choice_file, tmp_path
     ("exam", "why did she go\nA. to study\nB. to earn money\nC. to paint", "B", "choice"),
     ("exam", "why did she go\nA. to study\nB. to earn money", "AB", "choice"),
     ("exam", "How many apples are left?", "18", "exact_match"),  # gsm100: an exam without options
+    ("exam", "Sirius Three has no atmosphere, True or False?", "False", "true_false"),  # sci_fi
+    ("exam", "Sirius Three has no atmosphere, True or False?", "True [fact: False]", "true_false"),
+    ("exam", "What is the first topic we discussed?", "the true story of Sirius", "exact_match"),
     ("rouge", "Write a summary.", "A long summary.", "rouge_l"),
     ("LLM", "What is the outlook?", "Positive.", None),
     ("human", "What is the outlook?", "Positive.", None),
@@ -218,3 +221,18 @@ def test_leval_documents_without_text_are_left_out_and_said(tmp_path, monkeypatc
     path = write_jsonl(tmp_path / "gsm100.jsonl", [gsm, gsm])
     r = CliRunner().invoke(app, ["eval", "--leval", str(path), "--model", FAKE_MODEL])
     assert r.exit_code == 1 and "its documents are empty ('input' is blank)" in " ".join(r.output.split())
+
+
+def test_a_true_false_set_is_scored_by_its_verdicts(tmp_path, monkeypatch):
+    monkeypatch.setattr("docqa.embedder.DEFAULT_EMBEDDER", FAKE_EMBEDDER)
+    doc = {"input": "The crew flew nine light years to Sirius. Thirteen years passed on Earth.",
+           "instructions": ["Thirteen years passed on Earth, True or False?"], "outputs": ["True"],
+           "evaluation": "exam"}
+    said: list[str] = []
+    records, rows = docqa.evaluate(None, leval=write_jsonl(tmp_path / "sci_fi.jsonl", [doc]), strategies=["rag"],
+                                   model=FAKE_MODEL, notice=said.append)
+    rec = records[0]
+    assert rec["metric"] == "true_false" and rec["style"] == "short"
+    assert rec["metrics"]["score"] == rec["metrics"]["true_false"] is not None
+    assert rec["metrics"]["choice"] is None and rec["metrics"]["names_option"] is None
+    assert not any("suggested output length" in s or "L-Eval's protocol" in s for s in said)  # no hint for a verdict

@@ -5,6 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from docqa.eval.metrics import (
+    KIND_METRICS,
     METRICS,
     OPTION_METRICS,
     TEXT_METRICS,
@@ -44,8 +45,28 @@ CHOICE_CASES = [
 ]
 
 
-def test_text_and_option_metrics_cover_the_registry():
-    assert set(TEXT_METRICS) | OPTION_METRICS == set(METRICS.names()) and "choice" in OPTION_METRICS
+def test_text_and_kind_metrics_cover_the_registry():
+    assert set(TEXT_METRICS) | set(KIND_METRICS) == set(METRICS.names()) and "choice" in OPTION_METRICS
+    assert set(KIND_METRICS.values()) <= set(KIND_METRICS)  # each kind is scored by a metric of its own name
+
+
+# True/False (L-Eval's sci_fi), read as L-Eval's scorer reads it: the first word containing "true" or "false".
+@pytest.mark.parametrize("prediction, reference, expected", [
+    ("True", "True", 1.0), ("True. The document states that the journey took four years.", "True", 1.0),
+    ("false", "False", 1.0), ("FALSE, thirteen years passed.", "False", 1.0),
+    ("False, because it is true that …", "True", 0.0),  # the first verdict counts
+    ("1. Yes, humans have mastered interstellar travel.", "True", 0.0),  # no verdict: wrong, not a guess
+    ("It is untrue.", "False", 0.0),  # "untrue" contains "true", as in L-Eval's scorer
+    ("False", "False [fact: True]", 1.0),  # the fact part is a second question there, not scored here
+    ("", "True", 0.0),
+])
+def test_true_false_reads_the_first_verdict(prediction, reference, expected):
+    assert METRICS.get("true_false")(prediction, [reference]) == expected
+
+
+@given(st.text(max_size=80), st.sampled_from(["True", "False", "false [fact: true]"]))
+def test_true_false_is_a_score_for_any_text(prediction, reference):
+    assert METRICS.get("true_false")(prediction, [reference]) in (0.0, 1.0)
 
 
 def test_names_option_counts_answers_in_letters_right_or_wrong():

@@ -155,7 +155,7 @@ def evaluate(
     strategies = [v.label for v in variants]
     if length_hint is None:
         length_hint = leval is not None
-    if length_hint and leval is not None and notice is not None:
+    if length_hint and leval is not None and notice is not None and any(runner.length_hint(q) for q in qs):
         notice("Following L-Eval's protocol, each free-text question asks for an answer of about its reference's "
                "length in words (--no-length-hint to ask without).")
     identity = {"model": model or GeneratorConfig().model, "options": options, "questions": source,

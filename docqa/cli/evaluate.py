@@ -161,11 +161,12 @@ _COLUMNS: list[tuple[str, int, object]] = [
 ]
 
 
-def _columns(label: str) -> list[tuple[str, int, object]]:
+def _columns(label: str, rows: list[dict] | None = None) -> list[tuple[str, int, object]]:
     """The table's columns with the score column headed by the set's metric (``label``), whose own column would
-    repeat it."""
+    repeat it; the letter column only where some question has options."""
+    options = any(r.get("names_option") is not None for r in rows or [])
     return [(label if name == "score" else name, rank, cell) for name, rank, cell in _COLUMNS
-            if name != label and (name != "letter" or label == "accuracy")]
+            if name != label and (name != "letter" or (label == "accuracy" and options))]
 
 
 def _fit(rows: list[dict], width: int, columns: list[tuple[str, int, object]] | None = None) -> set[str]:
@@ -185,7 +186,7 @@ def render(rows: list[dict]) -> None:
     from docqa.eval.metrics import label as score_label
 
     label = score_label(rows)
-    columns = _columns(label)
+    columns = _columns(label, rows)
     names = _fit(rows, out.width, columns)
     shown = [c for c in columns if c[0] in names]
     table = Table(title="docqa eval", title_justify="left")
@@ -216,7 +217,8 @@ def render(rows: list[dict]) -> None:
                            f"{r['score_vs_wins']} / {r['score_vs_losses']} / {r['score_vs_ties']}")
         out.print(paired)
     out.print("[dim]contains, F1, ROUGE-L, EM: answerable questions (%); accuracy: multiple-choice questions "
-              "answered with exactly the right option letters (%), letter: answers naming an option at all; "
+              "answered with exactly the right option letters (%), or True/False questions whose first true or false "
+              "agrees; letter: answers naming an option at all; "
               "refusal: share of unanswerable questions declined; p50/p95: latency per answered question (errors "
               "count as wrong answers, not in latency); cold: a strategy's first question of each index (every "
               "strategy starts cold, whatever their order), warm: p50 of the others; peak MB: CUDA peak memory on "

@@ -137,6 +137,25 @@ def names_option(prediction: str, references: list[str]) -> float:
     return float(bool(chosen_options(prediction)))
 
 
+def _true_or_false(text: str) -> str | None:
+    """"true" or "false": the first word that contains one of them, as L-Eval's scorer reads a True/False answer."""
+    for word in text.lower().split():
+        if "true" in word:
+            return "true"
+        if "false" in word:
+            return "false"
+    return None
+
+
+@_best
+def true_false(prediction: str, reference: str) -> float:
+    """True/False accuracy (L-Eval's sci_fi): 1 when the first word of the answer containing "true" or "false" agrees
+    with the reference, 0 when it disagrees or no word does ("True. The document states …" reads as true). A
+    reference's "[fact: …]" part, which L-Eval scores as a second question, is left out."""
+    want = _true_or_false(reference.split("[fact:")[0])
+    return float(want is not None and _true_or_false(prediction.split("[fact:")[0]) == want)
+
+
 def refusal(prediction: str, references: list[str]) -> float:
     """Correct refusal: for questions whose answer is not in the corpus (no reference), 1 when the model declines
     to answer. Undefined (not scored) for answerable questions."""
@@ -159,13 +178,16 @@ METRICS.register("rouge_l", rouge_l, aliases=("rouge",))
 METRICS.register("contains", contains)
 METRICS.register("choice", choice)
 METRICS.register("names_option", names_option)
-# Metrics that only mean something for questions with lettered options; the others score any answer.
-OPTION_METRICS = frozenset({"choice", "names_option"})
-TEXT_METRICS = tuple(name for name in METRICS.names() if name not in OPTION_METRICS)
+METRICS.register("true_false", true_false)
+# Metrics that only mean something for one kind of question (metric → the question metric of that kind): the option
+# metrics for multiple choice, true_false for True/False questions. The others score any answer.
+KIND_METRICS = {"choice": "choice", "names_option": "choice", "true_false": "true_false"}
+OPTION_METRICS = frozenset(name for name, kind in KIND_METRICS.items() if kind == "choice")
+TEXT_METRICS = tuple(name for name in METRICS.names() if name not in KIND_METRICS)
 
 # How a metric is named in tables and sentences; "mixed" is a question set scored by more than one.
 LABELS = {"f1": "F1", "exact_match": "EM", "rouge_l": "ROUGE-L", "contains": "contains", "choice": "accuracy",
-          "mixed": "score"}
+          "true_false": "accuracy", "mixed": "score"}
 
 
 def label(rows: list[dict]) -> str:

@@ -37,6 +37,7 @@ CHOICE_SHAPE = '{"question": "...", "options": ["...", "..."], "answers": ["B"]}
 # the geometric mean of ROUGE-1/2/L; LLM- and human-judged documents have no automatic metric (None).
 LEVAL_METRICS = {"f1": "f1", "rouge": "rouge_l", "exam": "exact_match", "llm": None, "human": None}
 _OPTION_LINE = re.compile(r"^\s*\(?([A-H])[.)]\s+\S", re.M)
+_TRUE_FALSE = re.compile(r"^\s*(?i:true|false)\.?\s*(?:\[fact:.*)?$", re.S)  # sci_fi: "True", "False [fact: True]"
 LEVAL_SHAPE = '{"input": "document text", "instructions": ["question", ...], "outputs": ["reference", ...]}'
 
 
@@ -266,12 +267,15 @@ def _letter(at: str, answer: str, options: list[str]) -> str:
 
 def leval_metric(evaluation: str | None, instruction: str, reference: str) -> str | None:
     """The metric for one L-Eval question (:data:`LEVAL_METRICS`); an exam question with at least two lettered
-    options and a letter reference is multiple choice. A file without the field is scored by token F1."""
+    options and a letter reference is multiple choice, one whose reference is True or False is true_false (as
+    L-Eval's scorer reads sci_fi). A file without the field is scored by token F1."""
     if evaluation is None:
         return "f1"
     metric = LEVAL_METRICS.get(evaluation.strip().lower(), "f1")
     if metric == "exact_match" and len(_OPTION_LINE.findall(instruction)) >= 2 and reference_options(reference):
         return "choice"
+    if metric == "exact_match" and _TRUE_FALSE.match(reference):
+        return "true_false"
     return metric
 
 

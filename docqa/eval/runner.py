@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ..errors import ConfigError, DocQAError
 from ..prompts import is_refusal
-from .metrics import METRICS, OPTION_METRICS, recall_at_k
+from .metrics import KIND_METRICS, METRICS, recall_at_k
 from .questions import Question
 
 ProgressFn = Callable[[int, int, str], None]  # (done, total, label)
@@ -102,13 +102,13 @@ def peak_rss_mb() -> float:
 
 def score(q: Question, answer_text: str, used_sources: list[str]) -> dict[str, float | None]:
     """Every metric of one answer: answer metrics on answerable questions, refusal on the others. ``score`` is the
-    question's own metric (token F1, or choice for multiple choice), the one its set is compared on; the option
-    metrics are computed only for questions with options."""
+    question's own metric (token F1, or choice for multiple choice), the one its set is compared on; a metric of one
+    kind of question (the option metrics, true_false) is computed only for questions of that kind."""
     answerable = bool(q.answers)
     metric = q.metric or "f1"
     out: dict[str, float | None] = {
         name: (METRICS.get(name)(answer_text, q.answers)
-               if answerable and (name not in OPTION_METRICS or metric in OPTION_METRICS) else None)
+               if answerable and KIND_METRICS.get(name, metric) == metric else None)
         for name in METRICS.names()}
     out["score"] = out[metric]
     out["refusal"] = float(is_refusal(answer_text)) if not answerable else None
