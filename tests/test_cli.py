@@ -65,6 +65,7 @@ def test_ask_reads_piped_questions_one_per_line_loading_the_models_once(small_do
     [
         (["ask", "Anything?", "--index", "nope"], "No index named 'nope'"),
         (["ask", "   ", "--index", "t"], "The question is empty"),
+        (["ask", "caf\udce9?", "--index", "t"], "The question is not UTF-8 text (byte b'\\xe9' at character 4)"),
         (["ask", "Q?", "--index", "t", "--strategy", "rga"], "Did you mean 'rag'?"),
         (["ask", "Q?", "--index", "t", "--top-k", "0"], "--top-k must be at least 1"),
         (["ask", "Q?", "--index", "t", "--embedder", "fake:other"], "was built with embedder 'fake:hash'"),

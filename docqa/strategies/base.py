@@ -63,6 +63,12 @@ class AskConfig:
             raise ConfigError(f"The question is {len(q):,} characters long; docqa takes questions of up to {limit:,} "
                               f"characters (max_question_tokens {self.max_question_tokens}). Ask a shorter question; "
                               f"put long material into a document and ingest it.")
+        try:
+            q.encode("utf-8")
+        except UnicodeEncodeError as e:  # bytes that were not UTF-8 (a terminal or pipe in another encoding)
+            bad = q[e.start].encode("utf-8", "surrogateescape")
+            raise ConfigError(f"The question is not UTF-8 text (byte {bad!r} at character {e.start + 1}). Send it as "
+                              f"UTF-8, e.g. with a UTF-8 terminal or `iconv -t utf-8`.") from None
         self.check()
         return q
 
