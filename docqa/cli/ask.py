@@ -169,7 +169,7 @@ def _progress(name: str, disabled: bool, doing: str = "thinking"):
 
     columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[tokens]}"),
                TimeElapsedColumn(), TimeRemainingColumn()]
-    with Progress(*columns, console=err, transient=True, disable=disabled) as bar:
+    with Progress(*columns, console=err, transient=True, disable=disabled or not err.is_terminal) as bar:
         task = bar.add_task(f"{name}: {doing}…", total=None, tokens="")
 
         def update(done: int, total: int) -> None:
