@@ -325,3 +325,14 @@ def test_csv_and_json_array_errors_name_the_row(tmp_path, name, text, message):
     path.write_text(text)
     with pytest.raises(BadQuestionFile, match=message):
         load_jsonl(path)
+
+
+def test_csv_from_a_spreadsheet_with_semicolons_and_capitalized_headers(tmp_path):
+    # Spreadsheets in locales whose decimal mark is a comma write CSV with ';' between fields; headers are often
+    # capitalized. Both read as docqa's CSV; a ';' inside a comma-separated file's field stays text.
+    path = tmp_path / "q.csv"
+    path.write_text('\ufeffQuestion; Answers\r\nWhat is the cap?;220 USD|220\r\n"How long; roughly?";90 days\r\n')
+    assert [(q.question, q.answers) for q in load_jsonl(path)] == [("What is the cap?", ["220 USD", "220"]),
+                                                                    ("How long; roughly?", ["90 days"])]
+    path.write_text('question,answers\nHow long; roughly?,90 days\n')
+    assert [(q.question, q.answers) for q in load_jsonl(path)] == [("How long; roughly?", ["90 days"])]

@@ -128,6 +128,11 @@ def _pct(v) -> str:
     return "–" if v is None else f"{100 * v:.1f}"
 
 
+def _sec(v) -> str:
+    """Seconds, or – where there is nothing to time (no warm question in a set of one)."""
+    return "–" if v is None or v != v else f"{v:.1f}"
+
+
 def _memory(row: dict) -> str:
     """CUDA peak where the model ran on a GPU, else the process's peak RSS."""
     cuda, rss = row.get("peak_cuda_mb_max", float("nan")), row.get("peak_rss_mb_max", float("nan"))
@@ -153,7 +158,7 @@ _COLUMNS: list[tuple[str, int, object]] = [
     ("recall@k", 9, lambda r: _pct(r["recall_at_k"])),
     ("p50 s", 2, lambda r: f"{r['latency_p50_s']:.1f}"),
     ("p95 s", 11, lambda r: f"{r['latency_p95_s']:.1f}"),
-    ("cold / warm s", 5, lambda r: f"{r['cold_latency_s']:.1f} / {r['warm_latency_p50_s']:.1f}"),
+    ("cold / warm s", 5, lambda r: f"{_sec(r['cold_latency_s'])} / {_sec(r['warm_latency_p50_s'])}"),
     ("tokens in/out", 7, lambda r: f"{r['prompt_tokens_mean']:,.0f}/{r['completion_tokens_mean']:,.0f}"),
     ("calls", 12, lambda r: f"{r['calls_mean']:.1f}"),
     ("peak MB", 13, _memory),

@@ -128,7 +128,7 @@ def _rows(path: Path, what: str) -> tuple[list[tuple[int, object]], str]:
         raise BadQuestionFile(f"{what} '{path}' {verb}. Pass a JSONL, JSON or CSV file.")
     text = _decode(path)
     if path.suffix.lower() in (".csv", ".tsv"):
-        return _csv_rows(path, text, "\t" if path.suffix.lower() == ".tsv" else ","), "line"
+        return _csv_rows(path, text, "\t" if path.suffix.lower() == ".tsv" else _csv_delimiter(text)), "line"
     if text.lstrip("\ufeff \t\r\n").startswith("["):  # a JSON array of objects, as many tools export
         return _json_array(path, text), "item"
     return _jsonl_rows(path, text), "line"
@@ -170,10 +170,20 @@ def _json_array(path: Path, text: str) -> list[tuple[int, object]]:
 CSV_LISTS = ("answers", "sources", "options")
 
 
+def _csv_delimiter(text: str) -> str:
+    """A CSV file's delimiter: ',' — or ';' where the header's fields are separated by semicolons, as spreadsheets
+    write CSV in locales whose decimal mark is a comma."""
+    first = text.lstrip("\ufeff").split("\n", 1)[0]
+    names = lambda d: [c.strip().strip('"').strip().lower() for c in first.split(d)]  # noqa: E731
+    return ";" if "question" not in names(",") and "question" in names(";") else ","
+
+
 def _csv_rows(path: Path, text: str, delimiter: str) -> list[tuple[int, object]]:
     extra = "\0extra"  # where DictReader puts the fields of a row longer than the header
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True, restkey=extra)
     try:
+        if reader.fieldnames:  # "Question", " answers " name the same fields as question, answers
+            reader.fieldnames = [h.strip().lower() for h in reader.fieldnames]
         header = reader.fieldnames or []
         if "question" not in header:
             raise BadQuestionFile(f"{path}:1: no 'question' column in the header ({header!r:.120}). Expected a header "
