@@ -25,6 +25,7 @@ from typing import Any
 
 from .. import prompts
 from ..errors import ConfigError
+from ..index.versions import write_atomic
 from ..rope import ROPE_METHODS, plan_for
 from .common import BenchProgress, CellLog, fingerprint, fmt_len, plan_identity, probe_cost
 
@@ -208,7 +209,7 @@ def _write(out, cells, rows, header, text_desc, methods, forms, cfg, trained, ge
 
     meta = {**header, "text_desc": text_desc, "lengths": cfg.lengths, "depths": cfg.depths, "forms": forms,
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(gen)}
-    (out / "results.json").write_text(json.dumps({"meta": meta, "rows": rows, "cells": cells}, indent=2))
+    write_atomic(out / "results.json", json.dumps({"meta": meta, "rows": rows, "cells": cells}, indent=2))
     files = [out / "results.json", out / "cells.jsonl"]
     for method in methods:
         files.append(plots.needle_heatmap(out / f"needle_{method}.png", cells, method, forms, cfg.lengths,

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..index.versions import write_atomic
 from ..rope import ROPE_METHODS, plan_for
 from .common import BenchProgress, CellLog, fingerprint, fmt_len, plan_identity, probe_cost
 
@@ -156,14 +157,14 @@ def write(out: Path, rows, log: CellLog, header, text_desc: str, trained: int, g
     out.mkdir(parents=True, exist_ok=True)
     meta = {**header, "text_desc": text_desc, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "machine": machine(gen)}
-    (out / "results.json").write_text(json.dumps({"meta": meta, "rows": rows, "cells": list(log.cells.values())},
+    write_atomic(out / "results.json", json.dumps({"meta": meta, "rows": rows, "cells": list(log.cells.values())},
                                                  indent=2))
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=["length", "method", "ppl", "ppl_min", "ppl_max", "samples", "seconds",
                                         "factor", "shared"])
     w.writeheader()
     w.writerows(rows)
-    (out / "results.csv").write_text(buf.getvalue())
+    write_atomic(out / "results.csv", buf.getvalue())
     png = plots.ppl_vs_length(out / "ppl_vs_length.png", rows, trained, f"{gen.spec}: perplexity of a fixed "
                               f"{header['tail']}-token slice")
     return [out / "results.json", out / "results.csv", png, log.path]

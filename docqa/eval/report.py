@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 from statistics import mean
 
+from ..index.versions import write_atomic
 from .metrics import METRICS, primary
 from .paired import paired_rows
 
@@ -109,13 +110,13 @@ def _metric_name(records: list[dict]) -> str:
 def write(out: Path, records: list[dict], rows: list[dict], meta: dict) -> None:
     """summary.json, summary.csv and accuracy_vs_latency.png in ``out`` (each written atomically)."""
     out.mkdir(parents=True, exist_ok=True)
-    _atomic(out / "summary.json", json.dumps({"meta": meta, "strategies": rows}, indent=2))
+    write_atomic(out / "summary.json", json.dumps({"meta": meta, "strategies": rows}, indent=2))
     buf = io.StringIO()
     extra = sorted({k for r in rows for k in r} - set(SUMMARY_COLUMNS))
     writer = csv.DictWriter(buf, fieldnames=SUMMARY_COLUMNS + extra)
     writer.writeheader()
     writer.writerows(rows)
-    _atomic(out / "summary.csv", buf.getvalue())
+    write_atomic(out / "summary.csv", buf.getvalue())
     plot(out / "accuracy_vs_latency.png", rows, meta.get("title", ""))
 
 
@@ -148,8 +149,3 @@ def plot(path: Path, rows: list[dict], title: str = "") -> None:
     plt.close(fig)
     os.replace(tmp, path)
 
-
-def _atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 import threading
 import time
@@ -23,6 +22,7 @@ from typing import Any, Optional
 from pydantic import BaseModel, ConfigDict
 
 from ..errors import ConfigError, DocQAError
+from ..index.versions import write_atomic
 from ..prompts import is_refusal
 from .metrics import KIND_METRICS, METRICS, recall_at_k
 from .questions import Question
@@ -149,9 +149,7 @@ def check_identity(out: Path, identity: dict[str, Any], resume: bool) -> None:
                                for k in differ)
             raise ConfigError(f"--resume: the run in {out} was made with other settings ({detail}). Use the same "
                               f"settings, or another --out for a new run.")
-    tmp = path.with_name(f".run.json.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(wanted, indent=2, sort_keys=True))
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(wanted, indent=2, sort_keys=True))
 
 
 def run(index_for: Callable[[Question], Any], questions: list[Question], cfg: EvalConfig,
@@ -174,7 +172,8 @@ def run(index_for: Callable[[Question], Any], questions: list[Question], cfg: Ev
         results_path.parent.mkdir(parents=True, exist_ok=True)
         check_identity(results_path.parent, cfg.identity, cfg.resume)
         # Start afresh, or keep exactly the complete records (a line torn by an interruption is dropped).
-        results_path.write_text("".join(json.dumps(r) + "\n" for r in done.values()))
+        # Atomic: killed while rewriting, a resumed run's finished records must not be lost.
+        write_atomic(results_path, "".join(json.dumps(r) + "\n" for r in done.values()))
     pairs = [(strategy, q) for strategy in strategies for q in questions]
     total = len(pairs)
     slots: list[dict | None] = [done.get((q.id, s)) for s, q in pairs]
