@@ -177,10 +177,6 @@ class LazyEmbedder:
         return self._model
 
     @property
-    def loaded(self) -> bool:
-        return self._model is not None
-
-    @property
     def dim(self) -> int:
         return self.model.dim
 
