@@ -206,3 +206,19 @@ def test_no_sweep_in_a_milvus_file_other_indexes_may_share(small_docs, tmp_path)
         assert "docqa_m_v41" in client.list_collections()  # not this index's own file: left alone
     finally:
         client.close()
+
+
+def test_removing_an_index_drops_its_collection_outside_the_folder(small_docs, tmp_path):
+    from pymilvus import MilvusClient
+
+    root, shared = tmp_path / "idx", str(tmp_path / "shared.db")
+    _ingest(small_docs, root, vector_store="milvus", uri=shared)
+    _ingest(small_docs, root, name="other", vector_store="milvus", uri=shared)
+    removed = docqa.api.remove("m", root=root)
+    assert removed.collections == [f"docqa_m_v1 at {shared}"] and not (root / "m").exists()
+    client = MilvusClient(shared)
+    try:
+        assert client.list_collections() == ["docqa_other_v1"]  # the other index's collection stays
+    finally:
+        client.close()
+    assert docqa.open_index("other", root=root, model=FAKE_MODEL).ask(QUESTIONS[0], "rag").sources

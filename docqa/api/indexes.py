@@ -130,6 +130,12 @@ def check(index: str, *, root: str | Path | None = None) -> _store.CheckReport:
     return _store.check_index(index, Path(root) if root is not None else index_root())
 
 
+def remove(index: str, *, root: str | Path | None = None, force: bool = False) -> _store.Removed:
+    """Delete the index ``index`` and every version of it (``docqa remove``): never during an ingest, and not while
+    it is open somewhere unless ``force``; Milvus collections it keeps outside its folder are dropped too."""
+    return _store.remove_index(index, Path(root) if root is not None else index_root(), force=force)
+
+
 def strategies() -> list[str]:
     """Names of the registered answering strategies."""
     return STRATEGIES.names()

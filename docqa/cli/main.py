@@ -18,6 +18,7 @@ app.command("ask")(ask.ask_cmd)
 app.command("eval")(evaluate.eval_cmd)
 app.command("list")(manage.list_cmd)
 app.command("check")(manage.check_cmd)
+app.command("remove")(manage.remove_cmd)
 app.add_typer(bench.bench_app, name="bench")
 
 

@@ -1,8 +1,9 @@
-"""``docqa list`` and ``docqa check``: the indexes on disk, and whether one is intact."""
+"""``docqa list``, ``docqa check`` and ``docqa remove``: the indexes on disk, whether one is intact, deleting one."""
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -68,3 +69,26 @@ def check_cmd(
                       f"--rebuild")
     if not report.ok:
         raise typer.Exit(code=1)
+
+
+@friendly
+def remove_cmd(
+    index: Annotated[str, typer.Argument(help="Index to delete, with every version of it.")],
+    root: Annotated[Optional[Path], typer.Option(help="Folder of indexes \\[default: ./indexes].")] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask (needed when not at a terminal).")] = False,
+    force: Annotated[bool, typer.Option(help="Remove even while another process has the index open.")] = False,
+) -> None:
+    """Delete an index: never during an ingest; Milvus collections it keeps elsewhere are dropped too."""
+    from .. import api
+    from ..errors import ConfigError
+
+    if not yes:
+        if not sys.stdin.isatty():
+            raise ConfigError(f"Removing index '{index}' cannot be undone: pass --yes to remove it without asking.")
+        m = dict(api.manifests([index], root=root)).get(index)
+        what = f" ({len(m.files)} files, {m.chunks:,} chunks)" if m is not None and not isinstance(m, str) else ""
+        if index in api.list_indexes(root) and not typer.confirm(f"Remove index '{index}'{what}?"):
+            raise typer.Exit(code=1)
+    removed = api.remove(index, root=root, force=force)
+    extra = f"; dropped {', '.join(removed.collections)}" if removed.collections else ""
+    out.print(f"Removed index '{escape(removed.index)}' ({removed.bytes / 2**20:.1f} MB){escape(extra)}.")

@@ -1,21 +1,25 @@
 """The on-disk index, read side: one verified version — its SQLite segments and its vector store — held until closed.
 
 The layout and versioning are in :mod:`.versions`, writing in :mod:`.writer`, segments and merges in
-:mod:`.segments`, vector stores in :mod:`.vector_stores`. This module knows nothing about readers, splitters or
-embedders. Names other modules import from here (``IndexWriter``, ``writing``, ``DocumentPart``…) are re-exported.
+:mod:`.segments`, vector stores in :mod:`.vector_stores`; :func:`remove_index` deletes a whole index. This module
+knows nothing about readers, splitters or embedders. Names other modules import from here (``IndexWriter``,
+``writing``, ``DocumentPart``…) are re-exported.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
+import shutil
 import sqlite3
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import IndexCorrupt, IndexNotFound
+from ..errors import ConfigError, IndexCorrupt, IndexNotFound
 from ..records import Chunk
 from .integrity import (
     FULL_HASH_BYTES,
@@ -30,11 +34,20 @@ from .integrity import (
 )
 from .segments import DocumentPart, latest_summaries, open_ro, summaries_of
 from .vector_stores import vector_store
-from .versions import list_indexes, live_version, read_live_manifest, shared_lock, valid_name, valid_root
+from .versions import (
+    fsync_dir,
+    list_indexes,
+    live_version,
+    read_live_manifest,
+    shared_lock,
+    valid_name,
+    valid_root,
+    versions,
+)
 from .writer import FAULT_POINTS, IndexWriter, writing
 
-__all__ = ["CheckReport", "DocumentPart", "FAULT_POINTS", "IndexStore", "IndexWriter", "check_index", "list_indexes",
-           "read_live_manifest", "valid_name", "valid_root", "writing"]
+__all__ = ["CheckReport", "DocumentPart", "FAULT_POINTS", "IndexStore", "IndexWriter", "Removed", "check_index",
+           "list_indexes", "read_live_manifest", "remove_index", "valid_name", "valid_root", "writing"]
 
 
 class OpenVersion:
@@ -245,3 +258,87 @@ def check_index(name: str, root: Path) -> CheckReport:
     finally:
         os.close(fd)
     return report
+
+
+@dataclass
+class Removed:
+    """What ``docqa remove`` took away."""
+
+    index: str
+    bytes: int  # on disk under the index folder (hard-linked segments counted once)
+    collections: list[str] = field(default_factory=list)  # Milvus collections dropped outside the folder
+
+
+def remove_index(name: str, root: Path, *, force: bool = False) -> Removed:
+    """Delete the index ``name`` (``docqa remove``). Under the writer's lock, so never during an ingest; refused while
+    another reader holds one of its versions (an open index, in this process or another) unless ``force``. Milvus
+    collections its manifests name outside the folder are dropped first; then the folder is renamed away in one step
+    and deleted, so a crash leaves the whole index or none of it under its name (the next remove sweeps the rest)."""
+    valid_name(name)
+    root = valid_root(Path(root))
+    for leftover in root.glob(".removing-*") if root.is_dir() else []:  # a remove killed before it finished
+        shutil.rmtree(leftover, ignore_errors=True)
+    home = root / name
+    if not home.is_dir():
+        raise IndexNotFound(name, str(root), list_indexes(root))
+    lock = open(home / ".lock", "w")  # noqa: SIM115 - held until the folder is gone
+    try:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(f"Index '{name}' is being written by an ingest; remove it when that ends.") from None
+        held = [v.name for v in versions(home) if _held(v)]
+        if held and not force:
+            raise ConfigError(f"Index '{name}' is open (version {held[0]} is held by a reader, in this process or "
+                              f"another). Close it first, or pass --force: its readers then fail on their next read.")
+        removed = Removed(name, _bytes(home))
+        specs = []
+        for folder in versions(home):
+            try:
+                spec = read_manifest(folder, name).vector_store or {}
+            except IndexCorrupt:  # a damaged manifest names no collection we could drop
+                continue
+            if spec.get("type") == "milvus" and spec not in specs:
+                specs.append(spec)
+        for spec in specs:
+            uri = str(spec.get("uri", ""))
+            if "://" not in uri and Path(uri).resolve().is_relative_to(home.resolve()):
+                continue  # a Milvus Lite file in the folder goes with it
+            store = vector_store(spec, home=home, index=name)
+            try:
+                store.drop()
+            finally:
+                store.close()
+            removed.collections.append(f"{spec.get('collection')} at {uri}")
+        trash = root / f".removing-{name}-{os.getpid()}"
+        os.replace(home, trash)
+        fsync_dir(root)
+        shutil.rmtree(trash, ignore_errors=True)
+        return removed
+    finally:
+        lock.close()
+
+
+def _held(folder: Path) -> bool:
+    """True when a reader holds ``folder`` (its shared flock)."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def _bytes(folder: Path) -> int:
+    seen, total = set(), 0
+    for f in folder.rglob("*"):
+        try:
+            st = f.lstat()
+        except OSError:
+            continue
+        if f.is_file() and (st.st_dev, st.st_ino) not in seen:
+            seen.add((st.st_dev, st.st_ino))
+            total += st.st_size
+    return total
