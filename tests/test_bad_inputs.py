@@ -336,3 +336,26 @@ def test_csv_from_a_spreadsheet_with_semicolons_and_capitalized_headers(tmp_path
                                                                     ("How long; roughly?", ["90 days"])]
     path.write_text('question,answers\nHow long; roughly?,90 days\n')
     assert [(q.question, q.answers) for q in load_jsonl(path)] == [("How long; roughly?", ["90 days"])]
+
+
+def test_swapped_question_formats_say_which_flag_to_use(tmp_path):
+    leval = tmp_path / "fin.jsonl"
+    leval.write_text(json.dumps({"input": "doc", "instructions": ["q"], "outputs": ["a"]}) + "\n")
+    with pytest.raises(BadQuestionFile, match=r"fin\.jsonl:1: an L-Eval document .* docqa eval --leval "):
+        load_jsonl(leval)
+    ours = tmp_path / "q.jsonl"
+    ours.write_text(json.dumps({"question": "q?", "answers": ["a"]}) + "\n")
+    with pytest.raises(BadQuestionFile, match=r"q\.jsonl:1: a docqa question .* without --leval"):
+        load_leval(ours)
+
+
+def test_an_out_folder_that_cannot_be_one_is_a_clear_line(tmp_path, indexed):
+    (tmp_path / "afile").write_text("x")
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(json.dumps({"question": "How long is probation?", "answers": ["90 days"]}) + "\n")
+    for out, message in ((tmp_path / "afile", "is a file. Give a folder"),
+                         ("/proc/docqa-nope/x", "Cannot create the --out folder")):
+        for args in (["eval", str(questions), "--index", "t", "--model", FAKE_MODEL, "--out", str(out)],
+                     ["bench", "rope", "--lengths", "2k", "--model", FAKE_MODEL, "--out", str(out)]):
+            r = CliRunner().invoke(app, args)
+            assert r.exit_code == 1 and message in " ".join(r.output.split()), (args, r.output)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..generators import GeneratorConfig
+from ..paths import output_folder
 from .indexes import generator_config
 
 
@@ -35,7 +36,7 @@ def bench_rope(
     cfg = RopeBenchConfig(lengths=lengths, methods=methods, tail=tail, samples=samples, fresh=fresh,
                           reuse_identical=reuse_identical)
     gen = load_generator(generator_config(model, device, generator))
-    return run_rope(gen, body, cfg, Path(out), text_desc=desc, progress=progress)
+    return run_rope(gen, body, cfg, output_folder(out), text_desc=desc, progress=progress)
 
 
 def bench_needle(
@@ -69,5 +70,5 @@ def bench_needle(
                                needle=needle or nb.DEFAULT_NEEDLE, question=question or nb.DEFAULT_QUESTION,
                                answer=answer or nb.DEFAULT_ANSWER, answer_start=answer_start, fresh=fresh)
     gen = load_generator(generator_config(model, device, generator))
-    return nb.run_needle(gen, body, cfg, Path(out), text_desc=desc, progress=progress)
+    return nb.run_needle(gen, body, cfg, output_folder(out), text_desc=desc, progress=progress)
 

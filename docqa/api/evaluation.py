@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ConfigError
 from ..generators import GeneratorConfig
 from ..index import store as _store
-from ..paths import index_root
+from ..paths import index_root, output_folder
 from ..strategies import STRATEGIES
 from .indexes import Index, ingest, make_config, open_index
 
@@ -74,6 +74,8 @@ def evaluate(
         generator.model = model
     model = model or (generator.model if generator else None)
     root = Path(root) if root is not None else index_root()
+    if out is not None:
+        out = output_folder(out)  # a file or an unwritable place: one line now, not an OSError after the questions
     if limit is not None and limit < 1:
         raise ConfigError(f"--limit must be at least 1, got {limit}.")
     if limit_docs is not None and (limit_docs < 1 or leval is None):

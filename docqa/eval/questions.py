@@ -240,6 +240,9 @@ def load_jsonl(path: Path) -> list[Question]:
     seen: dict[str, int] = {}
     rows, unit = _rows(path, "Question file")
     for n, row in rows:
+        if isinstance(row, dict) and "question" not in row and {"input", "instructions"} <= set(row):
+            raise BadQuestionFile(f"{_at(path, n, unit)}: an L-Eval document ('input', 'instructions'), not a docqa "
+                                  f"question. Pass the file with --leval: docqa eval --leval {path}")
         try:
             rec = QuestionRecord.model_validate(row)
         except ValidationError as e:
@@ -308,6 +311,10 @@ def load_leval(path: Path) -> list[tuple[str, str, list[Question]]]:
         try:
             rec = LevalRecord.model_validate(row)
         except ValidationError as e:
+            if isinstance(row, dict) and "question" in row and "input" not in row:
+                raise BadQuestionFile(f"{_at(path, n, unit)}: a docqa question ('question'), not an L-Eval document "
+                                      f"('input', 'instructions', 'outputs'). Pass the file without --leval, with "
+                                      f"--index NAME.") from None
             raise _schema_error(path, n, e, LEVAL_SHAPE, unit) from e
         name = f"{tag}-doc{len(docs) + 1:02d}"
         qs = [Question(f"{name}-q{i + 1:02d}", q.strip(), [a], [f"{name}.txt"], name,
