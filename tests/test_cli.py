@@ -71,6 +71,7 @@ def test_ask_reads_piped_questions_one_per_line_loading_the_models_once(small_do
         (["ask", "Q?", "--index", "t", "--embedder", "fake:other"], "was built with embedder 'fake:hash'"),
         (["ingest", "/definitely/not/here", "--index", "t"], "does not exist"),
         (["ingest", ".", "--index", "../escape"], "Bad index name"),
+        (["list", "--root", __file__], "is a file, not a folder"),
     ],
 )
 def test_user_mistakes_give_one_red_line_and_exit_1(small_docs, args, message):

@@ -110,7 +110,7 @@ class _LazyTokenizer:
 
 def list_indexes(root: str | Path | None = None) -> list[str]:
     """Names of the indexes under ``root`` (default: $DOCQA_INDEX_ROOT or ./indexes)."""
-    return _store.list_indexes(Path(root) if root is not None else index_root())
+    return _store.list_indexes(_store.valid_root(Path(root) if root is not None else index_root()))
 
 
 def manifests(names: list[str], *, root: str | Path | None = None) -> list[tuple[str, Any]]:
