@@ -222,3 +222,18 @@ def test_removing_an_index_drops_its_collection_outside_the_folder(small_docs, t
     finally:
         client.close()
     assert docqa.open_index("other", root=root, model=FAKE_MODEL).ask(QUESTIONS[0], "rag").sources
+
+
+def test_a_collection_that_cannot_be_dropped_is_named_not_fatal(small_docs, tmp_path, monkeypatch):
+    from docqa.index.vector_stores.milvus_store import MilvusVectors
+
+    root, shared = tmp_path / "idx", str(tmp_path / "shared.db")
+    _ingest(small_docs, root, vector_store="milvus", uri=shared)
+
+    def unreachable(self):
+        raise DocQAError("Milvus at http://gone:19530 does not answer")
+
+    monkeypatch.setattr(MilvusVectors, "drop", unreachable)
+    removed = docqa.api.remove("m", root=root)
+    assert removed.collections == [] and removed.left == [f"docqa_m_v1 at {shared}"]
+    assert docqa.list_indexes(root) == [] and not list(root.glob(".removing-*"))  # the index itself is gone

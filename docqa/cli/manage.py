@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from .common import friendly, out
+from .common import err, friendly, out
 
 
 @friendly
@@ -92,3 +92,6 @@ def remove_cmd(
     removed = api.remove(index, root=root, force=force)
     extra = f"; dropped {', '.join(removed.collections)}" if removed.collections else ""
     out.print(f"Removed index '{escape(removed.index)}' ({removed.bytes / 2**20:.1f} MB){escape(extra)}.")
+    if removed.left:
+        left = escape(", ".join(removed.left))
+        err.print(f"[yellow]Left on an unreachable Milvus server (drop them there):[/] {left}")

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError, IndexCorrupt, IndexNotFound
+from ..errors import ConfigError, DocQAError, IndexCorrupt, IndexNotFound, IndexWriteError
 from ..records import Chunk
 from .integrity import (
     FULL_HASH_BYTES,
@@ -267,13 +267,15 @@ class Removed:
     index: str
     bytes: int  # on disk under the index folder (hard-linked segments counted once)
     collections: list[str] = field(default_factory=list)  # Milvus collections dropped outside the folder
+    left: list[str] = field(default_factory=list)  # ones that could not be dropped (server unreachable)
 
 
 def remove_index(name: str, root: Path, *, force: bool = False) -> Removed:
     """Delete the index ``name`` (``docqa remove``). Under the writer's lock, so never during an ingest; refused while
-    another reader holds one of its versions (an open index, in this process or another) unless ``force``. Milvus
-    collections its manifests name outside the folder are dropped first; then the folder is renamed away in one step
-    and deleted, so a crash leaves the whole index or none of it under its name (the next remove sweeps the rest)."""
+    another reader holds one of its versions (an open index, in this process or another) unless ``force``. The folder
+    is renamed away in one step, so a crash leaves the whole index or none of it under its name (the next remove
+    sweeps the rest); then the Milvus collections its manifests name outside the folder are dropped (``left`` names
+    any whose server could not be reached) and the folder is deleted."""
     valid_name(name)
     root = valid_root(Path(root))
     for leftover in root.glob(".removing-*") if root.is_dir() else []:  # a remove killed before it finished
@@ -281,6 +283,14 @@ def remove_index(name: str, root: Path, *, force: bool = False) -> Removed:
     home = root / name
     if not home.is_dir():
         raise IndexNotFound(name, str(root), list_indexes(root))
+    try:
+        return _remove(name, root, home, force)
+    except OSError as e:  # permissions, a read-only disk: the index is still whole under its name
+        raise IndexWriteError(f"Cannot remove index '{name}' ({e.strerror or e}); nothing was removed. Check the "
+                              f"permissions of {home}.") from None
+
+
+def _remove(name: str, root: Path, home: Path, force: bool) -> Removed:
     lock = open(home / ".lock", "w")  # noqa: SIM115 - held until the folder is gone
     try:
         try:
@@ -300,19 +310,22 @@ def remove_index(name: str, root: Path, *, force: bool = False) -> Removed:
                 continue
             if spec.get("type") == "milvus" and spec not in specs:
                 specs.append(spec)
-        for spec in specs:
-            uri = str(spec.get("uri", ""))
-            if "://" not in uri and Path(uri).resolve().is_relative_to(home.resolve()):
-                continue  # a Milvus Lite file in the folder goes with it
-            store = vector_store(spec, home=home, index=name)
+        outside = [sp for sp in specs if "://" in str(sp.get("uri", ""))
+                   or not Path(str(sp.get("uri", ""))).resolve().is_relative_to(home.resolve())]
+        trash = root / f".removing-{name}-{os.getpid()}"
+        os.replace(home, trash)  # the commit point: from here the index is gone under its name
+        with contextlib.suppress(OSError):
+            fsync_dir(root)
+        for spec in outside:  # a Milvus Lite file inside the folder goes with it
+            where = f"{spec.get('collection')} at {spec.get('uri')}"
+            store = vector_store(spec, home=trash, index=name)
             try:
                 store.drop()
+                removed.collections.append(where)
+            except DocQAError:  # an unreachable server: the index is gone; say what is left there
+                removed.left.append(where)
             finally:
                 store.close()
-            removed.collections.append(f"{spec.get('collection')} at {uri}")
-        trash = root / f".removing-{name}-{os.getpid()}"
-        os.replace(home, trash)
-        fsync_dir(root)
         shutil.rmtree(trash, ignore_errors=True)
         return removed
     finally:
