@@ -70,3 +70,16 @@ def test_remove_from_the_command_line_asks_or_needs_yes(small_docs, tmp_path):
     assert r.exit_code == 1 and "pass --yes" in r.output and docqa.list_indexes(root) == ["a"]
     r = CliRunner().invoke(app, ["remove", "a", "--root", str(root), "--yes"])
     assert r.exit_code == 0 and "Removed index 'a'" in r.output and docqa.list_indexes(root) == []
+
+
+def test_disk_bytes_count_shared_segments_once_and_list_shows_them(small_docs, tmp_path):
+    root = tmp_path / "idx"
+    docqa.ingest(small_docs, "a", root=root, embedder=FAKE_EMBEDDER, model=FAKE_MODEL)
+    (small_docs / "notes.md").write_text("# Notes\n\nThe cafeteria opens at eight.\n")
+    docqa.ingest(small_docs, "a", root=root, embedder=FAKE_EMBEDDER, model=FAKE_MODEL)
+    files = [f for f in (root / "a").rglob("*") if f.is_file()]
+    assert any(f.stat().st_nlink > 1 for f in files)  # the second version links the first one's segment
+    unique = {(f.stat().st_dev, f.stat().st_ino): f.stat().st_size for f in files}
+    assert docqa.api.disk_bytes("a", root=root) == sum(unique.values()) < sum(f.stat().st_size for f in files)
+    r = CliRunner().invoke(app, ["list", "--root", str(root)], terminal_width=200)
+    assert r.exit_code == 0 and "on disk" in r.output and f"{sum(unique.values()) / 2**20:,.1f} MB" in r.output

@@ -7,7 +7,18 @@ as a terminal user. Nothing here imports torch or faiss at import time.
 from ..paths import index_root
 from .bench import bench_needle, bench_rope
 from .evaluation import evaluate, verdict
-from .indexes import Index, check, ingest, list_indexes, make_config, manifests, open_index, remove, strategies
+from .indexes import (
+    Index,
+    check,
+    disk_bytes,
+    ingest,
+    list_indexes,
+    make_config,
+    manifests,
+    open_index,
+    remove,
+    strategies,
+)
 
-__all__ = ["Index", "bench_needle", "bench_rope", "check", "evaluate", "index_root", "ingest", "list_indexes",
-           "make_config", "manifests", "open_index", "remove", "strategies", "verdict"]
+__all__ = ["Index", "bench_needle", "bench_rope", "check", "disk_bytes", "evaluate", "index_root", "ingest",
+           "list_indexes", "make_config", "manifests", "open_index", "remove", "strategies", "verdict"]

@@ -125,6 +125,11 @@ def manifests(names: list[str], *, root: str | Path | None = None) -> list[tuple
     return out
 
 
+def disk_bytes(index: str, *, root: str | Path | None = None) -> int:
+    """Bytes an index takes on disk, all its versions together (shared segments counted once)."""
+    return _store.disk_bytes((Path(root) if root is not None else index_root()) / _store.valid_name(index))
+
+
 def check(index: str, *, root: str | Path | None = None) -> _store.CheckReport:
     """Verify every file of an index's live version (checksums, SQLite integrity, counts, ids): ``docqa check``."""
     return _store.check_index(index, Path(root) if root is not None else index_root())

@@ -25,13 +25,14 @@ def list_cmd(
     if not names:
         out.print("No indexes yet. Create one with: docqa ingest PATH --index NAME")
         return
-    table = Table("index", "version", "files", "chunks", "tokens", "embedder", "vectors")
+    table = Table("index", "version", "files", "chunks", "tokens", "embedder", "vectors", "on disk")
     for name, m in api.manifests(names, root=root):
+        size = f"{api.disk_bytes(name, root=root) / 2**20:,.1f} MB"
         if isinstance(m, str):  # unreadable: say so in its row, keep listing the others
-            table.add_row(name, "[red]damaged[/]", "", "", "", escape(m), "")
+            table.add_row(name, "[red]damaged[/]", "", "", "", escape(m), "", size)
             continue
         table.add_row(name, str(m.version), str(len(m.files)), str(m.chunks), f"{m.tokens:,}", m.embedder,
-                      escape(_vectors(m)))
+                      escape(_vectors(m)), size)
     out.print(table)
 
 

@@ -47,7 +47,7 @@ from .versions import (
 from .writer import FAULT_POINTS, IndexWriter, writing
 
 __all__ = ["CheckReport", "DocumentPart", "FAULT_POINTS", "IndexStore", "IndexWriter", "Removed", "check_index",
-           "list_indexes", "read_live_manifest", "remove_index", "valid_name", "valid_root", "writing"]
+           "disk_bytes", "list_indexes", "read_live_manifest", "remove_index", "valid_name", "valid_root", "writing"]
 
 
 class OpenVersion:
@@ -301,7 +301,7 @@ def _remove(name: str, root: Path, home: Path, force: bool) -> Removed:
         if held and not force:
             raise ConfigError(f"Index '{name}' is open (version {held[0]} is held by a reader, in this process or "
                               f"another). Close it first, or pass --force: its readers then fail on their next read.")
-        removed = Removed(name, _bytes(home))
+        removed = Removed(name, disk_bytes(home))
         specs = []
         for folder in versions(home):
             try:
@@ -344,7 +344,8 @@ def _held(folder: Path) -> bool:
         os.close(fd)
 
 
-def _bytes(folder: Path) -> int:
+def disk_bytes(folder: Path) -> int:
+    """Bytes of the files under ``folder``, each hard-linked file once (versions share their segments)."""
     seen, total = set(), 0
     for f in folder.rglob("*"):
         try:
