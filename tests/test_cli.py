@@ -98,3 +98,16 @@ def test_help_is_fast_and_imports_no_model_code():
     assert "HEAVY []" in out
     assert elapsed < 1.5, f"docqa --help took {elapsed:.2f} s"
     assert "ingest" in out and "ask" in out
+
+
+@pytest.mark.parametrize("args, loads", [(["-s", "long-context"], 0), (["-s", "long-context", "--truncate"], 1),
+                                         (["-s", "rag,lc"], 1)])
+def test_ask_loads_the_embedder_only_for_strategies_that_retrieve(small_docs, monkeypatch, args, loads):
+    import docqa.corpus
+
+    _ingest(small_docs)
+    real, calls = docqa.corpus.load_embedder, []
+    monkeypatch.setattr("docqa.corpus.load_embedder", lambda spec: calls.append(spec) or real(spec))
+    r = runner.invoke(app, ["ask", "How long is the probation period?", "--index", "t", "--model", FAKE_MODEL, *args])
+    assert r.exit_code == 0, r.output
+    assert len(set(calls)) == loads and "90 days" in r.output

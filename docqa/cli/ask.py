@@ -104,8 +104,11 @@ def ask_cmd(
                    chain=chain, route_threshold=route_threshold, drop_threshold=drop_threshold, max_calls=max_calls,
                    summary_window=summary_window, map_top_k=map_top_k, kv_budget=kv_budget)
     api.make_config(**options).check()  # a bad option is said once, not once per question
+    # Long-context without --truncate retrieves nothing: then the embedder (~5 s to import and load) is not loaded.
+    retrieval = any(STRATEGIES.canonical(v.strategy) != "long-context" or v.options.get("truncate", truncate)
+                    for v in parse_variants(names))
     with _progress(index, disabled=json_out, doing="loading the models"):
-        idx.load()  # so that the first answer's timings are its own
+        idx.load(retrieval=retrieval)  # so that the first answer's timings are its own
     failed = asked = 0
     for q in _questions(question, prompt=not json_out):
         asked += 1
