@@ -98,7 +98,8 @@ def ask_cmd(
     picked = [s for s in strategy.split(",") if s.strip()]
     if strategy != "all" and not picked:
         raise ConfigError(f"--strategy '{strategy}' names no strategy. Use e.g. rag, long-context or all.")
-    names = STRATEGIES.names() if strategy == "all" else [v.label for v in parse_variants(picked)]
+    variants = parse_variants(STRATEGIES.names() if strategy == "all" else picked)
+    names = [v.label for v in variants]
     options = dict(top_k=top_k, rope=rope, rope_factor=rope_factor, max_context=max_context, truncate=truncate,
                    cache_prefix=cache_prefix, max_new_tokens=max_new_tokens, style=style, length_hint=length_hint,
                    chain=chain, route_threshold=route_threshold, drop_threshold=drop_threshold, max_calls=max_calls,
@@ -106,7 +107,7 @@ def ask_cmd(
     api.make_config(**options).check()  # a bad option is said once, not once per question
     # Long-context without --truncate retrieves nothing: then the embedder (~5 s to import and load) is not loaded.
     retrieval = any(STRATEGIES.canonical(v.strategy) != "long-context" or v.options.get("truncate", truncate)
-                    for v in parse_variants(names))
+                    for v in variants)
     with _progress(index, disabled=json_out, doing="loading the models"):
         idx.load(retrieval=retrieval)  # so that the first answer's timings are its own
     failed = asked = 0
