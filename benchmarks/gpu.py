@@ -58,6 +58,8 @@ def main() -> None:
     ap.add_argument("--decode-tokens", type=int, default=64)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--prefill-chunk", type=int, default=8192, help="docqa's prefill chunk on the GPU")
+    ap.add_argument("--prefill-chunks", default=None,
+                    help="prefill chunks to compare, e.g. 2048,8192 (2048 is GeneratorConfig's default)")
     ap.add_argument("--peak-tflops", type=float, default=None)
     ap.add_argument("--bandwidth-tbs", type=float, default=None)
     ap.add_argument("--skip-hf", action="store_true", help="skip transformers' generate")
@@ -108,24 +110,46 @@ def main() -> None:
     def flops(n: int) -> float:
         return 2 * (params - embed) * n + 2 * layers * n * n * d
 
-    for n in lengths:  # docqa's prefill
-        plan = gen.plain_plan(n + 64)
-        gen.prefill_prefix(ids[:256], gen.plain_plan(320))  # warm-up
-        sync(device)
-        if device != "cpu":
-            torch.cuda.reset_peak_memory_stats()
-        t = time.perf_counter()
-        state = gen.prefill_prefix(ids[:n], plan)
-        sync(device)
-        s = time.perf_counter() - t
-        row = {"tokens": n, "seconds": round(s, 3), "tok_s": round(n / s, 1),
-               "tflops": round(flops(n) / s / 1e12, 1),
-               "share_of_peak": peak_flops and round(flops(n) / s / peak_flops, 3),
-               "peak_gb": round(peak_gb(device), 1), "rope": state.plan.method}
-        result["prefill"].append(row)
-        print("docqa prefill", row, flush=True)
-        del state
+    def save() -> Path:  # after every phase: a later phase that fails or runs out of time loses nothing
+        path = args.out or ROOT / "benchmarks" / "results" / ("gpu_smoke.json" if args.smoke else "gpu.json")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=2) + "\n")
+        return path
+
+    def failed(section: str, row: dict, e: BaseException) -> None:
+        row["error"] = f"{type(e).__name__}: {' '.join(str(e).split())[:300]}"
+        result[section].append(row)
+        print(section, row, flush=True)
         gc.collect()
+        if device != "cpu":
+            torch.cuda.empty_cache()
+
+    chunks = [int(x) for x in args.prefill_chunks.split(",")] if args.prefill_chunks else [args.prefill_chunk]
+    for chunk in chunks:
+        gen.config.prefill_chunk = chunk
+        for n in lengths:  # docqa's prefill
+            try:
+                plan = gen.plain_plan(n + 64)
+                gen.prefill_prefix(ids[:256], gen.plain_plan(320))  # warm-up
+                sync(device)
+                if device != "cpu":
+                    torch.cuda.reset_peak_memory_stats()
+                t = time.perf_counter()
+                state = gen.prefill_prefix(ids[:n], plan)
+                sync(device)
+                s = time.perf_counter() - t
+                row = {"tokens": n, "chunk": chunk, "seconds": round(s, 3), "tok_s": round(n / s, 1),
+                       "tflops": round(flops(n) / s / 1e12, 1),
+                       "share_of_peak": peak_flops and round(flops(n) / s / peak_flops, 3),
+                       "peak_gb": round(peak_gb(device), 1), "rope": state.plan.method}
+                result["prefill"].append(row)
+                print("docqa prefill", row, flush=True)
+                del state
+                gc.collect()
+            except Exception as e:  # noqa: BLE001 - recorded, and the next measurement runs
+                failed("prefill", {"tokens": n, "chunk": chunk}, e)
+    gen.config.prefill_chunk = args.prefill_chunk
+    save()
 
     def bound(batch: int) -> float | None:
         if not bandwidth:
@@ -133,34 +157,45 @@ def main() -> None:
         return batch * bandwidth / (weight_bytes + batch * context * kv_tok)
 
     # docqa decode at batch 1 over a context-token prefix, then batch N (rows prefilled one by one, decoded together)
-    plan = gen.plain_plan(context + 64 + args.decode_tokens)
-    state = gen.prefill_prefix(ids[:context], plan)
-    if device != "cpu":
-        torch.cuda.reset_peak_memory_stats()
-    out = gen.generate(ids[context:context + 16], args.decode_tokens, prefix=state)
-    tps = out.completion_tokens / out.decode_s
-    row = {"who": "docqa", "batch": 1, "context": context, "tok_s": round(tps, 1), "bound_tok_s": bound(1) and
-           round(bound(1), 1), "share_of_bound": bound(1) and round(tps / bound(1), 3), "peak_gb":
-           round(peak_gb(device), 1), "tokens": out.completion_tokens}
-    result["decode"].append(row)
-    print("docqa decode", row, flush=True)
-    del state
-    gc.collect()
-    if device != "cpu":
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats()
-    prompts = [ids[i:i + context] for i in range(args.batch)]  # distinct rows
-    outs = gen.generate_batch(prompts, args.decode_tokens)
-    toks = sum(o.completion_tokens for o in outs)
-    tps = toks / outs[0].decode_s
-    row = {"who": "docqa", "batch": args.batch, "context": context, "tok_s": round(tps, 1),
-           "bound_tok_s": bound(args.batch) and round(bound(args.batch), 1),
-           "share_of_bound": bound(args.batch) and round(tps / bound(args.batch), 3),
-           "peak_gb": round(peak_gb(device), 1), "prefill_s": round(outs[0].prefill_s, 1), "tokens": toks}
-    result["decode"].append(row)
-    print("docqa decode", row, flush=True)
-    del outs
-    gc.collect()
+    # A short context first: its steps read the weights and almost no cache, so it shows the per-step overhead.
+    for ctx in sorted({min(1024, context), context}):
+        try:
+            plan = gen.plain_plan(ctx + 64 + args.decode_tokens)
+            state = gen.prefill_prefix(ids[:ctx], plan)
+            if device != "cpu":
+                torch.cuda.reset_peak_memory_stats()
+            out = gen.generate(ids[ctx:ctx + 16], args.decode_tokens, prefix=state)
+            tps = out.completion_tokens / out.decode_s
+            b = bandwidth and bandwidth / (weight_bytes + ctx * kv_tok)
+            row = {"who": "docqa", "batch": 1, "context": ctx, "tok_s": round(tps, 1), "bound_tok_s": b and
+                   round(b, 1), "share_of_bound": b and round(tps / b, 3), "peak_gb": round(peak_gb(device), 1),
+                   "tokens": out.completion_tokens}
+            result["decode"].append(row)
+            print("docqa decode", row, flush=True)
+            del state
+            gc.collect()
+        except Exception as e:  # noqa: BLE001
+            failed("decode", {"who": "docqa", "batch": 1, "context": ctx}, e)
+    save()
+    try:
+        if device != "cpu":
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+        prompts = [ids[i:i + context] for i in range(args.batch)]  # distinct rows
+        outs = gen.generate_batch(prompts, args.decode_tokens)
+        toks = sum(o.completion_tokens for o in outs)
+        tps = toks / outs[0].decode_s
+        row = {"who": "docqa", "batch": args.batch, "context": context, "tok_s": round(tps, 1),
+               "bound_tok_s": bound(args.batch) and round(bound(args.batch), 1),
+               "share_of_bound": bound(args.batch) and round(tps / bound(args.batch), 3),
+               "peak_gb": round(peak_gb(device), 1), "prefill_s": round(outs[0].prefill_s, 1), "tokens": toks}
+        result["decode"].append(row)
+        print("docqa decode", row, flush=True)
+        del outs
+        gc.collect()
+    except Exception as e:  # noqa: BLE001
+        failed("decode", {"who": "docqa", "batch": args.batch, "context": context}, e)
+    save()
 
     if not args.skip_hf:  # transformers' generate, same model, greedy, fixed number of new tokens
         for batch in (1, args.batch):
@@ -185,16 +220,15 @@ def main() -> None:
                        "prefill_s": round(t_prefill, 2), "bound_tok_s": bound(batch) and round(bound(batch), 1),
                        "share_of_bound": bound(batch) and round(tps / bound(batch), 3),
                        "peak_gb": round(peak_gb(device), 1)}
-            except torch.OutOfMemoryError as e:
-                row = {"who": "transformers generate", "batch": batch, "context": context, "error": str(e)[:200]}
+            except Exception as e:  # noqa: BLE001 - an out-of-memory error is a result too
+                failed("decode", {"who": "transformers generate", "batch": batch, "context": context}, e)
+                continue
             result["decode"].append(row)
             print("hf generate", row, flush=True)
             del inp
             gc.collect()
-    out_path = args.out or ROOT / "benchmarks" / "results" / ("gpu_smoke.json" if args.smoke else "gpu.json")
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {out_path}")
+            save()
+    print(f"wrote {save()}")
 
 
 if __name__ == "__main__":

@@ -7,9 +7,27 @@
     print(ans.text, ans.sources, ans.timings)
 """
 
-from .api import Index, evaluate, ingest, list_indexes, open_index, strategies
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from .errors import DocQAError
 from .records import Answer, IngestReport, Source
+
+if TYPE_CHECKING:
+    from .api import Index, evaluate, ingest, list_indexes, open_index, strategies
+
+_API = {"Index", "evaluate", "ingest", "list_indexes", "open_index", "strategies"}
+
+
+def __getattr__(name: str):
+    # The API is imported on first use, not with the package: `import docqa.generators` alone (the GPU benchmark, on a
+    # machine without pydantic, faiss or llama-index) must not pull in the index store and its schemas.
+    if name in _API:
+        from . import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'docqa' has no attribute {name!r}")
 
 __all__ = [
     "Answer",

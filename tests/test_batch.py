@@ -25,8 +25,8 @@ def fake_index(small_docs):
 @pytest.fixture(scope="module")
 def gen(tmp_path_factory):
     folder = tiny_llama.build(tmp_path_factory.mktemp("tiny-batch"), window=64)
-    return TransformersGenerator("tiny", str(folder), GeneratorConfig(model=str(folder), device="cpu",
-                                                                       prefill_chunk=256))
+    return TransformersGenerator("tiny", str(folder), GeneratorConfig(model=str(folder), device=tiny_llama.DEVICE,
+                                                                       dtype=tiny_llama.DTYPE, prefill_chunk=256))
 
 
 def _prompts(n, seed=0, lo=3, hi=90):

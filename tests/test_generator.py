@@ -17,7 +17,8 @@ WINDOW = 64
 def gen(tmp_path_factory):
     folder = tiny_llama.build(tmp_path_factory.mktemp("tiny"), window=WINDOW)
     return TransformersGenerator("tiny", str(folder), GeneratorConfig(model=str(folder), prefill_chunk=48,
-                                                                       device="cpu"))
+                                                                       device=tiny_llama.DEVICE,
+                                                                       dtype=tiny_llama.DTYPE))
 
 
 def _ids(n, seed=0):
@@ -27,7 +28,7 @@ def _ids(n, seed=0):
 
 def _full_logits(gen, ids):
     with torch.inference_mode():
-        return gen.model(input_ids=torch.tensor([ids])).logits[0]
+        return gen.model(input_ids=torch.tensor([ids], device=gen.device)).logits[0]
 
 
 def _stepwise_logits(gen, ids):
@@ -37,7 +38,7 @@ def _stepwise_logits(gen, ids):
     rows = []
     with torch.inference_mode():
         for i in ids:
-            out = gen.model(input_ids=torch.tensor([[i]]), use_cache=True, **{gen._cache_kw: cache})
+            out = gen.model(input_ids=torch.tensor([[i]], device=gen.device), use_cache=True, **{gen._cache_kw: cache})
             rows.append(out.logits[0, -1])
     return torch.stack(rows)
 
@@ -62,7 +63,7 @@ def test_transformers_native_dynamic_rope_disagrees_with_itself(tmp_path):
         model = AutoModelForCausalLM.from_pretrained(
             str(folder), rope_parameters={"rope_type": "dynamic", "factor": 1.0, "rope_theta": 10000.0})
         holder = type("Holder", (), {})()
-        holder.model, holder._cache_kw = model, gen_cache_kw(model)
+        holder.model, holder._cache_kw, holder.device = model, gen_cache_kw(model), "cpu"
         return holder
 
     ids = _ids(3 * WINDOW)
@@ -132,8 +133,9 @@ def test_in_place_cache_grows_crops_and_matches_transformers_cache(gen):
     ours, theirs = new_cache(gen.model.config, expected=8, reserve=0), DynamicCache(config=gen.model.config)
     with torch.inference_mode():
         for start in range(0, 90, 13):  # many small writes force several regrowths
-            a = gen.model(input_ids=torch.tensor([ids[start:start + 13]]), use_cache=True, **{gen._cache_kw: ours})
-            b = gen.model(input_ids=torch.tensor([ids[start:start + 13]]), use_cache=True, **{gen._cache_kw: theirs})
+            chunk = torch.tensor([ids[start:start + 13]], device=gen.device)
+            a = gen.model(input_ids=chunk, use_cache=True, **{gen._cache_kw: ours})
+            b = gen.model(input_ids=chunk, use_cache=True, **{gen._cache_kw: theirs})
             assert (a.logits - b.logits).abs().max().item() <= 1e-5
     assert ours.get_seq_length() == 90
     ours.crop(-40)
@@ -146,7 +148,7 @@ def test_tail_logprobs_equal_a_full_pass(gen):
     gen._apply_rope(plan)
     with torch.inference_mode():
         full = torch.log_softmax(_full_logits(gen, ids), -1)
-    expected = full[:-1].gather(1, torch.tensor(ids[1:])[:, None])[:, 0][-50:]
+    expected = full[:-1].gather(1, torch.tensor(ids[1:], device=gen.device)[:, None])[:, 0][-50:]
     got = gen.tail_logprobs(ids, plan, 50)
     assert got.shape == (50,) and (got - expected).abs().max().item() <= 1e-4
 
@@ -291,16 +293,17 @@ def test_a_model_in_memory_without_a_tokenizer_takes_token_ids(gen):
 
 
 def test_the_gpu_benchmark_runs_with_only_torch_and_transformers(tmp_path):
-    """benchmarks/gpu.py must run on the GPU machine, which has no faiss, llama-index nor sentence-transformers."""
+    """benchmarks/gpu.py must run on the GPU machine, which has no faiss, llama-index, pydantic nor openai."""
     import subprocess
     import sys
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
+    absent = ('faiss', 'llama_index', 'sentence_transformers', 'pydantic', 'openai')
     script = ("import sys, runpy\n"
               "class Block:\n"
               "    def find_spec(self, name, path=None, target=None):\n"
-              "        if name.split('.')[0] in ('faiss', 'llama_index', 'sentence_transformers'):\n"
+              f"        if name.split('.')[0] in {absent!r}:\n"
               "            raise ImportError('blocked ' + name)\n"
               "sys.meta_path.insert(0, Block())\n"
               f"sys.argv = ['gpu.py', '--smoke', '--skip-hf', '--decode-tokens', '4', '--batch', '2', '--out', "
@@ -345,8 +348,9 @@ def test_the_score_of_a_continuation_is_its_log_probability_and_leaves_the_answe
     out = gen.generate(ids, 6, score=text)
     cont = gen.encode(text)
     with torch.inference_mode():
-        logits = gen.model(input_ids=torch.tensor([ids + cont])).logits[0].float()
-    lp = torch.log_softmax(logits[len(ids) - 1:-1], -1).gather(1, torch.tensor(cont)[:, None]).sum().item()
+        logits = gen.model(input_ids=torch.tensor([ids + cont], device=gen.device)).logits[0].float()
+    lp = torch.log_softmax(logits[len(ids) - 1:-1], -1).gather(1, torch.tensor(cont, device=gen.device)[:, None])
+    lp = lp.sum().item()
     assert out.score_logprob == pytest.approx(lp, abs=1e-3)
     assert out.text == gen.generate(ids, 6).text  # scoring does not disturb the cache the answer is decoded from
     batch = gen.generate_batch([ids, _ids(20, seed=9)], 6, score=text)

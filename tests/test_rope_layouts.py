@@ -42,8 +42,10 @@ def layout(request, tmp_path_factory):
     from transformers import AutoModelForCausalLM
 
     gen = TransformersGenerator(request.param, str(folder), GeneratorConfig(model=str(folder), prefill_chunk=24,
-                                                                             device="cpu"))
-    reference = AutoModelForCausalLM.from_pretrained(str(folder)).eval()  # transformers' own, untouched
+                                                                             device=tiny_llama.DEVICE,
+                                                                             dtype=tiny_llama.DTYPE))
+    # transformers' own, untouched
+    reference = AutoModelForCausalLM.from_pretrained(str(folder)).to(gen.device).eval()
     return request.param, gen, reference
 
 
@@ -58,8 +60,8 @@ def _stepwise(gen, ids):
 
     cache = new_cache(gen.model.config, expected=len(ids))
     with torch.inference_mode():
-        return torch.stack([gen.model(input_ids=torch.tensor([[i]]), use_cache=True, **{gen._cache_kw: cache})
-                            .logits[0, -1] for i in ids])
+        return torch.stack([gen.model(input_ids=torch.tensor([[i]], device=gen.device), use_cache=True,
+                                      **{gen._cache_kw: cache}).logits[0, -1] for i in ids])
 
 
 def test_the_rope_model_reads_the_config(layout):
@@ -79,9 +81,9 @@ def test_within_the_window_docqa_gives_transformers_own_logits(layout, length):
     plan = plan_for("yarn", gen.rope_model(), length)  # docqa's default method
     assert plan.factor == 1.0 and plan.method == ("native" if LAYOUTS[name][1] else "yarn")
     with torch.inference_mode():
-        want = reference(input_ids=torch.tensor([ids])).logits[0]
+        want = reference(input_ids=torch.tensor([ids], device=gen.device)).logits[0]
         gen._apply_rope(plan)
-        got_full = gen.model(input_ids=torch.tensor([ids])).logits[0]
+        got_full = gen.model(input_ids=torch.tensor([ids], device=gen.device)).logits[0]
     assert (got_full - want).abs().max().item() <= 1e-4
     assert (_stepwise(gen, ids) - want).abs().max().item() <= 1e-4
 
@@ -99,7 +101,7 @@ def test_past_the_window_decoding_equals_one_full_pass(layout, method):
     assert bool((inv <= native * (1 + 1e-6)).all())  # every method slows rotations, none speeds one up
     gen._apply_rope(plan)
     with torch.inference_mode():
-        full = gen.model(input_ids=torch.tensor([ids])).logits[0]
+        full = gen.model(input_ids=torch.tensor([ids], device=gen.device)).logits[0]
     assert (full - _stepwise(gen, ids)).abs().max().item() <= 1e-4
 
 
