@@ -1,16 +1,22 @@
 """GPU evidence: docqa's generator on a random-weight model with Llama-3.1-8B's shape, against the hardware's bounds
 and against transformers' own ``generate``.
 
-    python benchmarks/gpu.py                 # on a CUDA machine: the 8 B shape, bf16, 8 k and 32 k tokens
-    python benchmarks/gpu.py --smoke         # anywhere: a tiny shape on CPU, to check the script itself runs
+    python benchmarks/gpu.py --prefill-chunks 2048,32768 --profile   # on a CUDA machine: 8 B shape, bf16
+    python benchmarks/gpu.py --smoke                                  # anywhere: a tiny shape on CPU, checks the script
 
 The model is built from a config directly on the GPU in bf16 (no weights to download or carry) and fed token ids (no
-tokenizer). Imports only torch, transformers and docqa's generator modules (the GPU machine has no faiss nor
-llama-index). Reports: prefill tokens/s and the share of bf16 peak at each length (FLOPs = 2·params·n + 2·layers·n²·d
-for causal attention); decode tokens/s at batch 1 and 16 over a 32 k-token context against the HBM-bandwidth bound
-(every weight plus every row's KV cache read once a step); peak memory; the same for ``model.generate``. Writes
-benchmarks/results/gpu.json. Peak figures default to the detected GPU (H200/H100: 989 TFLOPS bf16 dense; H200 4.8 TB/s,
-H100 3.35 TB/s, A100 312 TFLOPS / 2.0 TB/s) or --peak-tflops / --bandwidth-tbs.
+tokenizer). Imports only torch, transformers and docqa's generator modules (the GPU machine has no faiss, llama-index
+nor pydantic). Reports, each phase saved as it ends:
+
+- prefill tokens/s and the share of bf16 peak at each length and prefill chunk (FLOPs = 2·params·n + 2·layers·n²·d
+  for causal attention), the second of two runs;
+- decode tokens/s at batch 1 over a 1 k and a 32 k-token context — eager steps, CUDA-graph steps (docqa's default on
+  CUDA), CUDA-graph steps with docqa's grouped attention — and at batch 16 over 32 k (continuous batching, SDPA and
+  grouped attention), each against the HBM-bandwidth bound (every weight plus every row's KV cache read once a step);
+- peak memory; ``model.generate`` beside them; with ``--profile``, torch.profiler tables of eager steps.
+
+Writes benchmarks/results/gpu.json. Peak figures default to the detected GPU (H200/H100: 989 TFLOPS bf16 dense; H200
+4.8 TB/s, H100 3.35 TB/s, A100 312 TFLOPS / 2.0 TB/s) or --peak-tflops / --bandwidth-tbs.
 """
 
 from __future__ import annotations
@@ -57,12 +63,16 @@ def main() -> None:
     ap.add_argument("--decode-context", type=int, default=None, help="default 32768 (smoke 512)")
     ap.add_argument("--decode-tokens", type=int, default=64)
     ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--batch-tokens", type=int, default=32, help="new tokens per row in the batched runs")
     ap.add_argument("--prefill-chunk", type=int, default=8192, help="docqa's prefill chunk on the GPU")
     ap.add_argument("--prefill-chunks", default=None,
                     help="prefill chunks to compare, e.g. 2048,8192 (2048 is GeneratorConfig's default)")
     ap.add_argument("--peak-tflops", type=float, default=None)
     ap.add_argument("--bandwidth-tbs", type=float, default=None)
     ap.add_argument("--skip-hf", action="store_true", help="skip transformers' generate")
+    ap.add_argument("--hf-batch", type=int, default=1, help="transformers' generate at batch 1 and this (16 at 32 k "
+                    "ran out of memory on an H200: it prefills every row in one forward)")
+    ap.add_argument("--profile", action="store_true", help="torch.profiler tables of eager decode steps")
     ap.add_argument("--out", type=Path, default=None, help="default benchmarks/results/gpu.json (gpu_smoke.json)")
     args = ap.parse_args()
 
@@ -124,90 +134,115 @@ def main() -> None:
         if device != "cpu":
             torch.cuda.empty_cache()
 
+    from docqa import attention
+
+    def set_attention(kind: str) -> None:
+        """sdpa: transformers' SDPA (given a mask, it repeats grouped keys/values per query head); grouped: docqa's
+        few-query attention, on this device too."""
+        if kind == "grouped":
+            attention.DEVICES.add(device.split(":")[0])
+            model.set_attn_implementation(attention.register())
+        else:
+            attention.DEVICES.discard("cuda")
+            model.set_attn_implementation("sdpa")
+
+    def reset_peak() -> None:
+        gc.collect()
+        if device != "cpu":
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+
+    # Prefill: each length and chunk twice, the second timed (the first meets new shapes: cuBLAS picks its kernels).
     chunks = [int(x) for x in args.prefill_chunks.split(",")] if args.prefill_chunks else [args.prefill_chunk]
     for chunk in chunks:
         gen.config.prefill_chunk = chunk
-        for n in lengths:  # docqa's prefill
+        for n in lengths:
             try:
                 plan = gen.plain_plan(n + 64)
-                gen.prefill_prefix(ids[:256], gen.plain_plan(320))  # warm-up
-                sync(device)
-                if device != "cpu":
-                    torch.cuda.reset_peak_memory_stats()
-                t = time.perf_counter()
-                state = gen.prefill_prefix(ids[:n], plan)
-                sync(device)
-                s = time.perf_counter() - t
+                for _ in range(2):
+                    reset_peak()
+                    sync(device)
+                    t = time.perf_counter()
+                    state = gen.prefill_prefix(ids[:n], plan)
+                    sync(device)
+                    s = time.perf_counter() - t
+                    del state
                 row = {"tokens": n, "chunk": chunk, "seconds": round(s, 3), "tok_s": round(n / s, 1),
                        "tflops": round(flops(n) / s / 1e12, 1),
                        "share_of_peak": peak_flops and round(flops(n) / s / peak_flops, 3),
-                       "peak_gb": round(peak_gb(device), 1), "rope": state.plan.method}
+                       "peak_gb": round(peak_gb(device), 1)}
                 result["prefill"].append(row)
                 print("docqa prefill", row, flush=True)
-                del state
-                gc.collect()
             except Exception as e:  # noqa: BLE001 - recorded, and the next measurement runs
                 failed("prefill", {"tokens": n, "chunk": chunk}, e)
     gen.config.prefill_chunk = args.prefill_chunk
     save()
 
-    def bound(batch: int) -> float | None:
-        if not bandwidth:
-            return None
-        return batch * bandwidth / (weight_bytes + batch * context * kv_tok)
+    def bound(batch: int, ctx: int) -> float | None:
+        """Tokens/s if a step only read every weight once and every row's cache once, at full HBM bandwidth."""
+        return bandwidth and batch * bandwidth / (weight_bytes + batch * ctx * kv_tok)
 
-    # docqa decode at batch 1 over a context-token prefix, then batch N (rows prefilled one by one, decoded together)
-    # A short context first: its steps read the weights and almost no cache, so it shows the per-step overhead.
+    def decode_row(who: str, batch: int, ctx: int, tps: float, **extra) -> dict:
+        b = bound(batch, ctx)
+        row = {"who": who, "batch": batch, "context": ctx, "tok_s": round(tps, 1), "bound_tok_s": b and round(b, 1),
+               "share_of_bound": b and round(tps / b, 3), "peak_gb": round(peak_gb(device), 1), **extra}
+        result["decode"].append(row)
+        print("decode", row, flush=True)
+        return row
+
+    # Batch 1 over a short and a long context (the short one shows the per-step overhead): eager steps, CUDA-graph
+    # steps (docqa's default on CUDA), and CUDA-graph steps with docqa's grouped attention.
+    variants = [("eager", False, "sdpa"), ("graph", True, "sdpa"), ("graph+grouped", True, "grouped")]
     for ctx in sorted({min(1024, context), context}):
         try:
-            plan = gen.plain_plan(ctx + 64 + args.decode_tokens)
-            state = gen.prefill_prefix(ids[:ctx], plan)
-            if device != "cpu":
-                torch.cuda.reset_peak_memory_stats()
-            out = gen.generate(ids[ctx:ctx + 16], args.decode_tokens, prefix=state)
-            tps = out.completion_tokens / out.decode_s
-            b = bandwidth and bandwidth / (weight_bytes + ctx * kv_tok)
-            row = {"who": "docqa", "batch": 1, "context": ctx, "tok_s": round(tps, 1), "bound_tok_s": b and
-                   round(b, 1), "share_of_bound": b and round(tps / b, 3), "peak_gb": round(peak_gb(device), 1),
-                   "tokens": out.completion_tokens}
-            result["decode"].append(row)
-            print("docqa decode", row, flush=True)
-            del state
-            gc.collect()
+            state = gen.prefill_prefix(ids[:ctx], gen.plain_plan(ctx + 64 + args.decode_tokens))
         except Exception as e:  # noqa: BLE001
             failed("decode", {"who": "docqa", "batch": 1, "context": ctx}, e)
-    save()
-    try:
-        if device != "cpu":
-            torch.cuda.empty_cache()
-            torch.cuda.reset_peak_memory_stats()
-        prompts = [ids[i:i + context] for i in range(args.batch)]  # distinct rows
-        outs = gen.generate_batch(prompts, args.decode_tokens)
-        toks = sum(o.completion_tokens for o in outs)
-        tps = toks / outs[0].decode_s
-        row = {"who": "docqa", "batch": args.batch, "context": context, "tok_s": round(tps, 1),
-               "bound_tok_s": bound(args.batch) and round(bound(args.batch), 1),
-               "share_of_bound": bound(args.batch) and round(tps / bound(args.batch), 3),
-               "peak_gb": round(peak_gb(device), 1), "prefill_s": round(outs[0].prefill_s, 1), "tokens": toks}
-        result["decode"].append(row)
-        print("docqa decode", row, flush=True)
-        del outs
-        gc.collect()
-    except Exception as e:  # noqa: BLE001
-        failed("decode", {"who": "docqa", "batch": args.batch, "context": context}, e)
-    save()
-
-    if not args.skip_hf:  # transformers' generate, same model, greedy, fixed number of new tokens
-        for batch in (1, args.batch):
-            if device != "cpu":
-                torch.cuda.empty_cache()
-                torch.cuda.reset_peak_memory_stats()
-            inp = torch.tensor([ids[i:i + context] for i in range(batch)], device=device)
+            continue
+        texts = {}
+        for label, graphs, attn in variants:
             try:
+                gen.config.cuda_graphs = graphs
+                set_attention(attn)
+                reset_peak()
+                out = gen.generate(ids[ctx:ctx + 16], args.decode_tokens, prefix=state)
+                texts[label] = out.text
+                decode_row(f"docqa {label}", 1, ctx, out.completion_tokens / out.decode_s,
+                           tokens=out.completion_tokens, ttft_s=round(out.ttft_s, 3),
+                           same_answer_as_eager=out.text == texts.get("eager"))
+            except Exception as e:  # noqa: BLE001
+                failed("decode", {"who": f"docqa {label}", "batch": 1, "context": ctx}, e)
+        del state
+        gen.config.cuda_graphs = True
+        set_attention("sdpa")
+        save()
+
+    # Batch N (rows prefilled one by one, decoded together with continuous batching), SDPA and grouped attention.
+    for attn in ("sdpa", "grouped"):
+        try:
+            set_attention(attn)
+            reset_peak()
+            prompts = [ids[i:i + context] for i in range(args.batch)]  # distinct rows
+            outs = gen.generate_batch(prompts, args.batch_tokens)
+            decode_row(f"docqa batched {attn}", args.batch, context,
+                       sum(o.completion_tokens for o in outs) / max(o.decode_s for o in outs),
+                       tokens=sum(o.completion_tokens for o in outs), prefill_s=round(outs[0].prefill_s, 2))
+            del outs
+        except Exception as e:  # noqa: BLE001
+            failed("decode", {"who": f"docqa batched {attn}", "batch": args.batch, "context": context}, e)
+        save()
+    set_attention("sdpa")
+
+    if not args.skip_hf:  # transformers' generate, same model, greedy, a fixed number of new tokens
+        for batch in sorted({1, args.hf_batch}):
+            try:
+                reset_peak()
+                inp = torch.tensor([ids[i:i + context] for i in range(batch)], device=device)
                 with torch.inference_mode():
+                    kw = dict(attention_mask=torch.ones_like(inp), pad_token_id=shape["eos_token_id"],
+                              do_sample=False)
                     sync(device)
                     t = time.perf_counter()
-                    kw = dict(attention_mask=torch.ones_like(inp), pad_token_id=shape["eos_token_id"], do_sample=False)
                     model.generate(inp, max_new_tokens=1, min_new_tokens=1, **kw)
                     sync(device)
                     t_prefill = time.perf_counter() - t
@@ -215,19 +250,40 @@ def main() -> None:
                     model.generate(inp, max_new_tokens=args.decode_tokens, min_new_tokens=args.decode_tokens, **kw)
                     sync(device)
                     total = time.perf_counter() - t
-                tps = batch * (args.decode_tokens - 1) / max(1e-9, total - t_prefill)
-                row = {"who": "transformers generate", "batch": batch, "context": context, "tok_s": round(tps, 1),
-                       "prefill_s": round(t_prefill, 2), "bound_tok_s": bound(batch) and round(bound(batch), 1),
-                       "share_of_bound": bound(batch) and round(tps / bound(batch), 3),
-                       "peak_gb": round(peak_gb(device), 1)}
+                decode_row("transformers generate", batch, context,
+                           batch * (args.decode_tokens - 1) / max(1e-9, total - t_prefill),
+                           prefill_s=round(t_prefill, 2))
+                del inp
             except Exception as e:  # noqa: BLE001 - an out-of-memory error is a result too
                 failed("decode", {"who": "transformers generate", "batch": batch, "context": context}, e)
-                continue
-            result["decode"].append(row)
-            print("hf generate", row, flush=True)
-            del inp
-            gc.collect()
             save()
+
+    if args.profile:  # where a step's time goes: eager batch 1 and a batch of 4 (CPU launch cost vs GPU kernels)
+        from torch.profiler import ProfilerActivity, profile
+
+        acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device != "cpu" else [])
+        ctx = min(1024, context)  # short prompts: the tables are about the decode steps, not the prefills
+        gen.config.cuda_graphs = False
+        for batch in (1, 4):
+            try:
+                rows = [ids[i:i + ctx] for i in range(batch)]
+                states = gen.prefill_prefix(rows[0], gen.plain_plan(ctx + 64)) if batch == 1 else None
+                with profile(activities=acts) as prof:
+                    if batch == 1:
+                        gen.generate(ids[ctx:ctx + 16], 16, prefix=states)
+                    else:
+                        gen.generate_batch(rows, 16)
+                    sync(device)
+                sort = "self_cuda_time_total" if device != "cpu" else "self_cpu_time_total"
+                for key in (sort, "self_cpu_time_total"):
+                    table = prof.key_averages().table(sort_by=key, row_limit=18, max_name_column_width=60)
+                    print(f"profile batch {batch}, context {ctx}, eager, by {key}:\n{table}", flush=True)
+                    result.setdefault("profile", []).append({"batch": batch, "context": ctx, "sort": key,
+                                                             "table": table})
+                del states
+            except Exception as e:  # noqa: BLE001
+                failed("decode", {"who": "profile", "batch": batch}, e)
+        gen.config.cuda_graphs = True
     print(f"wrote {save()}")
 
 

@@ -15,6 +15,9 @@ import torch
 
 NAME = "docqa_sdpa"
 SMALL_Q = 64  # query blocks up to this long take the grouped path (a question suffix; one decode step)
+# Devices whose few-query blocks take the grouped path. CPU, measured; benchmarks/gpu.py adds "cuda" to compare it
+# with SDPA there (which, given a mask, repeats the grouped keys and values for every query head).
+DEVICES = {"cpu"}
 
 
 def grouped_attention(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None,
@@ -24,7 +27,7 @@ def grouped_attention(module, query, key, value, attention_mask, dropout=0.0, sc
 
     b, heads, q, d = query.shape
     kv_heads, k_len = key.shape[1], key.shape[2]
-    if q > SMALL_Q or query.device.type != "cpu" or heads % kv_heads or kwargs.get("position_bias") is not None:
+    if q > SMALL_Q or query.device.type not in DEVICES or heads % kv_heads or kwargs.get("position_bias") is not None:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       is_causal=is_causal, **kwargs)
     group = heads // kv_heads

@@ -28,6 +28,10 @@ class InPlaceLayer(DynamicLayer):
         self.length = 0
         self._k: torch.Tensor | None = None
         self._v: torch.Tensor | None = None
+        # Static mode (CUDA-graph decoding, generators/cuda_graphs.py): a one-element device tensor holding the
+        # position the next token is written at. The layer then returns its whole buffer (fixed shape and address, as
+        # a captured graph needs) and the caller's mask hides the room not yet written.
+        self.static_pos: torch.Tensor | None = None
 
     def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
         self.device = key_states.device
@@ -50,6 +54,10 @@ class InPlaceLayer(DynamicLayer):
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any):
         if not self.is_initialized:
             self.lazy_initialization(key_states, value_states)
+        if self.static_pos is not None:
+            self._k.index_copy_(-2, self.static_pos, key_states.to(self._k.dtype))
+            self._v.index_copy_(-2, self.static_pos, value_states.to(self._v.dtype))
+            return self._k, self._v
         n = key_states.shape[-2]
         end = self.length + n
         self._ensure(end, key_states, value_states)
@@ -63,6 +71,16 @@ class InPlaceLayer(DynamicLayer):
 
     def get_seq_length(self) -> int:
         return self.length if self.is_initialized else 0
+
+    def reserve_room(self, needed: int) -> None:
+        """Make the buffer hold ``needed`` tokens without growing later (static mode writes in place)."""
+        if self._k is not None:
+            self._ensure(needed, self._k, self._v)
+
+    def set_length(self, length: int) -> None:
+        """The fill mark after tokens were written in static mode."""
+        self.length = length
+        self.keys, self.values = self._k[..., :length, :], self._v[..., :length, :]
 
     def crop(self, tokens_to_remove: int) -> None:
         """Negative: drop that many tokens from the end (transformers 5.x convention)."""

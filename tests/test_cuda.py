@@ -41,8 +41,8 @@ def test_device_auto_spreads_with_accelerate_and_answers_like_one_gpu(folder):
                                                                   dtype="float32"))
     spread = TransformersGenerator("t", str(folder), GeneratorConfig(model=str(folder), device="auto",
                                                                      dtype="float32"))
-    assert getattr(spread.model, "hf_device_map", None)  # placed by accelerate's device map
-    assert spread.device == "cuda:0"
+    # accelerate's map over every GPU: with one GPU, all of it there (transformers 5.17 sets no hf_device_map then)
+    assert {str(p.device) for p in spread.model.parameters()} == {"cuda:0"} and spread.device == "cuda:0"
     for seed in range(3):
         ids = _ids(30 + 20 * seed, seed)
         assert spread.generate(ids, 10).text == one.generate(ids, 10).text
@@ -65,3 +65,29 @@ def test_a_real_cuda_out_of_memory_is_one_docqa_error_and_the_generator_goes_on(
     finally:
         torch.cuda.set_per_process_memory_fraction(1.0)
     assert gen.generate(_ids(30), 8).text == before  # nothing left broken
+
+
+def test_cuda_graph_decoding_gives_the_answers_of_eager_steps(folder, monkeypatch):
+    from docqa.generators import cuda_graphs
+
+    cfg = dict(model=str(folder), device="cuda", dtype="float32")
+    eager = TransformersGenerator("t", str(folder), GeneratorConfig(**cfg, cuda_graphs=False))
+    graphs = TransformersGenerator("t", str(folder), GeneratorConfig(**cfg))
+    captured = []
+    real = cuda_graphs.StaticStep._capture
+
+    def spy(self):
+        real(self)
+        captured.append(self.graph is not None)
+
+    monkeypatch.setattr(cuda_graphs.StaticStep, "_capture", spy)
+    for seed in range(3):  # within and past the 64-token window
+        ids = _ids(20 + 40 * seed, seed)
+        assert graphs.generate(ids, 24).text == eager.generate(ids, 24).text
+    assert captured and all(captured) and not getattr(graphs, "_graphs_failed", False)
+    p_graph = graphs.prefill_prefix(_ids(50, 7), graphs.plain_plan(200))
+    p_eager = eager.prefill_prefix(_ids(50, 7), eager.plain_plan(200))
+    for k in (3, 11, 30):  # question after question on one cached prefix
+        q = _ids(k, 20 + k)
+        assert graphs.generate(q, 16, prefix=p_graph).text == eager.generate(q, 16, prefix=p_eager).text
+        assert p_graph.cache.get_seq_length() == 50

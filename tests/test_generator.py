@@ -311,7 +311,9 @@ def test_the_gpu_benchmark_runs_with_only_torch_and_transformers(tmp_path):
               f"runpy.run_path({str(root / 'benchmarks' / 'gpu.py')!r}, run_name='__main__')\n")
     done = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "docqa prefill" in done.stdout and "docqa decode" in done.stdout and (tmp_path / "gpu.json").is_file()
+    got = json.loads((tmp_path / "gpu.json").read_text())
+    assert got["prefill"] and {r["who"] for r in got["decode"]} >= {"docqa eager", "docqa graph", "docqa batched sdpa"}
+    assert not [r for r in got["prefill"] + got["decode"] if "error" in r]
 
 
 @pytest.mark.parametrize("out, n, want", [

@@ -26,31 +26,44 @@ def greedy(gen: TransformersGenerator, logits: torch.Tensor, cache, max_new_toke
     """Greedy decoding from ``logits`` (the distribution of the first answer token) with ``cache`` holding the
     prompt, until an end-of-sequence token, a ``stop`` string or ``max_new_tokens``; n-grams the generator's
     ``no_repeat_ngram`` forbids are never produced. Returns (answer ids, finish reason, time to first token counting
-    ``prefill_s``, decode seconds)."""
+    ``prefill_s``, decode seconds). On CUDA the steps after the first token replay a captured graph
+    (:mod:`.cuda_graphs`), captured once the first token is out, so it does not delay it."""
     import torch
+
+    from .cuda_graphs import static_step
 
     out: list[int] = []
     finish, ttft = "length", 0.0
+    graph, captured = None, False
     t1 = time.perf_counter()
-    for step in range(max_new_tokens):
-        ban = banned_next(out, gen.config.no_repeat_ngram)
-        if ban:
-            logits = logits.clone()
-            logits[ban] = float("-inf")
-        nxt = int(torch.argmax(logits))
-        if step == 0:
-            ttft = prefill_s + (time.perf_counter() - t1)
-        if nxt in gen.eos_ids:
-            finish = "eos"
-            break
-        out.append(nxt)
-        if stop and hits_stop(gen.decode(out), stop):
-            finish = "stop"
-            break
-        if step + 1 == max_new_tokens:
-            break
-        step_in = torch.tensor([[nxt]], device=gen.device)
-        logits = gen.model(input_ids=step_in, use_cache=True, **{gen._cache_kw: cache}).logits[0, -1]
+    try:
+        for step in range(max_new_tokens):
+            ban = banned_next(out, gen.config.no_repeat_ngram)
+            if ban:
+                logits = logits.clone()
+                logits[ban] = float("-inf")
+            nxt = int(torch.argmax(logits))
+            if step == 0:
+                ttft = prefill_s + (time.perf_counter() - t1)
+            if nxt in gen.eos_ids:
+                finish = "eos"
+                break
+            out.append(nxt)
+            if stop and hits_stop(gen.decode(out), stop):
+                finish = "stop"
+                break
+            if step + 1 == max_new_tokens:
+                break
+            if not captured:  # None where it does not apply (CPU, other cache layouts): eager steps
+                graph, captured = static_step(gen, cache, max_new_tokens - step - 1), True
+            if graph is not None:
+                logits = graph(nxt)
+                continue
+            step_in = torch.tensor([[nxt]], device=gen.device)
+            logits = gen.model(input_ids=step_in, use_cache=True, **{gen._cache_kw: cache}).logits[0, -1]
+    finally:
+        if graph is not None:
+            graph.close()
     return out, finish, ttft, time.perf_counter() - t1
 
 
