@@ -63,10 +63,12 @@ def main() -> None:
     ap.add_argument("--decode-context", type=int, default=None, help="default 32768 (smoke 512)")
     ap.add_argument("--decode-tokens", type=int, default=64)
     ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--variants", default="eager+sdpa,eager+grouped,graph+grouped",
+                    help="batch-1 decode variants: eager or graph steps, + sdpa or grouped attention")
     ap.add_argument("--batch-tokens", type=int, default=32, help="new tokens per row in the batched runs")
-    ap.add_argument("--prefill-chunk", type=int, default=8192, help="docqa's prefill chunk on the GPU")
+    ap.add_argument("--prefill-chunk", type=int, default=None, help="docqa's prefill chunk (default: docqa's own)")
     ap.add_argument("--prefill-chunks", default=None,
-                    help="prefill chunks to compare, e.g. 2048,8192 (2048 is GeneratorConfig's default)")
+                    help="prefill chunks to compare, e.g. 2048,auto (auto: docqa's choice from free memory)")
     ap.add_argument("--peak-tflops", type=float, default=None)
     ap.add_argument("--bandwidth-tbs", type=float, default=None)
     ap.add_argument("--skip-hf", action="store_true", help="skip transformers' generate")
@@ -143,7 +145,6 @@ def main() -> None:
             attention.DEVICES.add(device.split(":")[0])
             model.set_attn_implementation(attention.register())
         else:
-            attention.DEVICES.discard("cuda")
             model.set_attn_implementation("sdpa")
 
     def reset_peak() -> None:
@@ -153,7 +154,8 @@ def main() -> None:
             torch.cuda.reset_peak_memory_stats()
 
     # Prefill: each length and chunk twice, the second timed (the first meets new shapes: cuBLAS picks its kernels).
-    chunks = [int(x) for x in args.prefill_chunks.split(",")] if args.prefill_chunks else [args.prefill_chunk]
+    chunks = [None if x == "auto" else int(x) for x in args.prefill_chunks.split(",")] if args.prefill_chunks \
+        else [args.prefill_chunk]
     for chunk in chunks:
         gen.config.prefill_chunk = chunk
         for n in lengths:
@@ -167,7 +169,8 @@ def main() -> None:
                     sync(device)
                     s = time.perf_counter() - t
                     del state
-                row = {"tokens": n, "chunk": chunk, "seconds": round(s, 3), "tok_s": round(n / s, 1),
+                row = {"tokens": n, "chunk": chunk or f"auto ({gen.prefill_step(n)})", "seconds": round(s, 3),
+                       "tok_s": round(n / s, 1),
                        "tflops": round(flops(n) / s / 1e12, 1),
                        "share_of_peak": peak_flops and round(flops(n) / s / peak_flops, 3),
                        "peak_gb": round(peak_gb(device), 1)}
@@ -192,7 +195,7 @@ def main() -> None:
 
     # Batch 1 over a short and a long context (the short one shows the per-step overhead): eager steps, CUDA-graph
     # steps (docqa's default on CUDA), and CUDA-graph steps with docqa's grouped attention.
-    variants = [("eager", False, "sdpa"), ("graph", True, "sdpa"), ("graph+grouped", True, "grouped")]
+    variants = [(v, v.startswith("graph"), v.split("+")[1]) for v in args.variants.split(",")]
     for ctx in sorted({min(1024, context), context}):
         try:
             state = gen.prefill_prefix(ids[:ctx], gen.plain_plan(ctx + 64 + args.decode_tokens))
@@ -207,9 +210,11 @@ def main() -> None:
                 reset_peak()
                 out = gen.generate(ids[ctx:ctx + 16], args.decode_tokens, prefix=state)
                 texts[label] = out.text
+                # A question after the cached prefix: a 64-token suffix's prefill, best of three.
+                suffix = min(gen.generate(ids[ctx + 16:ctx + 80], 1, prefix=state).prefill_s for _ in range(3))
                 decode_row(f"docqa {label}", 1, ctx, out.completion_tokens / out.decode_s,
-                           tokens=out.completion_tokens, ttft_s=round(out.ttft_s, 3),
-                           same_answer_as_eager=out.text == texts.get("eager"))
+                           tokens=out.completion_tokens, ttft_s=round(out.ttft_s, 3), suffix64_s=round(suffix, 4),
+                           same_answer_as_first=out.text == next(iter(texts.values())))
             except Exception as e:  # noqa: BLE001
                 failed("decode", {"who": f"docqa {label}", "batch": 1, "context": ctx}, e)
         del state
@@ -223,10 +228,17 @@ def main() -> None:
             set_attention(attn)
             reset_peak()
             prompts = [ids[i:i + context] for i in range(args.batch)]  # distinct rows
+            sync(device)
+            t = time.perf_counter()
             outs = gen.generate_batch(prompts, args.batch_tokens)
+            sync(device)
+            # Every row is seated (prefilled) before the first step: decoding is the wall time less the prefills.
+            prefills = sum(o.prefill_s for o in outs)
+            wall = time.perf_counter() - t
             decode_row(f"docqa batched {attn}", args.batch, context,
-                       sum(o.completion_tokens for o in outs) / max(o.decode_s for o in outs),
-                       tokens=sum(o.completion_tokens for o in outs), prefill_s=round(outs[0].prefill_s, 2))
+                       sum(o.completion_tokens for o in outs) / (wall - prefills),
+                       tokens=sum(o.completion_tokens for o in outs), prefill_s=round(prefills, 2),
+                       wall_s=round(wall, 2))
             del outs
         except Exception as e:  # noqa: BLE001
             failed("decode", {"who": f"docqa batched {attn}", "batch": args.batch, "context": context}, e)

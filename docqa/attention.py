@@ -1,10 +1,10 @@
-"""Attention for few queries over a long cache (decoding, a question after a cached prefix), on CPU.
+"""Attention for few queries over a long cache (decoding, a question after a cached prefix), on CPU and CUDA.
 
 With a 30 k-token cache, PyTorch's CPU flash-attention kernel spends ~5 ms a layer on one query (147 ms of a 200 ms
 decode step here), and for a short multi-token suffix transformers first repeats the grouped keys and values for
 every query head (``repeat_kv``), copying the whole cache. For a handful of queries a plain grouped product is
 cheaper: the query heads that share a key/value head are stacked, so each key is read once and nothing is copied.
-Longer query blocks (prefill chunks) and non-CPU devices go to transformers' SDPA unchanged.
+Longer query blocks (prefill chunks) and other devices go to transformers' SDPA unchanged.
 
 Registered with transformers' ``AttentionInterface`` under ``docqa_sdpa`` (masks built as for ``sdpa``).
 """
@@ -15,9 +15,10 @@ import torch
 
 NAME = "docqa_sdpa"
 SMALL_Q = 64  # query blocks up to this long take the grouped path (a question suffix; one decode step)
-# Devices whose few-query blocks take the grouped path. CPU, measured; benchmarks/gpu.py adds "cuda" to compare it
-# with SDPA there (which, given a mask, repeats the grouped keys and values for every query head).
-DEVICES = {"cpu"}
+# Devices whose few-query blocks take the grouped path, each measured (benchmarks/RESULTS.md): CPU (above); CUDA,
+# where SDPA given a mask (CUDA-graph decoding always passes one) repeats the grouped keys and values for every query
+# head and ran an 8 B model's graph decode steps at 32 tokens/s on an H200, against 88 here.
+DEVICES = {"cpu", "cuda"}
 
 
 def grouped_attention(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None,

@@ -101,7 +101,7 @@ def tail_logprobs(gen: TransformersGenerator, ids: list[int], plan: RopePlan, ta
         cache = new_cache(gen.model.config, expected=len(ids), dtype=gen.model.dtype)
         t = torch.tensor([ids], device=gen.device)
         head = len(ids) - tail - 1  # positions whose next token is not scored
-        step = max(1, gen.config.prefill_chunk)
+        step = gen.prefill_step(len(ids))
         for start in range(0, head, step):
             end = min(start + step, head)
             gen._runner(end - start)[1](input_ids=t[:, start:end], use_cache=True, **{gen._cache_kw: cache})
