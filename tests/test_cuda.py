@@ -30,8 +30,8 @@ def test_auto_dtype_on_a_gpu_is_bf16_where_it_has_it_and_weights_load_onto_it(fo
     assert gen.dtypes.prefill == gen.dtypes.decode == want
     assert {p.device.type for p in gen.model.parameters()} == {"cuda"}
     assert {p.dtype for p in gen.model.parameters()} == {want}
-    # The few-query attention is the CPU's; a GPU keeps transformers' SDPA.
-    assert gen.model.config._attn_implementation == "sdpa"
+    # docqa's few-query attention there too (SDPA for longer blocks): graph decode steps ran 2.7x faster with it.
+    assert gen.model.config._attn_implementation == "docqa_sdpa"
     out = gen.generate(_ids(40), 8)
     assert out.completion_tokens > 0
 
