@@ -258,8 +258,8 @@ class TransformersGenerator:
         """Tokens per prefill forward for a prompt of ``tokens`` (see ``GeneratorConfig.prefill_chunk``)."""
         if self.config.prefill_chunk:
             return max(1, self.config.prefill_chunk)
-        if not str(self.device).startswith("cuda"):
-            return CPU_PREFILL_CHUNK
+        if not str(self.device).startswith("cuda") or self.model.config._attn_implementation == "eager":
+            return CPU_PREFILL_CHUNK  # eager attention holds a chunk × context score matrix: keep chunks short
         import torch
 
         cfg = self.model.config
