@@ -170,6 +170,8 @@ def test_fuzzed_question_files_give_questions_or_one_clear_error(tmp_path_factor
     ('{"question": "q"', "not valid JSON"),
     ('{"question": "q", "id": ' + "9" * 5000 + "}", "unreadable JSON value"),
     ('{"question": ' + "[" * 5000 + "]" * 5000 + "}", "nested too deeply"),
+    ('{"q": "How many?", "answer": "3"}', "no field 'question' (the record has 'q', 'answer')"),
+    ('{}', "no field 'question' (the record has nothing)"),
 ])
 def test_each_bad_record_names_its_line_and_field(tmp_path, line, message):
     path = tmp_path / "q.jsonl"
