@@ -29,6 +29,10 @@ def __getattr__(name: str):
         return getattr(api, name)
     raise AttributeError(f"module 'docqa' has no attribute {name!r}")
 
+
+def __dir__() -> list[str]:  # the lazy names too, for completion in a REPL
+    return sorted(set(globals()) | _API)
+
 __all__ = [
     "Answer",
     "DocQAError",

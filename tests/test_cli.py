@@ -68,6 +68,7 @@ def test_ask_reads_piped_questions_one_per_line_loading_the_models_once(small_do
         (["ask", "caf\udce9?", "--index", "t"], "The question is not UTF-8 text (byte b'\\xe9' at character 4)"),
         (["ask", "Q?", "--index", "t", "--strategy", "rga"], "Did you mean 'rag'?"),
         (["ask", "Q?", "--index", "t", "--top-k", "0"], "--top-k must be at least 1"),
+        (["ask", "Q?", "--index", "t", "--rope", "yarnn"], "Did you mean 'yarn'?"),  # rag too: a typo is a typo
         (["ask", "Q?", "--index", "t", "--embedder", "fake:other"], "was built with embedder 'fake:hash'"),
         (["ingest", "/definitely/not/here", "--index", "t"], "does not exist"),
         (["ingest", ".", "--index", "../escape"], "Bad index name"),
