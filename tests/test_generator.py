@@ -385,7 +385,7 @@ def test_a_bf16_prefill_takes_its_logits_from_the_fp32_head(tmp_path, monkeypatc
 def test_prefill_steps_per_device(gen, monkeypatch):
     """CPU: 2048-token chunks (measured there); CUDA: one pass where half the free memory holds its activations
     (measured on an H200: 58 % of bf16 peak at 32 k against 39 % in chunks); eager attention stays chunked."""
-    from docqa.generators.hf import CPU_PREFILL_CHUNK
+    from docqa.generators.memory import CPU_PREFILL_CHUNK
 
     cfg = gen.model.config
     assert gen.prefill_step(100_000) == 48  # the fixture's own setting wins

@@ -2,7 +2,10 @@
 
 - :mod:`.base` — :class:`GeneratorConfig`, :class:`Generation`, :class:`PrefixState`, the :class:`Generator`
   protocol strategies call;
-- :mod:`.hf` — the in-process transformers backend (greedy loop, chunked prefill, per-request rope, prefix reuse);
+- :mod:`.hf` — the in-process transformers backend (greedy loop, chunked prefill, per-request rope, prefix reuse),
+  with :mod:`.decoding` (the greedy loop), :mod:`.batching` (continuous batching), :mod:`.cuda_graphs` (decode steps
+  replayed as CUDA graphs), :mod:`.memory` (bytes: KV per token, prefill chunks, out-of-memory errors),
+  :mod:`.dtypes` and :mod:`.hf_config` (loading checks);
 - :mod:`.gguf` — resolving embedded aliases and .gguf files to loadable folders;
 - here — the backend registry, and loading generators and tokenizers once per process.
 

@@ -8,17 +8,16 @@ for the whole request (see :mod:`docqa.rope`), and a prefilled KV cache of a fix
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import ConfigError, ModelLoadError, OutOfMemory
+from ..errors import ConfigError, ModelLoadError
 from ..paths import quiet_transformers
 from ..rope import RopeModel, RopePlan, inv_freq_for, plan_for
-from . import decoding, dtypes
+from . import decoding, dtypes, memory
 from .base import (
     Generation,
     GeneratorConfig,
@@ -46,20 +45,6 @@ if TYPE_CHECKING:
 # Forwards longer than this (tokens per row) run in the prefill dtype; shorter ones (decode steps, a short question
 # after a cached prefix) in the decoding dtype. The same boundary as the CPU few-query attention's (docqa/attention.py).
 PREFILL_MIN_TOKENS = 64
-
-
-def _available_memory() -> int:
-    """Bytes the OS says are available (MemAvailable); a large number where it cannot say."""
-    try:
-        for line in open("/proc/meminfo"):
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 1 << 62
-
-
-CPU_PREFILL_CHUNK = 2048  # measured: see GeneratorConfig.prefill_chunk
 
 
 class TransformersGenerator:
@@ -144,7 +129,7 @@ class TransformersGenerator:
         if not self.dtypes.split:
             return self.model
         need = sum(p.numel() for p in self.model.parameters()) * 2
-        if _available_memory() < 2 * need:
+        if memory.available_memory() < 2 * need:
             why = f"{self.dtypes.reason}; no room for a {need / 2**30:.1f} GiB bf16 copy, so fp32 throughout"
             self.dtypes = dtypes.PhaseDtypes(self.dtypes.decode, self.dtypes.decode, why)
             return self.model
@@ -255,48 +240,16 @@ class TransformersGenerator:
         return last
 
     def prefill_step(self, tokens: int) -> int:
-        """Tokens per prefill forward for a prompt of ``tokens`` (see ``GeneratorConfig.prefill_chunk``)."""
-        if self.config.prefill_chunk:
-            return max(1, self.config.prefill_chunk)
-        if not str(self.device).startswith("cuda") or self.model.config._attn_implementation == "eager":
-            return CPU_PREFILL_CHUNK  # eager attention holds a chunk × context score matrix: keep chunks short
-        import torch
-
-        cfg = self.model.config
-        hidden = cfg.hidden_size
-        inter = getattr(cfg, "intermediate_size", None) or 4 * hidden
-        # Peak activations of one layer's forward, per token: the MLP's gate, up and their product, and a few
-        # hidden-sized tensors (residual, norm, attention output, q/k/v).
-        per_token = (3 * inter + 8 * hidden) * next(self.model.parameters()).element_size()
-        free, _ = torch.cuda.mem_get_info(torch.device(self.device))
-        return max(CPU_PREFILL_CHUNK, min(tokens, int(free // 2 // per_token)))
+        """Tokens per prefill forward for a prompt of ``tokens`` (see :func:`.memory.prefill_step`)."""
+        return memory.prefill_step(self, tokens)
 
     def kv_bytes_per_token(self) -> int:
         """Bytes of keys and values one token holds in the cache: layers × 2 × KV heads × head dim × dtype size."""
-        cfg = self.model.config
-        heads = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
-        size = next(self.model.parameters()).element_size()
-        return int(cfg.num_hidden_layers * 2 * heads * _head_dim(cfg) * size)
+        return memory.kv_bytes_per_token(self.model)
 
-    @contextlib.contextmanager
     def _oom_guard(self, tokens: int):
-        """An out-of-memory error becomes a DocQAError that names the KV size and the fixes, so an eval records it for
-        that question and goes on; the allocator's cache is released first."""
-        import torch
-
-        try:
-            yield
-        except (torch.OutOfMemoryError, RuntimeError) as e:
-            if not isinstance(e, torch.OutOfMemoryError) and "out of memory" not in str(e).lower() \
-                    and "can't allocate memory" not in str(e):
-                raise
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-            per = self.kv_bytes_per_token()
-            raise OutOfMemory(
-                f"Out of memory on {self.device} for {tokens:,} tokens: their KV cache alone needs "
-                f"{tokens * per / 2**30:.2f} GiB ({per:,} bytes a token, {self.model.dtype}). Lower --max-context (or "
-                f"use --truncate), use --dtype bfloat16 or float16, or --strategy rag.", tokens, per) from e
+        """Out-of-memory errors during a request of ``tokens`` become :class:`~docqa.errors.OutOfMemory`."""
+        return memory.oom_guard(self, tokens)
 
     def prefill_prefix(self, ids: list[int], plan: RopePlan, progress: ProgressFn | None = None) -> PrefixState:
         """Prefill ``ids`` under ``plan`` once; :meth:`generate` with ``prefix=`` then only processes the rest."""
