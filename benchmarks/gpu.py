@@ -196,6 +196,18 @@ def main() -> None:
     # Batch 1 over a short and a long context (the short one shows the per-step overhead): eager steps, CUDA-graph
     # steps (docqa's default on CUDA), and CUDA-graph steps with docqa's grouped attention.
     variants = [(v, v.startswith("graph"), v.split("+")[1]) for v in args.variants.split(",")]
+    from docqa.generators import cuda_graphs
+
+    captures: list[float] = []  # seconds each CUDA-graph capture took (warm-up steps included)
+    real_capture = cuda_graphs.StaticStep._capture
+
+    def timed_capture(self) -> None:
+        t = time.perf_counter()
+        real_capture(self)
+        sync(device)
+        captures.append(time.perf_counter() - t)
+
+    cuda_graphs.StaticStep._capture = timed_capture
     for ctx in sorted({min(1024, context), context}):
         try:
             state = gen.prefill_prefix(ids[:ctx], gen.plain_plan(ctx + 64 + args.decode_tokens))
@@ -208,12 +220,18 @@ def main() -> None:
                 gen.config.cuda_graphs = graphs
                 set_attention(attn)
                 reset_peak()
+                captures.clear()
                 out = gen.generate(ids[ctx:ctx + 16], args.decode_tokens, prefix=state)
                 texts[label] = out.text
                 # A question after the cached prefix: a 64-token suffix's prefill, best of three.
                 suffix = min(gen.generate(ids[ctx + 16:ctx + 80], 1, prefix=state).prefill_s for _ in range(3))
+                capture = captures[0] if captures else 0.0
+                # Replay alone: the decode time less the capture, over the forwards after the first token.
+                replay = (out.completion_tokens - 1) / max(1e-9, out.decode_s - capture) if capture else None
                 decode_row(f"docqa {label}", 1, ctx, out.completion_tokens / out.decode_s,
                            tokens=out.completion_tokens, ttft_s=round(out.ttft_s, 3), suffix64_s=round(suffix, 4),
+                           capture_s=round(capture, 3), replay_tok_s=replay and round(replay, 1),
+                           replay_share_of_bound=replay and bandwidth and round(replay / bound(1, ctx), 3),
                            same_answer_as_first=out.text == next(iter(texts.values())))
             except Exception as e:  # noqa: BLE001
                 failed("decode", {"who": f"docqa {label}", "batch": 1, "context": ctx}, e)
