@@ -38,6 +38,9 @@ def test_every_strategy_scored_and_written(indexed, qfile, tmp_path):
     assert len(lines) == len(records)
     summary = json.loads((out / "summary.json").read_text())
     assert {s["strategy"] for s in summary["strategies"]} == set(STRATEGIES.names())
+    env = summary["meta"]["environment"]  # where the latencies were measured
+    assert env["date"] and env["docqa"] == docqa.__version__ and env["cpus"] >= 1 and env["cpu"]
+    assert env["generator"]["spec"] == FAKE_MODEL
     assert (out / "summary.csv").read_text().startswith("strategy,questions,")
     assert (out / "accuracy_vs_latency.png").read_bytes()[:4] == b"\x89PNG"
 

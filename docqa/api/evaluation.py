@@ -128,6 +128,7 @@ def evaluate(
             raise ConfigError("Give a questions file and --index NAME, or --leval FILE.")
         qs = qio.load_jsonl(Path(questions))[:limit]  # JSONL, a JSON array or CSV
         idx = open_index(index, root=root, model=model, generator=generator)
+        indexes = {"": idx}
         index_for = lambda q: idx  # noqa: E731
         title = f"{Path(questions).name} on index '{index}'"
         source = str(Path(questions).resolve())
@@ -176,9 +177,14 @@ def evaluate(
                               else "trade-off" if name == decided.tradeoff else "less accurate")
         next(r for r in rows if r["strategy"] == decided.use)["verdict_text"] = decided.text
     if out:
+        from ..eval.environment import describe
+        from ..generators import loaded_generator
+
+        gen = next((g for i in indexes.values() if (g := loaded_generator(i.corpus.generator_config))), None)
         meta = {"title": title, "questions": len(qs), "strategies": strategies, "options": options,
                 "length_hint": length_hint,
                 "model": model or GeneratorConfig().model,
+                "environment": describe(gen),
                 "verdict": None if decided is None else {"use": decided.use, "best": decided.best,
                                                          "tied": decided.tied, "text": decided.text}}
         report.write(Path(out), records, rows, meta)

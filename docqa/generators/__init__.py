@@ -25,8 +25,8 @@ from .base import Generation, Generator, GeneratorConfig, PrefixState, ProgressF
 from .gguf import materialize_gguf, resolve_model
 
 __all__ = ["GENERATORS", "Generation", "Generator", "GeneratorConfig", "PrefixState", "ProgressFn",
-           "TransformersGenerator", "forget_loaded", "load_generator", "load_tokenizer", "materialize_gguf",
-           "parse_spec"]
+           "TransformersGenerator", "forget_loaded", "load_generator", "load_tokenizer", "loaded_generator",
+           "materialize_gguf", "parse_spec"]
 
 
 def __getattr__(name: str):
@@ -70,6 +70,14 @@ def load_generator(config: GeneratorConfig | None = None) -> Generator:
         if key not in _LOADED:
             _LOADED[key] = GENERATORS.get(backend)(spec, model, config)
         return _LOADED[key]
+
+
+def loaded_generator(config: GeneratorConfig | None = None) -> Generator | None:
+    """The generator for ``config`` if this process has loaded it, else None (nothing is loaded)."""
+    config = config or GeneratorConfig()
+    spec = parse_spec(config.model)[0]
+    with _LOCK:
+        return _LOADED.get((spec, *config.key()))
 
 
 def forget_loaded() -> None:
