@@ -177,7 +177,7 @@ def evaluate(
                               else "trade-off" if name == decided.tradeoff else "less accurate")
         next(r for r in rows if r["strategy"] == decided.use)["verdict_text"] = decided.text
     if out:
-        from ..eval.environment import describe
+        from ..environment import describe
         from ..generators import loaded_generator
 
         gen = next((g for i in indexes.values() if (g := loaded_generator(i.corpus.generator_config))), None)

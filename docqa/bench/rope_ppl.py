@@ -20,7 +20,6 @@ import csv
 import io
 import json
 import math
-import platform
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -171,14 +170,7 @@ def write(out: Path, rows, log: CellLog, header, text_desc: str, trained: int, g
 
 
 def machine(gen) -> dict[str, Any]:
-    info: dict[str, Any] = {"platform": platform.platform(), "cpu": platform.processor() or platform.machine()}
-    try:
-        import torch
+    """Where the bench ran (:func:`docqa.environment.describe`)."""
+    from ..environment import describe
 
-        info.update(torch=torch.__version__, threads=torch.get_num_threads(),
-                    device=str(getattr(gen, "device", "?")))
-        if torch.cuda.is_available():
-            info["gpu"] = torch.cuda.get_device_name(0)
-    except ImportError:
-        pass
-    return info
+    return describe(gen)

@@ -1,4 +1,4 @@
-"""Where an evaluation ran: date, versions, machine, and the generator's device, dtypes and threads.
+"""Where a run (an eval, a bench) ran: date, versions, machine, and the generator's device, dtypes and threads.
 
 Latency columns mean something only beside the machine that produced them (the machines this project runs on differ
 by 3× in bf16 speed alone), so ``summary.json`` records it and the report's readers compare timings only within one
@@ -17,8 +17,8 @@ from typing import Any
 def describe(generator: Any = None) -> dict[str, Any]:
     """The environment of this process, and of ``generator`` when given (an in-process or a served one). Reads only
     what is already imported: describing a run never loads torch or a model."""
-    from .. import __version__
-    from ..generators.dtypes import _cpu_name
+    from . import __version__
+    from .generators.dtypes import _cpu_name
 
     env: dict[str, Any] = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
