@@ -31,6 +31,7 @@ def main() -> None:
     ap.add_argument("--decode-prefix", type=int, default=8192)
     ap.add_argument("--decode-tokens", type=int, default=24)
     args = ap.parse_args()
+    from docqa.environment import cpu_name
     from docqa.generators import GeneratorConfig, TransformersGenerator, dtypes
     from docqa.generators.gguf import resolve_model  # noqa: F401 - the embedded model's folder
     from docqa.paths import DEFAULT_GENERATOR
@@ -65,7 +66,7 @@ def main() -> None:
     base = rows[0]["ppl_8k_tail1024"]
     for r in rows:
         r["ppl_vs_fp32"] = round(r["ppl_8k_tail1024"] / base - 1, 4)
-    result = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "cpu": dtypes._cpu_name(),
+    result = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "cpu": cpu_name(),
               "cores": os.cpu_count(), "probe": probe, "rows": rows}
     out_path = ROOT / "benchmarks" / "results" / "cpu_dtype.json"
     out_path.write_text(json.dumps(result, indent=2) + "\n")

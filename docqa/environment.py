@@ -7,6 +7,7 @@ environment.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import sys
@@ -14,18 +15,26 @@ from datetime import datetime, timezone
 from typing import Any
 
 
+def cpu_name() -> str:
+    """The CPU's model name (/proc/cpuinfo; Python's ``platform.processor()`` is empty on most Linux machines)."""
+    with contextlib.suppress(OSError):
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
 def describe(generator: Any = None) -> dict[str, Any]:
     """The environment of this process, and of ``generator`` when given (an in-process or a served one). Reads only
     what is already imported: describing a run never loads torch or a model."""
     from . import __version__
-    from .generators.dtypes import _cpu_name
 
     env: dict[str, Any] = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "docqa": __version__,
         "python": platform.python_version(),
         "platform": platform.platform(terse=True),
-        "cpu": _cpu_name(),
+        "cpu": cpu_name(),
         "cpus": os.cpu_count(),
     }
     for name in ("torch", "transformers", "sentence_transformers", "faiss"):

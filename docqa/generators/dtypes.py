@@ -17,11 +17,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import platform
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ..environment import cpu_name
 from ..errors import ConfigError
 from ..paths import cache_dir
 
@@ -45,19 +45,11 @@ class PhaseDtypes:
         return self.prefill != self.decode
 
 
-def _cpu_name() -> str:
-    with contextlib.suppress(OSError):
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
-
-
 def cpu_probe(refresh: bool = False) -> dict:
     """bf16 against fp32 matmul throughput on this CPU, measured once and cached per machine."""
     import torch
 
-    key = f"{_cpu_name()} | {os.cpu_count()} cpus | {torch.get_num_threads()} threads | torch {torch.__version__}"
+    key = f"{cpu_name()} | {os.cpu_count()} cpus | {torch.get_num_threads()} threads | torch {torch.__version__}"
     path = cache_dir() / "cpu_dtype_probe.json"
     cached: dict = {}
     with contextlib.suppress(OSError, ValueError):
