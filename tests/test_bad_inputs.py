@@ -361,3 +361,24 @@ def test_an_out_folder_that_cannot_be_one_is_a_clear_line(tmp_path, indexed):
                      ["bench", "rope", "--lengths", "2k", "--model", FAKE_MODEL, "--out", str(out)]):
             r = CliRunner().invoke(app, args)
             assert r.exit_code == 1 and message in " ".join(r.output.split()), (args, r.output)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=120))
+def test_an_index_name_is_valid_or_refused_with_a_valid_suggestion(name):
+    from docqa.index.versions import valid_name
+
+    try:
+        assert valid_name(name) == name
+    except ConfigError as e:
+        suggested = str(e).rsplit("--index ", 1)[1]
+        assert valid_name(suggested) == suggested  # the name the message offers is itself accepted
+
+
+@pytest.mark.parametrize("name, suggested", [("my docs", "my-docs"), ("Ünïcode", "Unicode"), (".hidden", "hidden"),
+                                             ("///", "handbook"), ("a" * 101, "a" * 100)])
+def test_a_bad_index_name_gets_a_close_valid_one(name, suggested):
+    from docqa.index.versions import valid_name
+
+    with pytest.raises(ConfigError, match=rf"e\.g\. --index {suggested}$"):
+        valid_name(name)

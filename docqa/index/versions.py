@@ -32,14 +32,25 @@ MAX_NAME = 100  # an index name is a folder name; 255 bytes is the usual limit, 
 VERSION = re.compile(r"^v\d{6}$")
 
 
+def _suggest(name: str) -> str:
+    """A valid name close to ``name`` ('my docs' → 'my-docs', 'Ünïcode' → 'Unicode'), else 'handbook'."""
+    import unicodedata
+
+    ascii_ = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "-", ascii_).strip("-.")[:MAX_NAME].rstrip("-.")
+    return cleaned or "handbook"
+
+
 def valid_name(name: str) -> str:
     """Index names are folder names: letters, digits, '-', '_' and '.', not starting with '.', at most 100 long."""
     ok = bool(name) and not name.startswith(".") and all(c.isascii() and (c.isalnum() or c in "-_.") for c in name)
     if not ok:
         shown = name if len(name) <= 60 else name[:57] + "..."
-        raise ConfigError(f"Bad index name '{shown}'. Use letters, digits, '-', '_' or '.', e.g. --index handbook")
+        raise ConfigError(f"Bad index name '{shown}'. Use ASCII letters, digits, '-', '_' or '.' (not first), e.g. "
+                          f"--index {_suggest(name)}")
     if len(name) > MAX_NAME:
-        raise ConfigError(f"Index name '{name[:40]}...' is {len(name)} characters long; use at most {MAX_NAME}.")
+        raise ConfigError(f"Index name '{name[:40]}...' is {len(name)} characters long; use at most {MAX_NAME}, e.g. "
+                          f"--index {_suggest(name)}")
     return name
 
 
