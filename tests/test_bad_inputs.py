@@ -163,6 +163,7 @@ def test_fuzzed_question_files_give_questions_or_one_clear_error(tmp_path_factor
     ('{"question": ["a"]}', "field 'question'"),
     ('{"question": {"a": 1}}', "field 'question'"),
     ('{"question": "   "}', "must not be empty"),
+    ('{"question": "\\u001f"}', "must not be empty"),  # blank to Python (found by the fuzzer)
     ('{"question": "q", "sources": "a.md"}', "field 'sources'"),
     ('{"question": "q", "sources": [1]}', "field 'sources.0'"),
     ('{"question": "q", "answers": {"a": 1}}', "field 'answers"),
@@ -382,3 +383,33 @@ def test_a_bad_index_name_gets_a_close_valid_one(name, suggested):
 
     with pytest.raises(ConfigError, match=rf"e\.g\. --index {suggested}$"):
         valid_name(name)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"max_new_tokens": 2.5}, r"max_new_tokens=2\.5 is not valid \(Input should be a valid integer"),
+    ({"top_k": True}, r"top_k=True is not valid \(a number is expected"),
+    ({"rope": 5}, r"rope=5 is not valid \(Input should be a valid string"),
+    ({"top_k": "many"}, r"top_k='many' is not valid"),
+    ({"route_threshold": "high"}, r"route_threshold='high' is not valid"),
+])
+def test_library_options_of_the_wrong_type_are_one_config_error(options, message):
+    from docqa.api.indexes import make_config
+
+    with pytest.raises(ConfigError, match=message):
+        make_config(**options)
+
+
+def test_library_options_are_read_as_the_cli_reads_them():
+    from docqa.api.indexes import make_config
+
+    cfg = make_config(top_k="8", rope_factor=2, truncate="true", kv_budget="1GiB")
+    assert (cfg.top_k, cfg.rope_factor, cfg.truncate, cfg.kv_budget) == (8, 2.0, True, "1GiB")
+
+
+@pytest.mark.parametrize("question, message", [(123, "must be text \\(str\\), got int"),
+                                               (b"q?", "is bytes; decode it"), (["q?"], "got list")])
+def test_a_question_that_is_not_text_is_one_config_error(question, message):
+    from docqa.strategies.base import AskConfig
+
+    with pytest.raises(ConfigError, match=message):
+        AskConfig().validate(question)

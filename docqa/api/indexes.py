@@ -179,7 +179,7 @@ class Index:
         an eval's verdict may recommend); the variant's options win over ``options``."""
         from ..strategies.variants import parse_variant
 
-        variant = parse_variant(strategy)
+        variant = parse_variant(strategy or "rag")
         fn = STRATEGIES.get(variant.strategy)
         t0 = time.perf_counter()
         answer = fn(self.corpus, question, make_config(**{**options, **variant.options}))
@@ -196,7 +196,7 @@ class Index:
 
         if batch_size < 1:
             raise ConfigError(f"batch_size must be at least 1, got {batch_size}.")
-        variant = parse_variant(strategy)
+        variant = parse_variant(strategy or "rag")
         options = {**options, **variant.options}
         cfg = make_config(**options)
         name = variant.strategy
@@ -218,6 +218,9 @@ def make_config(**options: Any) -> AskConfig:
     unknown = sorted(set(options) - known)
     if unknown:
         raise ConfigError(f"Unknown option(s) {', '.join(unknown)}. Known: {', '.join(sorted(known))}.")
+    from ..strategies.variants import coerce_options
+
+    options = coerce_options(options)
     return AskConfig(**{k: v for k, v in options.items() if v is not None or k == "rope_factor"})
 
 

@@ -19,7 +19,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, StrictFloat, StrictInt, StrictStr, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    model_validator,
+)
 from pydantic import Field as PField
 
 from ..errors import BadQuestionFile
@@ -54,7 +63,15 @@ class Question:
     metric: str | None = "f1"
 
 
-NonBlank = Annotated[StrictStr, PField(pattern=r"\S")]
+def _not_blank(value: str) -> str:
+    # Python's own notion of blank, the one the questions are stripped with (a pattern's \S in pydantic's regex
+    # engine let "\x1f" through, which strip() then emptied).
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+NonBlank = Annotated[StrictStr, AfterValidator(_not_blank)]
 
 
 class QuestionRecord(BaseModel):

@@ -53,6 +53,10 @@ class AskConfig:
     progress: Callable[[int, int], None] | None = field(default=None, repr=False, compare=False)
 
     def validate(self, question: str) -> str:
+        if isinstance(question, bytes):
+            raise ConfigError("The question is bytes; decode it to text first, e.g. question.decode('utf-8').")
+        if question is not None and not isinstance(question, str):
+            raise ConfigError(f"The question must be text (str), got {type(question).__name__}: {question!r:.60}.")
         q = (question or "").strip()
         if not q:
             raise ConfigError("The question is empty. Ask something, e.g. docqa ask \"What is the refund policy?\"")

@@ -14,6 +14,7 @@ variant per value (``rag:top_k=4|8|16``). A variant's options override the run's
 from __future__ import annotations
 
 import dataclasses
+import functools
 import typing
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,9 +42,38 @@ def _show(value: Any) -> str:
     return "none" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
 
 
+@functools.cache
 def _field_types() -> dict[str, Any]:
     hints = typing.get_type_hints(AskConfig)
     return {f.name: hints[f.name] for f in dataclasses.fields(AskConfig) if f.name not in _NOT_SETTABLE}
+
+
+@functools.cache
+def _adapter(kind: Any):
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(kind)
+
+
+def coerce_options(options: dict[str, Any]) -> dict[str, Any]:
+    """Options given in Python (``Index.ask(q, top_k=8)``) checked against :class:`AskConfig`'s field types, the way
+    a variant's text is: ``"8"`` becomes 8, and 2.5 for ``max_new_tokens`` is one ConfigError naming the option,
+    not a TypeError from inside torch. Unknown names and None values are left to the caller."""
+    from pydantic import ValidationError
+
+    types = _field_types()
+    out = dict(options)
+    for name, value in options.items():
+        if name in types and value is not None:
+            kind = types[name]
+            if isinstance(value, bool) and bool not in (kind, *typing.get_args(kind)):
+                raise ConfigError(f"Option {name}={value!r} is not valid (a number is expected, not True/False).")
+            try:
+                out[name] = _adapter(kind).validate_python(value)
+            except ValidationError as e:
+                why = e.errors()[0]["msg"]
+                raise ConfigError(f"Option {name}={value!r} is not valid ({why}).") from None
+    return out
 
 
 def _parse_value(name: str, text: str, kind: Any, spec: str) -> Any:
