@@ -1,3 +1,5 @@
+import pytest
+
 import docqa
 from docqa import errors
 
@@ -26,3 +28,45 @@ def test_error_messages_name_the_value_and_the_fix():
     assert "handbok" in str(e) and "handbook" in str(e) and "docqa ingest" in str(e)
     e = errors.EmbedderMismatch("x", "all-minilm-l6-v2", "bge-small")
     assert "all-minilm-l6-v2" in str(e) and "--rebuild" in str(e)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: docqa.ingest(123, "x"), r"ingest\(\): argument 'paths' got 123 \(int\); it takes str \| Path"),
+    (lambda: docqa.ingest("docs", 5), r"ingest\(\): argument 'index' got 5 \(int\); it takes str"),
+    (lambda: docqa.open_index(None), r"open_index\(\): argument 'name' got None"),
+    (lambda: docqa.list_indexes(root=5), r"list_indexes\(\): argument 'root' got 5"),
+    (lambda: docqa.evaluate("q.jsonl", index="t", strategies="rag"),
+     r"evaluate\(\): argument 'strategies' got 'rag' \(str\); it takes list\[str\] \| None"),
+])
+def test_public_functions_check_their_arguments(call, message):
+    with pytest.raises(errors.ConfigError, match=message):
+        call()
+
+
+def test_index_methods_check_their_arguments(small_docs):
+    from tests.conftest import FAKE_EMBEDDER, FAKE_MODEL
+
+    docqa.ingest(small_docs, "t", embedder=FAKE_EMBEDDER, model=FAKE_MODEL)
+    idx = docqa.open_index("t", model=FAKE_MODEL)
+    with pytest.raises(errors.ConfigError, match=r"Index\.ask\(\): argument 'question' got 5 \(int\); it takes str"):
+        idx.ask(5)
+    with pytest.raises(errors.ConfigError, match=r"Index\.ask_many\(\): argument 'questions' got 'q\?' \(str\)"):
+        idx.ask_many("q?")
+    assert idx.ask("How many vacation days?", top_k="2").text  # read as the command line reads it
+
+
+def test_a_schema_error_from_inside_a_checked_call_is_not_blamed_on_its_arguments():
+    from pydantic import BaseModel, ValidationError
+
+    from docqa.api.checked import checked
+
+    class Record(BaseModel):
+        n: int
+
+    @checked
+    def parse(text: str) -> Record:
+        return Record.model_validate({"n": text})
+
+    assert parse("3").n == 3
+    with pytest.raises(ValidationError, match="Record"):
+        parse("three")

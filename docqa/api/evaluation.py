@@ -12,12 +12,14 @@ from ..generators import GeneratorConfig
 from ..index import store as _store
 from ..paths import index_root, output_folder
 from ..strategies import STRATEGIES
+from .checked import checked
 from .indexes import Index, ingest, make_config, open_index
 
 if TYPE_CHECKING:
     from ..eval.verdict import Verdict
 
 
+@checked
 def evaluate(
     questions: str | Path | None,
     *,

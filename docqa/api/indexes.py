@@ -19,8 +19,10 @@ from ..index.ingest import ingest as _ingest
 from ..paths import index_root
 from ..records import Answer, IngestReport
 from ..strategies import STRATEGIES, AskConfig
+from .checked import checked
 
 
+@checked
 def ingest(
     paths: str | Path | list[str | Path],
     index: str,
@@ -108,6 +110,7 @@ class _LazyTokenizer:
         return self._tokenize(text)
 
 
+@checked
 def list_indexes(root: str | Path | None = None) -> list[str]:
     """Names of the indexes under ``root`` (default: $DOCQA_INDEX_ROOT or ./indexes)."""
     return _store.list_indexes(_store.valid_root(Path(root) if root is not None else index_root()))
@@ -173,7 +176,8 @@ class Index:
         self.corpus.generator()
         return time.perf_counter() - t0
 
-    def ask(self, question: str, strategy: str = "rag", **options: Any) -> Answer:
+    @checked
+    def ask(self, question: str, strategy: str | None = "rag", **options: Any) -> Answer:
         """Answer ``question`` with ``strategy``; ``options`` are :class:`AskConfig` fields (top_k, rope, …).
         ``strategy`` may be a variant that sets options itself, as ``docqa eval`` names them (``rag:top_k=16``, what
         an eval's verdict may recommend); the variant's options win over ``options``."""
@@ -186,7 +190,8 @@ class Index:
         answer.timings.setdefault("total", time.perf_counter() - t0)
         return answer
 
-    def ask_many(self, questions: list[str], strategy: str = "rag", *, batch_size: int = 8,
+    @checked
+    def ask_many(self, questions: list[str], strategy: str | None = "rag", *, batch_size: int = 8,
                  length_hints: list[int | None] | None = None, **options: Any) -> list[Answer]:
         """Answer ``questions`` with ``strategy``: where it batches (rag), ``batch_size`` answers decode at once and a
         finished answer's place goes to the next question (continuous batching); otherwise one by one. Greedy answers
@@ -224,6 +229,7 @@ def make_config(**options: Any) -> AskConfig:
     return AskConfig(**{k: v for k, v in options.items() if v is not None or k == "rope_factor"})
 
 
+@checked
 def open_index(
     name: str,
     *,
