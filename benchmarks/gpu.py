@@ -142,7 +142,7 @@ def main() -> None:
         """sdpa: transformers' SDPA (given a mask, it repeats grouped keys/values per query head); grouped: docqa's
         few-query attention, on this device too."""
         if kind == "grouped":
-            attention.DEVICES.add(device.split(":")[0])
+            attention.DEVICES.setdefault(device.split(":")[0], 1)
             model.set_attn_implementation(attention.register())
         else:
             model.set_attn_implementation("sdpa")

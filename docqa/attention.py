@@ -15,10 +15,12 @@ import torch
 
 NAME = "docqa_sdpa"
 SMALL_Q = 64  # query blocks up to this long take the grouped path (a question suffix; one decode step)
-# Devices whose few-query blocks take the grouped path, each measured (benchmarks/RESULTS.md): CPU (above); CUDA,
-# where SDPA given a mask (CUDA-graph decoding always passes one) repeats the grouped keys and values for every query
-# head and ran an 8 B model's graph decode steps at 32 tokens/s on an H200, against 88 here.
-DEVICES = {"cpu", "cuda"}
+# Devices whose few-query blocks take the grouped path, and up to how many queries, each measured
+# (benchmarks/RESULTS.md): CPU (above); CUDA for decode steps, where SDPA given a mask (CUDA-graph decoding always
+# passes one) repeats the grouped keys and values for every query head and ran an 8 B model's graph decode steps at
+# 32 tokens/s on an H200, against 88 here. A 64-token question after a 32 k prefix took ~27 ms either way there, and
+# the fp32 scores of longer blocks grow with query × context (1 GB at 64 × 128 k), so they stay with SDPA on CUDA.
+DEVICES = {"cpu": SMALL_Q, "cuda": 1}
 
 
 def grouped_attention(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None,
@@ -28,7 +30,7 @@ def grouped_attention(module, query, key, value, attention_mask, dropout=0.0, sc
 
     b, heads, q, d = query.shape
     kv_heads, k_len = key.shape[1], key.shape[2]
-    if q > SMALL_Q or query.device.type not in DEVICES or heads % kv_heads or kwargs.get("position_bias") is not None:
+    if q > DEVICES.get(query.device.type, 0) or heads % kv_heads or kwargs.get("position_bias") is not None:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       is_causal=is_causal, **kwargs)
     group = heads // kv_heads
