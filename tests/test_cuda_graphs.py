@@ -74,3 +74,26 @@ def test_static_steps_apply_only_on_cuda(gen):
     if not str(gen.device).startswith("cuda"):
         assert cuda_graphs.static_step(gen, cache, 32) is None
     assert cuda_graphs.static_step(gen, cache, cuda_graphs.MIN_TOKENS - 1) is None  # too short to pay for a capture
+
+
+def test_a_failed_capture_falls_back_to_eager_steps_once(gen, monkeypatch, caplog):
+    """Where capture fails (an operation that synchronises, a driver refusing), the answer is still the eager one, the
+    cache is left as eager decoding leaves it, and the generator stops trying (one warning)."""
+    prefix = gen.prefill_prefix(_ids(40, seed=4), gen.plain_plan(120))
+    q = _ids(6, seed=5)
+    want = gen.generate(q, 12, prefix=prefix).text
+    tried = []
+
+    def broken(self):
+        tried.append(1)
+        raise RuntimeError("operation not permitted when stream is capturing")
+
+    monkeypatch.setattr(cuda_graphs.StaticStep, "_capture", broken)
+    monkeypatch.setattr(cuda_graphs, "_on_cuda", lambda g: True)  # the CUDA path's checks, on this model
+    monkeypatch.setattr(gen, "_graphs_failed", False, raising=False)
+    with caplog.at_level("WARNING", logger="docqa.generators.cuda_graphs"):
+        assert gen.generate(q, 12, prefix=prefix).text == want
+        assert gen.generate(q, 12, prefix=prefix).text == want
+    assert tried == [1] and gen._graphs_failed  # tried once, then eager for good
+    assert sum("CUDA graph capture failed" in r.message for r in caplog.records) == 1
+    assert prefix.cache.get_seq_length() == 40 and all(layer.static_pos is None for layer in prefix.cache.layers)

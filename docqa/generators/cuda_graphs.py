@@ -18,6 +18,7 @@ over several GPUs, an operation that synchronises) falls back to eager steps wit
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import TYPE_CHECKING
 
@@ -105,6 +106,10 @@ class StaticStep:
         self.graph = None
 
 
+def _on_cuda(gen: TransformersGenerator) -> bool:
+    return str(gen.device).startswith("cuda")
+
+
 def static_step(gen: TransformersGenerator, cache, max_new_tokens: int) -> StaticStep | None:
     """A captured decode step for this answer where it applies (CUDA, docqa's in-place cache, one device), else None
     (eager steps)."""
@@ -113,7 +118,7 @@ def static_step(gen: TransformersGenerator, cache, max_new_tokens: int) -> Stati
     from ..kv_cache import InPlaceLayer
 
     if not gen.config.cuda_graphs or getattr(gen, "_graphs_failed", False) or max_new_tokens < MIN_TOKENS \
-            or not str(gen.device).startswith("cuda"):
+            or not _on_cuda(gen):
         return None
     layers = getattr(cache, "layers", None)
     if not layers or not all(isinstance(layer, InPlaceLayer) and layer._k is not None for layer in layers):
@@ -135,5 +140,6 @@ def static_step(gen: TransformersGenerator, cache, max_new_tokens: int) -> Stati
         log.warning("CUDA graph capture failed (%s); this model decodes step by step from now on.",
                     " ".join(str(e).split())[:200])
         gen._graphs_failed = True  # once: a capture that failed will fail again
-        torch.cuda.synchronize()
+        with contextlib.suppress(Exception):  # let pending work finish; a broken context will say so on the next call
+            torch.cuda.synchronize()
         return None
