@@ -194,8 +194,13 @@ def test_encodings_gzip_and_duplicates(tmp_path):
     path.write_bytes(gzip.compress((json.dumps(GOOD) + "\n").encode()))
     assert load_jsonl(path)[0].id == "q1"
     path.write_bytes("{\"question\": \"caf\xe9?\"}\n".encode("latin-1"))
-    with pytest.raises(BadQuestionFile, match=r"q\.jsonl:1: not UTF-8 \(byte 0xe9 at column 18\)"):
+    with pytest.raises(BadQuestionFile, match=r"q\.jsonl:1: not UTF-8 \(byte 0xe9 at column 18\)\. Save the file as "
+                                              r"UTF-8\.$"):
         load_jsonl(path)
+    sheet = tmp_path / "q.csv"  # a spreadsheet's export in Windows-1252: refused, with how to save it as UTF-8
+    sheet.write_bytes("question,answer\r\nCombien de jours de cong\xe9s ?,20\r\n".encode("cp1252"))
+    with pytest.raises(BadQuestionFile, match=r"q\.csv:2: not UTF-8 .*in Excel: Save As → 'CSV UTF-8"):
+        load_jsonl(sheet)
     path.write_text(json.dumps(GOOD) + "\n" + json.dumps(GOOD) + "\n")
     with pytest.raises(BadQuestionFile, match="id 'q1' is also the id of line 1"):
         load_jsonl(path)

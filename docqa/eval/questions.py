@@ -130,8 +130,12 @@ def _decode(path: Path) -> str:
     except UnicodeDecodeError as e:
         line = data[: e.start].count(b"\n") + 1
         col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        # Not guessed as Windows-1252 the way documents are: a wrong guess would change questions and references,
+        # and so the scores, without a word. Spreadsheets are the usual source of such files.
+        how = (" (in Excel: Save As → 'CSV UTF-8 (Comma delimited)')" if path.suffix.lower() in (".csv", ".tsv")
+               else "")
         raise BadQuestionFile(f"{path}:{line}: not UTF-8 (byte 0x{data[e.start]:02x} at column {col}). Save the "
-                              f"file as UTF-8.") from e
+                              f"file as UTF-8{how}.") from e
 
 
 def _rows(path: Path, what: str) -> tuple[list[tuple[int, object]], str]:
