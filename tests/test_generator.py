@@ -383,22 +383,36 @@ def test_a_bf16_prefill_takes_its_logits_from_the_fp32_head(tmp_path, monkeypatc
 
 
 def test_prefill_steps_per_device(gen, monkeypatch):
-    """CPU: 2048-token chunks (measured there); CUDA: one pass where half the free memory holds its activations
-    (measured on an H200: 58 % of bf16 peak at 32 k against 39 % in chunks); eager attention stays chunked."""
-    from docqa.generators.memory import CPU_PREFILL_CHUNK
+    """One pass where the activations fit (a quarter of the RAM available on CPU, half the GPU's free memory), else as
+    many tokens as fit, never fewer than 2048; eager attention stays chunked (measured: see memory.prefill_step)."""
+    from docqa.generators import memory
 
     cfg = gen.model.config
     assert gen.prefill_step(100_000) == 48  # the fixture's own setting wins
     monkeypatch.setattr(gen.config, "prefill_chunk", None)
+    size = torch.empty(0, dtype=gen.dtypes.prefill).element_size()  # activations in the prefill dtype
+    per_token = (3 * cfg.intermediate_size + 8 * cfg.hidden_size) * size
     monkeypatch.setattr(gen, "device", "cpu")
-    assert gen.prefill_step(100_000) == CPU_PREFILL_CHUNK
-    monkeypatch.setattr(gen, "device", "cuda:0")
-    per_token = (3 * cfg.intermediate_size + 8 * cfg.hidden_size) * 4  # fp32 test model
-    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (2 * per_token * 50_000, 0))
+    monkeypatch.setattr(memory, "available_memory", lambda: 4 * per_token * 40_000)
     assert gen.prefill_step(30_000) == 30_000  # fits: one pass
-    assert gen.prefill_step(80_000) == 50_000  # half the free memory's worth
-    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (0, 0))
-    assert gen.prefill_step(80_000) == CPU_PREFILL_CHUNK  # never below the CPU's chunk
-    monkeypatch.setattr(cfg, "_attn_implementation", "eager")
+    assert gen.prefill_step(80_000) == 40_000  # a quarter of the available memory's worth
+    monkeypatch.setattr(memory, "available_memory", lambda: 0)
+    assert gen.prefill_step(80_000) == memory.CPU_PREFILL_CHUNK  # never below 2048
+    monkeypatch.setattr(gen, "device", "cuda:0")
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (2 * per_token * 50_000, 0))
-    assert gen.prefill_step(30_000) == CPU_PREFILL_CHUNK
+    assert gen.prefill_step(30_000) == 30_000
+    assert gen.prefill_step(80_000) == 50_000  # half the free memory's worth
+    monkeypatch.setattr(cfg, "_attn_implementation", "eager")
+    assert gen.prefill_step(30_000) == memory.CPU_PREFILL_CHUNK
+
+
+def test_a_one_pass_prefill_reports_progress_layer_by_layer(gen, monkeypatch):
+    monkeypatch.setattr(gen.config, "prefill_chunk", 4096)  # one forward for the whole prompt
+    seen = []
+    n = 1500
+    gen.prefill_prefix(_ids(n), plan_for("yarn", gen.rope_model(), n + 100), progress=lambda d, t: seen.append((d, t)))
+    layers = len(gen._runner(n)[1].layers)
+    assert layers >= 2 and seen == [(n * (i + 1) // layers, n) for i in range(layers)] + [(n, n)]
+    seen.clear()
+    gen.prefill_prefix(_ids(n), plan_for("yarn", gen.rope_model(), n + 100))  # no callback: no hooks left behind
+    assert not seen and all(not layer._forward_hooks for layer in gen._runner(n)[1].layers)

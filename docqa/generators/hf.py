@@ -8,6 +8,7 @@ for the whole request (see :mod:`docqa.rope`), and a prefilled KV cache of a fix
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import threading
 import time
@@ -45,6 +46,24 @@ if TYPE_CHECKING:
 # Forwards longer than this (tokens per row) run in the prefill dtype; shorter ones (decode steps, a short question
 # after a cached prefix) in the decoding dtype. The same boundary as the CPU few-query attention's (docqa/attention.py).
 PREFILL_MIN_TOKENS = 64
+
+
+@contextlib.contextmanager
+def _layer_progress(body, progress: ProgressFn | None, start: int, tokens: int, total: int):
+    """Progress inside one forward, layer by layer: a one-pass prefill of a long document takes minutes on a CPU, and
+    a bar that only moves at the end of each forward would stand still all that time."""
+    layers = getattr(body, "layers", None)
+    if progress is None or not layers or tokens < 1024:
+        yield
+        return
+    n = len(layers)
+    hooks = [layer.register_forward_hook(lambda *_, i=i: progress(start + tokens * (i + 1) // n, total))
+             for i, layer in enumerate(layers)]
+    try:
+        yield
+    finally:
+        for hook in hooks:
+            hook.remove()
 
 
 class TransformersGenerator:
@@ -230,11 +249,12 @@ class TransformersGenerator:
         for start in range(0, len(ids), step):
             chunk = t[:, start : start + step]
             model, body = self._runner(chunk.shape[1])
-            if start + step < len(ids) or not logits:
-                body(input_ids=chunk, use_cache=True, **{self._cache_kw: cache})
-            else:
-                out = model(input_ids=chunk, use_cache=True, **{self._cache_kw: cache}, logits_to_keep=1)
-                last = out.logits[0, -1].float()
+            with _layer_progress(body, progress, start, chunk.shape[1], len(ids)):
+                if start + step < len(ids) or not logits:
+                    body(input_ids=chunk, use_cache=True, **{self._cache_kw: cache})
+                else:
+                    out = model(input_ids=chunk, use_cache=True, **{self._cache_kw: cache}, logits_to_keep=1)
+                    last = out.logits[0, -1].float()
             if progress:
                 progress(min(start + step, len(ids)), len(ids))
         return last
