@@ -245,14 +245,11 @@ def _schema_error(path: Path, n: int, e: ValidationError, shape: str, unit: str 
     got = err.get("input")
     got_s = type(got).__name__ if not isinstance(got, str) else repr(got[:40])
     msg = err["msg"].removeprefix("Value error, ")
-    if err["type"] == "string_pattern_mismatch":
-        msg = "must not be empty"
+    expected = "one object a line" if unit == "line" else "an array of objects like"
     if err["type"] == "missing":  # say what the record has instead: a field named "q" or "Question" is the usual cause
         keys = ", ".join(repr(k) for k in got) if isinstance(got, dict) and got else "nothing"
         return BadQuestionFile(f"{_at(path, n, unit)}: no field '{where}' (the record has {keys[:200]}). "
-                               f"Expected {'one object a line' if unit == 'line' else 'an array of objects like'}: "
-                               f"{shape}")
-    expected = "one object a line" if unit == "line" else "an array of objects like"
+                               f"Expected {expected}: {shape}")
     return BadQuestionFile(f"{_at(path, n, unit)}: field '{where}' {msg[0].lower() + msg[1:]} (got {got_s}). "
                            f"Expected {expected}: {shape}")
 

@@ -118,13 +118,12 @@ class TransformersGenerator:
         # Inputs go where the embedding lives (the first GPU of a spread model).
         self.device = str(self.model.get_input_embeddings().weight.device)
         config = self.config
-        if self.device.split(":")[0] in ("cpu", "cuda") \
-                and getattr(self.model.config, "_attn_implementation", None) == "sdpa":
+        from ..attention import DEVICES, register
+
+        if self.device.split(":")[0] in DEVICES and getattr(self.model.config, "_attn_implementation", None) == "sdpa":
             # Few-query attention without copying the cache (see docqa/attention.py): on CPU a question after a cached
             # 30 k-token prefix went from 5.6 s to about 2 s; on an H200, CUDA-graph decoding of an 8 B model from 32
             # to 88 tokens/s (SDPA, given the graph's mask, repeats keys and values per query head).
-            from ..attention import register
-
             self.model.set_attn_implementation(register())
         self._rope_model = rope_model_from_config(self.model.config, config.trained_window)
         self.trained_window = self._rope_model.trained_window

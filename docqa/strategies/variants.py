@@ -77,14 +77,14 @@ def coerce_options(options: dict[str, Any]) -> dict[str, Any]:
 
 
 def _parse_value(name: str, text: str, kind: Any, spec: str) -> Any:
-    from pydantic import TypeAdapter, ValidationError
+    from pydantic import ValidationError
 
     # "none" clears an optional field; in a field that cannot be None it is a value like any other (rope=none).
     if text.lower() in ("none", "null") and type(None) in typing.get_args(kind):
         return None
     try:
         # Lax mode turns "8" into 8 and "true" into True; a str field keeps the text as written.
-        return TypeAdapter(kind).validate_python(text)
+        return _adapter(kind).validate_python(text)
     except ValidationError as e:
         why = e.errors()[0]["msg"]
         raise ConfigError(f"Strategy variant '{spec}': {name}={text} is not valid ({why}).") from None
