@@ -167,7 +167,7 @@ def test_fuzzed_question_files_give_questions_or_one_clear_error(tmp_path_factor
     ('{"question": "q", "sources": "a.md"}', "field 'sources'"),
     ('{"question": "q", "sources": [1]}', "field 'sources.0'"),
     ('{"question": "q", "answers": {"a": 1}}', "field 'answers"),
-    ('["question"]', "field '(the line)'"),
+    ('["question"]', "the record is not a JSON object (got list)"),
     ('{"question": "q"', "not valid JSON"),
     ('{"question": "q", "id": ' + "9" * 5000 + "}", "unreadable JSON value"),
     ('{"question": ' + "[" * 5000 + "]" * 5000 + "}", "nested too deeply"),
@@ -212,7 +212,7 @@ def test_leval_records_need_string_inputs_and_paired_references(tmp_path):
     with pytest.raises(BadQuestionFile, match=r"fin\.jsonl:1: field 'input'"):
         load_leval(path)
     path.write_text(json.dumps({"input": "doc", "instructions": ["q1", "q2"], "outputs": ["a"]}) + "\n")
-    with pytest.raises(BadQuestionFile, match="2 instructions but 1 outputs"):
+    with pytest.raises(BadQuestionFile, match=r"fin\.jsonl:1: the record has 2 instructions but 1 outputs \(one "):
         load_leval(path)
 
 
@@ -325,7 +325,7 @@ def test_jsonl_json_array_and_csv_hold_the_same_questions(tmp_path_factory, rows
     ("q.csv", 'id,question,answers\n1,   ,y\n', r"q\.csv:2: field 'question' must not be empty"),
     ("q.csv", 'question,options,answers\nWhich?,x|y,C\n', r"q\.csv:2: answer 'C' is neither an option letter"),
     ("q.json", '[{"question": "ok"}, {"question": 5}]', r"q\.json item 2: field 'question'"),
-    ("q.json", '[1]', r"q\.json item 1: field '\(the item\)'"),
+    ("q.json", '[1]', r"q\.json item 1: the record is not a JSON object \(got int\)"),
     ("q.json", '[{"question": "ok",}]', r"q\.json:1: not valid JSON .* one JSON array of objects"),
 ])
 def test_csv_and_json_array_errors_name_the_row(tmp_path, name, text, message):

@@ -101,7 +101,8 @@ class LevalRecord(BaseModel):
     @model_validator(mode="after")
     def _paired(self) -> LevalRecord:
         if len(self.instructions) != len(self.outputs):
-            raise ValueError(f"{len(self.instructions)} instructions but {len(self.outputs)} outputs")
+            raise ValueError(f"has {len(self.instructions)} instructions but {len(self.outputs)} outputs (one "
+                             f"reference per question, in order)")
         return self
 
 
@@ -241,11 +242,15 @@ def _at(path: Path, n: int, unit: str) -> str:
 
 def _schema_error(path: Path, n: int, e: ValidationError, shape: str, unit: str = "line") -> BadQuestionFile:
     err = e.errors()[0]
-    where = ".".join(str(x) for x in err["loc"]) or f"(the {unit})"
+    where = ".".join(str(x) for x in err["loc"])
     got = err.get("input")
     got_s = type(got).__name__ if not isinstance(got, str) else repr(got[:40])
     msg = err["msg"].removeprefix("Value error, ")
     expected = "one object a line" if unit == "line" else "an array of objects like"
+    if not err["loc"]:  # the record as a whole: not an object, or its fields disagree (instructions vs outputs)
+        what = (f"is not a JSON object (got {type(got).__name__})" if err["type"] in ("model_type", "dict_type")
+                else msg[0].lower() + msg[1:])
+        return BadQuestionFile(f"{_at(path, n, unit)}: the record {what}. Expected {expected}: {shape}")
     if err["type"] == "missing":  # say what the record has instead: a field named "q" or "Question" is the usual cause
         keys = ", ".join(repr(k) for k in got) if isinstance(got, dict) and got else "nothing"
         return BadQuestionFile(f"{_at(path, n, unit)}: no field '{where}' (the record has {keys[:200]}). "
