@@ -41,13 +41,9 @@ def default_budget(device: str) -> int:
 
         free, _ = torch.cuda.mem_get_info(torch.device(device))
         return free // 2
-    try:
-        for line in open("/proc/meminfo"):
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024 // 4
-    except OSError:
-        pass
-    return 4 * 2**30
+    from .generators.memory import available_memory
+
+    return available_memory(unknown=16 * 2**30) // 4  # 4 GiB where the OS cannot say
 
 
 def fmt_bytes(n: float) -> str:

@@ -16,15 +16,16 @@ if TYPE_CHECKING:
 CPU_PREFILL_CHUNK = 2048  # measured: see GeneratorConfig.prefill_chunk
 
 
-def available_memory() -> int:
-    """Bytes the OS says are available (MemAvailable); a large number where it cannot say."""
+def available_memory(unknown: int = 1 << 62) -> int:
+    """Bytes the OS says are available (MemAvailable); ``unknown`` where it cannot say (a large number by default:
+    no limit is imposed on a guess)."""
     try:
         for line in open("/proc/meminfo"):
             if line.startswith("MemAvailable:"):
                 return int(line.split()[1]) * 1024
     except OSError:
         pass
-    return 1 << 62
+    return unknown
 
 
 def kv_bytes_per_token(model) -> int:
