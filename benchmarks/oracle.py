@@ -24,7 +24,8 @@ LEVAL = ROOT.parent / "shared" / "data" / "leval" / "financial_qa.jsonl"
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--top-k", default="4", help="comma-separated numbers of gold chunks, one run each")
+    ap.add_argument("--top-k", default=[4], type=lambda s: [int(k) for k in s.split(",")],
+                    help="comma-separated numbers of gold chunks, one run each")
     ap.add_argument("--reference", action="store_true", help="one run with the reference as the only passage")
     ap.add_argument("--max-new-tokens", type=int, default=256)
     args = ap.parse_args()
@@ -35,7 +36,7 @@ def main() -> None:
     from docqa.eval.questions import load_leval
 
     refs = {q.question.strip(): q.answers[0] for _, _, qs in load_leval(LEVAL) for q in qs}
-    runs = [("reference", 1)] if args.reference else [("gold", int(k)) for k in args.top_k.split(",")]
+    runs = [("reference", 1)] if args.reference else [("gold", k) for k in args.top_k]
     mode = ""
 
     def oracle(self: Corpus, questions: list[str], k: int) -> list[Retrieved]:
