@@ -16,12 +16,22 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from .rope import RopePlan
+from .rope import RopeModel, RopePlan, inv_freq_for
 
 
-def prefix_key(model_spec: str, plan: RopePlan, ids: list[int]) -> str:
+def _rotation(plan: RopePlan, rope_model: RopeModel) -> list:
+    inv, attention = inv_freq_for(plan, rope_model)
+    return [[float(x) for x in inv.tolist()], float(attention)]
+
+
+def prefix_key(model_spec: str, plan: RopePlan, ids: list[int], rope_model: RopeModel | None = None) -> str:
+    """The name of a prefilled prefix. With ``rope_model``, the plan enters by what it computes (its frequencies and
+    attention factor), not by its record: plans sized for different lengths rotate alike within the trained window,
+    and a prefix filled under one serves them all. (An eval asks each L-Eval question for an answer of its own
+    length, so its plans differ in ``seq_len`` only; keyed by the record, every such question prefilled again.)"""
     h = hashlib.sha256()
-    h.update(json.dumps([model_spec, asdict(plan)], sort_keys=True).encode())
+    rotation = _rotation(plan, rope_model) if rope_model is not None else asdict(plan)
+    h.update(json.dumps([model_spec, rotation], sort_keys=True).encode())
     h.update(",".join(map(str, ids)).encode())
     return h.hexdigest()[:24]
 

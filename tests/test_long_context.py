@@ -111,3 +111,31 @@ def test_scaling_is_planned_from_the_request_length(small_docs):
     assert rope["attention_factor"] > 1.0
     assert rope["sized_for"] >= ans.tokens["prompt"] + 96
     assert generator_mod  # the fake is registered through the real registry
+
+
+def test_a_prefix_serves_every_answer_budget_that_rotates_alike(idx):
+    """docqa eval asks each L-Eval question for an answer of its own length, so each question's plan is sized for a
+    different length. Within the trained window those plans rotate alike and one prefix serves them all; past it a
+    different stretch is a different prefix."""
+    gen = _fake(idx)
+    gen.trained_window = 1 << 20  # the whole corpus fits: plain rope whatever the answer budget
+    first = idx.ask("What is the hotel cap?", "lc", max_new_tokens=64)
+    second = idx.ask("What was the gross margin?", "lc", max_new_tokens=300)
+    assert (first.details["prefix"], second.details["prefix"]) == ("prefilled", "memory") and gen.prefills == 1
+    gen.trained_window = 4096  # now every budget stretches the window by its own factor
+    idx.corpus.caches.clear()
+    idx.ask("What is the hotel cap?", "lc", max_new_tokens=64)
+    assert idx.ask("What is the hotel cap?", "lc", max_new_tokens=300).details["prefix"] == "prefilled"
+
+
+def test_prefix_keys_follow_the_rotation_not_the_plan_record():
+    from docqa.prefix_cache import prefix_key
+    from docqa.rope import RopeModel, plan_for
+
+    model = RopeModel(64, 10000.0, 8192)
+    short, longer = plan_for("yarn", model, 5000), plan_for("yarn", model, 6000)
+    assert short != longer
+    assert prefix_key("m", short, [1, 2], model) == prefix_key("m", longer, [1, 2], model)
+    assert prefix_key("m", short, [1, 2], model) != prefix_key("m", short, [1, 3], model)
+    past = plan_for("yarn", model, 20000), plan_for("yarn", model, 30000)
+    assert prefix_key("m", past[0], [1], model) != prefix_key("m", past[1], [1], model)

@@ -123,11 +123,12 @@ def ask(corpus: Corpus, question: str, cfg: AskConfig) -> Answer:
 def _prefix(corpus: Corpus, gen, ids: list[int], plan, cfg: AskConfig) -> tuple[PrefixState, str]:
     """The prefix state from this process's cache, from disk, or freshly prefilled (in that order)."""
     pool = corpus.kv_pool(cfg.kv_budget)
-    key = ("long-context", corpus.store.content_id, prefix_key(gen.spec, plan, ids))
+    key = ("long-context", corpus.store.content_id, prefix_key(gen.spec, plan, ids, gen.rope_model()))
     kept = pool.get(key)
     if kept is not None:
         return kept, "memory"
-    path = corpus.store.path / "prefix" / f"{key[2]}.safetensors"
+    # Each backend writes its own format (transformers: safetensors; llama.cpp: its sequence state).
+    path = corpus.store.path / "prefix" / f"{key[2]}{getattr(gen, 'prefix_suffix', '.safetensors')}"
     state = gen.load_prefix(path, ids, plan) if cfg.cache_prefix else None
     source = "disk"
     if state is None:

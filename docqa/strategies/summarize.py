@@ -104,7 +104,7 @@ class ChainRun:
         content = self.corpus.store.content_id
         pool.discard(lambda k: k[0] == "summarize" and k[1] != content)  # a new index version: old prefixes are stale
         plan = plan_for("none", self.gen.rope_model(), self.window)  # groups fit the trained window: plain RoPE
-        key = ("summarize", content, prefix_key(self.gen.spec, plan, ids))
+        key = ("summarize", content, prefix_key(self.gen.spec, plan, ids, self.gen.rope_model()))
         kept = pool.get(key)
         if kept is not None:
             return kept, True
