@@ -137,6 +137,35 @@ class Generator(Protocol):
 
 
 
+class TorchBackend(Protocol):
+    """What the in-process torch helpers (:mod:`.decoding`, :mod:`.batching`, :mod:`.cuda_graphs`, :mod:`.memory`)
+    need from the backend that drives them. They depend on this contract, not on the class that implements it
+    (:class:`~docqa.generators.hf.TransformersGenerator`), so a backend imports its helpers and no helper imports a
+    backend back."""
+
+    config: GeneratorConfig
+    model: Any  # a transformers causal LM
+    device: str  # where inputs go (the embedding's device)
+    eos_ids: set[int]
+    _cache_kw: str  # the forward's name for the cache argument ("cache" or "past_key_values")
+    _lock: Any  # one request at a time
+    _graphs_failed: bool  # a CUDA-graph capture failed once: eager steps from then on
+
+    def encode(self, text: str) -> list[int]: ...
+
+    def decode(self, ids: list[int]) -> str: ...
+
+    def _prefill(self, ids: list[int], cache: Any, progress: ProgressFn | None, logits: bool = True) -> Any: ...
+
+    def _runner(self, tokens: int) -> tuple[Any, Any]: ...
+
+    def _apply_rope(self, plan: RopePlan) -> None: ...
+
+    def _oom_guard(self, tokens: int) -> Any: ...
+
+    def prefill_step(self, tokens: int) -> int: ...
+
+
 def banned_next(out: list[int], n: int) -> list[int]:
     """Tokens that would complete an n-gram already in ``out`` (the answer so far): what no-repeat-n-gram decoding
     forbids next. Only the answer is looked at, so copying a phrase from the context stays possible."""

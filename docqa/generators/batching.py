@@ -26,10 +26,10 @@ from .base import Generation, banned_next, cut_at_stop, hits_stop
 
 if TYPE_CHECKING:
     from ..rope import RopePlan
-    from .hf import TransformersGenerator
+    from .base import TorchBackend
 
 
-def generate_continuous(gen: TransformersGenerator, rows: list[list[int]], max_new_tokens: int, plan: RopePlan,
+def generate_continuous(gen: TorchBackend, rows: list[list[int]], max_new_tokens: int, plan: RopePlan,
                         stop: tuple[str, ...], slots: int, score: str | None = None) -> list[Generation]:
     """Greedy answers to ``rows`` (token ids), ``slots`` decoding at a time; in the order of ``rows``."""
     import torch

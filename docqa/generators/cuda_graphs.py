@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
-    from .hf import TransformersGenerator
+    from .base import TorchBackend
 
 log = logging.getLogger(__name__)
 MIN_TOKENS = 8  # below this the capture (~3 eager steps) costs more than it saves
@@ -35,7 +35,7 @@ class StaticStep:
     """Decode steps of one sequence over ``cache`` from position ``start``, on static buffers; with ``capture``
     (CUDA) each step is one graph replay, else the same static-buffer step runs eagerly (how CPU tests check it)."""
 
-    def __init__(self, gen: TransformersGenerator, cache, start: int, max_steps: int, capture: bool):
+    def __init__(self, gen: TorchBackend, cache, start: int, max_steps: int, capture: bool):
         import torch
 
         self.gen, self.cache, self.start = gen, cache, start
@@ -106,11 +106,11 @@ class StaticStep:
         self.graph = None
 
 
-def _on_cuda(gen: TransformersGenerator) -> bool:
+def _on_cuda(gen: TorchBackend) -> bool:
     return str(gen.device).startswith("cuda")
 
 
-def static_step(gen: TransformersGenerator, cache, max_new_tokens: int) -> StaticStep | None:
+def static_step(gen: TorchBackend, cache, max_new_tokens: int) -> StaticStep | None:
     """A captured decode step for this answer where it applies (CUDA, docqa's in-place cache, one device), else None
     (eager steps)."""
     import torch

@@ -18,10 +18,10 @@ if TYPE_CHECKING:
     import torch
 
     from ..rope import RopePlan
-    from .hf import TransformersGenerator
+    from .base import TorchBackend
 
 
-def greedy(gen: TransformersGenerator, logits: torch.Tensor, cache, max_new_tokens: int, stop: tuple[str, ...],
+def greedy(gen: TorchBackend, logits: torch.Tensor, cache, max_new_tokens: int, stop: tuple[str, ...],
            prefill_s: float) -> tuple[list[int], str, float, float]:
     """Greedy decoding from ``logits`` (the distribution of the first answer token) with ``cache`` holding the
     prompt, until an end-of-sequence token, a ``stop`` string or ``max_new_tokens``; n-grams the generator's
@@ -67,7 +67,7 @@ def greedy(gen: TransformersGenerator, logits: torch.Tensor, cache, max_new_toke
     return out, finish, ttft, time.perf_counter() - t1
 
 
-def score_after(gen: TransformersGenerator, cache, first_logits: torch.Tensor, text: str) -> float:
+def score_after(gen: TorchBackend, cache, first_logits: torch.Tensor, text: str) -> float:
     """log P(``text`` | what ``cache`` holds), whose first token's distribution is ``first_logits``; the cache is
     cropped back afterwards. One forward of len(text) − 1 tokens, logits for those positions only."""
     import torch
@@ -83,7 +83,7 @@ def score_after(gen: TransformersGenerator, cache, first_logits: torch.Tensor, t
     return lp
 
 
-def tail_logprobs(gen: TransformersGenerator, ids: list[int], plan: RopePlan, tail: int,
+def tail_logprobs(gen: TorchBackend, ids: list[int], plan: RopePlan, tail: int,
                   progress: ProgressFn | None = None) -> torch.Tensor:
     """Log-probabilities of the last ``tail`` tokens of ``ids``, each given everything before it (perplexity).
 

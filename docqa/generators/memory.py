@@ -11,7 +11,7 @@ from ..errors import OutOfMemory
 from .hf_config import _head_dim
 
 if TYPE_CHECKING:
-    from .hf import TransformersGenerator
+    from .base import TorchBackend
 
 CPU_PREFILL_CHUNK = 2048  # measured: see GeneratorConfig.prefill_chunk
 
@@ -36,7 +36,7 @@ def kv_bytes_per_token(model) -> int:
     return int(cfg.num_hidden_layers * 2 * heads * _head_dim(cfg) * size)
 
 
-def prefill_step(gen: TransformersGenerator, tokens: int) -> int:
+def prefill_step(gen: TorchBackend, tokens: int) -> int:
     """Tokens per prefill forward for a prompt of ``tokens``: the configured chunk, else one pass where its
     activations fit a share of the memory they live in (half the GPU's free memory; a quarter of the RAM available),
     else as many tokens as fit, never fewer than 2048. Eager attention keeps 2048-token chunks (its score matrix
@@ -74,7 +74,7 @@ def _itemsize(dtype) -> int:
 
 
 @contextlib.contextmanager
-def oom_guard(gen: TransformersGenerator, tokens: int):
+def oom_guard(gen: TorchBackend, tokens: int):
     """An out-of-memory error becomes a DocQAError that names the KV size and the fixes, so an eval records it for
     that question and goes on; the allocator's cache is released first."""
     import torch
