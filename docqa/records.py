@@ -60,6 +60,7 @@ class Answer:
     calls: int = 0  # model calls made (1 for rag and long-context)
     # Strategy-specific facts (rope method and factor, chain, route taken, …).
     details: dict[str, Any] = field(default_factory=dict)
+    model: str = ""  # the generator that answered, as "backend:model" (e.g. "llama.cpp:qwen2.5-coder-1.5b")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -1,9 +1,14 @@
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import pytest
+
+# The suite's default reader is SmolLM2 (fast; answers do not matter in most tests). Set before docqa is imported:
+# the default is read once, at import. Tests of real answers name the Qwen readers explicitly.
+os.environ["DOCQA_MODEL"] = "smollm2"
 
 from docqa import embedder as embedder_mod
 from docqa import generators as generator_mod

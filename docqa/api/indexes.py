@@ -188,7 +188,15 @@ class Index:
         t0 = time.perf_counter()
         answer = fn(self.corpus, question, make_config(**{**options, **variant.options}))
         answer.timings.setdefault("total", time.perf_counter() - t0)
+        answer.model = answer.model or self._model_name()
         return answer
+
+    def _model_name(self) -> str:
+        """The loaded generator's spec ("backend:model"); strategies that answer without a model leave it empty."""
+        from ..generators import loaded_generator
+
+        gen = loaded_generator(self.corpus.generator_config)
+        return getattr(gen, "spec", "") if gen is not None else ""
 
     @checked
     def ask_many(self, questions: list[str], strategy: str | None = "rag", *, batch_size: int = 8,
@@ -210,7 +218,10 @@ class Index:
         if name not in BATCHED.names() or batch_size == 1:
             hints = length_hints or [options.get("length_hint")] * len(questions)
             return [self.ask(q, name, **{**options, "length_hint": n}) for q, n in zip(questions, hints, strict=True)]
-        return BATCHED.get(name)(self.corpus, list(questions), cfg, batch_size, length_hints=length_hints)
+        answers = BATCHED.get(name)(self.corpus, list(questions), cfg, batch_size, length_hints=length_hints)
+        for a in answers:
+            a.model = a.model or self._model_name()
+        return answers
 
     def ask_all(self, question: str, strategies: list[str] | None = None, **options: Any) -> dict[str, Answer]:
         """The same question through several strategies (default: all registered), for side-by-side comparison."""
@@ -240,7 +251,8 @@ def open_index(
     generator: GeneratorConfig | None = None,
 ) -> Index:
     """Open the index ``name``. ``embedder``, when given, must be the one the index was built with;
-    ``model`` picks the generator (default: the embedded SmolLM2); ``generator`` sets every generator option."""
+    ``model`` picks the generator (default: the embedded Qwen2.5-Coder-1.5B, or $DOCQA_MODEL); ``generator`` sets every
+    generator option."""
     gen = generator_config(model, device, generator)
     return Index(Corpus.open(name, Path(root) if root is not None else index_root(), embedder=embedder,
                              generator=gen))

@@ -54,8 +54,8 @@ class RopeBenchResult:
 def _check(gen, cfg: RopeBenchConfig, n_ids: int) -> None:
     if not hasattr(gen, "tail_logprobs"):
         raise ConfigError(f"The '{gen.spec}' backend returns no log-probabilities of given text, which perplexity "
-                          f"needs; run docqa bench rope with an in-process model (docqa bench needle works with "
-                          f"any backend that generates).")
+                          f"needs; run docqa bench rope on the transformers backend (--model transformers:NAME; "
+                          f"docqa bench needle works with any backend that generates).")
     for m in cfg.methods:
         ROPE_METHODS.canonical(m)
     if cfg.samples < 1:

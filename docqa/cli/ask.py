@@ -15,6 +15,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from .common import (
+    MODEL_HELP,
     AttnOpt,
     BaseUrlOpt,
     ContextWindowOpt,
@@ -68,7 +69,7 @@ def ask_cmd(
         help="Answer style: short, sentence, paragraph or choice (the letter of a lettered option).")] = "sentence",
     length_hint: Annotated[Optional[int], typer.Option(
         help="Ask for an answer of about N words (the question alone is what retrieval sees).")] = None,
-    model: Annotated[Optional[str], typer.Option(help="Generator: HF id, local folder or .gguf.")] = None,
+    model: Annotated[Optional[str], typer.Option(help=MODEL_HELP)] = None,
     embedder: Annotated[Optional[str], typer.Option(help="Embedder (must match the index's).")] = None,
     device: DeviceOpt = None,
     dtype: DtypeOpt = "auto",
@@ -189,7 +190,8 @@ def _timing_line(a) -> str:
     parts = [f"{k} {a.timings[k]:.2f}s" for k in order if k in a.timings]
     cached = f" (cached {a.tokens['cached']:,})" if a.tokens.get("cached") else ""
     toks = f"tokens in {a.tokens.get('prompt', 0):,}{cached} / out {a.tokens.get('completion', 0):,}"
-    return " · ".join(parts) + f" · {toks} · calls {a.calls}"
+    model = f" · model {a.model}" if a.model else ""
+    return " · ".join(parts) + f" · {toks} · calls {a.calls}{model}"
 
 
 def render_one(a) -> None:
@@ -217,3 +219,14 @@ def render_side_by_side(question: str, answers: dict) -> None:
         table.add_row(escape(name), escape(a.text), escape(sources), f"{a.timings.get('total', 0):.1f} s",
                       f"{a.tokens.get('prompt', 0):,}/{a.tokens.get('completion', 0):,}")
     out.print(table)
+    models = sorted({a.model for a in answers.values() if a.model})
+    if models:
+        out.print(f"[dim]answered by {escape(', '.join(models))}{_why(models)}[/]")
+
+
+def _why(models: list[str]) -> str:
+    """Why that model, in a few words, for an embedded one (docqa models says more)."""
+    from ..models import MODELS
+
+    whys = [MODELS[m.partition(":")[2] or m].why for m in models if (m.partition(":")[2] or m) in MODELS]
+    return f" — {whys[0]}" if len(whys) == 1 and whys[0] else ""

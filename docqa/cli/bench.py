@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from .common import BaseUrlOpt, ContextWindowOpt, DeviceOpt, TokenizerOpt, err, friendly, out
+from .common import MODEL_HELP, BaseUrlOpt, ContextWindowOpt, DeviceOpt, TokenizerOpt, err, friendly, out
 
 bench_app = typer.Typer(help="Which context-extension (RoPE) method works for a model: perplexity curves and "
                              "needle heatmaps.", no_args_is_help=True)
@@ -68,7 +68,7 @@ def rope_cmd(
                                                       "smoke text, ~25 k tokens].")] = None,
     tail: Annotated[int, typer.Option(help="Tokens of the fixed final slice that every length scores.")] = 1024,
     samples: Annotated[int, typer.Option(help="Windows at different offsets of the text, averaged.")] = 1,
-    model: Annotated[Optional[str], typer.Option(help="Generator: HF id, local folder or .gguf.")] = None,
+    model: Annotated[Optional[str], typer.Option(help=MODEL_HELP)] = None,
     device: Annotated[Optional[str], typer.Option(help="cpu or cuda \\[default: cuda when present].")] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for the table, PNG, JSON, CSV and finished "
                                                         "cells.")] = Path("bench/rope"),
@@ -120,7 +120,7 @@ def needle_cmd(
     answer: Annotated[Optional[str], typer.Option(help="What counts as found (must appear in the output).")] = None,
     answer_start: Annotated[Optional[str], typer.Option(help="passkey form: the answer's first words \\[default: "
                                                              "the needle up to the answer].")] = None,
-    model: Annotated[Optional[str], typer.Option(help="Generator: HF id, local folder or .gguf.")] = None,
+    model: Annotated[Optional[str], typer.Option(help=MODEL_HELP)] = None,
     device: DeviceOpt = None,
     base_url: BaseUrlOpt = None,
     context_window: ContextWindowOpt = None,

@@ -18,6 +18,9 @@ err = Console(stderr=True)
 
 F = TypeVar("F", bound=Callable)
 
+MODEL_HELP = ("Generator: an embedded alias (docqa models), an HF id, a local folder or a .gguf file; backend:NAME "
+              "picks a backend (llama.cpp, transformers, openai) \\[default: qwen2.5-coder-1.5b, or $DOCQA_MODEL].")
+
 # Generator options shared by the commands that answer questions (ask, eval).
 DeviceOpt = Annotated[Optional[str], typer.Option(
     help="cpu, cuda, cuda:N, or auto (spread the model over every GPU) \\[default: cuda when present].")]

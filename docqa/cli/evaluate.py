@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .common import (
+    MODEL_HELP,
     AttnOpt,
     BaseUrlOpt,
     ContextWindowOpt,
@@ -69,7 +70,7 @@ def eval_cmd(
         help="Answer style: short, sentence, paragraph or choice (the option letter); auto: choice for "
              "multiple-choice questions, the others in the one matching their references' median length.")]
     = "auto",
-    model: Annotated[Optional[str], typer.Option(help="Generator: HF id, local folder or .gguf.")] = None,
+    model: Annotated[Optional[str], typer.Option(help=MODEL_HELP)] = None,
     root: Annotated[Optional[Path], typer.Option(help="Folder of indexes \\[default: ./indexes].")] = None,
     concurrency: Annotated[int, typer.Option(help="Questions in flight at once (for a served model).")] = 1,
     batch_size: Annotated[int, typer.Option(
@@ -116,6 +117,9 @@ def eval_cmd(
                                drop_threshold=drop_threshold, length_hint=length_hint,
                                notice=lambda text: err.print(f"[dim]{escape(text)}[/]"))
     render(rows)
+    from ..generators import parse_spec
+
+    out.print(f"[dim]answered by {escape(parse_spec(model or gen.model)[0])}[/]")
     verdict = next((r["verdict_text"] for r in rows if r.get("verdict_text")), None)
     if verdict:
         out.print(f"[bold]Verdict:[/] {escape(verdict)}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import ask, bench, evaluate, ingest, manage
+from . import ask, bench, evaluate, ingest, manage, models
 
 app = typer.Typer(
     name="docqa",
@@ -19,6 +19,7 @@ app.command("eval")(evaluate.eval_cmd)
 app.command("list")(manage.list_cmd)
 app.command("check")(manage.check_cmd)
 app.command("remove")(manage.remove_cmd)
+app.command("models")(models.models_cmd)
 app.add_typer(bench.bench_app, name="bench")
 
 

