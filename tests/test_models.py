@@ -178,3 +178,15 @@ def test_generator_helpers_depend_on_the_contract_not_on_a_backend():
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.level >= 1:
                 assert (node.module or "").split(".")[0] not in backends, f"{path.name} imports .{node.module}"
+
+
+@pytest.mark.slow
+def test_converting_a_gguf_for_transformers_prints_no_bar_of_its_own(tmp_path, monkeypatch, capfd):
+    """transformers' "Converting and de-quantizing GGUF tensors" bar leaked into piped and --json output."""
+    from docqa.generators.gguf import materialize_gguf
+
+    monkeypatch.setenv("DOCQA_CACHE_DIR", str(tmp_path / "cache"))
+    folder = materialize_gguf(models.model_path("smollm2"))
+    assert (folder / "config.json").exists()
+    captured = capfd.readouterr()
+    assert "de-quantizing" not in captured.err + captured.out

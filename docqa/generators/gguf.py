@@ -36,6 +36,7 @@ def materialize_gguf(gguf: Path) -> Path:
     tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
+    silenced = _silence_gguf_bar()
     try:
         tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
         model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype="float32")
@@ -52,7 +53,26 @@ def materialize_gguf(gguf: Path) -> Path:
     except Exception:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        silenced()
     return out
+
+
+def _silence_gguf_bar():
+    """transformers' GGUF loader draws "Converting and de-quantizing GGUF tensors" with plain tqdm, which its own
+    progress switch does not reach: it leaked into piped and --json output. Off for the conversion; returns the undo.
+    (docqa's own spinner shows that models are loading, on a terminal only.)"""
+    import functools
+
+    import transformers.modeling_gguf_pytorch_utils as gguf_utils
+
+    original = gguf_utils.tqdm
+    gguf_utils.tqdm = functools.partial(original, disable=True)
+
+    def undo() -> None:
+        gguf_utils.tqdm = original
+
+    return undo
 
 
 
