@@ -18,7 +18,7 @@ SERVER_STAMP := $(VENV)/.llama-server-$(LLAMA_CPP_VERSION)
 MODELS_STAMP := $(VENV)/.docqa-models
 QUESTION ?= How long is the probation period for new employees?
 # The demo's long reads, bounded so it ends within minutes on 2 cores: long-context reads the 8 k tokens most relevant
-# to the question (the whole ~28 k-token corpus would take the 1.5 B reader over ten minutes here), summarize the two best 4 k-token
+# to the question (the whole 30 k-token corpus: ~20 min of prefill for the 1.5 B here), summarize the two best 4 k-token
 # groups. Drop these to read everything: make demo DEMO_OPTS=
 DEMO_OPTS ?= --max-context 8192 --truncate --summary-window 4096 --map-top-k 2
 

@@ -5,9 +5,9 @@
 
 For each backend, in a process of its own (so its peak resident memory is its own): load time, prefill tokens/s at
 each length (a document prefix prefilled once, as long-context does), decode tokens/s after the longest prefix, peak
-RSS, and the answers both give to the same questions over the employee handbook of examples/ (greedy, so they should agree where the
-quantized and dequantized weights do). Text: the Paul Graham essays of ../shared/data/haystack. Writes
-benchmarks/results/reader.json and prints the table.
+RSS, and the answers both give to the same questions over examples/'s employee handbook (greedy, so they should
+agree where the quantized and dequantized weights do). Text: the Paul Graham essays of ../shared/data/haystack.
+Writes benchmarks/results/reader[-TAG].json and prints the table.
 """
 
 from __future__ import annotations
@@ -73,6 +73,7 @@ def main() -> None:
     ap.add_argument("--backends", default="llama.cpp,transformers")
     ap.add_argument("--lengths", default="1024,8192,30000")
     ap.add_argument("--decode-tokens", type=int, default=32)
+    ap.add_argument("--tag", default="", help="results file: benchmarks/results/reader[-TAG].json")
     ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one backend in this process
     args = ap.parse_args()
     try:
@@ -97,7 +98,7 @@ def main() -> None:
                 print(ln)
         rows.append(json.loads(lines[-1]) if lines else {"spec": spec, "error": proc.stderr.strip()[-300:]})
     result = {"environment": describe(), "model": args.model, "lengths": lengths, "rows": rows}
-    out = ROOT / "benchmarks" / "results" / "reader.json"
+    out = ROOT / "benchmarks" / "results" / f"reader{'-' + args.tag if args.tag else ''}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
     print("\n| backend | load s | " + " | ".join(f"prefill tok/s @{n}" for n in lengths)

@@ -1,4 +1,4 @@
-"""End to end with the real embedded models (SmolLM2-135M, Qwen2.5-Coder-0.5B, all-MiniLM-L6-v2) on examples/docs.
+"""End to end with the real embedded models (SmolLM2-135M, Qwen2.5-Coder-1.5B, all-MiniLM-L6-v2) on examples/docs.
 
 Slow on CPU (about a minute): the GGUF is converted once per cache directory, then every question costs a few
 seconds. Questions are the easy ones of examples/questions.jsonl: a short answer stated once in one document.
@@ -60,14 +60,19 @@ def test_batched_rag_gives_the_answers_of_one_at_a_time_with_the_real_models(rea
 
 
 def test_a_real_instruct_model_reads_the_answer_through_every_reading_strategy(real_root):
-    """Qwen2.5-Coder-0.5B-Instruct on llama.cpp: the probation period, stated once in the employee handbook, comes
-    back right through rag, long-context (the 8 k most relevant tokens: the whole corpus takes minutes on 2 cores)
-    and summarize (the two best 4 k groups). SmolLM2 answers long-context and summarize wrongly here."""
-    idx = docqa.open_index("examples", root=real_root, model="qwen2.5-coder-0.5b")
+    """The default reader (Qwen2.5-Coder-1.5B on llama.cpp), with the demo's bounds: the probation period, stated once
+    in the employee handbook, comes back right through rag, long-context (the 8 k most relevant tokens: the whole
+    corpus takes many minutes on 2 cores) and summarize (the two best 4 k groups). SmolLM2 answers long-context and
+    summarize wrongly here; so did the 0.5 B on long-context ("24 days" from a 6.9 k-token prompt that held the
+    handbook), which is why this test pays for the 1.5 B (a few minutes)."""
+    idx = docqa.open_index("examples", root=real_root, model="qwen2.5-coder-1.5b")
     question = _questions()["probation"]["question"]
     options = {"rag": {}, "long-context": {"max_context": 8192, "truncate": True},
                "summarize": {"summary_window": 4096, "map_top_k": 2}}
+    wrong = {}
     for strategy, opts in options.items():
         answer = idx.ask(question, strategy=strategy, **opts)
-        assert answer.model == "llama.cpp:qwen2.5-coder-0.5b"
-        assert "90" in answer.text, (strategy, answer.text)
+        assert answer.model == "llama.cpp:qwen2.5-coder-1.5b"
+        if "90" not in answer.text:
+            wrong[strategy] = answer.text
+    assert not wrong, wrong

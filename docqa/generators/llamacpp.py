@@ -45,6 +45,12 @@ N_BATCH = 512
 # context at every question.
 MIN_CTX = 4096
 PREFIX_FORMAT = "docqa-llamacpp-prefix/1"
+# Flash attention: measured on the 1.5 B at 8 k tokens (benchmarks/RESULTS.md, "A reader that reads"), off decoded
+# 25 % faster (13.6 against 10.9 tokens/s) and prefilled the same (58.0 / 58.7). Off, llama.cpp keeps a batch x context
+# score buffer per head (~0.8 GB at 32 k for the 1.5 B), so it stays on for contexts past FLASH_ATTN_ABOVE tokens.
+# None: by context size; True / False force it.
+FLASH_ATTN: bool | None = None
+FLASH_ATTN_ABOVE = 16384
 
 
 class _Silence:
@@ -274,7 +280,8 @@ class LlamaCppGenerator:
         params.n_ctx, params.n_batch, params.n_ubatch = n_ctx, N_BATCH, N_BATCH
         params.n_threads = params.n_threads_batch = self.threads
         params.rope_scaling_type, params.rope_freq_base, params.rope_freq_scale, params.yarn_orig_ctx = rope
-        params.flash_attn_type = lc.LLAMA_FLASH_ATTN_TYPE_ENABLED  # measured faster on CPU (RESULTS.md)
+        flash = FLASH_ATTN if FLASH_ATTN is not None else n_ctx > FLASH_ATTN_ABOVE
+        params.flash_attn_type = lc.LLAMA_FLASH_ATTN_TYPE_ENABLED if flash else lc.LLAMA_FLASH_ATTN_TYPE_DISABLED
         params.no_perf = True
         self._ctx = None  # free the old context (and its KV) before allocating the new one
         self._ctx_key = None
