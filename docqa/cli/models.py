@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from typing import Annotated, Optional
@@ -36,7 +37,7 @@ def models_cmd(
         with _bar(f"assembling {model.alias}") as progress:
             path = models.assemble(model, progress)
         err.print(f"{model.alias}: {path} (sha256 verified)")
-    with _bar("verifying") if verify else _none() as progress:
+    with _bar("verifying") if verify else contextlib.nullcontext() as progress:
         rows = models.status(verify=verify, progress=progress)
     if json_out:
         out.print_json(json.dumps([r.to_dict() | {"default": r.model.alias in (DEFAULT_GENERATOR, DEFAULT_EMBEDDER)}
@@ -66,18 +67,10 @@ def models_cmd(
         raise typer.Exit(code=1)
 
 
-class _none:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
-
-
 def _bar(what: str):
     """A byte progress bar on a terminal; nothing in piped output."""
     if not sys.stderr.isatty():
-        return _none()
+        return contextlib.nullcontext()
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
     class _Bar:

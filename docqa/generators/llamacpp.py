@@ -24,7 +24,6 @@ sliding-window or per-layer-type attention (refused in one line, as the transfor
 from __future__ import annotations
 
 import ctypes
-import json
 import os
 import threading
 import time
@@ -494,9 +493,3 @@ class LlamaCppGenerator:
             return None
         return PrefixState(list(ids), plan, _Snapshot(key, data), 0.0, {"loaded_from": str(path)})
 
-
-def describe(gen: LlamaCppGenerator) -> dict:
-    """What ``--json`` and eval summaries say about this backend."""
-    return {"backend": "llama.cpp", "file": str(gen.path), "threads": gen.threads, "load_s": round(gen.load_s, 2),
-            "kv_bytes_per_token": gen.kv_bytes_per_token(), "weights": gen.dtypes_reason,
-            "facts": json.dumps({k: v for k, v in gen.facts.items() if k != "template"})}
