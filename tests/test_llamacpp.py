@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from docqa.errors import ConfigError
+from docqa.errors import ConfigError, ModelLoadError
 from docqa.generators import GeneratorConfig, load_generator, parse_spec
 from docqa.generators.llamacpp import LlamaCppGenerator, PrefixHeader
 from docqa.rope import plan_for
@@ -133,9 +133,9 @@ def test_a_stretched_request_runs_past_the_trained_window():
 def test_llama_cpp_refuses_a_gpu_device_and_a_file_that_is_not_gguf(tmp_path):
     with pytest.raises(ConfigError, match="runs on the CPU"):
         LlamaCppGenerator("llama.cpp:smollm2", "smollm2", GeneratorConfig(device="cuda"))
+    with pytest.raises(ModelLoadError, match="No GGUF file at"):
+        LlamaCppGenerator("llama.cpp:missing.gguf", str(tmp_path / "missing.gguf"), GeneratorConfig())
     bad = tmp_path / "x.gguf"
     bad.write_bytes(b"GGUF but not really")
-    from docqa.errors import ModelLoadError
-
     with pytest.raises(ModelLoadError, match="llama.cpp could not load"):
         LlamaCppGenerator(f"llama.cpp:{bad}", str(bad), GeneratorConfig())

@@ -147,6 +147,8 @@ def gguf_path(model: str) -> Path:
     path = model_path(model)
     if path is None:
         path = Path(model).expanduser()
+    if path.suffix == ".gguf" and not path.is_file():
+        raise ModelLoadError(f"No GGUF file at '{model}'. Check the path, or pass an embedded alias (docqa models).")
     if path.suffix != ".gguf" or not path.is_file():
         raise ModelLoadError(f"The llama.cpp backend runs GGUF files; '{model}' is not one. Pass an embedded alias "
                              f"(docqa models) or a path to a .gguf file.")
