@@ -41,9 +41,8 @@ def main() -> None:
 
     from docqa import prompts
     from docqa.embedder import load_embedder
-    from docqa.eval.metrics import score
     from docqa.eval.questions import load_leval
-    from docqa.eval.runner import length_hint
+    from docqa.eval.runner import length_hint, score
     from docqa.generators import GeneratorConfig, load_generator
 
     gen = load_generator(GeneratorConfig(model=args.model) if args.model else None)
