@@ -13,11 +13,30 @@ from pathlib import Path
 from typing import Any
 
 from .embedder import Embedder, load_embedder, parse_spec
-from .errors import EmbedderMismatch
+from .errors import DimensionMismatch, EmbedderMismatch, ModelLoadError, first_line
 from .generators import Generator, GeneratorConfig, load_generator
 from .index.store import IndexStore
 from .kv_budget import KVPool, default_budget, parse_bytes
 from .records import Chunk
+
+
+def index_embedder(index: str, name: str, index_dim: int | None) -> Embedder:
+    """The embedder ``name`` that index ``index`` was built with, loaded, and checked to make ``index_dim``-d vectors.
+
+    One function for both paths that rely on it: ``ask`` (through :meth:`Corpus.embedder`, before the first search)
+    and ``docqa check`` (:func:`docqa.api.check`), so that check cannot call intact what ask then refuses. Raises
+    :class:`ModelLoadError` (the model does not load here) or :class:`DimensionMismatch`, each naming the fix."""
+    try:
+        emb = load_embedder(name)
+    except ModelLoadError as e:  # the loader's own fix (--embedder on ingest) is not this one
+        raise ModelLoadError(
+            f"Index '{index}' was built with embedder '{name}', which does not load here "
+            f"({first_line(e.__cause__ or e, 160)}). Make that model available under the same name, or rebuild "
+            f"the index with one this machine has: docqa ingest PATH --index {index} --embedder NAME --rebuild"
+        ) from e
+    if index_dim is not None and int(emb.dim) != int(index_dim):
+        raise DimensionMismatch(index, name, int(index_dim), int(emb.dim))
+    return emb
 
 
 @dataclass
@@ -63,7 +82,11 @@ class Corpus:
         return pool
 
     def embedder(self) -> Embedder:
-        return load_embedder(self.store.manifest["embedder"])
+        """The index's embedder, loaded and checked once against the vectors it must search (:func:`index_embedder`)."""
+        emb = self.caches.get("embedder")
+        if emb is None:
+            emb = self.caches["embedder"] = index_embedder(self.name, self.store.manifest["embedder"], self.store.dim)
+        return emb
 
     def retrieve(self, question: str, k: int) -> Retrieved:
         """Top-``k`` chunks for ``question`` by cosine similarity, best first."""

@@ -27,7 +27,7 @@ from typing import Protocol
 
 import numpy as np
 
-from .errors import ModelLoadError
+from .errors import ModelLoadError, first_line
 from .paths import DEFAULT_EMBEDDER, embedded_model_path, quiet_transformers
 from .registry import Registry
 
@@ -99,8 +99,8 @@ class SentenceTransformerEmbedder:
                                               model_kwargs={"dtype": self.dtype})
         except Exception as e:  # noqa: BLE001 - any load failure becomes one clear line
             raise ModelLoadError(
-                f"Could not load embedder '{spec}' ({model}): {e}. Pass --embedder with a sentence-transformers "
-                f"model id or local folder."
+                f"Could not load embedder '{spec}' ({model}): {first_line(e)}. Pass --embedder with a "
+                f"sentence-transformers model id or local folder."
             ) from e
         get_dim = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
         self.dim = int(get_dim())

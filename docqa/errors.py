@@ -6,6 +6,7 @@
     ├── IndexError_                 something about an index on disk
     │   ├── IndexNotFound           no index of that name
     │   ├── EmbedderMismatch        the index was built with another embedder
+    │   │   └── DimensionMismatch   its embedder's name now loads a model of another vector size
     │   ├── IndexCorrupt            files of the index are missing, unreadable or fail their checksums
     │   └── IndexWriteError         a new version cannot be written (disk full, permissions)
     ├── IngestError                 nothing usable to ingest (empty folder, no supported file)
@@ -30,6 +31,7 @@ __all__ = [
     "IndexError_",
     "IndexNotFound",
     "EmbedderMismatch",
+    "DimensionMismatch",
     "IndexCorrupt",
     "IndexWriteError",
     "IngestError",
@@ -83,6 +85,22 @@ class EmbedderMismatch(IndexError_):
         )
 
 
+class DimensionMismatch(EmbedderMismatch):
+    """The embedder an index names now makes vectors of another size than the index holds (its model changed under
+    the same name, or the manifest names another model)."""
+
+    def __init__(self, index: str, built_with: str, index_dim: int, embedder_dim: int):
+        IndexError_.__init__(
+            self,
+            f"Index '{index}' holds {index_dim}-d vectors, but its embedder '{built_with}' now makes {embedder_dim}-d "
+            f"(the model behind that name is not the one the index was built with). Restore the {index_dim}-d model "
+            f"it was built with under that name, or rebuild the index with this one: docqa ingest PATH --index "
+            f"{index} --embedder {built_with} --rebuild",
+        )
+        self.index, self.built_with, self.requested = index, built_with, built_with
+        self.index_dim, self.embedder_dim = index_dim, embedder_dim
+
+
 class IndexCorrupt(IndexError_):
     """Files of an index are missing or unreadable."""
 
@@ -125,3 +143,27 @@ class BudgetExceeded(DocQAError):
 
 class BadQuestionFile(DocQAError):
     """A questions file is missing, malformed or empty."""
+
+
+def first_line(error: BaseException | str, limit: int = 200) -> str:
+    """The first meaningful line of a library's message, for wrapping it in one of docqa's one-line errors.
+
+    Libraries write several lines (the Hugging Face hub: what failed, then where to read about offline mode; a
+    traceback pasted into an exception), and end with a period that a wrapping sentence would double. This keeps the
+    first line that says something (not blank, not a bare "Traceback"/"File …" frame), without its closing period,
+    cut to ``limit`` characters; the exception's type where the message is empty."""
+    text = str(error)
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith(("Traceback (most recent call last)", 'File "', "During handling")):
+            line = line.rstrip(" .:;")
+            return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
+    return type(error).__name__ if isinstance(error, BaseException) else ""
+
+
+def one_line(message: str) -> str:
+    """``message`` as one line: what the CLI prints for any :class:`DocQAError`. A message that still holds line
+    breaks (a wrapped library message that escaped :func:`first_line`) is joined with " · " rather than spilt over
+    several lines of a terminal or a log that greps for "error:"."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    return " · ".join(lines)

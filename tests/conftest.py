@@ -22,8 +22,10 @@ FAKE_MODEL = "fake:extractive"
 
 
 def fake_embedder(spec: str, model: str) -> HashEmbedder:
-    """Test-only embedder: hashed bag of words, 64 dimensions, unit norm; needs no weights and runs in microseconds."""
-    return HashEmbedder(spec)
+    """Test-only embedder: hashed bag of words, 64 dimensions (``fake:hashN``: N), unit norm; needs no weights and
+    runs in microseconds."""
+    digits = model.removeprefix("hash")
+    return HashEmbedder(spec, dim=int(digits)) if digits.isdigit() else HashEmbedder(spec)
 
 
 def fake_generator(spec: str, model: str, cfg) -> ExtractiveGenerator:

@@ -85,7 +85,7 @@ def make_messy_folder(dst: Path, seed: int = 0) -> dict[str, str]:
     (dst / ".hidden").mkdir()
     (dst / ".hidden" / "secret.txt").write_bytes(b"hidden files are not documents")
     expected = {n: "bad" for n in files}
-    for n in ("latin1.txt", "utf8_bom.md", "utf16_bom.txt", "crlf.txt", "unclosed.html", "script_only.html",
+    for n in ("latin1.txt", "utf8_bom.md", "utf16_bom.txt", "crlf.txt", "unclosed.html",
               "deep.html",              "odd name\nwith newline.txt", "x" * 200 + ".txt", "sub/deeper/nested.md"):
         expected[n] = "tolerated"
     expected.update({"employee_handbook.md": "good", "travel_and_expense_policy.docx": "good",

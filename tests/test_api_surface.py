@@ -16,7 +16,8 @@ def test_public_api_is_pinned():
 def test_error_tree_is_pinned_and_rooted():
     assert sorted(errors.__all__) == sorted([
         "DocQAError", "ConfigError", "UnknownComponent", "IndexError_", "IndexNotFound", "EmbedderMismatch",
-        "IndexCorrupt", "IndexWriteError", "IngestError", "ModelLoadError", "ServerError", "ServerUnreachable",
+        "DimensionMismatch", "IndexCorrupt", "IndexWriteError", "IngestError", "ModelLoadError", "ServerError",
+        "ServerUnreachable",
         "ContextTooLong", "OutOfMemory", "BudgetExceeded", "BadQuestionFile",
     ])
     for name in errors.__all__:
@@ -28,6 +29,8 @@ def test_error_messages_name_the_value_and_the_fix():
     assert "handbok" in str(e) and "handbook" in str(e) and "docqa ingest" in str(e)
     e = errors.EmbedderMismatch("x", "all-minilm-l6-v2", "bge-small")
     assert "all-minilm-l6-v2" in str(e) and "--rebuild" in str(e)
+    e = errors.DimensionMismatch("x", "all-minilm-l6-v2", 64, 384)
+    assert "64-d" in str(e) and "384-d" in str(e) and "--rebuild" in str(e) and isinstance(e, errors.EmbedderMismatch)
 
 
 @pytest.mark.parametrize("call, message", [

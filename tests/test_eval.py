@@ -330,9 +330,9 @@ def test_ask_takes_the_variant_a_verdict_names(indexed, qfile):
 
 def test_an_empty_strategy_list_is_refused_not_read_as_all(indexed, qfile):
     r = CliRunner().invoke(app, ["eval", str(qfile), "--index", "t", "--strategies", ",", "--model", FAKE_MODEL])
-    assert r.exit_code == 1 and "names no strategy" in r.output
+    assert r.exit_code == 1 and "item 1 of 2 (the first) is empty" in r.output
     r = CliRunner().invoke(app, ["ask", "q?", "--index", "t", "--strategy", " ", "--model", FAKE_MODEL])
-    assert r.exit_code == 1 and "names no strategy" in r.output
+    assert r.exit_code == 1 and "--strategy is empty" in r.output
     with pytest.raises(ConfigError, match="Strategy variant 'rag:max_new_tokens=0': --max-new-tokens"):
         docqa.evaluate(qfile, index="t", strategies=["rag:max_new_tokens=0"], model=FAKE_MODEL)
 

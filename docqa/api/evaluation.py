@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, first_line
 from ..generators import GeneratorConfig
 from ..index import store as _store
 from ..paths import index_root, output_folder
@@ -156,7 +156,7 @@ def evaluate(
         except ConfigError as e:
             if not variant.options:
                 raise
-            raise ConfigError(f"Strategy variant '{variant.label}': {e}") from e
+            raise ConfigError(f"Strategy variant '{variant.label}': {first_line(e)}") from e
     strategies = [v.label for v in variants]
     if length_hint is None:
         length_hint = leval is not None

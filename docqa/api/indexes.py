@@ -9,9 +9,9 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from ..corpus import Corpus
+from ..corpus import Corpus, index_embedder
 from ..embedder import LazyEmbedder, load_embedder
-from ..errors import ConfigError, DocQAError
+from ..errors import ConfigError, DimensionMismatch, DocQAError, ModelLoadError
 from ..generators import GeneratorConfig, load_tokenizer
 from ..index import store as _store
 from ..index.ingest import IngestConfig, IngestProgress
@@ -133,9 +133,22 @@ def disk_bytes(index: str, *, root: str | Path | None = None) -> int:
     return _store.disk_bytes((Path(root) if root is not None else index_root()) / _store.valid_name(index))
 
 
-def check(index: str, *, root: str | Path | None = None) -> _store.CheckReport:
-    """Verify every file of an index's live version (checksums, SQLite integrity, counts, ids): ``docqa check``."""
-    return _store.check_index(index, Path(root) if root is not None else index_root())
+def check(index: str, *, root: str | Path | None = None, embedder: bool = True) -> _store.CheckReport:
+    """Verify every file of an index's live version (checksums, SQLite integrity, counts, ids, vector sizes) and,
+    with ``embedder``, that the embedder the manifest names loads here and makes vectors of the index's size, through
+    the check ``ask`` runs before its first search (:func:`docqa.corpus.index_embedder`): ``docqa check``."""
+    root = Path(root) if root is not None else index_root()
+    report = _store.check_index(index, root)
+    if not embedder or not report.ok:
+        return report
+    what = f"embedder '{report.embedder}' loads and makes {report.dim}-d vectors"
+    try:
+        index_embedder(index, report.embedder, report.dim)
+    except (ModelLoadError, DimensionMismatch) as e:
+        report.add(what, False, str(e))
+    else:
+        report.add(what, True)
+    return report
 
 
 def remove(index: str, *, root: str | Path | None = None, force: bool = False) -> _store.Removed:

@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ..errors import ConfigError
+from ..lists import split_list
 
 SMOKE_TEXT = Path(__file__).with_name("smoke_text.txt")  # the example company's documents, ~25 k SmolLM2 tokens
 
@@ -23,7 +24,7 @@ SMOKE_TEXT = Path(__file__).with_name("smoke_text.txt")  # the example company's
 def parse_lengths(spec: str) -> list[int]:
     """'2k,4k,8192,32K' → [2048, 4096, 8192, 32768] (k = 1 024), sorted and unique."""
     out = []
-    for part in spec.split(","):
+    for part in split_list(spec, "--lengths", example="2k,4k,8192"):
         m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kK]?)\s*", part)
         if not m:
             raise ConfigError(f"Bad length '{part}' in '{spec}'. Use numbers of tokens like 2k,4k,8192.")
@@ -37,7 +38,7 @@ def parse_lengths(spec: str) -> list[int]:
 def parse_fractions(spec: str) -> list[float]:
     """Depths in percent, '0,25,50,75,100' → [0.0, 0.25, 0.5, 0.75, 1.0]."""
     try:
-        vals = sorted({float(x) / 100 for x in spec.split(",")})
+        vals = sorted({float(x) / 100 for x in split_list(spec, "--depths", example="0,25,50,75,100")})
     except ValueError as e:
         raise ConfigError(f"Bad depths '{spec}'. Use percentages like 0,25,50,75,100.") from e
     if not vals or vals[0] < 0 or vals[-1] > 1:

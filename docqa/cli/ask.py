@@ -88,18 +88,18 @@ def ask_cmd(
     from .. import api
     from ..errors import ConfigError, DocQAError
     from ..generators import GeneratorConfig
+    from ..lists import split_list
     from ..strategies import STRATEGIES
     from ..strategies.variants import parse_variants
 
     gen = GeneratorConfig(device=device, dtype=dtype, attn=attn, threads=threads, no_repeat_ngram=no_repeat_ngram,
                           base_url=base_url, context_window=context_window, tokenizer=tokenizer,
                           request_timeout=request_timeout)
-    idx = api.open_index(index, root=root, embedder=embedder, model=model, generator=gen)
     # A variant (rag:top_k=16, as an eval's verdict names it) sets its own options over the command's.
-    picked = [s for s in strategy.split(",") if s.strip()]
-    if strategy != "all" and not picked:
-        raise ConfigError(f"--strategy '{strategy}' names no strategy. Use e.g. rag, long-context or all.")
-    variants = parse_variants(STRATEGIES.names() if strategy == "all" else picked)
+    picked = STRATEGIES.names() if strategy.strip() == "all" else \
+        split_list(strategy, "--strategy", example="rag,long-context or all")
+    variants = parse_variants(picked)
+    idx = api.open_index(index, root=root, embedder=embedder, model=model, generator=gen)
     names = [v.label for v in variants]
     options = dict(top_k=top_k, rope=rope, rope_factor=rope_factor, max_context=max_context, truncate=truncate,
                    cache_prefix=cache_prefix, max_new_tokens=max_new_tokens, style=style, length_hint=length_hint,

@@ -10,6 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from ..lists import split_list
 from .common import MODEL_HELP, BaseUrlOpt, ContextWindowOpt, DeviceOpt, TokenizerOpt, err, friendly, out
 
 bench_app = typer.Typer(help="Which context-extension (RoPE) method works for a model: perplexity curves and "
@@ -79,8 +80,9 @@ def rope_cmd(
     from .. import api
     from ..bench.common import parse_lengths
 
+    picked = split_list(methods, "--methods", example="none,yarn")
     with _progress() as progress:
-        res = api.bench_rope(lengths=parse_lengths(lengths), methods=methods.split(","), text=text, tail=tail,
+        res = api.bench_rope(lengths=parse_lengths(lengths), methods=picked, text=text, tail=tail,
                              samples=samples, model=model, device=device, out=out_dir, fresh=fresh,
                              progress=progress)
     names = list(dict.fromkeys(r["method"] for r in res.rows))
@@ -136,9 +138,11 @@ def needle_cmd(
     from ..generators import GeneratorConfig
 
     gen = GeneratorConfig(base_url=base_url, context_window=context_window, tokenizer=tokenizer)
+    picked = split_list(methods, "--methods", example="none,yarn")
+    kinds = split_list(forms, "--forms", example="question,passkey")
     with _progress() as progress:
         res = api.bench_needle(generator=gen, lengths=parse_lengths(lengths), depths=parse_fractions(depths),
-                               methods=methods.split(","), forms=forms.split(","), text=text, needle=needle,
+                               methods=picked, forms=kinds, text=text, needle=needle,
                                question=question, answer=answer, answer_start=answer_start, model=model,
                                device=device, out=out_dir, fresh=fresh, progress=progress)
     length_cols = [k for k in res.rows[0] if k not in ("method", "form", "found", "cells")] if res.rows else []

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from ..errors import DocQAError
+from ..errors import DocQAError, one_line
 
 out = Console()
 err = Console(stderr=True)
@@ -60,7 +60,7 @@ def friendly(fn: F) -> F:
         except DocQAError as e:
             if os.environ.get("DOCQA_DEBUG"):
                 raise
-            err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, markup=True, soft_wrap=True)
+            err.print(f"[bold red]error:[/] {escape(one_line(str(e)))}", highlight=False, markup=True, soft_wrap=True)
             raise typer.Exit(code=1) from None
         except KeyboardInterrupt:
             err.print("[red]interrupted[/]")

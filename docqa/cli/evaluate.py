@@ -89,13 +89,12 @@ def eval_cmd(
 ) -> None:
     """Evaluate strategies on a question set: accuracy, latency and tokens per strategy."""
     from .. import api
-    from ..errors import ConfigError
     from ..generators import GeneratorConfig
+    from ..lists import split_list
     from ..strategies import STRATEGIES
 
-    names = STRATEGIES.names() if strategies == "all" else [s for s in strategies.split(",") if s.strip()]
-    if not names:
-        raise ConfigError(f"--strategies '{strategies}' names no strategy. Use e.g. rag,long-context or all.")
+    names = STRATEGIES.names() if strategies.strip() == "all" else \
+        split_list(strategies, "--strategies", example="rag,long-context or all")
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TimeRemainingColumn()]
     with Progress(*columns, console=err, transient=True) as bar:

@@ -51,11 +51,15 @@ def check_cmd(
     index: Annotated[str, typer.Argument(help="Index to verify.")],
     root: Annotated[Optional[Path], typer.Option(help="Folder of indexes \\[default: ./indexes].")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    embedder: Annotated[bool, typer.Option(
+        "--embedder/--no-embedder", help="Also load the index's embedder and check that it makes vectors of the "
+                                         "index's size, as ask does before its first search.")] = True,
 ) -> None:
-    """Verify an index fully: checksums, SQLite integrity, chunk and vector counts and ids. Exit 1 when damaged."""
+    """Verify an index fully: checksums, SQLite integrity, chunk and vector counts, ids and sizes, and the embedder
+    ask will use. Exit 1 when anything ask relies on fails."""
     from .. import api
 
-    report = api.check(index, root=root)
+    report = api.check(index, root=root, embedder=embedder)
     if json_out:
         out.print_json(json.dumps(report.to_dict()))
     else:
@@ -63,8 +67,11 @@ def check_cmd(
         for name, ok, detail in report.checks:
             table.add_row(name, "[green]ok[/]" if ok else "[red]FAILED[/]", escape(detail))
         out.print(table)
+        failed = [detail for _, ok, detail in report.checks if not ok]
         if report.ok:
             out.print(f"[green]Index '{index}' is intact.[/]")
+        elif len(failed) == 1 and "--rebuild" in failed[0]:  # the finding names its own fix (an embedder mismatch)
+            out.print(f"[bold red]error:[/] {escape(failed[0])}", soft_wrap=True)
         else:
             out.print(f"[bold red]Index '{index}' is damaged.[/] Rebuild it: docqa ingest PATH --index {index} "
                       f"--rebuild")

@@ -2,9 +2,11 @@
 
 Every record goes through a pydantic schema, and anything wrong — the file's encoding, a line that is not JSON, a
 field of the wrong type, nesting too deep, a number too long — becomes one :class:`BadQuestionFile` naming
-``file:line`` (``file item N`` in an array), what is wrong and the expected shape. Lines are split on ``\\n`` only:
-JSON strings may hold U+2028, U+0085 or form feeds, which ``str.splitlines`` would also split on. A gzip file is read
-as its content; a UTF-16 or UTF-32 file with a byte-order mark is decoded; anything else must be UTF-8.
+``file:line`` (``file item N`` in an array), what is wrong and the expected shape. Lines end at ``\\n``, ``\\r\\n`` or
+a lone ``\\r`` (files saved by old Mac tools; a JSON string cannot hold a raw carriage return, so none is split), and
+nowhere else: JSON strings may hold U+2028, U+0085 or form feeds, which ``str.splitlines`` would also split on. A
+gzip file is read as its content; a UTF-16 or UTF-32 file with a byte-order mark is decoded; anything else must be
+UTF-8.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ from pydantic import (
 )
 from pydantic import Field as PField
 
-from ..errors import BadQuestionFile
+from ..errors import BadQuestionFile, ConfigError, first_line
+from ..lists import split_list
 from ..prompts import with_options
 from .metrics import reference_options
 
@@ -113,10 +116,11 @@ def _decode(path: Path) -> str:
         raise BadQuestionFile(f"Cannot read '{path}' ({e.strerror}).") from e
     if data[:2] == b"\x1f\x8b":
         try:
-            with gzip.GzipFile(fileobj=__import__("io").BytesIO(data)) as g:
+            with gzip.GzipFile(fileobj=io.BytesIO(data)) as g:
                 data = g.read(MAX_BYTES + 1)
         except (OSError, EOFError, zlib.error) as e:
-            raise BadQuestionFile(f"'{path}' is a damaged gzip file ({e}). Decompress or re-create it.") from e
+            raise BadQuestionFile(f"'{path}' is a damaged gzip file ({first_line(e)}). Decompress or re-create "
+                                  f"it.") from e
     if len(data) > MAX_BYTES:
         raise BadQuestionFile(f"'{path}' is over {MAX_BYTES >> 20} MB; split it into smaller question files.")
     for bom, enc in _BOMS:
@@ -167,10 +171,12 @@ def _loads(text: str, where: str, shape_hint: str):
         raise BadQuestionFile(f"{where}: unreadable JSON value ({str(e)[:120]}).") from e
 
 
+_LINE_END = re.compile(r"\r\n|\r|\n")
+
+
 def _jsonl_rows(path: Path, text: str) -> list[tuple[int, object]]:
     out = []
-    for n, line in enumerate(text.split("\n"), 1):
-        line = line.removesuffix("\r")
+    for n, line in enumerate(_LINE_END.split(text), 1):
         if line.strip():
             out.append((n, _loads(line, f"{path}:{n}", "Each line must be one JSON object.")))
     return out
@@ -195,7 +201,7 @@ CSV_LISTS = ("answers", "sources", "options")
 def _csv_delimiter(text: str) -> str:
     """A CSV file's delimiter: ',' — or ';' where the header's fields are separated by semicolons, as spreadsheets
     write CSV in locales whose decimal mark is a comma."""
-    first = text.lstrip("\ufeff").split("\n", 1)[0]
+    first = _LINE_END.split(text.lstrip("\ufeff"), 1)[0]
     names = lambda d: [c.strip().strip('"').strip().lower() for c in first.split(d)]  # noqa: E731
     return ";" if "question" not in names(",") and "question" in names(";") else ","
 
@@ -221,7 +227,7 @@ def _csv_rows(path: Path, text: str, delimiter: str) -> list[tuple[int, object]]
             for key, value in row.items():
                 value = value or ""
                 if key in CSV_LISTS:
-                    rec[key] = [v.strip() for v in value.split("|") if v.strip()]
+                    rec[key] = _csv_list(value, f"{path}:{reader.line_num}: {key}")
                 elif key == "id":
                     if value.strip():
                         rec[key] = value.strip()
@@ -231,8 +237,19 @@ def _csv_rows(path: Path, text: str, delimiter: str) -> list[tuple[int, object]]
         return out
     except csv.Error as e:
         # line_num still counts the lines before the record that failed
-        raise BadQuestionFile(f"{path}:{reader.line_num + 1}: not valid CSV ({e}). Quote fields that hold a "
-                              f"'{delimiter}', a quote or a line break, and double the quotes inside them.") from e
+        raise BadQuestionFile(f"{path}:{reader.line_num + 1}: not valid CSV ({first_line(e)}). Quote fields that "
+                              f"hold a '{delimiter}', a quote or a line break, and double the quotes inside "
+                              f"them.") from e
+
+
+def _csv_list(value: str, where: str) -> list[str]:
+    """A CSV list cell ("a|b"): an empty cell is no items; an empty item between bars is refused, naming it."""
+    if not value.strip():
+        return []
+    try:
+        return split_list(value, where, sep="|", example="12 days|twelve days")
+    except ConfigError as e:
+        raise BadQuestionFile(str(e)) from None
 
 
 def _at(path: Path, n: int, unit: str) -> str:

@@ -21,7 +21,7 @@ from typing import Any, Optional
 
 from pydantic import BaseModel, ConfigDict
 
-from ..errors import ConfigError, DocQAError
+from ..errors import ConfigError, DocQAError, first_line
 from ..index.versions import write_atomic
 from ..prompts import is_refusal
 from .metrics import KIND_METRICS, METRICS, recall_at_k
@@ -141,8 +141,8 @@ def check_identity(out: Path, identity: dict[str, Any], resume: bool) -> None:
         try:
             before = json.loads(path.read_text())
         except (OSError, ValueError) as e:
-            raise ConfigError(f"{path} is unreadable ({e}); cannot tell what run to resume. Start a new run with "
-                              f"another --out.") from e
+            raise ConfigError(f"{path} is unreadable ({first_line(e)}); cannot tell what run to resume. Start a "
+                              f"new run with another --out.") from e
         differ = sorted(k for k in set(before) | set(wanted) if before.get(k) != wanted.get(k))
         if differ:
             detail = "; ".join(f"{k}: {json.dumps(before.get(k))[:80]} then, {json.dumps(wanted.get(k))[:80]} now"

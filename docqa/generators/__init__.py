@@ -19,7 +19,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from ..errors import ConfigError, ModelLoadError
+from ..errors import ConfigError, ModelLoadError, first_line
 from ..paths import DEFAULT_GENERATOR, quiet_transformers
 from ..registry import Registry
 from .base import Generation, Generator, GeneratorConfig, PrefixState, ProgressFn
@@ -142,7 +142,7 @@ def load_tokenizer(model: str | None = None) -> Callable[[str], list[int]]:
             try:
                 tok = AutoTokenizer.from_pretrained(resolve_model(name))
             except Exception as e:  # noqa: BLE001
-                raise ModelLoadError(f"Could not load the tokenizer of '{name}': {e}") from e
+                raise ModelLoadError(f"Could not load the tokenizer of '{name}': {first_line(e)}.") from e
             fast = getattr(tok, "_tokenizer", None)  # the Rust tokenizer behind a fast HF tokenizer
             if fast is not None and hasattr(fast, "encode"):
                 # Straight to Rust: ingest's splitter calls this once per sentence, and the HF wrapper's per-call

@@ -8,7 +8,7 @@ import os
 import shutil
 from pathlib import Path
 
-from ..errors import ModelLoadError
+from ..errors import ModelLoadError, first_line
 from ..paths import cache_dir, embedded_model_path, quiet_transformers
 
 
@@ -85,5 +85,5 @@ def resolve_model(model: str) -> str:
         try:
             return str(materialize_gguf(path))
         except Exception as e:  # noqa: BLE001 - any conversion failure is one clear line
-            raise ModelLoadError(f"Could not convert GGUF model {path}: {e}") from e
+            raise ModelLoadError(f"Could not convert GGUF model {path}: {first_line(e)}.") from e
     return str(path) if path is not None else model

@@ -7,7 +7,7 @@ need (:class:`~docqa.rope.RopeModel`), the device map and the attention implemen
 
 from __future__ import annotations
 
-from ..errors import ConfigError, ModelLoadError
+from ..errors import ConfigError, ModelLoadError, first_line
 from ..rope import RopeModel, RopePlan, inv_freq_for
 
 
@@ -64,8 +64,8 @@ def _load_config(model: str, folder: str, trust_remote_code: bool):
     try:
         return AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
     except Exception as e:  # noqa: BLE001 - any failure is one clear line
-        raise ModelLoadError(f"Could not read the config of generator '{model}': {e}. Pass --model with an HF id, a "
-                             f"local folder or a .gguf file.") from e
+        raise ModelLoadError(f"Could not read the config of generator '{model}': {first_line(e)}. Pass --model "
+                             f"with an HF id, a local folder or a .gguf file.") from e
 
 
 def _head_dim(cfg) -> int:

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
-from ..errors import ConfigError, ModelLoadError
+from ..errors import ConfigError, ModelLoadError, first_line
 from ..rope import RopeModel, RopePlan, plan_for
 from .base import Generation, GeneratorConfig, PrefixState, ProgressFn, banned_next, cut_at_stop, hits_stop
 
@@ -104,8 +104,8 @@ def _gguf_facts(meta: dict[str, str], spec: str) -> dict:
         head_dim = int(get("attention.key_length", n_embd // n_head))
         window = int(get("context_length"))
     except (TypeError, ValueError) as e:
-        raise ModelLoadError(f"Model '{spec}' is a GGUF file without the {arch}.* shape keys docqa reads ({e}). "
-                             f"Use a GGUF converted by llama.cpp's convert_hf_to_gguf.py.") from None
+        raise ModelLoadError(f"Model '{spec}' is a GGUF file without the {arch}.* shape keys docqa reads "
+                             f"({first_line(e)}). Use a GGUF converted by llama.cpp's convert_hf_to_gguf.py.") from None
     scaling = get("rope.scaling.type", "none")
     if scaling not in ("none", "", None):
         raise ModelLoadError(f"Model '{spec}' ships its own rope scaling ({scaling}); docqa's llama.cpp backend runs "
@@ -290,8 +290,8 @@ class LlamaCppGenerator:
             self._ctx = self._internals.LlamaContext(model=self._model, params=params, verbose=False)
         except Exception as e:  # noqa: BLE001
             raise ModelLoadError(f"llama.cpp could not create a {n_ctx:,}-token context "
-                                 f"({self.kv_bytes_per_token() * n_ctx / 2**30:.1f} GiB of KV cache): {e}. Lower "
-                                 f"--max-context or use rag.") from None
+                                 f"({self.kv_bytes_per_token() * n_ctx / 2**30:.1f} GiB of KV cache): "
+                                 f"{first_line(e)}. Lower --max-context or use rag.") from None
         self._ctx_key = (tuple(rope), n_ctx)
         self._tokens = []
         return self._ctx
@@ -330,7 +330,7 @@ class LlamaCppGenerator:
                 self._ctx.decode(self._batch)
             except Exception as e:  # noqa: BLE001 - llama_decode's failure codes (no room in the cache, …)
                 raise ModelLoadError(f"llama.cpp failed to evaluate {len(chunk)} tokens at position "
-                                     f"{len(self._tokens)}: {e}") from None
+                                     f"{len(self._tokens)}: {first_line(e)}") from None
             self._tokens.extend(chunk)
             if progress and total:
                 progress(len(self._tokens) - done0 + (total - len(ids)), total)

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, DocQAError, ModelLoadError, ServerError, ServerUnreachable
+from ..errors import ConfigError, DocQAError, ModelLoadError, ServerError, ServerUnreachable, first_line
 from ..rope import RopeModel, RopePlan, plan_for
 from .base import Generation, GeneratorConfig, PrefixState, ProgressFn, cut_at_stop, hits_stop
 
@@ -366,4 +366,4 @@ def _local_tokenizer(name: str):
     try:
         return AutoTokenizer.from_pretrained(resolve_model(name))
     except Exception as e:  # noqa: BLE001 - any load failure is one line
-        raise ModelLoadError(f"Could not load --tokenizer '{name}': {e}") from e
+        raise ModelLoadError(f"Could not load --tokenizer '{name}': {first_line(e)}.") from e

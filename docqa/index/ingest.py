@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from ..errors import ConfigError, IngestError
+from ..errors import ConfigError, IngestError, first_line
 from ..records import Chunk, FileOutcome, IngestReport
 from .readers import SUPPORTED, Unreadable, read_file
 from .segments import DocumentPart
@@ -263,10 +263,10 @@ def ingest(
                     continue
                 parts = read_file(path, name, max_bytes, data)
                 if not parts:
-                    raise Unreadable("no extractable text (a scanned pdf, or only whitespace?)")
+                    raise Unreadable("no extractable text (only whitespace, or markup and scripts; or a scanned pdf)")
                 chunks = split_parts(parts, tokenize, config.chunk_tokens, config.overlap)
             except (Unreadable, OSError, MemoryError, RecursionError, UnicodeError, ValueError) as e:
-                reason = str(e) if isinstance(e, Unreadable) else f"{type(e).__name__}: {e}"
+                reason = str(e) if isinstance(e, Unreadable) else f"{type(e).__name__}: {first_line(e)}"
                 outcomes.append(FileOutcome(name, "failed", reason[:200]))
                 progress.file_done(name, "failed")
                 continue

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
-from ..errors import IndexCorrupt
+from ..errors import IndexCorrupt, first_line
 
 # Above this, a reader skips hashing the SQLite files (sizes, counts, ids and the FAISS checksums still hold);
 # `docqa check` always hashes. At ~1 GB/s for SHA-256 this bounds the opening cost to a fraction of a second.
@@ -199,6 +199,8 @@ class CheckReport:
         return passed
 
     collect: bool = True  # False: the first failure raises IndexCorrupt (readers, writers)
+    dim: int | None = None  # the vectors' size, as the reader sees it (docqa.api.check compares the embedder's)
+    embedder: str = ""  # the embedder the manifest names
 
     def need(self, name: str, passed: bool, detail: str) -> bool:
         """Record a check; outside ``docqa check`` a failure raises at once."""
@@ -252,7 +254,7 @@ def verify_segment(path: Path, index: str, seg: Segment, db: sqlite3.Connection,
         dead_ids = np.fromiter((r[0] for r in db.execute(f"SELECT id FROM chunks WHERE file IN ({marks})", seg.dead)),
                                dtype=np.int64) if seg.dead else np.zeros(0, dtype=np.int64)
     except sqlite3.DatabaseError as e:
-        report.need("SQLite readable", False, f"{path.name}/{seg.sqlite} is unreadable ({e})")
+        report.need("SQLite readable", False, f"{path.name}/{seg.sqlite} is unreadable ({first_line(e)})")
         return set(), np.zeros(0, dtype=np.int64)
     report.need(f"chunks of {seg.name} = manifest", rows == seg.rows,
                 f"{path.name}/{seg.sqlite} holds {rows} chunks, the manifest says {seg.rows}")

@@ -2,11 +2,12 @@
 sheets of a workbook).
 
 Each supported suffix maps to a reader in ``READERS`` with one signature, ``fn(path, name, data) -> list[DocumentPart]``
-(``data``: the file's bytes, already read and size-checked). pdf, docx and html go through llama-index's readers;
+(``data``: the file's bytes, already read and size-checked). pdf and docx go through llama-index's readers; html,
 plain text, CSV, RTF, e-mail and the Office Open XML decks and workbooks are read here with the standard library
-(and striprtf, which llama-index's file readers already install): llama-index's pptx reader needs python-pptx and
-captions images with a vision model it downloads, and its xlsx reader needs pandas and openpyxl, for text that is a
-few XML elements away. Every reader raises :class:`Unreadable` with the reason for a file it cannot read; nothing
+(and striprtf and BeautifulSoup, which llama-index's file readers already install): llama-index's pptx reader needs
+python-pptx and captions images with a vision model it downloads, its xlsx reader needs pandas and openpyxl, for text
+that is a few XML elements away, and its html reader kept script and style text. Every reader raises
+:class:`Unreadable` with the reason for a file it cannot read; nothing
 else escapes to the ingest loop but the errors it reports per file.
 """
 
@@ -20,16 +21,9 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
+from ..errors import first_line
 from ..registry import Registry
 from .segments import DocumentPart
-
-
-def _extractors() -> dict:
-    from llama_index.readers.file import HTMLTagReader
-
-    # SimpleDirectoryReader reads .html as raw text, markup included; read the body's text instead.
-    return {".html": HTMLTagReader(tag="body"), ".htm": HTMLTagReader(tag="body")}
-
 
 _BOMS = ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"),
          (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
@@ -89,7 +83,7 @@ def sniff(path: Path, suffix: str, size: int, max_bytes: int, head: bytes) -> No
                 if member not in z.namelist():
                     raise Unreadable(f"a zip archive without {member}, not {kind}")
         except (zipfile.BadZipFile, OSError, ValueError) as e:
-            raise Unreadable(f"damaged zip archive ({e})") from e
+            raise Unreadable(f"damaged zip archive ({first_line(e)})") from e
 
 
 def read_file(path: Path, name: str, max_bytes: int = 64 * 2**20, data: bytes | None = None) -> list[DocumentPart]:
@@ -111,15 +105,13 @@ def _text(path: Path, name: str, data: bytes) -> list[DocumentPart]:
 
 
 def _llama_index(path: Path, name: str, data: bytes) -> list[DocumentPart]:
-    """pdf (pypdf, one part per page), docx (docx2txt) and html (the body's text) through llama-index's readers."""
+    """pdf (pypdf, one part per page) and docx (docx2txt: the text runs of the body, headers and footers; tracked
+    deletions and field codes are not text runs, so they are left out) through llama-index's readers."""
     from llama_index.core import SimpleDirectoryReader
 
-    if path.suffix.lower() in (".html", ".htm"):
-        decode_text(data[:65536])  # refuse binary garbage named .html before the parser sees it
     logging.getLogger("pypdf").setLevel(logging.ERROR)  # its warnings about damaged files would litter the terminal
     try:
-        docs = SimpleDirectoryReader(input_files=[str(path)], file_extractor=_extractors(),
-                                     raise_on_error=True).load_data()
+        docs = SimpleDirectoryReader(input_files=[str(path)], raise_on_error=True).load_data()
     except RecursionError as e:
         raise Unreadable("nested too deeply for the reader (recursion limit)") from e
     except Exception as e:  # noqa: BLE001 - any reader failure is this file's problem, reported with its reason
@@ -153,7 +145,7 @@ class _Package:
         try:
             self.zip = zipfile.ZipFile(io.BytesIO(data))
         except (zipfile.BadZipFile, OSError, ValueError) as e:
-            raise Unreadable(f"damaged zip archive ({e})") from e
+            raise Unreadable(f"damaged zip archive ({first_line(e)})") from e
         self.names = set(self.zip.namelist())
         self.used = 0
 
@@ -309,7 +301,7 @@ def _csv(path: Path, name: str, data: bytes) -> list[DocumentPart]:
     try:
         rows = list(csv.reader(io.StringIO(text, newline=""), delimiter="\t" if path.suffix.lower() == ".tsv" else ","))
     except csv.Error as e:
-        raise Unreadable(f"not valid CSV ({e})") from e
+        raise Unreadable(f"not valid CSV ({first_line(e)})") from e
     out = _rows_text([dict(enumerate(row)) for row in rows])
     return [DocumentPart(name, 0, None, out)] if out else []
 
@@ -345,13 +337,51 @@ def _eml(path: Path, name: str, data: bytes) -> list[DocumentPart]:
     except Exception as e:  # noqa: BLE001 - a malformed message is this file's problem
         raise Unreadable(f"not a readable e-mail ({type(e).__name__}: {str(e)[:120]})") from e
     if part is not None and part.get_content_type() == "text/html":
-        from bs4 import BeautifulSoup
-
-        body = BeautifulSoup(body, "html.parser").get_text("\n")
+        body = html_text(body)
     if not head and not body.strip():
         raise Unreadable("no e-mail headers or body (not an e-mail?)")
     text = "\n".join(head) + "\n\n" + re.sub(r"\n{3,}", "\n\n", body.replace("\x00", "")).strip()
     return [DocumentPart(name, 0, None, text.strip())]
+
+
+# What a browser never shows as text: code, styles, fallbacks for browsers without scripts, inert templates, vector
+# graphics (their <text> is drawing labels), embedded frames and objects. llama-index's HTMLTagReader kept all of it
+# (a page whose body held only <script>var x = 1;</script> was indexed as the chunk "var x = 1;").
+_HTML_HIDDEN = ("script", "style", "noscript", "template", "svg", "iframe", "object", "embed", "canvas", "head")
+# Elements after which a browser starts a new line; inline ones (b, a, span) join their text to the words around.
+_HTML_BLOCKS = frozenset(("address", "article", "aside", "blockquote", "br", "caption", "dd", "details", "div", "dl",
+                          "dt", "fieldset", "figcaption", "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5",
+                          "h6", "header", "hr", "li", "main", "nav", "ol", "p", "pre", "section", "summary", "table",
+                          "td", "th", "tr", "ul"))
+
+
+def html_text(markup: str) -> str:
+    """The text a reader of the page sees: the body (or the whole fragment) without :data:`_HTML_HIDDEN` elements,
+    comments and elements marked ``hidden``; a line break after each block element, table cells separated by tabs,
+    runs of blanks collapsed. Used for .html files and the html bodies of e-mails."""
+    from bs4 import BeautifulSoup, Comment, Declaration, Doctype, ProcessingInstruction
+
+    soup = BeautifulSoup(markup, "html.parser")
+    for tag in soup.find_all(list(_HTML_HIDDEN)):
+        tag.decompose()
+    for tag in soup.find_all(attrs={"hidden": True}):
+        tag.decompose()
+    for node in soup.find_all(string=lambda s: isinstance(s, (Comment, Declaration, Doctype, ProcessingInstruction))):
+        node.extract()
+    root = soup.body or soup
+    for tag in root.find_all(list(_HTML_BLOCKS)):
+        tag.insert_after("\t" if tag.name in ("td", "th") else "\n")
+    text = root.get_text("")
+    lines = (re.sub(r" *\t[ \t]*", "\t", re.sub(r"[ \f\v\u00a0]+", " ", line)).strip()
+             for line in text.replace("\r", "\n").split("\n"))
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+def _html(path: Path, name: str, data: bytes) -> list[DocumentPart]:
+    """HTML (.html, .htm): :func:`html_text` of the page, decoded by BOM, UTF-8 or Windows-1252 as text files are.
+    A page with no visible text (only scripts, styles or markup) has no part: ingest reports it like an empty file."""
+    text = html_text(decode_text(data)).replace("\x00", "")
+    return [DocumentPart(name, 0, None, text)] if text else []
 
 
 # Suffix → reader, fn(path, name, data) -> list[DocumentPart]; ingest reads every suffix listed here and lists any
@@ -359,8 +389,10 @@ def _eml(path: Path, name: str, data: bytes) -> list[DocumentPart]:
 READERS: Registry[Callable[[Path, str, bytes], list[DocumentPart]]] = Registry("file reader")
 for _suffix in (".txt", ".md", ".rst"):
     READERS.register(_suffix, _text)
-for _suffix in (".pdf", ".docx", ".html", ".htm"):
+for _suffix in (".pdf", ".docx"):
     READERS.register(_suffix, _llama_index)
+for _suffix in (".html", ".htm"):
+    READERS.register(_suffix, _html)
 READERS.register(".pptx", _pptx)
 READERS.register(".xlsx", _xlsx)
 READERS.register(".csv", _csv)

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError, DocQAError, IndexCorrupt, IndexNotFound, IndexWriteError
+from ..errors import ConfigError, DocQAError, IndexCorrupt, IndexNotFound, IndexWriteError, first_line
 from ..records import Chunk
 from .integrity import (
     FULL_HASH_BYTES,
@@ -61,6 +61,8 @@ class OpenVersion:
         self.store = vector_store(m.vector_store, home=path.parent, index=index)
         self.dbs: list[tuple[Segment, sqlite3.Connection]] = []
         self.dead: set[int] = set()
+        # The manifest's record of the vector size (an index written before it was recorded: the first segment's).
+        self.dim: int | None = m.dim
         total = sum(seg.sizes.get(n, 0) for seg in m.segments for n in seg.files)
         check_files(path, m.segments, hash_sqlite=full or total <= FULL_HASH_BYTES, report=self.report)
         loaded, live_files = [], []
@@ -71,7 +73,8 @@ class OpenVersion:
             try:
                 db = open_ro(path / seg.sqlite)
             except sqlite3.Error as e:
-                self.report.need(f"{seg.sqlite} opens", False, f"{path.name}/{seg.sqlite} cannot be opened ({e})")
+                self.report.need(f"{seg.sqlite} opens", False,
+                                 f"{path.name}/{seg.sqlite} cannot be opened ({first_line(e)})")
                 continue
             self.dbs.append((seg, db))
             try:
@@ -80,9 +83,10 @@ class OpenVersion:
                 self.report.need(f"{seg.faiss} loads", False, str(e).split(": ", 1)[-1].split(". Nothing")[0])
                 continue
             files, dead = verify_segment(path, index, seg, db, vectors, full=full, report=self.report)
-            if full and vectors is not None and m.dim is not None:
-                self.report.need(f"vector dimension of {seg.name}", vectors.d == m.dim,
-                                 f"vectors of {seg.name} are {vectors.d}-d, the manifest says {m.dim}-d")
+            if vectors is not None:  # at every open, not only in `docqa check`: a search of the wrong size asserts
+                self.dim = self.dim or int(vectors.d)
+                self.report.need(f"vector dimension of {seg.name}", vectors.d == self.dim,
+                                 f"vectors of {seg.name} are {vectors.d}-d, the manifest says {self.dim}-d")
             live_files.append(files)
             self.dead.update(int(i) for i in dead)
             loaded.append((vectors, dead))
@@ -153,7 +157,7 @@ class IndexStore:
             try:
                 out.append((seg, db.execute(sql, args).fetchall()))
             except sqlite3.DatabaseError as e:  # a damaged file that passed the cheap open checks (very large index)
-                raise corrupt(self.name, f"{self.path.name}/{seg.sqlite} is unreadable ({e})") from e
+                raise corrupt(self.name, f"{self.path.name}/{seg.sqlite} is unreadable ({first_line(e)})") from e
         return out
 
     # -------------------------------------------------------------------------------------------------- facts
@@ -175,6 +179,12 @@ class IndexStore:
         """The searcher over this version's vectors (``ntotal``: live vectors)."""
         assert self._open is not None, "the store is closed"
         return self._open.searcher
+
+    @property
+    def dim(self) -> int | None:
+        """The size of this index's vectors (None: no vectors yet, or an external store that does not say)."""
+        assert self._open is not None, "the store is closed"
+        return self._open.dim
 
     def file_names(self) -> list[str]:
         return sorted(self._manifest.files)
@@ -223,6 +233,10 @@ class IndexStore:
         k = min(k, self.chunk_count())
         if k <= 0:
             return []
+        if self.dim is not None and query.shape[-1] != self.dim:  # Corpus checks the embedder first; this is a guard
+            raise ConfigError(f"Index '{self.name}' holds {self.dim}-d vectors; the query vector is "
+                              f"{query.shape[-1]}-d. Embed queries with the index's embedder "
+                              f"({self._manifest.embedder}).")
         hits = self._open.searcher.search(query, k)
         if self._open.store.external:  # the collection may hold rows this version has deleted or not yet seen
             live = self._lookup([i for i, _ in hits]) if hits else {}
@@ -253,6 +267,7 @@ def check_index(name: str, root: Path) -> CheckReport:
             report.add("manifest readable", False, str(e).split(": ", 1)[-1].split(". Nothing")[0])
             return report
         opened.close()
+        report.dim, report.embedder = opened.dim, opened.manifest.embedder
         if opened.manifest.segments and not any(seg.checksums for seg in opened.manifest.segments):
             report.add("checksums recorded", False, "written by an older docqa; re-ingest with --rebuild to add them")
     finally:

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError, DocQAError, IndexCorrupt, IndexWriteError
+from ..errors import ConfigError, DocQAError, IndexCorrupt, IndexWriteError, first_line
 from ..records import Chunk
 from .integrity import (
     FULL_HASH_BYTES,
@@ -90,8 +90,8 @@ class IndexWriter:
         except BaseException as e:
             self.abort()
             if isinstance(e, OSError):
-                raise IndexWriteError(f"Cannot write index '{name}' ({e}). Free disk space or fix permissions "
-                                      f"under {self.home}.") from e
+                raise IndexWriteError(f"Cannot write index '{name}' ({first_line(e)}). Free disk space or fix "
+                                      f"permissions under {self.home}.") from e
             raise
 
     # ------------------------------------------------------------------------------------------------ opening
@@ -138,7 +138,7 @@ class IndexWriter:
             try:
                 db = open_ro(previous / seg.sqlite)
             except sqlite3.Error as e:
-                raise corrupt(self.name, f"{previous.name}/{seg.sqlite} cannot be opened ({e})") from e
+                raise corrupt(self.name, f"{previous.name}/{seg.sqlite} cannot be opened ({first_line(e)})") from e
             self.base_dbs[seg.name] = db
             files, _ = verify_segment(previous, self.name, seg, db, None, full=False, report=report)
             live_files.append(files)
@@ -163,7 +163,7 @@ class IndexWriter:
         try:
             return self.base_dbs[seg].execute(sql, args).fetchall()
         except sqlite3.DatabaseError as e:  # passed its checks, so the file changed under us
-            raise corrupt(self.name, f"segment {seg} is unreadable ({e})") from e
+            raise corrupt(self.name, f"segment {seg} is unreadable ({first_line(e)})") from e
 
     def file_hashes(self) -> dict[str, str]:
         return dict(self.files)
@@ -239,8 +239,8 @@ class IndexWriter:
         try:
             return self._commit(manifest)
         except OSError as e:
-            raise IndexWriteError(f"Cannot write index '{self.name}' ({e}). The previous version is still live. "
-                                  f"Free disk space or fix permissions under {self.home}.") from e
+            raise IndexWriteError(f"Cannot write index '{self.name}' ({first_line(e)}). The previous version is "
+                                  f"still live. Free disk space or fix permissions under {self.home}.") from e
 
     def _commit(self, manifest: dict[str, Any]) -> Path:
         assert self.db is not None and self.tmp is not None
@@ -425,7 +425,7 @@ def writing(name: str, root: Path, *, dim: int, rebuild: bool = False, index_typ
         yield writer
     except sqlite3.DatabaseError as e:  # the base passed its check, so the file changed under us
         writer.abort()
-        raise corrupt(name, f"a segment is unreadable ({e})") from e
+        raise corrupt(name, f"a segment is unreadable ({first_line(e)})") from e
     except BaseException:
         writer.abort()
         raise

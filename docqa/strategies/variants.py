@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConfigError
+from ..lists import split_list
 from .base import AskConfig
 
 # Fields a variant cannot set: callbacks, not options.
@@ -122,7 +123,9 @@ def expand(spec: str) -> list[str]:
     out = [name]
     for assignment in assignments:
         key, eq, values = assignment.partition("=")
-        choices = values.split("|") if eq else [values]
+        choices = split_list(values, f"The values of {key.strip()} in sweep '{spec}'", sep="|",
+                                 example=f"{key.strip()}=4|8", quote=False) \
+            if eq and "|" in values else [values]
         out = [f"{head}:{key}{eq}{v}" for head in out for v in choices]
     return out
 
