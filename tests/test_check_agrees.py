@@ -206,6 +206,18 @@ def test_question_files_with_cr_only_line_ends_are_read(tmp_path):
         load_jsonl(bad)
 
 
+def test_eval_reads_a_cr_only_question_file_through_the_cli(indexed, tmp_path):
+    q = tmp_path / "mac.jsonl"
+    q.write_bytes(b'{"id": "probation", "question": "How long is the probation period for new employees?", '
+                  b'"answers": ["90 days"]}\r{"id": "hotel", "question": "What is the nightly hotel cap?", '
+                  b'"answers": ["220 US dollars"]}\r')
+    r = CliRunner().invoke(app, ["eval", str(q), "--index", indexed, "--strategies", "rag", "--model", FAKE_MODEL,
+                                 "--out", str(tmp_path / "run")])
+    assert r.exit_code == 0, r.output
+    ids = [json.loads(line)["id"] for line in (tmp_path / "run" / "results.jsonl").read_text().splitlines()]
+    assert sorted(ids) == ["hotel", "probation"]
+
+
 def test_first_line_keeps_the_meaningful_line_without_its_period():
     hub = OSError("We couldn't connect to 'https://huggingface.co' to load the files.\nCheck your internet "
                   "connection or see https://huggingface.co/docs/offline.")

@@ -1,0 +1,72 @@
+"""Long-context past the reader's trained window: every L-Eval financial QA transcript in one index, every question
+asked of all of them at once.
+
+    .venv/bin/python benchmarks/lc_past_window.py [--model qwen2.5-coder-1.5b] [--strategies long-context]
+
+The per-document runs (``docqa eval --leval``) read ~5.4 k tokens a question, well inside Qwen2.5's 32 768. Here the
+six transcripts together are one corpus of more tokens than the window, so long-context reads past it with docqa's
+default rope method (the plan that ``ask --json`` reports is recorded per answer) and every question must find its
+answer among five other companies' calls. The prefix (the whole corpus) is prefilled once and reused for every
+question. Questions, references, length hints and scoring are the same as the per-document run, so the records pair
+with it question by question (printed at the end against ``--against``). Writes benchmarks/out/lc-past-window/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+LEVAL = ROOT.parent / "shared" / "data" / "leval" / "financial_qa.jsonl"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default=None, help="generator spec (default: docqa's default reader)")
+    ap.add_argument("--strategies", default="long-context")
+    ap.add_argument("--against", type=Path, default=ROOT / "benchmarks" / "out" / "reader-fin" / "results.jsonl",
+                    help="a per-document run's results.jsonl to pair with")
+    args = ap.parse_args()
+
+    import docqa
+    from docqa.eval.paired import paired
+    from docqa.eval.questions import load_leval
+
+    docs = load_leval(LEVAL)
+    src = Path(tempfile.mkdtemp(prefix="docqa-lcpw-"))
+    rows = []
+    for name, text, qs in docs:
+        (src / f"{name}.txt").write_text(text)
+        rows += [{"id": q.id, "question": q.question, "answers": q.answers, "sources": [f"{name}.txt"]}
+                 for q in qs if q.metric]
+    qfile = Path(tempfile.mkdtemp(prefix="docqa-lcpw-q-")) / "questions.jsonl"
+    qfile.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    root = ROOT / "benchmarks" / "out" / "indexes"
+    docqa.ingest(src, "leval-financial_qa-all", root=root, model=args.model)
+    out = ROOT / "benchmarks" / "out" / "lc-past-window"
+    records, summary = docqa.evaluate(qfile, index="leval-financial_qa-all", strategies=args.strategies.split(","),
+                                      out=out, root=root, model=args.model, length_hint=True)
+    for row in summary:
+        print(f"{row['strategy']}: F1 {100 * row['f1']:.1f} on {row['questions']} questions, "
+              f"latency p50 {row['latency_p50_s']:.1f} s, cold {row['cold_latency_s']:.0f} s, "
+              f"prompt tokens {row['prompt_tokens_mean']:.0f}")
+    rope = {json.dumps(r.get("rope"), sort_keys=True) for r in records}
+    print("rope plans:", *rope)
+    if args.against.is_file():
+        before = [json.loads(line) for line in args.against.read_text().splitlines()]
+        for strategy in args.strategies.split(","):
+            a = {r["id"]: r["metrics"]["f1"] for r in before if r["strategy"] == strategy}
+            b = {r["id"]: r["metrics"]["f1"] for r in records if r["strategy"] == strategy}
+            ids = sorted(set(a) & set(b))
+            if ids:
+                p = paired([100 * a[i] for i in ids], [100 * b[i] for i in ids])
+                print(f"{strategy}: one corpus − one document a question: {p.diff:+.1f} [{p.ci_low:+.1f}, "
+                      f"{p.ci_high:+.1f}] over {p.n} questions ({p.wins} better / {p.losses} worse / {p.ties} tied)")
+
+
+if __name__ == "__main__":
+    main()
