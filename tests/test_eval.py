@@ -363,3 +363,31 @@ def test_models_are_warmed_before_the_first_question_is_timed(indexed, qfile, mo
     monkeypatch.setattr(runner, "answer_one", lambda *a: calls.append("answer") or real_one(*a))
     docqa.evaluate(qfile, index="t", strategies=["rag", "long-context"], model=FAKE_MODEL)
     assert calls[0] == "warm" and calls.count("warm") == 1 and calls.count("answer") == 6
+
+
+def test_a_sets_shared_instruction_goes_to_the_reader_not_to_retrieval(indexed, tmp_path, monkeypatch):
+    from docqa.corpus import Corpus
+    from docqa.eval.questions import shared_instruction
+
+    lead = "You are asked to act as a member of the staff and answer the question:"
+    rows = [{"id": "hotel", "question": f"{lead} What is the nightly hotel cap in most cities?",
+             "answers": ["220 US dollars"]},
+            {"id": "probation", "question": f"{lead} How long is the probation period for new employees?",
+             "answers": ["90 days"]}]
+    qfile = write_jsonl(tmp_path / "lead.jsonl", rows)
+    asked: list[str] = []
+    real = Corpus.retrieve_many
+    monkeypatch.setattr(Corpus, "retrieve_many", lambda self, qs, k: asked.extend(qs) or real(self, qs, k))
+    notices: list[str] = []
+    records, _ = docqa.evaluate(qfile, index=indexed, strategies=["rag", "summarize:map_top_k=2"], model=FAKE_MODEL,
+                                notice=notices.append)
+    assert asked and not any(q.startswith("You are asked") for q in asked)
+    assert "What is the nightly hotel cap in most cities?" in asked
+    assert any(lead[:40] in n for n in notices)
+    gen = docqa.open_index(indexed, model=FAKE_MODEL).corpus.generator()
+    assert any(lead in str(p) for p in gen.prompts)  # the model still reads the whole question
+    # the rule: a clause-ending prefix of four words or more that leaves something of every question
+    assert shared_instruction([r["question"] for r in rows]) == lead
+    assert shared_instruction(["What is the cap?", "What is the fee?"]) is None  # shared words, no instruction
+    assert shared_instruction([lead + " a?"]) is None  # one question: nothing is shared
+    assert shared_instruction([lead + " a?", lead]) is None  # a question that is only the lead-in

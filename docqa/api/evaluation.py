@@ -136,6 +136,11 @@ def evaluate(
         source = str(Path(questions).resolve())
     from ..prompts import check_style, style_for_questions
 
+    if options.get("instruction") is None:  # what every question starts with goes to the reader, not to retrieval
+        options["instruction"] = qio.shared_instruction([q.question for q in qs])
+        if options["instruction"] and notice is not None:
+            notice(f"Every question starts with \"{options['instruction'][:80]}\"; retrieval searches with what "
+                   f"follows it, the model reads the whole question.")
     run_auto = options.get("style", "auto") == "auto"
     if run_auto:  # answers shaped like the set's references (prompts.py STYLES)
         options["style"] = style_for_questions([q.answers for q in qs], [q.metric or "f1" for q in qs])

@@ -369,3 +369,28 @@ def load_leval(path: Path) -> list[tuple[str, str, list[Question]]]:
     if not docs:
         raise BadQuestionFile(f"L-Eval file '{path}' holds no documents. Expected one object a line: {LEVAL_SHAPE}")
     return docs
+
+
+# A shared lead-in ends a clause: "…and answer the question:" — never mid-phrase ("What is the", shared by chance).
+_CLAUSE_END = re.compile(r"[:.?!;]\s")
+MIN_INSTRUCTION_WORDS = 4
+
+
+def shared_instruction(questions: list[str]) -> str | None:
+    """The instruction every question of a set starts with, or None: the longest common prefix of the questions, cut
+    back to its last clause end (``:``, ``.``, ``?``, ``!``, ``;`` followed by a space), of at least
+    ``MIN_INSTRUCTION_WORDS`` words, with something left of every question after it. L-Eval's financial QA prefixes
+    each question with an 18-word role line; scientific QA's questions share nothing, so nothing is cut there."""
+    texts = [q.strip() for q in questions if q and q.strip()]
+    if len(texts) < 2:
+        return None
+    lo, hi = min(texts), max(texts)  # the common prefix of a set is that of its least and greatest strings
+    n = next((i for i, (a, b) in enumerate(zip(lo, hi)) if a != b), min(len(lo), len(hi)))
+    common = lo[:n]
+    ends = [m.end() for m in _CLAUSE_END.finditer(common + " ")]  # a prefix may end exactly at the clause end
+    if not ends:
+        return None
+    prefix = common[: ends[-1]].rstrip()
+    if len(prefix.split()) < MIN_INSTRUCTION_WORDS or any(not t[len(prefix):].strip() for t in texts):
+        return None
+    return prefix

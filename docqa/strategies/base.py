@@ -24,6 +24,11 @@ class AskConfig:
     # Ask for an answer of about this many words ("The suggested output length is around N words." after the
     # question, L-Eval's protocol); the question alone is what retrieval sees. None: no length asked.
     length_hint: int | None = None
+    # Text the question starts with that instructs the reader and says nothing about what to look for (L-Eval's
+    # "You are asked to act as a member of the Financial Results Conference Call and answer the question:"): the
+    # model reads the whole question, retrieval only what follows it (:func:`retrieval_query`). eval finds a question
+    # set's shared instruction itself (docqa.eval.questions.shared_instruction). None: the whole question is the query.
+    instruction: str | None = None
     # rag
     top_k: int = 4  # 4 chunks of ≤ 200 tokens: ~1 k prompt tokens, a few seconds on 2 CPU cores
     # long-context
@@ -114,3 +119,14 @@ class AskConfig:
 
 StrategyFn = Callable[["Corpus", str, AskConfig], "Answer"]
 BatchFn = Callable[["Corpus", "list[str]", AskConfig, int], "list[Answer]"]
+
+
+def retrieval_query(question: str, instruction: str | None) -> str:
+    """What retrieval embeds for ``question``: the question without ``instruction`` where it starts with it (and
+    something is left), else the whole question. Every strategy that retrieves (rag, auto's first step, summarize's
+    ``map_top_k``, long-context's ``--truncate``) asks through this."""
+    if instruction and question.startswith(instruction):
+        rest = question[len(instruction):].strip()
+        if rest:
+            return rest
+    return question

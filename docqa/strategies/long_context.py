@@ -18,7 +18,7 @@ from ..generators import PrefixState
 from ..prefix_cache import prefix_key
 from ..records import Answer, Source
 from ..rope import plan_for
-from .base import AskConfig
+from .base import AskConfig, retrieval_query
 
 _SENTINEL = "\x00QUESTION\x00"
 
@@ -90,7 +90,8 @@ def ask(corpus: Corpus, question: str, cfg: AskConfig) -> Answer:
                 f"The index '{corpus.name}' is {len(prefix_ids):,} tokens, and with the question and answer budget "
                 f"({reserve}) exceeds {limit}. Use --strategy rag or summarize, or pass --truncate to keep the most "
                 f"relevant documents that fit. {fix}", len(prefix_ids) + reserve, max_context)
-        documents, dropped = _fit(corpus, gen, question, documents, max_context - reserve, cfg.style)
+        documents, dropped = _fit(corpus, gen, retrieval_query(question, cfg.instruction), documents,
+                                  max_context - reserve, cfg.style)
         prefix_text, after = _split_prompt(gen, documents, cfg.style)
         prefix_ids = gen.encode(prefix_text)
         suffix_ids = gen.encode(prompts.question_block(question, cfg.length_hint) + after)

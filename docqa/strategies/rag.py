@@ -8,7 +8,7 @@ import time
 from .. import prompts
 from ..corpus import Corpus
 from ..records import Answer, Source
-from .base import AskConfig
+from .base import AskConfig, retrieval_query
 
 
 def ask(corpus: Corpus, question: str, cfg: AskConfig) -> Answer:
@@ -31,7 +31,8 @@ def ask_many(corpus: Corpus, questions: list[str], cfg: AskConfig, slots: int = 
     if not questions:
         return []
     hints = list(length_hints) if length_hints is not None else [cfg.length_hint] * len(questions)
-    hits = corpus.retrieve_many(questions, cfg.top_k)  # the question alone: a length hint is no query
+    # The question alone (a length hint is no query), without the set's shared instruction.
+    hits = corpus.retrieve_many([retrieval_query(q, cfg.instruction) for q in questions], cfg.top_k)
     gen = corpus.generator()
     chats = [gen.chat(prompts.system(cfg.style), prompts.rag_user(q, [(c.file, c.text) for c, _ in h.chunks], n))
              for q, h, n in zip(questions, hits, hints, strict=True)]

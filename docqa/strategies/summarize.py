@@ -36,7 +36,7 @@ from ..prefix_cache import prefix_key
 from ..records import Answer, Chunk, Source
 from ..registry import Registry
 from ..rope import plan_for
-from .base import AskConfig
+from .base import AskConfig, retrieval_query
 
 NOTHING = "NOTHING RELEVANT"
 # Default --drop-threshold for the map step's probability signal; None: drop on the words only. Calibrated per model
@@ -337,7 +337,8 @@ def ask(corpus: Corpus, question: str, cfg: AskConfig) -> Answer:
     chain = CHAINS.get(cfg.chain)
     gen = corpus.generator()
     window = min(cfg.summary_window or gen.trained_window, gen.trained_window)
-    run = ChainRun(corpus, prompts.with_length(question, cfg.length_hint), cfg, gen, window, query=question)
+    run = ChainRun(corpus, prompts.with_length(question, cfg.length_hint), cfg, gen, window,
+                   query=retrieval_query(question, cfg.instruction))
     _need_two(run)
     text, used = chain(run, corpus.store.chunks())
     stage_tokens = {f"{k}_prompt": int(v["prompt_tokens"]) for k, v in run.stages.items()}
