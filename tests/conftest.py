@@ -86,3 +86,17 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
 
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
+
+
+@pytest.fixture
+def two_versions(small_docs, tmp_path):
+    """Index "t" under tmp_path/idx with a live version and its predecessor (the handbook changed in between), built
+    with the fakes; returns (the documents' folder, the index root)."""
+    import docqa
+    from tests.faults import change_for_second_version
+
+    root = tmp_path / "idx"
+    docqa.ingest(small_docs, "t", root=root, embedder=FAKE_EMBEDDER, model=FAKE_MODEL)
+    change_for_second_version(small_docs)
+    docqa.ingest(small_docs, "t", root=root, embedder=FAKE_EMBEDDER, model=FAKE_MODEL)
+    return small_docs, root

@@ -18,20 +18,7 @@ from docqa.errors import ConfigError, DimensionMismatch, DocQAError, first_line,
 from docqa.eval.questions import load_jsonl
 from docqa.lists import split_list
 from tests.conftest import FAKE_EMBEDDER, FAKE_MODEL
-from tests.faults import CORRUPTIONS, change_for_second_version, live
-
-
-def _ingest(path, root, **kw):
-    return docqa.ingest(path, "t", root=root, embedder=FAKE_EMBEDDER, model=FAKE_MODEL, **kw)
-
-
-@pytest.fixture
-def two_versions(small_docs, tmp_path):
-    root = tmp_path / "idx"
-    _ingest(small_docs, root)
-    change_for_second_version(small_docs)
-    _ingest(small_docs, root)
-    return small_docs, root
+from tests.faults import CORRUPTIONS, live
 
 
 def _edit_manifest(change):

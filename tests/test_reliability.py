@@ -14,7 +14,7 @@ from docqa.cli.main import app
 from docqa.errors import ConfigError, IndexCorrupt, IndexNotFound
 from docqa.index.store import FAULT_POINTS, IndexStore, check_index
 from tests.conftest import FAKE_EMBEDDER, FAKE_MODEL
-from tests.faults import CORRUPTIONS, change_for_second_version, kill_at_random, live, run_ingest
+from tests.faults import CORRUPTIONS, kill_at_random, live, run_ingest
 
 
 def _ingest(path, root, **kw):
@@ -29,16 +29,6 @@ def _ask(root):
 def _assert_clean(home):
     assert not list(home.glob(".tmp-*")), "a dead writer's temp folder was left"
     assert check_index("t", home.parent).ok
-
-
-@pytest.fixture
-def two_versions(small_docs, tmp_path):
-    """An index with a live version and its predecessor (the handbook changed in between)."""
-    root = tmp_path / "idx"
-    _ingest(small_docs, root)
-    change_for_second_version(small_docs)
-    _ingest(small_docs, root)
-    return small_docs, root
 
 
 @pytest.mark.parametrize("point", FAULT_POINTS)
