@@ -130,6 +130,20 @@ def test_a_stretched_request_runs_past_the_trained_window():
         g.generate(ids, 8)  # the plain plan cannot hold 1 500 tokens in a 512-token window
 
 
+def test_a_prefix_past_the_window_fits_a_plan_that_reserves_less_than_512_tokens():
+    """Regression: long-context past the window sizes its plan for prefix + question + answer (~350 tokens of room);
+    prefill_prefix asked for prefix + 512 and every question failed with "do not fit" (found on 41 k tokens)."""
+    g = LlamaCppGenerator("llama.cpp:smollm2", "smollm2", GeneratorConfig(model="llama.cpp:smollm2", threads=2,
+                                                                          trained_window=512))
+    prefix = g.encode(DOC * 12)[:1200]
+    question = g.encode(" Question: How long is the probation period?")
+    plan = plan_for("yarn", g.rope_model(), len(prefix) + 256 + 8)  # room for the question and 8 new tokens
+    assert plan.factor > 1
+    state = g.prefill_prefix(prefix, plan)
+    out = g.generate(question, 8, prefix=state)
+    assert out.prompt_tokens == len(prefix) + len(question) and out.rope == plan
+
+
 def test_llama_cpp_refuses_a_gpu_device_and_a_file_that_is_not_gguf(tmp_path):
     with pytest.raises(ConfigError, match="runs on the CPU"):
         LlamaCppGenerator("llama.cpp:smollm2", "smollm2", GeneratorConfig(device="cuda"))

@@ -259,10 +259,15 @@ class LlamaCppGenerator:
         raise ConfigError(f"Rope method '{plan.method}' has no llama.cpp equivalent. Use --rope yarn, linear, ntk or "
                           f"dynamic, or --model transformers:{self.spec.partition(':')[2]}.")
 
+    def _limit(self, plan: RopePlan) -> int:
+        """The most tokens a context under ``plan`` may hold: the length a stretched plan was sized for, else the
+        trained window."""
+        return max(plan.seq_len, self.trained_window) if plan.factor > 1.0 else self.trained_window
+
     def _context(self, tokens: int, plan: RopePlan):
         """A context whose rope realises ``plan`` with room for ``tokens``; reused while both hold."""
         rope = self._rope_settings(plan)
-        limit = max(plan.seq_len, self.trained_window) if plan.factor > 1.0 else self.trained_window
+        limit = self._limit(plan)
         if tokens > limit:
             raise ConfigError(f"{tokens:,} tokens do not fit this request's window of {limit:,}.")
         if self._ctx is not None and self._ctx_key[0] == rope and self._ctx_key[1] >= tokens:
@@ -364,7 +369,10 @@ class LlamaCppGenerator:
     def prefill_prefix(self, ids: list[int], plan: RopePlan, progress: ProgressFn | None = None) -> PrefixState:
         """Prefill ``ids`` under ``plan`` once; :meth:`generate` with ``prefix=`` then only processes the rest."""
         with self._lock:
-            self._context(len(ids) + 512, plan)
+            # Room for the questions that follow: up to 512 tokens, but never past what the plan was sized for (the
+            # caller's reserve for question and answer; a plan stretched past the window holds no more). A fixed
+            # +512 refused every prefix whose plan reserved less: past the window, every question errored.
+            self._context(max(len(ids) + 1, min(len(ids) + 512, self._limit(plan))), plan)
             self._evict()
             self._truncate(0)
             t0 = time.perf_counter()
