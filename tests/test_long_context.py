@@ -122,10 +122,14 @@ def test_a_prefix_serves_every_answer_budget_that_rotates_alike(idx):
     first = idx.ask("What is the hotel cap?", "lc", max_new_tokens=64)
     second = idx.ask("What was the gross margin?", "lc", max_new_tokens=300)
     assert (first.details["prefix"], second.details["prefix"]) == ("prefilled", "memory") and gen.prefills == 1
-    gen.trained_window = 4096  # now every budget stretches the window by its own factor
+    gen.trained_window = 4096  # past the window: one stretch for every budget up to ANSWER_ROOM
     idx.corpus.caches.clear()
-    idx.ask("What is the hotel cap?", "lc", max_new_tokens=64)
-    assert idx.ask("What is the hotel cap?", "lc", max_new_tokens=300).details["prefix"] == "prefilled"
+    first = idx.ask("What is the hotel cap?", "lc", max_new_tokens=64)
+    second = idx.ask("What was the gross margin?", "lc", max_new_tokens=300)
+    assert first.details["rope"]["factor"] > 1 and first.details["rope"] == second.details["rope"]
+    assert second.details["prefix"] == "memory" and gen.prefills == 2
+    # a budget past the allowance needs a longer stretch: another prefix
+    assert idx.ask("What is the hotel cap?", "lc", max_new_tokens=3000).details["prefix"] == "prefilled"
 
 
 def test_prefix_keys_follow_the_rotation_not_the_plan_record():

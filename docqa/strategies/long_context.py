@@ -21,6 +21,10 @@ from ..rope import plan_for
 from .base import AskConfig, retrieval_query
 
 _SENTINEL = "\x00QUESTION\x00"
+# Past the trained window, the answer room one plan keeps for every question, and the step its length is rounded up
+# to: answers of up to 512 new tokens (eval's budgets are 96 to ~400) share one stretch and one cached prefix.
+ANSWER_ROOM = 512
+PLAN_QUANTUM = 1024
 
 
 def _documents(corpus: Corpus) -> list[tuple[str, str]]:
@@ -95,8 +99,15 @@ def ask(corpus: Corpus, question: str, cfg: AskConfig) -> Answer:
         prefix_text, after = _split_prompt(gen, documents, cfg.style)
         prefix_ids = gen.encode(prefix_text)
         suffix_ids = gen.encode(prompts.question_block(question, cfg.length_hint) + after)
-    plan = plan_for("none" if fixed else cfg.rope, gen.rope_model(), len(prefix_ids) + reserve,
-                    None if fixed else cfg.rope_factor)
+    sized = len(prefix_ids) + reserve
+    if not fixed and sized > gen.trained_window:
+        # Past the window the plan's stretch follows the length it is sized for, and the cached prefix follows the
+        # stretch. eval gives each question an answer budget of its own, so sized per request every question of a
+        # run stretched differently and prefilled the whole corpus again (41 k tokens, ~30 min a question here).
+        # Sized with an answer allowance of ANSWER_ROOM tokens and rounded up to PLAN_QUANTUM, one plan serves them.
+        allowance = cfg.max_question_tokens + len(gen.encode(after)) + max(cfg.max_new_tokens, ANSWER_ROOM)
+        sized = min(max_context, -(-(len(prefix_ids) + allowance) // PLAN_QUANTUM) * PLAN_QUANTUM)
+    plan = plan_for("none" if fixed else cfg.rope, gen.rope_model(), sized, None if fixed else cfg.rope_factor)
 
     state, source = _prefix(corpus, gen, prefix_ids, plan, cfg)
     out = gen.generate(suffix_ids, cfg.max_new_tokens, prefix=state, progress=cfg.progress,
