@@ -28,6 +28,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=None, help="generator spec (default: docqa's default reader)")
     ap.add_argument("--strategies", default="long-context")
+    ap.add_argument("--limit", type=int, default=None, help="the first N scored questions (the corpus stays whole)")
     ap.add_argument("--against", type=Path, default=ROOT / "benchmarks" / "out" / "reader-fin" / "results.jsonl",
                     help="a per-document run's results.jsonl to pair with")
     args = ap.parse_args()
@@ -49,13 +50,17 @@ def main() -> None:
     docqa.ingest(src, "leval-financial_qa-all", root=root, model=args.model)
     out = ROOT / "benchmarks" / "out" / "lc-past-window"
     records, summary = docqa.evaluate(qfile, index="leval-financial_qa-all", strategies=args.strategies.split(","),
-                                      out=out, root=root, model=args.model, length_hint=True)
+                                      out=out, root=root, model=args.model, length_hint=True,
+                                      limit=args.limit)
     for row in summary:
         print(f"{row['strategy']}: F1 {100 * row['f1']:.1f} on {row['questions']} questions, "
               f"latency p50 {row['latency_p50_s']:.1f} s, cold {row['cold_latency_s']:.0f} s, "
               f"prompt tokens {row['prompt_tokens_mean']:.0f}")
     rope = {json.dumps(r.get("rope"), sort_keys=True) for r in records}
     print("rope plans:", *rope)
+    errors = [r for r in records if r.get("error")]
+    if errors:
+        print(f"{len(errors)} errors, e.g. {errors[0]['error']}")
     if args.against.is_file():
         before = [json.loads(line) for line in args.against.read_text().splitlines()]
         for strategy in args.strategies.split(","):
