@@ -105,7 +105,7 @@ def ask(corpus: Corpus, question: str, cfg: AskConfig) -> Answer:
         # stretch. eval gives each question an answer budget of its own, so sized per request every question of a
         # run stretched differently and prefilled the whole corpus again (41 k tokens, ~30 min a question here).
         # Sized with an answer allowance of ANSWER_ROOM tokens and rounded up to PLAN_QUANTUM, one plan serves them.
-        allowance = cfg.max_question_tokens + len(gen.encode(after)) + max(cfg.max_new_tokens, ANSWER_ROOM)
+        allowance = reserve - cfg.max_new_tokens + max(cfg.max_new_tokens, ANSWER_ROOM)  # the reserve, answer raised
         sized = min(max_context, -(-(len(prefix_ids) + allowance) // PLAN_QUANTUM) * PLAN_QUANTUM)
     plan = plan_for("none" if fixed else cfg.rope, gen.rope_model(), sized, None if fixed else cfg.rope_factor)
 
