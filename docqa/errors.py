@@ -37,6 +37,7 @@ __all__ = [
     "IngestError",
     "ModelLoadError",
     "ServerError",
+    "AnswerCut",
     "ServerUnreachable",
     "ContextTooLong",
     "OutOfMemory",
@@ -123,6 +124,11 @@ class ServerError(DocQAError):
 
 class ServerUnreachable(ServerError):
     """A model server could not be reached, or did not answer in time (after the client's retries)."""
+
+
+class AnswerCut(ServerError):
+    """A served answer kept ending some other way than the model's stop or docqa's token budget (a stream the server
+    interrupted, a window that ran out): recorded as an error, never scored as an answer."""
 
 
 class ContextTooLong(DocQAError):

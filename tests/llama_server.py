@@ -19,13 +19,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(port: int, log, n_ctx: int = N_CTX, extra: tuple[str, ...] = ()) -> subprocess.Popen:
-    """The embedded SmolLM2 GGUF served as "smollm2"; returns once /v1/models answers."""
+def start_server(port: int, log, n_ctx: int = N_CTX, extra: tuple[str, ...] = (),
+                 interrupt: bool = False) -> subprocess.Popen:
+    """The embedded SmolLM2 GGUF served as "smollm2"; returns once /v1/models answers. ``interrupt=True`` keeps the
+    server's own default, under which a new request cuts a streaming answer short."""
     gguf = embedded_model_path("smollm2")
     cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", "smollm2", "--host",
            "127.0.0.1", "--port", str(port), "--n_ctx", str(n_ctx), "--n_threads", "2", "--seed", "0",
            # Its default cuts a streaming answer short whenever another request arrives; docqa runs several.
-           "--interrupt_requests", "False", *extra]
+           *(() if interrupt else ("--interrupt_requests", "False")), *extra]
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.time() + 180
     while time.time() < deadline:

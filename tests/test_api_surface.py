@@ -17,7 +17,7 @@ def test_error_tree_is_pinned_and_rooted():
     assert sorted(errors.__all__) == sorted([
         "DocQAError", "ConfigError", "UnknownComponent", "IndexError_", "IndexNotFound", "EmbedderMismatch",
         "DimensionMismatch", "IndexCorrupt", "IndexWriteError", "IngestError", "ModelLoadError", "ServerError",
-        "ServerUnreachable",
+        "ServerUnreachable", "AnswerCut",
         "ContextTooLong", "OutOfMemory", "BudgetExceeded", "BadQuestionFile",
     ])
     for name in errors.__all__:

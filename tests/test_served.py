@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 import docqa
 from docqa.cli.main import app
-from docqa.errors import ContextTooLong, ModelLoadError, ServerUnreachable
+from docqa.errors import ContextTooLong, ModelLoadError
 from docqa.generators import GeneratorConfig
 from tests.conftest import EXAMPLES, FAKE_EMBEDDER, FAKE_MODEL
 from tests.llama_server import N_CTX, free_port, start_server, stop
@@ -103,35 +103,6 @@ def test_eval_at_concurrency_4_gives_the_answers_of_concurrency_1_in_order(serve
     assert [r["answer"] for r in four] == [r["answer"] for r in one]
     written = [json.loads(x)["id"] for x in (tmp_path / "c4" / "results.jsonl").read_text().splitlines()]
     assert written == [r["id"] for r in one]
-
-
-def test_a_server_killed_mid_eval_leaves_error_records_and_resume_completes(two_docs, tmp_path):
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/v1"
-    log = open(tmp_path / "server.log", "w")  # noqa: SIM115
-    proc = start_server(port, log)
-    qfile = _questions(tmp_path, n=8)
-    state = {"proc": proc}
-
-    def kill_after_two(done, total, label):
-        if done == 2 and state["proc"].poll() is None:
-            state["proc"].kill()
-            state["proc"].wait()
-
-    try:
-        with pytest.raises(ServerUnreachable, match="--resume"):
-            docqa.evaluate(qfile, index="t", strategies=["rag"], generator=_gen(url, max_retries=0), concurrency=1,
-                           out=tmp_path / "run", max_new_tokens=16, progress=kill_after_two)
-        recs = [json.loads(x) for x in (tmp_path / "run" / "results.jsonl").read_text().splitlines()]
-        assert len(recs) == 8 and sum(1 for r in recs if r["error"]) == 6
-        assert all(r["error_type"] == "ServerUnreachable" for r in recs if r["error"])
-        state["proc"] = start_server(port, log)
-        records, rows = docqa.evaluate(qfile, index="t", strategies=["rag"], generator=_gen(url), out=tmp_path / "run",
-                                       max_new_tokens=16, resume=True)
-        assert len(records) == 8 and not any(r["error"] for r in records) and rows[0]["errors"] == 0
-    finally:
-        stop(state["proc"])
-        log.close()
 
 
 def test_unreachable_url_and_wrong_model_are_one_line_errors(server, two_docs):

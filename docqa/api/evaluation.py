@@ -38,6 +38,8 @@ def evaluate(
     progress=None,
     notice: Callable[[str], None] | None = None,
     length_hint: bool | None = None,
+    price_in: float | str | None = None,
+    price_out: float | str | None = None,
     **options: Any,
 ):
     """Answer every question with every strategy and score the answers; see :mod:`docqa.eval`.
@@ -65,6 +67,9 @@ def evaluate(
     from ..eval import questions as qio
     from ..eval import report, runner
     from ..strategies.variants import parse_variants
+
+    prices = (report.parse_price(price_in, "--price-in"), report.parse_price(price_out, "--price-out"))
+    prices = None if prices == (None, None) else (prices[0] or 0.0, prices[1] or 0.0)
 
     variants = parse_variants(strategies or STRATEGIES.names())  # rag, or a variant such as rag:top_k=16
     make_config(**{k: v for k, v in options.items() if not (k == "style" and v == "auto")})  # reject bad options early
@@ -170,12 +175,13 @@ def evaluate(
                "length in words (--no-length-hint to ask without).")
     identity = {"model": model or GeneratorConfig().model, "options": options, "questions": source,
                 "index": index, "limit": limit, "limit_docs": limit_docs, "length_hint": length_hint}
+    served, concurrency, progress = _served(indexes, model, generator, concurrency, progress, notice)
     cfg = runner.EvalConfig(strategies=strategies, out=Path(out) if out else None, resume=resume, options=options,
                             identity=identity, concurrency=concurrency,
                             batch_size=batch_size, length_hints=length_hint,
                             choice_auto=choice_auto)
     records = runner.run(index_for, qs, cfg, progress)
-    rows = report.summarize(records)
+    rows = report.summarize(records, prices)
     decided = verdict(records, rows)
     if decided is not None:  # each row's part in the verdict; the recommended row carries its sentence
         for row in rows:
@@ -184,6 +190,7 @@ def evaluate(
                               else "trade-off" if name == decided.tradeoff else "less accurate")
         next(r for r in rows if r["strategy"] == decided.use)["verdict_text"] = decided.text
     if out:
+        from .. import __version__
         from ..environment import describe
         from ..generators import loaded_generator
 
@@ -191,6 +198,9 @@ def evaluate(
         meta = {"title": title, "questions": len(qs), "strategies": strategies, "options": options,
                 "length_hint": length_hint,
                 "model": model or GeneratorConfig().model,
+                "docqa_version": __version__,
+                "prices_usd_per_million": None if prices is None else {"prompt": prices[0], "completion": prices[1]},
+                "server": served.server_info() if served is not None else None,
                 "environment": describe(gen),
                 "verdict": None if decided is None else {"use": decided.use, "best": decided.best,
                                                          "tied": decided.tied, "text": decided.text}}
@@ -203,6 +213,36 @@ def evaluate(
         raise ServerUnreachable(f"{cfg.aborted.rstrip('.')}. {missing} questions got no answer{where}; once the server "
                                 f"is back, run the same command with --resume to complete them.")
     return records, rows
+
+
+def _served(indexes: dict, model: str | None, generator: GeneratorConfig | None, concurrency: int, progress,
+            notice):
+    """For a served model: the loaded generator, the concurrency the server can take, and a progress callback whose
+    label counts this run's retries. (None, concurrency, progress) for an in-process model."""
+    from ..generators import parse_spec
+
+    spec = model or (generator.model if generator else None) or GeneratorConfig().model
+    if parse_spec(spec)[1] != "openai" or not indexes:
+        return None, concurrency, progress
+    gen = next(iter(indexes.values())).corpus.generator()
+    gen.retrier.notice = notice
+    if concurrency > 1 and gen.max_parallel and concurrency > gen.max_parallel:
+        if notice is not None:
+            notice(f"The server runs {gen.max_parallel} request{'s' if gen.max_parallel > 1 else ''} at once (its "
+                   f"slots); --concurrency {concurrency} lowered to {gen.max_parallel}.")
+        concurrency = gen.max_parallel
+    before = dict(gen.retrier.counts)
+
+    def with_retries(done: int, total: int, label: str) -> None:
+        counts = {k: v - before.get(k, 0) for k, v in gen.retrier.counts.items() if v > before.get(k, 0)}
+        if counts:
+            n = sum(counts.values())
+            label += f" · {n} {'retry' if n == 1 else 'retries'} (" + ", ".join(
+                f"{k} ×{v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])) + ")"
+        if progress is not None:
+            progress(done, total, label)
+
+    return gen, concurrency, with_retries
 
 
 def verdict(records: list[dict], rows: list[dict]) -> Verdict | None:

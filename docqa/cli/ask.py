@@ -23,6 +23,7 @@ from .common import (
     DtypeOpt,
     KVBudgetOpt,
     NoRepeatOpt,
+    RetriesOpt,
     ThreadsOpt,
     TimeoutOpt,
     TokenizerOpt,
@@ -81,6 +82,7 @@ def ask_cmd(
     context_window: ContextWindowOpt = None,
     tokenizer: TokenizerOpt = None,
     request_timeout: TimeoutOpt = 600.0,
+    max_retries: RetriesOpt = 3,
     root: Annotated[Optional[Path], typer.Option(help="Folder of indexes \\[default: ./indexes].")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
@@ -94,7 +96,7 @@ def ask_cmd(
 
     gen = GeneratorConfig(device=device, dtype=dtype, attn=attn, threads=threads, no_repeat_ngram=no_repeat_ngram,
                           base_url=base_url, context_window=context_window, tokenizer=tokenizer,
-                          request_timeout=request_timeout)
+                          request_timeout=request_timeout, max_retries=max_retries)
     # A variant (rag:top_k=16, as an eval's verdict names it) sets its own options over the command's.
     picked = STRATEGIES.names() if strategy.strip() == "all" else \
         split_list(strategy, "--strategy", example="rag,long-context or all")

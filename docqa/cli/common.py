@@ -44,6 +44,9 @@ ThreadsOpt = Annotated[Optional[int], typer.Option(
 NoRepeatOpt = Annotated[int, typer.Option(
     help="Never repeat an n-gram of this many tokens within an answer (0: off; in-process models).")]
 TimeoutOpt = Annotated[float, typer.Option(help="Served model: seconds per request.")]
+RetriesOpt = Annotated[int, typer.Option(
+    help="Served model: retries of a request that was cut short, rate-limited (429/503, waiting Retry-After), timed "
+         "out or dropped.")]
 
 
 def friendly(fn: F) -> F:

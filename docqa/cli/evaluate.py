@@ -19,6 +19,7 @@ from .common import (
     DtypeOpt,
     KVBudgetOpt,
     NoRepeatOpt,
+    RetriesOpt,
     ThreadsOpt,
     TimeoutOpt,
     TokenizerOpt,
@@ -86,6 +87,11 @@ def eval_cmd(
     context_window: ContextWindowOpt = None,
     tokenizer: TokenizerOpt = None,
     request_timeout: TimeoutOpt = 600.0,
+    max_retries: RetriesOpt = 3,
+    price_in: Annotated[Optional[str], typer.Option(
+        help="US dollars per million prompt tokens: adds a cost column per strategy.")] = None,
+    price_out: Annotated[Optional[str], typer.Option(
+        help="US dollars per million completion tokens (with --price-in).")] = None,
 ) -> None:
     """Evaluate strategies on a question set: accuracy, latency and tokens per strategy."""
     from .. import api
@@ -105,7 +111,7 @@ def eval_cmd(
 
         gen = GeneratorConfig(device=device, dtype=dtype, attn=attn, threads=threads, no_repeat_ngram=no_repeat_ngram,
                               base_url=base_url, context_window=context_window, tokenizer=tokenizer,
-                              request_timeout=request_timeout)
+                              request_timeout=request_timeout, max_retries=max_retries)
         _, rows = api.evaluate(questions, index=index, strategies=names, out=out_dir, resume=resume, leval=leval,
                                limit=limit, limit_docs=limit_docs, root=root, model=model, generator=gen,
                                concurrency=concurrency,
@@ -113,7 +119,8 @@ def eval_cmd(
                                max_context=max_context, truncate=truncate, max_new_tokens=max_new_tokens,
                                chain=chain, max_calls=max_calls, summary_window=summary_window, map_top_k=map_top_k,
                                kv_budget=kv_budget, style=style, route_threshold=route_threshold,
-                               drop_threshold=drop_threshold, length_hint=length_hint,
+                               drop_threshold=drop_threshold, length_hint=length_hint, price_in=price_in,
+                               price_out=price_out,
                                notice=lambda text: err.print(f"[dim]{escape(text)}[/]"))
     render(rows)
     from ..generators import parse_spec
@@ -165,7 +172,10 @@ _COLUMNS: list[tuple[str, int, object]] = [
     ("tokens in/out", 7, lambda r: f"{r['prompt_tokens_mean']:,.0f}/{r['completion_tokens_mean']:,.0f}"),
     ("calls", 12, lambda r: f"{r['calls_mean']:.1f}"),
     ("peak MB", 13, _memory),
-    ("errors", 6, lambda r: f"[red]{r['errors']}[/]" if r["errors"] else "0"),
+    ("$ / question", 6, lambda r: f"{r['cost_usd_mean']:.5f}" if r.get("cost_usd_mean") == r.get("cost_usd_mean")
+                                   and "cost_usd_mean" in r else "–"),
+    ("errors", 6, lambda r: (f"[red]{r['errors']}[/]" + (f" ({r['server_errors']} server)" if r.get("server_errors")
+                                                          else "")) if r["errors"] else "0"),
 ]
 
 
@@ -173,8 +183,10 @@ def _columns(label: str, rows: list[dict] | None = None) -> list[tuple[str, int,
     """The table's columns with the score column headed by the set's metric (``label``), whose own column would
     repeat it; the letter column only where some question has options."""
     options = any(r.get("names_option") is not None for r in rows or [])
+    priced = any("cost_usd_mean" in r for r in rows or [])
     return [(label if name == "score" else name, rank, cell) for name, rank, cell in _COLUMNS
-            if name != label and (name != "letter" or (label == "accuracy" and options))]
+            if name != label and (name != "letter" or (label == "accuracy" and options))
+            and (name != "$ / question" or priced)]
 
 
 def _fit(rows: list[dict], width: int, columns: list[tuple[str, int, object]] | None = None) -> set[str]:
@@ -227,8 +239,8 @@ def render(rows: list[dict]) -> None:
     out.print("[dim]contains, F1, ROUGE-L, EM: answerable questions (%); accuracy: multiple-choice questions "
               "answered with exactly the right option letters (%), or True/False questions whose first true or false "
               "agrees; letter: answers naming an option at all; "
-              "refusal: share of unanswerable questions declined; p50/p95: latency per answered question (errors "
-              "count as wrong answers, not in latency); cold: a strategy's first question of each index (every "
-              "strategy starts cold, whatever their order), warm: p50 of the others; peak MB: CUDA peak memory on "
-              "GPU, else peak RSS. Δ: mean per-question difference in points, 95 % bootstrap interval (10 000 "
-              "resamples); * where it excludes 0.[/]")
+              "refusal: share of unanswerable questions declined; p50/p95: latency per answered question (a "
+              "strategy's errors count as wrong answers, a server's are not scored; neither is in latency); cold: a "
+              "strategy's first question of each index (every strategy starts cold, whatever their order), warm: p50 "
+              "of the others; peak MB: CUDA peak memory on GPU, else peak RSS. Δ: mean per-question difference in "
+              "points, 95 % bootstrap interval (10 000 resamples); * where it excludes 0.[/]")

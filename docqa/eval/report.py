@@ -17,7 +17,8 @@ from .paired import paired_rows
 SUMMARY_COLUMNS = ["strategy", "questions", "answerable", "unanswerable", "metric", "score", *METRICS.names(),
                    "refusal", "false_refusal", "recall_at_k", "latency_p50_s", "latency_p95_s", "cold_latency_s",
                    "warm_latency_p50_s", "ttft_p50_s", "prompt_tokens_mean", "completion_tokens_mean", "calls_mean",
-                   "peak_rss_mb_max", "peak_cuda_mb_max", "errors", "error_rate"]
+                   "peak_rss_mb_max", "peak_cuda_mb_max", "errors", "error_rate", "server_errors", "cost_usd_total",
+                   "cost_usd_mean"]
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -40,12 +41,17 @@ def _mean_or_nan(values) -> float:
     return mean(vals) if vals else float("nan")
 
 
-def summarize(records: list[dict]) -> list[dict]:
+def summarize(records: list[dict], prices: tuple[float, float] | None = None) -> list[dict]:
     """One row per strategy, in the order strategies first appear.
 
-    A question that ended in an error (a corpus too long for long-context, a budget exceeded, a server gone) scores
-    as a wrong answer in the accuracy columns, and is counted in ``errors`` / ``error_rate``; it is left out of the
-    latency, token and call statistics, which describe answers that happened (its time-to-failure is no latency)."""
+    A question that ended in an error of the strategy (a corpus too long for long-context, a budget exceeded) scores
+    as a wrong answer in the accuracy columns; one the server never answered whole (``server_errors``: a cut answer,
+    a server gone, see ``runner.SERVER_ERRORS``) is not scored at all. Both count in ``errors`` / ``error_rate`` and
+    are left out of the latency, token and call statistics, which describe answers that happened (a time-to-failure
+    is no latency). ``prices`` (US dollars per million prompt and completion tokens) add ``cost_usd_total`` and
+    ``cost_usd_mean`` (per answered question), from the token counts the model reported."""
+    from .runner import SERVER_ERRORS
+
     rows = []
     for strategy in dict.fromkeys(r["strategy"] for r in records):
         rs = [r for r in records if r["strategy"] == strategy]
@@ -82,7 +88,12 @@ def summarize(records: list[dict]) -> list[dict]:
                                     default=float("nan")),
             "errors": len(rs) - len(ok),
             "error_rate": (len(rs) - len(ok)) / len(rs),
+            "server_errors": sum(1 for r in rs if r.get("error_type") in SERVER_ERRORS),
         }
+        if prices is not None:
+            costs = [cost_usd(r, prices) for r in ok]
+            row["cost_usd_total"] = sum(costs)
+            row["cost_usd_mean"] = _mean_or_nan(costs)
         if strategy == "auto":
             routes = [r["route"] or "" for r in rs]
             row["routed_long_context"] = sum(1 for x in routes if x == "long-context")
@@ -100,6 +111,29 @@ def summarize(records: list[dict]) -> list[dict]:
         if row["strategy"] in against_first:
             row.update({"score_vs": rows[0]["strategy"], **against_first[row["strategy"]].as_dict("score_vs_")})
     return rows
+
+
+def cost_usd(record: dict, prices: tuple[float, float]) -> float:
+    """What one answer cost at ``prices`` (US dollars per million prompt, completion tokens). Cached prompt tokens
+    are charged in full: discounts for them differ by provider."""
+    return (record["prompt_tokens"] * prices[0] + record["completion_tokens"] * prices[1]) / 1e6
+
+
+def parse_price(value: str | float | None, flag: str) -> float | None:
+    """A price per million tokens from the command line: a non-negative number (a leading $ allowed)."""
+    from ..errors import ConfigError
+
+    if value is None:
+        return None
+    text = str(value).strip().lstrip("$").strip()
+    try:
+        price = float(text)
+    except ValueError:
+        price = float("nan")
+    if not math.isfinite(price) or price < 0:
+        raise ConfigError(f"{flag} takes a price in US dollars per million tokens, e.g. {flag} 0.15; got "
+                          f"'{value}'.")
+    return price
 
 
 def _metric_name(records: list[dict]) -> str:

@@ -298,10 +298,20 @@ def batch_groups(todo: list[int], pairs: list[tuple[str, Question]], index_for: 
     return groups
 
 
+# Errors of the model server, not of the strategy (a cut answer, a server gone, a refusal after every retry): such a
+# question was not answered at all, so it is left out of every score (counted apart as server_errors), where a
+# strategy's own failure (a corpus too long for long-context, a budget exceeded) scores as a wrong answer.
+SERVER_ERRORS = frozenset({"ServerError", "ServerUnreachable", "AnswerCut"})
+
+
 def error_record(q: Question, strategy: str, error: str, error_type: str) -> dict:
-    """The record of a question that got no answer; scored as a wrong answer, kept out of latency statistics."""
+    """The record of a question that got no answer, kept out of latency statistics: scored as a wrong answer when the
+    strategy failed, not scored at all when the server did (:data:`SERVER_ERRORS`)."""
+    metrics = score(q, "", [])
+    if error_type in SERVER_ERRORS:
+        metrics = dict.fromkeys(metrics)
     return {"id": q.id, "strategy": strategy, "question": q.question, "answer": "", "references": q.answers,
-            "gold_sources": q.sources, "sources": [], "metrics": score(q, "", []), "latency_s": 0.0, "ttft_s": 0.0,
+            "gold_sources": q.sources, "sources": [], "metrics": metrics, "latency_s": 0.0, "ttft_s": 0.0,
             "prompt_tokens": 0, "completion_tokens": 0, "calls": 0, "peak_rss_mb": float("nan"),
             "peak_cuda_mb": float("nan"), "route": None,
             "rope": None, "error": error, "error_type": error_type, "document": q.document, "metric": q.metric or "f1"}
@@ -375,7 +385,7 @@ def _record(q: Question, strategy: str, ans, t0: float, peak: tuple[float, float
         "gold_sources": q.sources, "sources": sources, "metrics": score(q, text, sources), "metric": q.metric or "f1",
         "latency_s": latency, "ttft_s": timings.get("ttft", latency), "prompt_tokens": tokens.get("prompt", 0),
         "completion_tokens": tokens.get("completion", 0), "calls": calls, "peak_rss_mb": peak[0],
-        "peak_cuda_mb": peak[1], "batch": details.get("batch", 1),
+        "peak_cuda_mb": peak[1], "batch": details.get("batch", 1), "finish_reason": details.get("finish_reason"),
         "cached_tokens": tokens.get("cached", 0), "route": details.get("route"), "rope": details.get("rope"),
         "error": None, "error_type": None, "document": q.document, "model": getattr(ans, "model", ""),
     }

@@ -2,8 +2,10 @@
 
 ``--model openai:NAME --base-url URL`` (or ``DOCQA_BASE_URL``; ``DOCQA_API_KEY`` when the server wants a key). The
 official ``openai`` client sends every request, streamed, so time to first token is measured; greedy (temperature
-0, a fixed seed), so answers are as reproducible as the server allows; retried with backoff on 429, 5xx and
-timeouts by the client itself (``max_retries``), each request bounded by ``request_timeout``.
+0, a fixed seed), so answers are as reproducible as the server allows; each request bounded by ``request_timeout``.
+Every answer is judged by how its stream ended and retried when it was cut, rate-limited, timed out or dropped
+(:mod:`.served_calls`: ``Retry-After`` honoured, retries counted, parallel requests lowered to one where the server
+interrupts them); what still fails is an error, never an answer.
 
 What docqa needs beyond completions it asks the server for, and falls back where a server has no answer:
 
@@ -30,9 +32,20 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, DocQAError, ModelLoadError, ServerError, ServerUnreachable, first_line
+from ..errors import (
+    AnswerCut,
+    ConfigError,
+    DocQAError,
+    ModelLoadError,
+    ServerError,
+    ServerUnreachable,
+    first_line,
+)
 from ..rope import RopeModel, RopePlan, plan_for
 from .base import Generation, GeneratorConfig, PrefixState, ProgressFn, cut_at_stop, hits_stop
+from .served_calls import CutAnswer, Gate, Retrier, judge_finish, retry_after_s
+
+SAMPLING = {"temperature": 0.0}  # greedy; the seed is GeneratorConfig.seed (recorded with every run)
 
 
 class OpenAIGenerator:
@@ -52,13 +65,19 @@ class OpenAIGenerator:
         self.base_url = base.rstrip("/")
         self.root = self.base_url[: -len("/v1")] if self.base_url.endswith("/v1") else self.base_url
         key = os.environ.get("DOCQA_API_KEY", "not-needed")
-        self.client = OpenAI(base_url=self.base_url, api_key=key, timeout=config.request_timeout,
-                             max_retries=config.max_retries)
+        # Retries are docqa's (served_calls.Retrier), not the client's, so that each is counted and shown.
+        self.client = OpenAI(base_url=self.base_url, api_key=key, timeout=config.request_timeout, max_retries=0)
         self._http = httpx.Client(timeout=min(60.0, config.request_timeout),
                                   headers={"Authorization": f"Bearer {key}"})
         self.device = f"server {self.root}"
+        self.retrier = Retrier(config.max_retries, self.base_url)
+        self.gate = Gate()
         entry = self._find_model()
+        self._entry = entry
         self._props = self._get("/props") or {}  # llama.cpp's server settings (window, rope); {} elsewhere
+        self.max_parallel = self._parallel()
+        if self.max_parallel:
+            self.gate.lower(self.max_parallel)
         self.window, self.window_source = self._window(entry)
         self.trained_window = self.window
         self.rope_info = self._rope_info(entry)
@@ -79,17 +98,25 @@ class OpenAIGenerator:
         if isinstance(e, openai.AuthenticationError):
             return ServerError(f"The server at {self.base_url} rejected the API key while {what}. Set DOCQA_API_KEY.")
         if isinstance(e, openai.APIStatusError):
-            return ServerError(f"The server at {self.base_url} answered {e.status_code} while {what}: "
-                               f"{str(e.message)[:200]}")
+            message = first_line(e.message, 200)
+            fix = ""
+            if e.status_code == 400 and any(w in message.lower() for w in ("context", "too long", "maximum")):
+                # The window docqa planned with is larger than the server's: the server, not docqa, is right.
+                fix = (f" docqa planned for a window of {self.window:,} tokens ({self.window_source}); pass "
+                       f"--context-window with the window the server was started with.")
+            return ServerError(f"The server at {self.base_url} answered {e.status_code} while {what}: {message}."
+                               f"{fix}")
         return ServerError(f"The server at {self.base_url} failed while {what}: {type(e).__name__}: {str(e)[:200]}")
 
     def _find_model(self) -> dict[str, Any]:
         import openai
 
         try:
-            models = self.client.models.list()
+            models = self._attempts(self.client.models.list, "listing its models")
         except openai.OpenAIError as e:
             raise ModelLoadError(str(self._error(e, "listing its models"))) from e
+        except ServerError as e:
+            raise ModelLoadError(str(e)) from e
         entries = [m.model_dump() for m in models.data]
         names = [m["id"] for m in entries]
         for m in entries:
@@ -114,6 +141,36 @@ class OpenAIGenerator:
         except Exception as e:  # noqa: BLE001 - connection failures are the server's, said in one line
             raise ServerUnreachable(f"The server at {self.root} stopped answering ({type(e).__name__}: "
                                     f"{str(e)[:120]}). Restart it; docqa eval --resume completes a run.") from e
+
+    def _parallel(self) -> int | None:
+        """Requests the server runs at once, where it says: llama.cpp's ``/props`` ``total_slots`` (or its
+        ``/slots`` list); None where it does not (vLLM and SGLang batch continuously; llama-cpp-python runs one at
+        a time and says nothing: its interruptions are caught on the first cut answer instead)."""
+        slots = self._props.get("total_slots")
+        if isinstance(slots, int) and slots > 0:
+            return slots
+        listed = self._get("/slots")
+        return len(listed) if isinstance(listed, list) and listed else None
+
+    def server_info(self) -> dict[str, Any]:
+        """What a rerun needs to tell whether it is comparable: the server's model id and owner, its build or
+        version where it reports one (llama.cpp's ``/props`` build_info, vLLM's ``/version``, a FastAPI server's
+        ``/openapi.json`` title and version: llama-cpp-python's), its window and parallel slots, and the sampling
+        parameters docqa sends."""
+        build = self._props.get("build_info")
+        if not build:
+            version = self._get("/version")
+            if version and version.get("version"):
+                build = f"vllm {version['version']}"
+        if not build:
+            api = self._get("/openapi.json") or {}
+            info = api.get("info") or {}
+            if info.get("version"):
+                build = f"{info.get('title', 'server')} {info['version']}".strip()
+        return {"base_url": self.base_url, "model_id": self._entry.get("id"),
+                "owned_by": self._entry.get("owned_by"), "build": build or None, "window": self.window,
+                "window_source": self.window_source, "max_parallel": self.max_parallel,
+                "sampling": {**SAMPLING, "seed": self.config.seed}, "retries": self.retrier.summary() or None}
 
     def _window(self, entry: dict) -> tuple[int, str]:
         if self.config.context_window:
@@ -257,26 +314,28 @@ class OpenAIGenerator:
         if not text:
             raise ConfigError("Empty prompt: nothing to generate from.")
         t0 = time.perf_counter()
+        what = f"answering a {len(text):,}-character prompt"
         try:
-            out, finish, usage, ttft = self._stream(text, max_new_tokens, list(stop), None, t0)
+            out, finish, usage, ttft, cached = self._attempts(
+                lambda: self._stream(text, max_new_tokens, list(stop), None, t0), what,
+                unstreamed=lambda: self._complete(text, max_new_tokens, list(stop)))
             if "\n" in stop and finish == "stop" and out.rstrip().endswith(":"):
                 used = int(getattr(usage, "completion_tokens", 0) or len(self.encode(out)))
                 rest = max(1, max_new_tokens - used)
-                more, finish, usage2, _ = self._stream(text + out + "\n", rest, [x for x in stop if x != "\n"],
-                                                       (out + "\n", stop), t0)
+                more, finish, usage2, _, _ = self._attempts(
+                    lambda: self._stream(text + out + "\n", rest, [x for x in stop if x != "\n"],
+                                         (out + "\n", stop), t0), what)
                 out = out + "\n" + more
                 if usage is not None and usage2 is not None:
                     usage.completion_tokens = int(usage.completion_tokens or 0) + int(usage2.completion_tokens or 0)
         except openai.OpenAIError as e:
-            raise self._error(e, f"answering a {len(text):,}-character prompt") from e
+            raise self._error(e, what) from e
         total = time.perf_counter() - t0
         ttft = total if ttft is None else ttft
         prompt_tokens = getattr(usage, "prompt_tokens", None) or len(self.encode(text))
         completion_tokens = getattr(usage, "completion_tokens", None)
         if completion_tokens is None:
             completion_tokens = len(self.encode(out)) if out else 0
-        details = getattr(usage, "prompt_tokens_details", None)
-        cached = int(getattr(details, "cached_tokens", 0) or 0) if details is not None else 0
         return Generation(text=cut_at_stop(out, stop), prompt_tokens=int(prompt_tokens),
                           completion_tokens=int(completion_tokens), prefill_s=ttft, decode_s=total - ttft,
                           ttft_s=ttft, finish_reason="stop" if finish == "stop" else finish, cached_tokens=cached,
@@ -284,15 +343,20 @@ class OpenAIGenerator:
 
     def _stream(self, text: str, max_tokens: int, server_stop: list[str], client: tuple[str, tuple] | None,
                 t0: float):
-        """One streamed request: (text, finish reason, usage, seconds to its first text). With ``client`` = (text
-        already answered, stop strings), the stop rule is applied here to that text plus this one's."""
-        ttft, parts, finish, usage = None, [], "length", None
+        """One streamed request: (text, finish reason, usage, seconds to its first text, cached prompt tokens).
+        With ``client`` = (text already answered, stop strings), the stop rule is applied here to that text plus
+        this one's. A stream that did not end whole raises :class:`CutAnswer` (:func:`judge_finish`)."""
+        ttft, parts, finish, usage, cached = None, [], None, None, 0
+        # llama.cpp's own server keeps a slot's prompt KV for the next request only when asked (cache_prompt); the
+        # others cache by themselves (vLLM's automatic prefix caching, llama-cpp-python's last prompt).
+        extra = {"cache_prompt": True} if self._tok_route == "llamacpp" else None
         stream = self.client.completions.create(
-            model=self.model_name, prompt=text, max_tokens=max_tokens, temperature=0.0, seed=self.config.seed,
-            stop=server_stop or None, stream=True, stream_options={"include_usage": True})
+            model=self.model_name, prompt=text, max_tokens=max_tokens, seed=self.config.seed, **SAMPLING,
+            stop=server_stop or None, stream=True, stream_options={"include_usage": True}, extra_body=extra)
         for chunk in stream:
             if chunk.usage is not None:
                 usage = chunk.usage
+            cached = max(cached, cached_tokens(chunk))
             for choice in chunk.choices or []:
                 if choice.text:
                     if ttft is None:
@@ -301,10 +365,102 @@ class OpenAIGenerator:
                 if choice.finish_reason:
                     finish = choice.finish_reason
             if client is not None and hits_stop(client[0] + "".join(parts), client[1]):
-                finish = "stop"
                 stream.close()
-                break
-        return "".join(parts), finish, usage, ttft
+                return "".join(parts), "stop", usage, ttft, cached
+        judge_finish(finish, max_tokens, getattr(usage, "completion_tokens", None), self.window,
+                     getattr(usage, "prompt_tokens", None), received=bool(parts))
+        return "".join(parts), finish, usage, ttft, cached
+
+    def _unstreamed(self, unstreamed):
+        """``unstreamed()``'s answer, or None when it too came back cut; the server's error is raised as it is. One
+        retry on a dropped connection: llama-cpp-python closes the kept-alive connection of a stream that failed, and
+        the next request on it fails to connect."""
+        import openai
+
+        for attempt in range(2):
+            ticket = self.gate.enter()
+            try:
+                return unstreamed()
+            except CutAnswer:
+                return None
+            except openai.APIConnectionError:
+                if attempt:
+                    raise
+            finally:
+                self.gate.leave(ticket)
+        return None
+
+    def _complete(self, text: str, max_tokens: int, server_stop: list[str]):
+        """The same request unstreamed, in :meth:`_stream`'s shape. A server whose stream failed before its first
+        token (llama-cpp-python's, for a prompt over its window, closes the stream with no word) answers this one
+        with its error, or with the answer."""
+        extra = {"cache_prompt": True} if self._tok_route == "llamacpp" else None
+        r = self.client.completions.create(model=self.model_name, prompt=text, max_tokens=max_tokens,
+                                           seed=self.config.seed, **SAMPLING, stop=server_stop or None,
+                                           extra_body=extra)
+        choice = r.choices[0] if r.choices else None
+        finish = choice.finish_reason if choice is not None else None
+        judge_finish(finish, max_tokens, getattr(r.usage, "completion_tokens", None), self.window,
+                     getattr(r.usage, "prompt_tokens", None))
+        return (choice.text if choice else ""), finish, r.usage, None, cached_tokens(r)
+
+    def _attempts(self, call, what: str, unstreamed=None):
+        """``call()`` with up to ``max_retries`` retries: cut answers, 429 / 503 (waiting what Retry-After says),
+        other 5xx, timeouts and dropped connections. A cut while another request of this process was at the server
+        lowers the requests in flight to one (:class:`Gate`), once, with a notice. When the last try's stream ended
+        before any text, ``unstreamed()`` asks once more without streaming, to hear the server's error."""
+        import httpx
+        import openai
+
+        tries = self.config.max_retries + 1
+        for attempt in range(tries):
+            ticket = self.gate.enter()
+            overlapped = False
+            try:
+                try:
+                    return call()
+                finally:
+                    overlapped = self.gate.leave(ticket)
+            except CutAnswer as e:
+                if not e.retry:
+                    raise AnswerCut(f"The server at {self.base_url} cut the answer short: {e.why}. Give the server a "
+                                    f"longer window (llama.cpp --ctx-size / --n_ctx, vLLM --max-model-len) or ask "
+                                    f"for fewer tokens (--max-new-tokens).") from None
+                if attempt + 1 == tries:
+                    if not e.received and unstreamed is not None:
+                        heard = self._unstreamed(unstreamed)
+                        if heard is not None:
+                            return heard
+                    times = "once" if tries == 1 else f"{tries} times"
+                    raise AnswerCut(f"The server at {self.base_url} cut the answer short {times}: {e.why}. "
+                                    f"Check its log; start llama-cpp-python's server with --interrupt_requests False "
+                                    f"and run docqa eval --resume to ask these questions again.") from None
+                reason, asked = "cut", None
+                if overlapped and self.gate.lower(1):
+                    asked = 0.0  # the other request finishes first (the gate), then this one is asked again
+                    self.retrier.say(f"The server at {self.base_url} cut an answer short when a second request "
+                                     f"arrived ({e.why}); asking one question at a time from now on. To run "
+                                     f"requests in parallel, restart it with --interrupt_requests False "
+                                     f"(llama-cpp-python) or --parallel N (llama-server).")
+            except openai.APIStatusError as e:
+                status = e.status_code
+                if status not in (408, 409, 429) and status < 500 or attempt + 1 == tries:
+                    raise
+                reason, asked = str(status), retry_after_s(getattr(e.response, "headers", None))
+            except (openai.APITimeoutError, openai.APIConnectionError, httpx.TransportError) as e:
+                if attempt + 1 == tries:
+                    if isinstance(e, httpx.TransportError):
+                        raise ServerUnreachable(
+                            f"The server at {self.base_url} dropped the connection while {what} "
+                            f"({type(e).__name__}: {first_line(e, 120)}). Restart it; docqa eval --resume completes "
+                            f"a run.") from e
+                    raise
+                reason = "timeout" if isinstance(e, (openai.APITimeoutError, httpx.TimeoutException)) else \
+                    "connection"
+                asked = None
+            self.retrier.count(reason)
+            self.retrier.wait(attempt, asked)
+        raise AssertionError("unreachable")  # the loop returns or raises
 
     def _score(self, prompt: str, continuation: str) -> float | None:
         """log P(continuation | prompt) from the server's prompt log-probabilities (``echo`` with ``logprobs``, which
@@ -354,6 +510,22 @@ class OpenAIGenerator:
                 f"--hf-overrides '{rope}' (THETA: the model's own rope_theta, from its config.json); llama.cpp: "
                 f"llama-server -m MODEL.gguf --ctx-size {need} --rope-scaling yarn --rope-scale {factor:g} "
                 f"--yarn-orig-ctx {self.window}.")
+
+
+def cached_tokens(chunk) -> int:
+    """Prompt tokens a server says it took from its cache, in one stream chunk: ``usage.prompt_tokens_details
+    .cached_tokens`` (vLLM, SGLang, OpenAI) or llama.cpp's ``timings.cache_n``; 0 where it says nothing
+    (llama-cpp-python)."""
+    usage = getattr(chunk, "usage", None)
+    details = getattr(usage, "prompt_tokens_details", None) if usage is not None else None
+    n = getattr(details, "cached_tokens", None) if details is not None else None
+    if n:
+        return int(n)
+    extra = getattr(chunk, "model_extra", None) or {}
+    timings = extra.get("timings") if isinstance(extra, dict) else None
+    if isinstance(timings, dict) and isinstance(timings.get("cache_n"), int):
+        return int(timings["cache_n"])
+    return 0
 
 
 def _local_tokenizer(name: str):
