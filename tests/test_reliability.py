@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 import docqa
 from docqa.cli.main import app
 from docqa.errors import ConfigError, IndexCorrupt, IndexNotFound
-from docqa.index.store import FAULT_POINTS, IndexStore, check_index
+from docqa.index.store import FAULT_POINTS, MERGE_FAULT_POINTS, IndexStore, check_index
 from tests.conftest import FAKE_EMBEDDER, FAKE_MODEL
 from tests.faults import CORRUPTIONS, kill_at_random, live, run_ingest
 
@@ -59,6 +59,33 @@ def test_kill_9_at_every_commit_step_of_a_re_ingest(two_versions, point):
     rc, out, err = run_ingest(docs, root)  # recovers by itself: no "Directory not empty", no manual clean-up
     assert rc == 0, err
     assert "notes.md" in IndexStore("t", root).file_names()
+    _assert_clean(root / "t")
+
+
+def _segments(home) -> int:
+    import json
+
+    return len(json.loads((live(home) / "manifest.json").read_text())["segments"])
+
+
+@pytest.mark.parametrize("point", MERGE_FAULT_POINTS)
+def test_kill_9_in_the_middle_of_a_merge(small_docs, tmp_path, point):
+    from docqa.index import segments as sg
+
+    root = tmp_path / "idx"
+    _ingest(small_docs, root)
+    for i in range(1, sg.MERGE_FACTOR):  # one small segment per ingest, up to the merge
+        (small_docs / f"note{i}.md").write_text(f"# Note {i}\n\nThe hotel cap in city {i} is {100 + i} euros.\n")
+        _ingest(small_docs, root)
+    before, segments = live(root / "t").name, _segments(root / "t")
+    (small_docs / "last.md").write_text("# Last\n\nThe nightly hotel cap in Oslo is 240 euros.\n")
+    rc, out, err = run_ingest(small_docs, root, fault=point)
+    assert rc == -9, (out, err)  # the kill happened: this commit was merging
+    assert live(root / "t").name == before and _ask(root).sources  # the previous version answers
+    rc, out, err = run_ingest(small_docs, root)
+    assert rc == 0, err
+    assert _segments(root / "t") < segments + 1  # the merge happened this time
+    assert "last.md" in IndexStore("t", root).file_names()
     _assert_clean(root / "t")
 
 

@@ -44,10 +44,11 @@ from .versions import (
     valid_root,
     versions,
 )
-from .writer import FAULT_POINTS, IndexWriter, writing
+from .writer import FAULT_POINTS, MERGE_FAULT_POINTS, IndexWriter, writing
 
-__all__ = ["CheckReport", "DocumentPart", "FAULT_POINTS", "IndexStore", "IndexWriter", "Removed", "check_index",
-           "disk_bytes", "list_indexes", "read_live_manifest", "remove_index", "valid_name", "valid_root", "writing"]
+__all__ = ["CheckReport", "DocumentPart", "FAULT_POINTS", "MERGE_FAULT_POINTS", "IndexStore", "IndexWriter", "Removed",
+           "check_index", "disk_bytes", "list_indexes", "read_live_manifest", "remove_index", "valid_name",
+           "valid_root", "writing"]
 
 
 class OpenVersion:

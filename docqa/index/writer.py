@@ -51,6 +51,9 @@ from .versions import fsync, fsync_dir, link_or_copy, prune, recover, valid_name
 FORMAT = 3  # 3: segments shared between versions; 2: checksums and sizes in the manifest
 KEEP_VERSIONS = 2  # the live one and its predecessor; older ones go unless a reader still holds them
 FAULT_POINTS = ("begin", "after-vectors", "after-manifest", "after-rename", "after-current", "after-prune")
+# Within a commit that merges segments (every MERGE_FACTOR small segments): before the merged segment is written, and
+# once it is, before the manifest names it.
+MERGE_FAULT_POINTS = ("merge-begin", "after-merge")
 
 
 def _fault(point: str) -> None:
@@ -367,6 +370,7 @@ class IndexWriter:
 
     def _merge(self, group: list[SegmentState]) -> Segment:
         """One segment holding the live files, chunks and summaries of ``group`` (chunk ids kept)."""
+        _fault("merge-begin")
         name = self._new_segment_name()
         seg = merge(group, self.tmp, name, live=self.files, where=self._where, store=self.store,
                     index_type=self.index_type)
@@ -374,6 +378,7 @@ class IndexWriter:
         if seg.rows != expected:  # a merge must neither lose nor invent chunks; the live version is untouched
             raise IndexWriteError(f"Merging segments of index '{self.name}' kept {seg.rows} of {expected} chunks; "
                                   f"nothing was changed. Please report this; --rebuild works around it.")
+        _fault("after-merge")
         return seg
 
     # ------------------------------------------------------------------------------------------------ endings
