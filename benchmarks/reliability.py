@@ -425,12 +425,15 @@ def concurrent(seconds: float = 30.0) -> dict:
 def served_faults(rounds: int = 3) -> dict:
     """Injected faults through a real llama-cpp-python server (tests/fault_proxy.py), the server at its defaults at
     concurrency 2, and a kill mid-eval with --resume."""
+    import logging
+
     import docqa
     from docqa.errors import ServerUnreachable
     from docqa.generators import GeneratorConfig
     from tests.fault_proxy import FaultProxy
     from tests.llama_server import N_CTX, free_port, start_server, stop
 
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
     emb, model = _setup_fakes()
     out: dict = {}
     tmp = Path(tempfile.mkdtemp())
@@ -439,7 +442,7 @@ def served_faults(rounds: int = 3) -> dict:
     docqa.ingest(docs, "t", root=root, embedder=emb, model=model)
     rows = [json.loads(x) for x in (ROOT / "examples" / "questions.jsonl").read_text().splitlines() if x.strip()]
     qfile = tmp / "q.jsonl"
-    qfile.write_text("".join(json.dumps(r) + "\n" for r in rows[:6]))
+    qfile.write_text("".join(json.dumps(r) + "\n" for r in rows[:6 * rounds]))
     log = open(tmp / "server.log", "w")  # noqa: SIM115 - closed below
 
     def gen(url: str, **kw) -> GeneratorConfig:
@@ -473,6 +476,7 @@ def served_faults(rounds: int = 3) -> dict:
                              "scored": sum(1 for x in recs if x["metrics"]["score"] is not None)}
         stop(proc)
         proc = start_server(port, log, interrupt=True)
+        qfile.write_text("".join(json.dumps(r) + "\n" for r in rows[:6]))
         one, _ = run(url, "c1")
         notices: list[str] = []
         two, srows = run(url, "c2", concurrency=2, notice=notices.append)

@@ -8,25 +8,30 @@ Every request is forwarded to ``upstream`` unchanged, except the completions nam
 - ``"cut"``: the server's stream forwarded up to its first text chunk, then ``[DONE]`` with no finish reason (what
   llama-cpp-python's server sends when another request interrupts a streaming one);
 - ``"drop"``: the first text chunk, then the connection closed mid-stream (a server killed while answering);
-- ``"abort"``: the first text chunk, then a chunk whose finish_reason is ``abort`` (llama.cpp on a cancelled slot).
+- ``"abort"``: the first text chunk, then a chunk whose finish_reason is ``abort`` (llama.cpp on a cancelled slot);
+- ``"hang"``: nothing for ``hang_s`` seconds, then forwarded (a request that outlives the client's timeout).
 
-The answers themselves are the real server's.
+``props``, when given, is served at ``/props`` (what llama.cpp's own server reports there, e.g. its slots), which
+llama-cpp-python's server does not have. The answers themselves are the real server's.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 
 
 class FaultProxy:
-    def __init__(self, upstream: str, faults: dict[int, str] | None = None):
+    def __init__(self, upstream: str, faults: dict[int, str] | None = None, props: dict | None = None,
+                 hang_s: float = 3.0):
         upstream = upstream.rstrip("/")
         self.upstream = upstream[: -len("/v1")] if upstream.endswith("/v1") else upstream  # paths keep their /v1
         self.faults = dict(faults or {})
+        self.props, self.hang_s = props, hang_s
         self.completions = 0
         self.seen: list[str] = []  # the fault (or "ok") each completion got
         self._lock = threading.Lock()
@@ -69,7 +74,18 @@ class FaultProxy:
             return fault
 
     def _forward(self, h: BaseHTTPRequestHandler, body: bytes | None) -> None:
+        if body is None and h.path == "/props" and self.props is not None:
+            payload = json.dumps(self.props).encode()
+            h.send_response(200)
+            h.send_header("Content-Type", "application/json")
+            h.send_header("Content-Length", str(len(payload)))
+            h.end_headers()
+            h.wfile.write(payload)
+            return
         fault = self._fault(h.path) if body is not None else "ok"
+        if fault == "hang":
+            time.sleep(self.hang_s)
+            fault = "ok"
         if fault in ("429", "503", "500"):
             payload = json.dumps({"error": {"message": f"injected {fault}", "code": int(fault)}}).encode()
             h.send_response(int(fault))

@@ -270,6 +270,30 @@ def test_an_answer_that_stays_cut_is_a_server_error_not_a_score(quiet_server, tm
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("docs_index")
+def test_concurrency_is_capped_at_the_servers_slots_and_timeouts_are_retried(quiet_server, tmp_path):
+    from tests.fault_proxy import FaultProxy
+
+    qfile = _questions(tmp_path, n=3)
+    # A server that says it runs one request at a time (llama.cpp's /props), and whose first answer outlives the
+    # client's timeout.
+    proxy = FaultProxy(quiet_server, {1: "hang"}, props={"total_slots": 1, "n_ctx": 8192}, hang_s=8.0)
+    notices: list[str] = []
+    try:
+        records, rows = docqa.evaluate(qfile, index="t", strategies=["rag"],
+                                       generator=GeneratorConfig(model="openai:smollm2", base_url=proxy.url,
+                                                                 tokenizer="smollm2", request_timeout=4.0),
+                                       out=tmp_path / "run", max_new_tokens=16, concurrency=4,
+                                       notice=notices.append)
+    finally:
+        proxy.close()
+    assert any("runs 1 request at once" in n and "--concurrency 4 lowered to 1" in n for n in notices), notices
+    assert rows[0]["errors"] == 0 and proxy.seen[:2] == ["ok", "hang"]
+    meta = json.loads((tmp_path / "run" / "summary.json").read_text())["meta"]["server"]
+    assert meta["max_parallel"] == 1 and meta["window"] == 8192 and "timeout ×" in meta["retries"], meta
+
+
+@pytest.mark.slow
 @needs_server
 @pytest.mark.usefixtures("docs_index")
 def test_a_server_killed_mid_eval_resumes_to_the_results_of_a_clean_run(tmp_path):
@@ -335,3 +359,51 @@ def test_a_server_window_smaller_than_the_prompt_is_one_line_naming_the_fix(quie
                                  "--tokenizer", "smollm2", "--max-retries", "0"])
     assert r.exit_code == 1 and "Traceback" not in r.output and r.output.count("error:") == 1, r.output
     assert "--context-window" in " ".join(r.output.split()) and "65,536" in r.output, r.output
+
+
+def test_a_run_where_the_server_answered_nothing_still_writes_its_files(tmp_path):
+    """Every answer a server error (a server that cut every stream): nothing to score or place on the plot, and the
+    summary, the verdict and the plot say so instead of failing (the log-scaled plot had raised)."""
+    from docqa.api.evaluation import verdict
+    from docqa.eval import report
+
+    qs = [Question(id=f"q{i}", question="What is the cap?", answers=["220 dollars"]) for i in range(3)]
+    records = [error_record(q, s, "cut", "AnswerCut") for s in ("rag", "long-context") for q in qs]
+    rows = report.summarize(records)
+    assert all(r["score"] is None and r["server_errors"] == 3 for r in rows)
+    verdict(records, rows)
+    report.write(tmp_path, records, rows, {"title": "t"})
+    assert (tmp_path / "accuracy_vs_latency.png").stat().st_size > 0 and (tmp_path / "summary.csv").is_file()
+
+
+def test_resume_says_when_the_server_or_docqa_changed(tmp_path):
+    from docqa.api.evaluation import _changed_since
+
+    server = {"model_id": "smollm2", "build": "llama.cpp Python API 0.3.36", "window": 8192,
+              "sampling": {"temperature": 0.0, "seed": 0}}
+    (tmp_path / "summary.json").write_text(json.dumps({"meta": {"docqa_version": docqa.__version__,
+                                                                "server": server}}))
+    assert _changed_since(tmp_path, server) == []
+    said = _changed_since(tmp_path, {**server, "build": "llama.cpp Python API 0.3.40"})
+    assert len(said) == 1 and "0.3.36 then" in said[0] and "0.3.40 now" in said[0]
+    (tmp_path / "summary.json").write_text(json.dumps({"meta": {"docqa_version": "0.0.1", "server": server}}))
+    assert "docqa 0.0.1" in _changed_since(tmp_path, server)[0]
+    (tmp_path / "summary.json").write_text("{torn")
+    assert _changed_since(tmp_path, server) == []
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("docs_index")
+def test_a_503_to_a_parallel_request_lowers_the_run_to_one_at_a_time(quiet_server, tmp_path):
+    from tests.fault_proxy import FaultProxy
+
+    qfile = _questions(tmp_path, n=4)
+    proxy = FaultProxy(quiet_server, {2: "503"})  # 1 and 2: the first two questions, sent together
+    notices: list[str] = []
+    try:
+        records, rows = docqa.evaluate(qfile, index="t", strategies=["rag"], generator=_gen(proxy.url),
+                                       out=tmp_path / "run", max_new_tokens=16, concurrency=2, notice=notices.append)
+    finally:
+        proxy.close()
+    assert rows[0]["errors"] == 0 and "503" in proxy.seen
+    assert any("answered 503" in n and "one question at a time" in n for n in notices), notices

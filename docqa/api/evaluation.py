@@ -175,7 +175,10 @@ def evaluate(
                "length in words (--no-length-hint to ask without).")
     identity = {"model": model or GeneratorConfig().model, "options": options, "questions": source,
                 "index": index, "limit": limit, "limit_docs": limit_docs, "length_hint": length_hint}
-    served, concurrency, progress = _served(indexes, model, generator, concurrency, progress, notice)
+    served, concurrency, progress, retries = _served(indexes, model, generator, concurrency, progress, notice)
+    if resume and out is not None and notice is not None:
+        for line in _changed_since(Path(out), served.server_info() if served is not None else None):
+            notice(line)
     cfg = runner.EvalConfig(strategies=strategies, out=Path(out) if out else None, resume=resume, options=options,
                             identity=identity, concurrency=concurrency,
                             batch_size=batch_size, length_hints=length_hint,
@@ -200,7 +203,7 @@ def evaluate(
                 "model": model or GeneratorConfig().model,
                 "docqa_version": __version__,
                 "prices_usd_per_million": None if prices is None else {"prompt": prices[0], "completion": prices[1]},
-                "server": served.server_info() if served is not None else None,
+                "server": {**served.server_info(), "retries": retries()} if served is not None else None,
                 "environment": describe(gen),
                 "verdict": None if decided is None else {"use": decided.use, "best": decided.best,
                                                          "tied": decided.tied, "text": decided.text}}
@@ -217,13 +220,14 @@ def evaluate(
 
 def _served(indexes: dict, model: str | None, generator: GeneratorConfig | None, concurrency: int, progress,
             notice):
-    """For a served model: the loaded generator, the concurrency the server can take, and a progress callback whose
-    label counts this run's retries. (None, concurrency, progress) for an in-process model."""
+    """For a served model: the loaded generator, the concurrency the server can take, a progress callback whose
+    label counts this run's retries, and a function saying them ('3 retries (429 ×2, cut ×1)' or None).
+    (None, concurrency, progress, …) for an in-process model."""
     from ..generators import parse_spec
 
     spec = model or (generator.model if generator else None) or GeneratorConfig().model
     if parse_spec(spec)[1] != "openai" or not indexes:
-        return None, concurrency, progress
+        return None, concurrency, progress, lambda: None
     gen = next(iter(indexes.values())).corpus.generator()
     gen.retrier.notice = notice
     if concurrency > 1 and gen.max_parallel and concurrency > gen.max_parallel:
@@ -233,16 +237,46 @@ def _served(indexes: dict, model: str | None, generator: GeneratorConfig | None,
         concurrency = gen.max_parallel
     before = dict(gen.retrier.counts)
 
-    def with_retries(done: int, total: int, label: str) -> None:
+    def retries() -> str | None:
         counts = {k: v - before.get(k, 0) for k, v in gen.retrier.counts.items() if v > before.get(k, 0)}
-        if counts:
-            n = sum(counts.values())
-            label += f" · {n} {'retry' if n == 1 else 'retries'} (" + ", ".join(
-                f"{k} ×{v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])) + ")"
-        if progress is not None:
-            progress(done, total, label)
+        if not counts:
+            return None
+        n = sum(counts.values())
+        return f"{n} {'retry' if n == 1 else 'retries'} (" + ", ".join(
+            f"{k} ×{v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])) + ")"
 
-    return gen, concurrency, with_retries
+    def with_retries(done: int, total: int, label: str) -> None:
+        said = retries()
+        if progress is not None:
+            progress(done, total, f"{label} · {said}" if said else label)
+
+    return gen, concurrency, with_retries, retries
+
+
+def _changed_since(out: Path, server: dict | None) -> list[str]:
+    """What differs between the run being resumed (its summary.json) and now that could change answers: docqa's
+    version, and for a served model its model id, build, window and sampling. Settings that must match are refused
+    by ``runner.check_identity``; these are said, since a restarted server may differ only in its build."""
+    import json
+
+    from .. import __version__
+
+    try:
+        meta = json.loads((out / "summary.json").read_text()).get("meta") or {}
+    except (OSError, ValueError, AttributeError):
+        return []
+    said = []
+    if meta.get("docqa_version") and meta["docqa_version"] != __version__:
+        said.append(f"--resume: the run began with docqa {meta['docqa_version']}, this is {__version__}.")
+    before = meta.get("server") or {}
+    if server is not None and before:
+        keys = ("model_id", "build", "window", "sampling")
+        differ = [k for k in keys if before.get(k) != server.get(k)]
+        if differ:
+            said.append("--resume: the server differs from the one the run began with (" + "; ".join(
+                f"{k}: {before.get(k)} then, {server.get(k)} now" for k in differ) + "): answers from before and "
+                "after may not be comparable.")
+    return said
 
 
 def verdict(records: list[dict], rows: list[dict]) -> Verdict | None:

@@ -165,13 +165,19 @@ def plot(path: Path, rows: list[dict], title: str = "") -> None:
     from .metrics import label
 
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    # A strategy with no answered question (every one an error) has no latency: it cannot be placed, and is named.
+    timed = [r for r in rows if r["latency_p50_s"] == r["latency_p50_s"] and r["latency_p50_s"] > 0]
     for metric, marker, name in (("contains", "o", "contains"), ("score", "s", label(rows))):
-        xs = [r["latency_p50_s"] for r in rows]
-        ys = [100 * (r[metric] or 0) for r in rows]
+        xs = [r["latency_p50_s"] for r in timed]
+        ys = [100 * (r[metric] or 0) for r in timed]
         ax.scatter(xs, ys, marker=marker, s=60, label=name)
-        for r, x, y in zip(rows, xs, ys):
+        for r, x, y in zip(timed, xs, ys):
             ax.annotate(r["strategy"], (x, y), textcoords="offset points", xytext=(6, 4), fontsize=9)
-    ax.set_xscale("log")
+    untimed = [r["strategy"] for r in rows if r not in timed]
+    if untimed:
+        ax.text(0.01, 0.01, "no answer to place: " + ", ".join(untimed), transform=ax.transAxes, fontsize=8)
+    if timed:
+        ax.set_xscale("log")
     ax.set_xlabel("median latency per question (s, log scale)")
     ax.set_ylabel("score on answerable questions (%)")
     ax.set_title(title or "accuracy vs latency")

@@ -156,7 +156,7 @@ class OpenAIGenerator:
         """What a rerun needs to tell whether it is comparable: the server's model id and owner, its build or
         version where it reports one (llama.cpp's ``/props`` build_info, vLLM's ``/version``, a FastAPI server's
         ``/openapi.json`` title and version: llama-cpp-python's), its window and parallel slots, and the sampling
-        parameters docqa sends."""
+        parameters docqa sends (the same for every request: greedy, one seed)."""
         build = self._props.get("build_info")
         if not build:
             version = self._get("/version")
@@ -170,7 +170,7 @@ class OpenAIGenerator:
         return {"base_url": self.base_url, "model_id": self._entry.get("id"),
                 "owned_by": self._entry.get("owned_by"), "build": build or None, "window": self.window,
                 "window_source": self.window_source, "max_parallel": self.max_parallel,
-                "sampling": {**SAMPLING, "seed": self.config.seed}, "retries": self.retrier.summary() or None}
+                "sampling": {**SAMPLING, "seed": self.config.seed}}
 
     def _window(self, entry: dict) -> tuple[int, str]:
         if self.config.context_window:
@@ -447,6 +447,9 @@ class OpenAIGenerator:
                 if status not in (408, 409, 429) and status < 500 or attempt + 1 == tries:
                     raise
                 reason, asked = str(status), retry_after_s(getattr(e.response, "headers", None))
+                if status == 503 and overlapped and self.gate.lower(1):  # busy with the other request: one at a time
+                    self.retrier.say(f"The server at {self.base_url} answered 503 (unavailable) while another "
+                                     f"request of this run was at it; asking one question at a time from now on.")
             except (openai.APITimeoutError, openai.APIConnectionError, httpx.TransportError) as e:
                 if attempt + 1 == tries:
                     if isinstance(e, httpx.TransportError):
