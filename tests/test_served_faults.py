@@ -186,7 +186,7 @@ def test_a_server_at_its_defaults_gives_the_answers_of_concurrency_1(tmp_path):
     notices: list[str] = []
     labels: list[str] = []
     try:
-        qfile = _questions(tmp_path)
+        qfile = _questions(tmp_path, n=8)
         one, _ = docqa.evaluate(qfile, index="t", strategies=["rag"], generator=_gen(url), concurrency=1,
                                 out=tmp_path / "c1", max_new_tokens=24)
         two, rows = docqa.evaluate(qfile, index="t", strategies=["rag"], generator=_gen(url), concurrency=2,

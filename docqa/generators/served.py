@@ -133,6 +133,9 @@ class OpenAIGenerator:
             return None
 
     def _post(self, path: str, body: dict) -> dict | None:
+        # Through the gate like completions: llama-cpp-python's server, at its defaults, cuts a streaming answer short
+        # when any request arrives, a tokenize call included (another question's prompt being built).
+        ticket = self.gate.enter()
         try:
             r = self._http.post(self.root + path, json=body)
             return r.json() if r.status_code == 200 else None
@@ -141,6 +144,8 @@ class OpenAIGenerator:
         except Exception as e:  # noqa: BLE001 - connection failures are the server's, said in one line
             raise ServerUnreachable(f"The server at {self.root} stopped answering ({type(e).__name__}: "
                                     f"{str(e)[:120]}). Restart it; docqa eval --resume completes a run.") from e
+        finally:
+            self.gate.leave(ticket)
 
     def _parallel(self) -> int | None:
         """Requests the server runs at once, where it says: llama.cpp's ``/props`` ``total_slots`` (or its
