@@ -22,7 +22,7 @@ QUESTION ?= How long is the probation period for new employees?
 # groups. Drop these to read everything: make demo DEMO_OPTS=
 DEMO_OPTS ?= --max-context 8192 --truncate --summary-window 4096 --map-top-k 2
 
-.PHONY: install server demo test lint bench clean
+.PHONY: install server browser demo test lint bench clean
 
 install: $(STAMP) $(SERVER_STAMP) $(MODELS_STAMP)
 
@@ -85,7 +85,16 @@ demo: install
 	@echo "reads: see 'docqa models' and benchmarks/RESULTS.md. Long reads bounded for time: $(DEMO_OPTS)"
 	$(BIN)/docqa ask "$(QUESTION)" --index examples --strategy all $(DEMO_OPTS)
 
-test: install
+# Headless Chromium from the distribution's packages, for the test that opens an eval's report.html in a real browser.
+# Without root or apt the test is skipped and says why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+		{ command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
+		  { apt-get install -y -q chromium >/dev/null 2>&1 || \
+		    { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1; }; } ; } || \
+		echo "chromium not installed (needs root and apt-get): the report page's browser test will be skipped"
+
+test: install browser
 	@# pytest's exit code is kept for .ci/run, which must tell "no tests collected" (5) from a failure.
 	@$(BIN)/python -m pytest -q $(PYTEST_ARGS); rc=$$?; echo $$rc > $(VENV)/.pytest-rc; exit $$rc
 

@@ -208,6 +208,9 @@ def evaluate(
                 "verdict": None if decided is None else {"use": decided.use, "best": decided.best,
                                                          "tied": decided.tied, "text": decided.text}}
         report.write(Path(out), records, rows, meta)
+        from ..eval.html_report import write_report
+
+        write_report(Path(out))  # report.html, from the files just written (as `docqa report` rebuilds it)
     if cfg.aborted:
         from ..errors import ServerUnreachable
 

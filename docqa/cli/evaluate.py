@@ -131,7 +131,18 @@ def eval_cmd(
         out.print(f"[bold]Verdict:[/] {escape(verdict)}")
     if out_dir:
         out.print(f"[dim]wrote {escape(str(out_dir))}/results.jsonl, summary.json, summary.csv, "
-                  f"accuracy_vs_latency.png[/]")
+                  f"accuracy_vs_latency.png, report.html (open it in a browser)[/]")
+
+
+@friendly
+def report_cmd(
+    run: Annotated[Path, typer.Argument(help="A folder docqa eval wrote with --out.")],
+) -> None:
+    """Rebuild RUN/report.html (the page of an eval run) from the run's files."""
+    from ..eval.html_report import write_report
+
+    path = write_report(run)
+    out.print(f"wrote {escape(str(path))}")
 
 
 def _pct(v) -> str:

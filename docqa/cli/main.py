@@ -16,6 +16,7 @@ app = typer.Typer(
 app.command("ingest")(ingest.ingest_cmd)
 app.command("ask")(ask.ask_cmd)
 app.command("eval")(evaluate.eval_cmd)
+app.command("report")(evaluate.report_cmd)
 app.command("list")(manage.list_cmd)
 app.command("check")(manage.check_cmd)
 app.command("remove")(manage.remove_cmd)

@@ -388,4 +388,32 @@ def _record(q: Question, strategy: str, ans, t0: float, peak: tuple[float, float
         "peak_cuda_mb": peak[1], "batch": details.get("batch", 1), "finish_reason": details.get("finish_reason"),
         "cached_tokens": tokens.get("cached", 0), "route": details.get("route"), "rope": details.get("rope"),
         "error": None, "error_type": None, "document": q.document, "model": getattr(ans, "model", ""),
+        "passages": passages(ans.sources, [text, *q.answers]),
     }
+
+
+PASSAGES_KEPT = 8  # per record: what the report shows of what the strategy read
+PASSAGE_CHARS = 1200
+
+
+def passages(sources, needles: list[str]) -> list[dict]:
+    """What a strategy read, for the report (:mod:`docqa.eval.html_report`): up to :data:`PASSAGES_KEPT` passages,
+    each cut to :data:`PASSAGE_CHARS` characters around where the answer's or a reference's words are densest (a
+    long-context source is a whole document; the part that supports the answer is what a reader wants to see)."""
+    from .metrics import tokens as normalize_tokens
+
+    words = {w for n in needles for w in normalize_tokens(n) if len(w) > 2}
+    out = []
+    for s in list(sources)[:PASSAGES_KEPT]:
+        text = s.text or ""
+        start = 0
+        if len(text) > PASSAGE_CHARS and words:
+            step = PASSAGE_CHARS // 4
+            best = -1
+            for at in range(0, len(text) - PASSAGE_CHARS + step, step):
+                hits = sum(1 for w in normalize_tokens(text[at: at + PASSAGE_CHARS]) if w in words)
+                if hits > best:
+                    best, start = hits, at
+        out.append({"file": s.file, "location": s.location(), "score": s.score, "start": start,
+                    "text": text[start: start + PASSAGE_CHARS], "cut": len(text) > PASSAGE_CHARS})
+    return out
