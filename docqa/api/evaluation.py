@@ -184,6 +184,7 @@ def evaluate(
                             batch_size=batch_size, length_hints=length_hint,
                             choice_auto=choice_auto)
     records = runner.run(index_for, qs, cfg, progress)
+    located = _passage_metrics(records, indexes)
     rows = report.summarize(records, prices)
     decided = verdict(records, rows)
     if decided is not None:  # each row's part in the verdict; the recommended row carries its sentence
@@ -202,6 +203,7 @@ def evaluate(
                 "length_hint": length_hint,
                 "model": model or GeneratorConfig().model,
                 "docqa_version": __version__,
+                "answers_located": located,
                 "prices_usd_per_million": None if prices is None else {"prompt": prices[0], "completion": prices[1]},
                 "server": {**served.server_info(), "retries": retries()} if served is not None else None,
                 "environment": describe(gen),
@@ -254,6 +256,22 @@ def _served(indexes: dict, model: str | None, generator: GeneratorConfig | None,
             progress(done, total, f"{label} · {said}" if said else label)
 
     return gen, concurrency, with_retries, retries
+
+
+def _passage_metrics(records: list[dict], indexes: dict) -> dict[str, int]:
+    """Passage-level retrieval metrics on every record (:mod:`docqa.eval.retrieval`); how many questions' answers
+    were located in a chunk."""
+    from ..eval.retrieval import add_passage_metrics
+
+    cache: dict[str, list[tuple[int, str]]] = {}
+
+    def chunks_for(record: dict) -> list[tuple[int, str]]:
+        idx = indexes.get(record.get("document") or "") or next(iter(indexes.values()))
+        if idx.name not in cache:
+            cache[idx.name] = [(c.id, c.text) for c in idx.corpus.store.chunks()]
+        return cache[idx.name]
+
+    return add_passage_metrics(records, chunks_for)
 
 
 def _changed_since(out: Path, server: dict | None) -> list[str]:

@@ -115,8 +115,8 @@ def mark(text: str, answer: str) -> str:
 
 
 def _summary_table(rows: list[dict]) -> str:
-    head = ("strategy", "n", "score", "paired Δ [95 %]", "p50 s", "p95 s", "cold / warm s", "tokens in / out",
-            "$ / question", "errors")
+    head = ("strategy", "n", "score", "paired Δ [95 %]", "passage hit / MRR", "p50 s", "p95 s", "cold / warm s",
+            "tokens in / out", "$ / question", "errors")
     body = []
     for r in rows:
         paired = "–"
@@ -125,6 +125,7 @@ def _summary_table(rows: list[dict]) -> str:
                       f"vs {r['score_vs']}")
         errors = str(r.get("errors", 0)) + (f" ({r['server_errors']} server)" if r.get("server_errors") else "")
         cells = (r["strategy"], r.get("questions"), _num(r.get("score"), scale=100), paired,
+                 f"{_num(r.get('hit'), scale=100)} / {_num(r.get('mrr'), '{:.2f}')}",
                  _num(r.get("latency_p50_s")), _num(r.get("latency_p95_s")),
                  f"{_num(r.get('cold_latency_s'))} / {_num(r.get('warm_latency_p50_s'))}",
                  f"{_num(r.get('prompt_tokens_mean'), '{:,.0f}')} / {_num(r.get('completion_tokens_mean'), '{:,.0f}')}",
@@ -134,13 +135,16 @@ def _summary_table(rows: list[dict]) -> str:
             "</tr></thead><tbody>" + "".join(body) + "</tbody></table>")
 
 
-def _passage(p: dict, answer: str) -> str:
+def _passage(p: dict, answer: str, gold: set[int]) -> str:
     where = [p.get("location") or p.get("file") or "?"]
+    if p.get("chunk_id") is not None and p["chunk_id"] in gold:
+        where.append("holds the reference")
     if p.get("score") is not None:
         where.append(f"similarity {p['score']:.2f}")
     if p.get("cut"):
         where.append("excerpt")
-    return f"<div class='passage'><div class='loc'>{_e(' · '.join(where))}</div>{mark(p.get('text', ''), answer)}</div>"
+    cls = "passage gold" if "holds the reference" in where else "passage"
+    return f"<div class='{cls}'><div class='loc'>{_e(' · '.join(where))}</div>{mark(p.get('text', ''), answer)}</div>"
 
 
 def _question_rows(records: list[dict], strategies: list[str]) -> tuple[str, int]:
@@ -165,7 +169,12 @@ def _question_rows(records: list[dict], strategies: list[str]) -> tuple[str, int
             cls = "error" if rec.get("error") else "right" if right.get(s) else "wrong"
             text = (f"<div class='err'>{_e(rec['error_type'])}: {_e(rec['error'])}</div>" if rec.get("error")
                     else f"<div class='text'>{_e(rec.get('answer'))}</div>")
-            passages = "".join(_passage(p, rec.get("answer", "")) for p in rec.get("passages") or [])
+            gold = set(rec.get("gold_chunks") or [])
+            passages = "".join(_passage(p, rec.get("answer", ""), gold) for p in rec.get("passages") or [])
+            mrr = (rec.get("metrics") or {}).get("mrr")
+            if mrr is not None:
+                passages = f"<div class='loc'>retrieval: reciprocal rank of the reference's passage {mrr:.2f}</div>" \
+                    + passages
             read = (f"<details><summary>passages read ({len(rec.get('passages') or [])})</summary>{passages}"
                     f"</details>" if passages else "")
             cells.append(f"<td class='answer {cls}'><div class='score'>{_num(score, scale=100)}</div>{text}{read}"
@@ -194,7 +203,8 @@ td.right{background:#f1faf1} td.wrong{background:#fdf3f2} td.error{background:#f
 .score{float:right;font-weight:600;color:#444;margin-left:8px} .err{color:#8a5a00}
 details{margin-top:6px} summary{cursor:pointer;color:#1d4ed8;font-size:12px}
 .passage{border-top:1px dashed #ccc;margin-top:6px;padding-top:4px;font-size:12px;white-space:pre-wrap}
-.loc{color:#777;font-size:11px} mark{background:#ffe066;padding:0 1px} img.plot{max-width:720px;width:100%}
+.gold{border-left:3px solid #3a3;padding-left:6px} .loc{color:#777;font-size:11px}
+mark{background:#ffe066;padding:0 1px} img.plot{max-width:720px;width:100%}
 """
 
 SCRIPT = """
@@ -243,6 +253,7 @@ def render(records: list[dict], meta: dict, rows: list[dict], plot_png: bytes | 
     plot = (f"<img class='plot' alt='accuracy against median latency' src='data:image/png;base64,"
             f"{base64.b64encode(plot_png).decode()}'>" if plot_png else "<p>(no plot in this run)</p>")
     head = "".join(f"<th>{_e(s)}</th>" for s in strategies)
+    located = (meta.get("answers_located") or {}).get("located", "–")
     filters = "".join(f"<button data-f='{f}'>{label}</button>" for f, label in (
         ("all", "all questions"), ("disagree", "strategies disagree"), ("allwrong", "all wrong"),
         ("errors", "errors")))
@@ -256,7 +267,9 @@ def render(records: list[dict], meta: dict, rows: list[dict], plot_png: bytes | 
 <h2>Strategies</h2>
 {_summary_table(rows)}
 <p class="meta">score: the set's metric on answerable questions (%); paired Δ: mean per-question difference against
-the first row, 95 % bootstrap interval; p50 / p95: latency per answered question; cold: a strategy's first question
+the first row, 95 % bootstrap interval; passage hit / MRR: how often the retrieval step ranked a chunk holding the
+reference answer (%), and the mean reciprocal rank of the first one, over the {located} questions whose answer was
+located in the corpus; p50 / p95: latency per answered question; cold: a strategy's first question
 of each index. A strategy's error scores as a wrong answer; a server's is not scored.</p>
 <h2>Accuracy against latency</h2>
 {plot}

@@ -389,6 +389,8 @@ def _record(q: Question, strategy: str, ans, t0: float, peak: tuple[float, float
         "cached_tokens": tokens.get("cached", 0), "route": details.get("route"), "rope": details.get("rope"),
         "error": None, "error_type": None, "document": q.document, "model": getattr(ans, "model", ""),
         "passages": passages(ans.sources, [text, *q.answers]),
+        # The chunks a retrieval step ranked, best first (rag; auto when routed to rag): eval/retrieval.py scores them.
+        "retrieved": [s.chunk_id for s in ans.sources if s.chunk_id is not None],
     }
 
 
@@ -414,6 +416,6 @@ def passages(sources, needles: list[str]) -> list[dict]:
                 hits = sum(1 for w in normalize_tokens(text[at: at + PASSAGE_CHARS]) if w in words)
                 if hits > best:
                     best, start = hits, at
-        out.append({"file": s.file, "location": s.location(), "score": s.score, "start": start,
+        out.append({"file": s.file, "location": s.location(), "score": s.score, "chunk_id": s.chunk_id, "start": start,
                     "text": text[start: start + PASSAGE_CHARS], "cut": len(text) > PASSAGE_CHARS})
     return out
