@@ -40,6 +40,8 @@ def evaluate(
     length_hint: bool | None = None,
     price_in: float | str | None = None,
     price_out: float | str | None = None,
+    grounding: str = "overlap",
+    judge_model: str | None = None,
     **options: Any,
 ):
     """Answer every question with every strategy and score the answers; see :mod:`docqa.eval`.
@@ -175,6 +177,7 @@ def evaluate(
                "length in words (--no-length-hint to ask without).")
     identity = {"model": model or GeneratorConfig().model, "options": options, "questions": source,
                 "index": index, "limit": limit, "limit_docs": limit_docs, "length_hint": length_hint}
+    grounder, grounding_meta = _judge(grounding, judge_model, indexes, generator)
     served, concurrency, progress, retries = _served(indexes, model, generator, concurrency, progress, notice)
     if resume and out is not None and notice is not None:
         for line in _changed_since(Path(out), served.server_info() if served is not None else None):
@@ -184,7 +187,12 @@ def evaluate(
                             batch_size=batch_size, length_hints=length_hint,
                             choice_auto=choice_auto)
     records = runner.run(index_for, qs, cfg, progress)
-    located = _passage_metrics(records, indexes)
+    from ..eval.grounding import add_groundedness
+    from ..eval.retrieval import add_passage_metrics
+
+    chunks_for = _chunks_for(indexes)
+    located = add_passage_metrics(records, lambda r: [(i, t) for i, _, t in chunks_for(r)])
+    add_groundedness(records, chunks_for, grounder)
     rows = report.summarize(records, prices)
     decided = verdict(records, rows)
     if decided is not None:  # each row's part in the verdict; the recommended row carries its sentence
@@ -204,6 +212,7 @@ def evaluate(
                 "model": model or GeneratorConfig().model,
                 "docqa_version": __version__,
                 "answers_located": located,
+                "grounding": grounding_meta,
                 "prices_usd_per_million": None if prices is None else {"prompt": prices[0], "completion": prices[1]},
                 "server": {**served.server_info(), "retries": retries()} if served is not None else None,
                 "environment": describe(gen),
@@ -258,20 +267,41 @@ def _served(indexes: dict, model: str | None, generator: GeneratorConfig | None,
     return gen, concurrency, with_retries, retries
 
 
-def _passage_metrics(records: list[dict], indexes: dict) -> dict[str, int]:
-    """Passage-level retrieval metrics on every record (:mod:`docqa.eval.retrieval`); how many questions' answers
-    were located in a chunk."""
-    from ..eval.retrieval import add_passage_metrics
+def _chunks_for(indexes: dict):
+    """``record → [(chunk id, file, text)]`` of the record's index, read once per index."""
+    cache: dict[str, list[tuple[int, str, str]]] = {}
 
-    cache: dict[str, list[tuple[int, str]]] = {}
-
-    def chunks_for(record: dict) -> list[tuple[int, str]]:
+    def chunks_for(record: dict) -> list[tuple[int, str, str]]:
         idx = indexes.get(record.get("document") or "") or next(iter(indexes.values()))
         if idx.name not in cache:
-            cache[idx.name] = [(c.id, c.text) for c in idx.corpus.store.chunks()]
+            cache[idx.name] = [(c.id, c.file, c.text) for c in idx.corpus.store.chunks()]
         return cache[idx.name]
 
-    return add_passage_metrics(records, chunks_for)
+    return chunks_for
+
+
+def _judge(grounding: str, judge_model: str | None, indexes: dict, generator: GeneratorConfig | None) -> tuple:
+    """The grounding method for ``grounding`` (overlap, or judge with ``judge_model`` or the eval's own reader) and
+    what the run records about it."""
+    from ..eval import grounding as gr
+
+    if grounding == "overlap":
+        if judge_model:
+            raise ConfigError("--judge-model is for --grounding judge; --grounding overlap uses no model.")
+        return "overlap", {"method": "overlap", "min_support": gr.MIN_SUPPORT, "window_sentences": gr.WINDOW}
+    if grounding != "judge":
+        raise ConfigError(f"--grounding takes overlap or judge, got '{grounding}'.")
+    from ..generators import load_generator
+
+    base = next(iter(indexes.values())).corpus.generator_config
+    config = dataclasses.replace(base, model=judge_model) if judge_model else base
+    try:
+        gen = load_generator(config)
+    except Exception as e:  # noqa: BLE001 - a judge that cannot load is one line
+        raise ConfigError(f"--judge-model '{judge_model}' could not be loaded ({first_line(e)}). Name a model "
+                          f"docqa models lists, or openai:NAME with --base-url.") from e
+    return gr.make_judge(gen), {"method": "judge", "model": getattr(gen, "spec", config.model),
+                                "prompt": gr.JUDGE_PROMPT, "context": "the 3 best-matching 3-sentence windows"}
 
 
 def _changed_since(out: Path, server: dict | None) -> list[str]:

@@ -92,6 +92,11 @@ def eval_cmd(
         help="US dollars per million prompt tokens: adds a cost column per strategy.")] = None,
     price_out: Annotated[Optional[str], typer.Option(
         help="US dollars per million completion tokens (with --price-in).")] = None,
+    grounding: Annotated[str, typer.Option(
+        help="How each answer's groundedness is judged: overlap (the words and numbers of each sentence found in "
+             "what the strategy read; no model) or judge (a model answers yes / no per sentence).")] = "overlap",
+    judge_model: Annotated[Optional[str], typer.Option(
+        help="--grounding judge: the judging model \\[default: the reader].")] = None,
 ) -> None:
     """Evaluate strategies on a question set: accuracy, latency and tokens per strategy."""
     from .. import api
@@ -120,7 +125,7 @@ def eval_cmd(
                                chain=chain, max_calls=max_calls, summary_window=summary_window, map_top_k=map_top_k,
                                kv_budget=kv_budget, style=style, route_threshold=route_threshold,
                                drop_threshold=drop_threshold, length_hint=length_hint, price_in=price_in,
-                               price_out=price_out,
+                               price_out=price_out, grounding=grounding, judge_model=judge_model,
                                notice=lambda text: err.print(f"[dim]{escape(text)}[/]"))
     render(rows)
     from ..generators import parse_spec

@@ -115,8 +115,8 @@ def mark(text: str, answer: str) -> str:
 
 
 def _summary_table(rows: list[dict]) -> str:
-    head = ("strategy", "n", "score", "paired Δ [95 %]", "passage hit / MRR", "p50 s", "p95 s", "cold / warm s",
-            "tokens in / out", "$ / question", "errors")
+    head = ("strategy", "n", "score", "paired Δ [95 %]", "grounded", "passage hit / MRR", "p50 s", "p95 s",
+            "cold / warm s", "tokens in / out", "$ / question", "errors")
     body = []
     for r in rows:
         paired = "–"
@@ -125,6 +125,7 @@ def _summary_table(rows: list[dict]) -> str:
                       f"vs {r['score_vs']}")
         errors = str(r.get("errors", 0)) + (f" ({r['server_errors']} server)" if r.get("server_errors") else "")
         cells = (r["strategy"], r.get("questions"), _num(r.get("score"), scale=100), paired,
+                 _num(r.get("groundedness"), scale=100),
                  f"{_num(r.get('hit'), scale=100)} / {_num(r.get('mrr'), '{:.2f}')}",
                  _num(r.get("latency_p50_s")), _num(r.get("latency_p95_s")),
                  f"{_num(r.get('cold_latency_s'))} / {_num(r.get('warm_latency_p50_s'))}",
@@ -171,6 +172,12 @@ def _question_rows(records: list[dict], strategies: list[str]) -> tuple[str, int
                     else f"<div class='text'>{_e(rec.get('answer'))}</div>")
             gold = set(rec.get("gold_chunks") or [])
             passages = "".join(_passage(p, rec.get("answer", ""), gold) for p in rec.get("passages") or [])
+            grounding = rec.get("grounding") or []
+            if grounding:
+                ok = sum(1 for g in grounding if g["supported"])
+                unsupported = "".join(f"<li>{_e(g['text'])}</li>" for g in grounding if not g["supported"])
+                text += (f"<div class='loc'>grounded: {ok} of {len(grounding)} sentences supported by what it read"
+                         f"</div>" + (f"<ul class='unsupported'>{unsupported}</ul>" if unsupported else ""))
             mrr = (rec.get("metrics") or {}).get("mrr")
             if mrr is not None:
                 passages = f"<div class='loc'>retrieval: reciprocal rank of the reference's passage {mrr:.2f}</div>" \
@@ -203,6 +210,7 @@ td.right{background:#f1faf1} td.wrong{background:#fdf3f2} td.error{background:#f
 .score{float:right;font-weight:600;color:#444;margin-left:8px} .err{color:#8a5a00}
 details{margin-top:6px} summary{cursor:pointer;color:#1d4ed8;font-size:12px}
 .passage{border-top:1px dashed #ccc;margin-top:6px;padding-top:4px;font-size:12px;white-space:pre-wrap}
+.unsupported{margin:2px 0 0 16px;padding:0;color:#a33;font-size:12px}
 .gold{border-left:3px solid #3a3;padding-left:6px} .loc{color:#777;font-size:11px}
 mark{background:#ffe066;padding:0 1px} img.plot{max-width:720px;width:100%}
 """
@@ -254,6 +262,9 @@ def render(records: list[dict], meta: dict, rows: list[dict], plot_png: bytes | 
             f"{base64.b64encode(plot_png).decode()}'>" if plot_png else "<p>(no plot in this run)</p>")
     head = "".join(f"<th>{_e(s)}</th>" for s in strategies)
     located = (meta.get("answers_located") or {}).get("located", "–")
+    judged = meta.get("grounding") or {}
+    grounded_how = ("judged by " + str(judged.get("model")) if judged.get("method") == "judge"
+                    else "its words and numbers found in one 3-sentence window" if judged else "not measured")
     filters = "".join(f"<button data-f='{f}'>{label}</button>" for f, label in (
         ("all", "all questions"), ("disagree", "strategies disagree"), ("allwrong", "all wrong"),
         ("errors", "errors")))
@@ -267,7 +278,8 @@ def render(records: list[dict], meta: dict, rows: list[dict], plot_png: bytes | 
 <h2>Strategies</h2>
 {_summary_table(rows)}
 <p class="meta">score: the set's metric on answerable questions (%); paired Δ: mean per-question difference against
-the first row, 95 % bootstrap interval; passage hit / MRR: how often the retrieval step ranked a chunk holding the
+the first row, 95 % bootstrap interval; grounded: share of answer sentences supported by the text the strategy
+read ({_e(grounded_how)}); passage hit / MRR: how often the retrieval step ranked a chunk holding the
 reference answer (%), and the mean reciprocal rank of the first one, over the {located} questions whose answer was
 located in the corpus; p50 / p95: latency per answered question; cold: a strategy's first question
 of each index. A strategy's error scores as a wrong answer; a server's is not scored.</p>
