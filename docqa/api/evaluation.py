@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -212,6 +213,12 @@ def evaluate(
                 "model": model or GeneratorConfig().model,
                 "docqa_version": __version__,
                 "answers_located": located,
+                "questions_sha256": _sha256_file(source),
+                # Every setting in effect, defaults included: what a rerun must match to be comparable.
+                "settings": {"ask": dataclasses.asdict(make_config(**options)),
+                             "generator": dataclasses.asdict(generator or GeneratorConfig(model=model)),
+                             "concurrency": concurrency, "batch_size": batch_size},
+                "corpus": _corpus_identity(indexes),
                 "grounding": grounding_meta,
                 "prices_usd_per_million": None if prices is None else {"prompt": prices[0], "completion": prices[1]},
                 "server": {**served.server_info(), "retries": retries()} if served is not None else None,
@@ -265,6 +272,33 @@ def _served(indexes: dict, model: str | None, generator: GeneratorConfig | None,
             progress(done, total, f"{label} · {said}" if said else label)
 
     return gen, concurrency, with_retries, retries
+
+
+def _sha256_file(path: str) -> str | None:
+    import hashlib
+
+    try:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        return h.hexdigest()
+    except OSError:
+        return None
+
+
+def _corpus_identity(indexes: dict) -> dict:
+    """What the answers were drawn from: each index's content id (a hash of its files' hashes), embedder and
+    chunking, and one sha256 over all of them, so two runs can tell whether they read the same corpus."""
+    import hashlib
+
+    parts = {}
+    for idx in indexes.values():
+        m = idx.manifest
+        parts[idx.name] = {"content_id": m.get("content_id"), "embedder": m.get("embedder"),
+                           "chunk_tokens": m.get("chunk_tokens"), "overlap": m.get("overlap")}
+    digest = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+    return {"sha256": digest, "indexes": parts}
 
 
 def _chunks_for(indexes: dict):

@@ -140,6 +140,37 @@ def eval_cmd(
 
 
 @friendly
+def compare_cmd(
+    run_a: Annotated[Path, typer.Argument(help="A folder docqa eval wrote (the baseline).")],
+    run_b: Annotated[Path, typer.Argument(help="Another one, compared against it.")],
+    strategy: Annotated[Optional[str], typer.Option(
+        help="Compare one strategy (rag), or A's against B's (rag:long-context) \\[default: every shared one].")]
+    = None,
+) -> None:
+    """Compare two eval runs on the same questions: paired difference B − A per strategy, with its interval."""
+    from ..eval.compare import compare_runs
+
+    c = compare_runs(run_a, run_b, strategy)
+    for line in c.differences:
+        err.print(f"[yellow]note:[/] {escape(line)}.")
+    if c.differences:
+        err.print("[yellow]note:[/] so the difference below may not come from one change alone.")
+    table = Table(title=f"B − A, paired over the same questions (A: {escape(str(run_a))}, B: {escape(str(run_b))})",
+                  title_justify="left")
+    for col in ("A", "B", "questions", "Δ score", "95 % interval", "B wins / A wins / ties"):
+        table.add_column(col, justify="left" if col in ("A", "B") else "right")
+    for left, right, p in c.rows:
+        sure = "" if p.ci_low <= 0 <= p.ci_high else " [bold]*[/]"
+        table.add_row(escape(left), escape(right), str(p.n), f"{p.diff:+.1f}{sure}",
+                      escape(f"[{p.ci_low:+.1f}, {p.ci_high:+.1f}]"), f"{p.wins} / {p.losses} / {p.ties}")
+    out.print(table)
+    if c.unmatched:
+        out.print(f"[dim]{c.unmatched} questions are in only one of the runs and were left out.[/]")
+    out.print("[dim]Δ: mean per-question difference of the set's score in points (B − A); 95 % bootstrap interval "
+              "(10 000 resamples); * where it excludes 0.[/]")
+
+
+@friendly
 def report_cmd(
     run: Annotated[Path, typer.Argument(help="A folder docqa eval wrote with --out.")],
 ) -> None:
