@@ -213,6 +213,8 @@ _COLUMNS: list[tuple[str, int, object]] = [
     ("letter", 5, lambda r: _pct(r.get("names_option"))),  # multiple choice only: answers naming an option
     ("refusal", 8, lambda r: _pct(r["refusal"])),
     ("recall@k", 9, lambda r: _pct(r["recall_at_k"])),
+    ("MRR", 10, lambda r: "–" if r.get("mrr") is None else f"{r['mrr']:.2f}"),  # passage level, located answers
+    ("grounded", 7, lambda r: _pct(r.get("groundedness"))),
     ("p50 s", 2, lambda r: f"{r['latency_p50_s']:.1f}"),
     ("p95 s", 11, lambda r: f"{r['latency_p95_s']:.1f}"),
     ("cold / warm s", 5, lambda r: f"{_sec(r['cold_latency_s'])} / {_sec(r['warm_latency_p50_s'])}"),
@@ -285,9 +287,10 @@ def render(rows: list[dict]) -> None:
         out.print(paired)
     out.print("[dim]contains, F1, ROUGE-L, EM: answerable questions (%); accuracy: multiple-choice questions "
               "answered with exactly the right option letters (%), or True/False questions whose first true or false "
-              "agrees; letter: answers naming an option at all; "
-              "refusal: share of unanswerable questions declined; p50/p95: latency per answered question (a "
-              "strategy's errors count as wrong answers, a server's are not scored; neither is in latency); cold: a "
+              "agrees; letter: answers naming an option at all; refusal: share of unanswerable questions declined; "
+              "MRR: reciprocal rank of the passage holding the reference (where located); grounded: answer sentences "
+              "supported by what the strategy read (%); p50/p95: latency per answered question (a strategy's errors "
+              "count as wrong answers, a server's are not scored; neither is in latency); cold: a "
               "strategy's first question of each index (every strategy starts cold, whatever their order), warm: p50 "
               "of the others; peak MB: CUDA peak memory on GPU, else peak RSS. Δ: mean per-question difference in "
               "points, 95 % bootstrap interval (10 000 resamples); * where it excludes 0.[/]")
