@@ -72,3 +72,17 @@ def test_eval_reports_passage_metrics_per_record_and_strategy(tmp_path):
     assert row["mrr"] == pytest.approx(sum(r["metrics"]["mrr"] for r in scored) / len(scored))
     lc = next(x for x in summary if x["strategy"] == "long-context")
     assert lc["mrr"] is None  # reads everything: no ranking to score
+
+
+def test_summarizes_map_selection_is_scored_and_its_grounding_reads_the_files(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    shutil.copy(EXAMPLES / "employee_handbook.md", docs / "employee_handbook.md")
+    docqa.ingest(docs, "t", embedder=FAKE_EMBEDDER, model=FAKE_MODEL)
+    rows = [json.loads(x) for x in (EXAMPLES.parent / "questions.jsonl").read_text().splitlines() if x.strip()][:3]
+    q = tmp_path / "q.jsonl"
+    q.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    records, _ = docqa.evaluate(q, index="t", strategies=["summarize"], model=FAKE_MODEL, max_new_tokens=16,
+                                map_top_k=2, summary_window=1024)
+    assert all(len(r["retrieved"]) == 2 and r["read"] == "files" for r in records if not r["error"])
+    assert any(r["metrics"]["mrr"] is not None for r in records if r["gold_chunks"])

@@ -139,7 +139,7 @@ def add_groundedness(records: list[dict], chunks_for, method: Grounder | str = "
             continue
         chunks = chunks_for(r)
         retrieved = set(r.get("retrieved") or [])
-        if retrieved:
+        if retrieved and r.get("read", "chunks") == "chunks":  # older records: retrieved chunks were read
             context = [text for cid, _, text in chunks if cid in retrieved]
         else:
             files = set(r.get("sources") or [])

@@ -3,8 +3,8 @@ answer, and how high did it rank it?
 
 Document-level recall@k (``recall_at_k``) says whether a retrieved chunk came from the right file; in a long file
 that is nearly always true and says little. Here the reference answer is located among the index's chunks — the
-*gold chunks* — and the strategy's ranked chunks (the ``chunk_id`` of its sources, best first; rag, and auto when it
-routed to rag) are scored against them:
+*gold chunks* — and the strategy's ranked chunks (the ``chunk_id`` of its sources, best first: rag, and auto when it
+routed to rag; summarize's ``--map-top-k`` selection) are scored against them:
 
 - ``context_recall``: share of the gold chunks among the retrieved ones (RAGAS's context recall with located gold);
 - ``hit``: 1 when at least one gold chunk was retrieved;

@@ -378,6 +378,7 @@ def answer_one(index, q: Question, strategy: str, options: dict[str, Any], hints
 
 def _record(q: Question, strategy: str, ans, t0: float, peak: tuple[float, float]) -> dict:
     text, sources = ans.text, [s.file for s in ans.sources]
+    read_chunks = [s.chunk_id for s in ans.sources if s.chunk_id is not None]
     timings, tokens, calls, details = ans.timings, ans.tokens, ans.calls, ans.details
     latency = timings.get("total", time.perf_counter() - t0)
     return {
@@ -389,8 +390,11 @@ def _record(q: Question, strategy: str, ans, t0: float, peak: tuple[float, float
         "cached_tokens": tokens.get("cached", 0), "route": details.get("route"), "rope": details.get("rope"),
         "error": None, "error_type": None, "document": q.document, "model": getattr(ans, "model", ""),
         "passages": passages(ans.sources, [text, *q.answers]),
-        # The chunks a retrieval step ranked, best first (rag; auto when routed to rag): eval/retrieval.py scores them.
-        "retrieved": [s.chunk_id for s in ans.sources if s.chunk_id is not None],
+        # The chunks a retrieval step ranked, best first (rag; auto when routed to rag; summarize's --map-top-k
+        # selection): eval/retrieval.py scores them.
+        "retrieved": read_chunks or list(details.get("retrieved") or []),
+        # What the model was given: those chunks (rag), or the files its sources name (long-context, summarize).
+        "read": "chunks" if read_chunks else "files",
     }
 
 

@@ -63,6 +63,7 @@ class ChainRun:
     last_score: float | None = None  # P(score text) of the last call made with ``score``
     dropped: int = 0  # first-pass notes dropped as irrelevant (in words or by probability)
     query: str = ""  # the question alone, for retrieval (no length hint)
+    retrieved: list[int] = field(default_factory=list)  # map_top_k's ranked chunk ids (eval scores the selection)
 
     def call(self, stage: str, user: str, system: str | None = None, stop: tuple[str, ...] | None = None,
              score: str | None = None) -> str:
@@ -156,7 +157,8 @@ class ChainRun:
         if not k:
             return groups
         hit = self.corpus.retrieve_many([self.query or self.question], k)[0]
-        best = {c.id for c, _ in hit.chunks}
+        self.retrieved = [c.id for c, _ in hit.chunks]
+        best = set(self.retrieved)
         kept = [g for g in groups if any(chunks[i].id in best for i in g)]
         self.dropped += len(groups) - len(kept)
         self.planned = len(kept)
@@ -353,5 +355,6 @@ def ask(corpus: Corpus, question: str, cfg: AskConfig) -> Answer:
                 "cached": sum(int(v["cached_tokens"]) for v in run.stages.values()), **stage_tokens},
         calls=run.calls,
         details={"chain": CHAINS.canonical(cfg.chain), "stages": run.stages, "window": window,
-                 "max_calls": cfg.max_calls, "notes": run.notes, "dropped": run.dropped},
+                 "max_calls": cfg.max_calls, "notes": run.notes, "dropped": run.dropped,
+                 "retrieved": run.retrieved},
     )
