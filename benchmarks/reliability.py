@@ -429,9 +429,8 @@ def served_faults(rounds: int = 3) -> dict:
 
     import docqa
     from docqa.errors import ServerUnreachable
-    from docqa.generators import GeneratorConfig
     from tests.fault_proxy import FaultProxy
-    from tests.llama_server import N_CTX, free_port, start_server, stop
+    from tests.llama_server import free_port, start_server, stop
 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
     emb, model = _setup_fakes()
@@ -445,9 +444,7 @@ def served_faults(rounds: int = 3) -> dict:
     qfile.write_text("".join(json.dumps(r) + "\n" for r in rows[:6 * rounds]))
     log = open(tmp / "server.log", "w")  # noqa: SIM115 - closed below
 
-    def gen(url: str, **kw) -> GeneratorConfig:
-        return GeneratorConfig(model="openai:smollm2", base_url=url, context_window=N_CTX, tokenizer="smollm2",
-                               request_timeout=120, **kw)
+    from tests.llama_server import served_config as gen
 
     def run(url: str, name: str, **kw):
         return docqa.evaluate(qfile, index="t", root=root, strategies=["rag"], generator=gen(url, **kw.pop("g", {})),

@@ -80,6 +80,26 @@ def indexed(small_docs) -> str:
     return "t"
 
 
+def example_questions(path: Path, n: int) -> Path:
+    """The first ``n`` questions of examples/questions.jsonl as a question file at ``path``."""
+    import json
+
+    rows = [json.loads(x) for x in (EXAMPLES.parent / "questions.jsonl").read_text().splitlines() if x.strip()][:n]
+    return write_jsonl(path, rows)
+
+
+def example_index(tmp_path: Path, files: tuple[str, ...] = ("employee_handbook.md",), name: str = "t") -> Path:
+    """Some of examples/docs ingested with the fakes as index ``name``; returns the documents' folder."""
+    import docqa
+
+    d = tmp_path / "docs"
+    d.mkdir(parents=True)
+    for f in files:
+        shutil.copy(EXAMPLES / f, d / f)
+    docqa.ingest(d, name, embedder=FAKE_EMBEDDER, model=FAKE_MODEL)
+    return d
+
+
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
     """``rows`` as a JSONL question file at ``path``."""
     import json

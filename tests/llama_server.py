@@ -13,6 +13,15 @@ from docqa.paths import embedded_model_path
 N_CTX = 8192
 
 
+def served_config(url: str, **kw):
+    """docqa's config for the served SmolLM2: llama-cpp-python's server reports no window and renders no chat
+    template, so both are given."""
+    from docqa.generators import GeneratorConfig
+
+    return GeneratorConfig(model="openai:smollm2", base_url=url, context_window=N_CTX, tokenizer="smollm2",
+                           request_timeout=120, **kw)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

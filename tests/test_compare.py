@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 from typer.testing import CliRunner
@@ -12,18 +11,13 @@ import docqa
 from docqa.cli.main import app
 from docqa.errors import ConfigError
 from docqa.eval.compare import compare_runs
-from tests.conftest import EXAMPLES, FAKE_EMBEDDER, FAKE_MODEL
+from tests.conftest import FAKE_MODEL, example_index, example_questions
 
 
 @pytest.fixture
 def two_runs(tmp_path):
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    shutil.copy(EXAMPLES / "employee_handbook.md", docs / "employee_handbook.md")
-    docqa.ingest(docs, "t", embedder=FAKE_EMBEDDER, model=FAKE_MODEL)
-    rows = [json.loads(x) for x in (EXAMPLES.parent / "questions.jsonl").read_text().splitlines() if x.strip()][:6]
-    q = tmp_path / "q.jsonl"
-    q.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    example_index(tmp_path)
+    q = example_questions(tmp_path / "q.jsonl", 6)
     docqa.evaluate(q, index="t", strategies=["rag", "long-context"], model=FAKE_MODEL, out=tmp_path / "a",
                    max_new_tokens=16)
     docqa.evaluate(q, index="t", strategies=["rag"], model=FAKE_MODEL, out=tmp_path / "b", max_new_tokens=16,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 from hypothesis import given
@@ -12,7 +11,7 @@ from hypothesis import strategies as st
 import docqa
 from docqa.errors import ConfigError
 from docqa.eval.grounding import GROUNDERS, add_groundedness, groundedness, split_sentences
-from tests.conftest import EXAMPLES, FAKE_EMBEDDER, FAKE_MODEL
+from tests.conftest import FAKE_MODEL, example_index, example_questions
 
 CONTEXT = ["Revenue in the second quarter was 42.1 million dollars, up 8 % from last year. Gross margin rose to "
            "35 %. The company expects to break even in 2012.",
@@ -60,14 +59,8 @@ def test_records_get_their_strategys_own_context():
 
 @pytest.fixture
 def index_and_questions(tmp_path):
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    shutil.copy(EXAMPLES / "employee_handbook.md", docs / "employee_handbook.md")
-    docqa.ingest(docs, "t", embedder=FAKE_EMBEDDER, model=FAKE_MODEL)
-    rows = [json.loads(x) for x in (EXAMPLES.parent / "questions.jsonl").read_text().splitlines() if x.strip()][:4]
-    q = tmp_path / "q.jsonl"
-    q.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return q
+    example_index(tmp_path)
+    return example_questions(tmp_path / "q.jsonl", 4)
 
 
 def test_eval_scores_groundedness_and_records_how(index_and_questions, tmp_path):

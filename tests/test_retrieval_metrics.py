@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 
 import docqa
 from docqa.eval.retrieval import add_passage_metrics, gold_chunks, rank_metrics
-from tests.conftest import EXAMPLES, FAKE_EMBEDDER, FAKE_MODEL
+from tests.conftest import FAKE_MODEL, example_index, example_questions
 
 CHUNKS = [(1, "New employees serve a probation period of 90 days."),
           (2, "The nightly hotel cap is 220 US dollars in most cities and 320 in London."),
@@ -53,13 +52,8 @@ def test_only_retrieving_strategies_and_located_answers_are_scored():
 
 
 def test_eval_reports_passage_metrics_per_record_and_strategy(tmp_path):
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    shutil.copy(EXAMPLES / "employee_handbook.md", docs / "employee_handbook.md")
-    docqa.ingest(docs, "t", embedder=FAKE_EMBEDDER, model=FAKE_MODEL)
-    rows = [json.loads(x) for x in (EXAMPLES.parent / "questions.jsonl").read_text().splitlines() if x.strip()][:6]
-    q = tmp_path / "q.jsonl"
-    q.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    example_index(tmp_path)
+    q = example_questions(tmp_path / "q.jsonl", 6)
     records, summary = docqa.evaluate(q, index="t", strategies=["rag", "long-context"], model=FAKE_MODEL,
                                       out=tmp_path / "out", max_new_tokens=16)
     rag = [r for r in records if r["strategy"] == "rag"]
@@ -75,13 +69,8 @@ def test_eval_reports_passage_metrics_per_record_and_strategy(tmp_path):
 
 
 def test_summarizes_map_selection_is_scored_and_its_grounding_reads_the_files(tmp_path):
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    shutil.copy(EXAMPLES / "employee_handbook.md", docs / "employee_handbook.md")
-    docqa.ingest(docs, "t", embedder=FAKE_EMBEDDER, model=FAKE_MODEL)
-    rows = [json.loads(x) for x in (EXAMPLES.parent / "questions.jsonl").read_text().splitlines() if x.strip()][:3]
-    q = tmp_path / "q.jsonl"
-    q.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    example_index(tmp_path)
+    q = example_questions(tmp_path / "q.jsonl", 3)
     records, _ = docqa.evaluate(q, index="t", strategies=["summarize"], model=FAKE_MODEL, max_new_tokens=16,
                                 map_top_k=2, summary_window=1024)
     assert all(len(r["retrieved"]) == 2 and r["read"] == "files" for r in records if not r["error"])

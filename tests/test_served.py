@@ -14,8 +14,8 @@ import docqa
 from docqa.cli.main import app
 from docqa.errors import ContextTooLong, ModelLoadError
 from docqa.generators import GeneratorConfig
-from tests.conftest import EXAMPLES, FAKE_EMBEDDER, FAKE_MODEL
-from tests.llama_server import N_CTX, free_port, start_server, stop
+from tests.conftest import EXAMPLES, FAKE_EMBEDDER, FAKE_MODEL, example_index, example_questions
+from tests.llama_server import N_CTX, free_port, served_config, start_server, stop
 
 pytestmark = [
     pytest.mark.slow,
@@ -34,19 +34,12 @@ def server(tmp_path_factory):
 
 
 def _gen(url: str, **kw) -> GeneratorConfig:
-    # llama-cpp-python's server reports no window and renders no chat template: both are given here.
-    return GeneratorConfig(model="openai:smollm2", base_url=url, context_window=N_CTX, tokenizer="smollm2",
-                           request_timeout=120, **kw)
+    return served_config(url, **kw)
 
 
 @pytest.fixture
 def two_docs(tmp_path):
-    d = tmp_path / "docs"
-    d.mkdir()
-    for name in ("employee_handbook.md", "company_overview.md"):
-        shutil.copy(EXAMPLES / name, d / name)
-    docqa.ingest(d, "t", embedder=FAKE_EMBEDDER, model=FAKE_MODEL)
-    return d
+    return example_index(tmp_path, ("employee_handbook.md", "company_overview.md"))
 
 
 def test_every_strategy_answers_through_the_server(server, two_docs):
@@ -87,10 +80,7 @@ def test_a_corpus_over_the_servers_window_says_how_to_relaunch_it(server, tmp_pa
 
 
 def _questions(tmp_path, n=6):
-    rows = [json.loads(x) for x in (EXAMPLES.parent / "questions.jsonl").read_text().splitlines() if x.strip()][:n]
-    path = tmp_path / "q.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
+    return example_questions(tmp_path / "q.jsonl", n)
 
 
 def test_eval_at_concurrency_4_gives_the_answers_of_concurrency_1_in_order(server, two_docs, tmp_path):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import email.utils
 import importlib.util
 import json
-import shutil
 import threading
 import time
 
@@ -27,7 +26,7 @@ from docqa.eval.runner import error_record
 from docqa.generators import GeneratorConfig
 from docqa.generators.served import cached_tokens
 from docqa.generators.served_calls import CutAnswer, Gate, Retrier, judge_finish, retry_after_s
-from tests.conftest import EXAMPLES, FAKE_EMBEDDER, FAKE_MODEL
+from tests.conftest import EXAMPLES, FAKE_EMBEDDER, FAKE_MODEL, example_index, example_questions
 
 needs_server = pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None,
                                   reason="llama-cpp-python[server] is not installed (make test installs it)")
@@ -138,27 +137,18 @@ def test_eval_refuses_a_price_that_is_not_a_number_in_one_line(tmp_path):
 
 # ------------------------------------------------------------------------------------------------ a real server
 def _gen(url: str, **kw) -> GeneratorConfig:
-    from tests.llama_server import N_CTX
+    from tests.llama_server import served_config
 
-    return GeneratorConfig(model="openai:smollm2", base_url=url, context_window=N_CTX, tokenizer="smollm2",
-                           request_timeout=120, **kw)
+    return served_config(url, **kw)
 
 
 def _questions(tmp_path, n=6):
-    rows = [json.loads(x) for x in (EXAMPLES.parent / "questions.jsonl").read_text().splitlines() if x.strip()][:n]
-    path = tmp_path / "q.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
+    return example_questions(tmp_path / "q.jsonl", n)
 
 
 @pytest.fixture
 def docs_index(tmp_path):
-    d = tmp_path / "docs"
-    d.mkdir()
-    for name in ("employee_handbook.md", "company_overview.md"):
-        shutil.copy(EXAMPLES / name, d / name)
-    docqa.ingest(d, "t", embedder=FAKE_EMBEDDER, model=FAKE_MODEL)
-    return d
+    return example_index(tmp_path, ("employee_handbook.md", "company_overview.md"))
 
 
 def _serve(tmp_path, **kw):
