@@ -70,6 +70,9 @@ def test_eval_scores_groundedness_and_records_how(index_and_questions, tmp_path)
     assert rows[0]["groundedness"] is not None
     meta = json.loads((tmp_path / "a" / "summary.json").read_text())["meta"]
     assert meta["grounding"]["method"] == "overlap"
+    on_disk = [json.loads(x) for x in (tmp_path / "a" / "results.jsonl").read_text().splitlines()]
+    assert [r["metrics"]["groundedness"] for r in on_disk] == [r["metrics"]["groundedness"] for r in records]
+    assert all("mrr" in r["metrics"] and "grounding" in r for r in on_disk if r["answer"].strip())
     records, _ = docqa.evaluate(index_and_questions, index="t", strategies=["rag"], model=FAKE_MODEL,
                                 out=tmp_path / "b", max_new_tokens=16, grounding="judge")
     meta = json.loads((tmp_path / "b" / "summary.json").read_text())["meta"]

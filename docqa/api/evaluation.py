@@ -194,6 +194,10 @@ def evaluate(
     chunks_for = _chunks_for(indexes)
     located = add_passage_metrics(records, lambda r: [(i, t) for i, _, t in chunks_for(r)])
     add_groundedness(records, chunks_for, grounder)
+    if out:  # the records with what was measured after the answers (passage metrics, groundedness), in place
+        from ..index.versions import write_atomic
+
+        write_atomic(Path(out) / "results.jsonl", "".join(json.dumps(r) + "\n" for r in records))
     rows = report.summarize(records, prices)
     decided = verdict(records, rows)
     if decided is not None:  # each row's part in the verdict; the recommended row carries its sentence

@@ -180,8 +180,7 @@ def _question_rows(records: list[dict], strategies: list[str]) -> tuple[str, int
                          f"</div>" + (f"<ul class='unsupported'>{unsupported}</ul>" if unsupported else ""))
             mrr = (rec.get("metrics") or {}).get("mrr")
             if mrr is not None:
-                passages = f"<div class='loc'>retrieval: reciprocal rank of the reference's passage {mrr:.2f}</div>" \
-                    + passages
+                text += f"<div class='loc'>retrieval: reciprocal rank of the reference's passage {mrr:.2f}</div>"
             read = (f"<details><summary>passages read ({len(rec.get('passages') or [])})</summary>{passages}"
                     f"</details>" if passages else "")
             cells.append(f"<td class='answer {cls}'><div class='score'>{_num(score, scale=100)}</div>{text}{read}"
