@@ -107,8 +107,8 @@ def test_the_page_in_a_real_browser(run_dir, tmp_path):
     records = [json.loads(x) for x in (run_dir / "results.jsonl").read_text().splitlines()]
     n = len({r["id"] for r in records})
 
-    def shown(filter_name: str | None) -> tuple[int, str]:
-        r = _chromium(url + (f"#filter={filter_name}" if filter_name else ""), "--dump-dom")
+    def shown(filter_name: str | None, hash_: str | None = None) -> tuple[int, str]:
+        r = _chromium(url + (f"#filter={filter_name}" if filter_name else f"#{hash_}" if hash_ else ""), "--dump-dom")
         body = re.search(r"<body[^>]*>", r.stdout)
         assert body, r.stderr[-2000:]
         attrs = dict(re.findall(r'data-(\w+)="([^"]*)"', body.group(0)))
@@ -124,6 +124,9 @@ def test_the_page_in_a_real_browser(run_dir, tmp_path):
     counts = {f: shown(f)[0] for f in ("disagree", "allwrong", "errors")}
     assert all(0 <= c <= n for c in counts.values())
     assert any(c != n for c in counts.values()), counts  # a filter changes what is shown
+    changing = next(f for f, c in counts.items() if c != n)
+    clicked, dom = shown(None, f"click={changing}")  # the button pressed, through its click handler
+    assert clicked == counts[changing] and f'data-filter="{changing}"' in dom
     shot = tmp_path / "page.png"
     r = _chromium(url, f"--screenshot={shot}", "--window-size=1280,1600")
     assert shot.is_file(), r.stderr[-2000:]

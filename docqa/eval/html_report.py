@@ -240,6 +240,9 @@ SCRIPT = """
   });
   var m = /filter=(\\w+)/.exec(location.hash);
   apply(m ? m[1] : 'all');
+  // #click=NAME presses that filter's button, as a person would (what the browser test drives)
+  var c = /click=(\\w+)/.exec(location.hash);
+  if (c) { document.querySelector('.filters button[data-f="' + c[1] + '"]').click(); }
   document.body.dataset.ready = '1';
 })();
 """
