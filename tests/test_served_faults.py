@@ -364,6 +364,10 @@ def test_a_run_where_the_server_answered_nothing_still_writes_its_files(tmp_path
     verdict(records, rows)
     report.write(tmp_path, records, rows, {"title": "t"})
     assert (tmp_path / "accuracy_vs_latency.png").stat().st_size > 0 and (tmp_path / "summary.csv").is_file()
+    from docqa.cli.evaluate import _COLUMNS
+
+    cells = [str(cell(rows[0])) for _, _, cell in _COLUMNS]
+    assert not any("nan" in c for c in cells), cells  # the terminal table says – where nothing was answered
 
 
 def test_resume_says_when_the_server_or_docqa_changed(tmp_path):

@@ -215,11 +215,12 @@ _COLUMNS: list[tuple[str, int, object]] = [
     ("recall@k", 9, lambda r: _pct(r["recall_at_k"])),
     ("MRR", 10, lambda r: "–" if r.get("mrr") is None else f"{r['mrr']:.2f}"),  # passage level, located answers
     ("grounded", 7, lambda r: _pct(r.get("groundedness"))),
-    ("p50 s", 2, lambda r: f"{r['latency_p50_s']:.1f}"),
-    ("p95 s", 11, lambda r: f"{r['latency_p95_s']:.1f}"),
+    ("p50 s", 2, lambda r: _sec(r["latency_p50_s"])),  # – where no question was answered (all errors)
+    ("p95 s", 11, lambda r: _sec(r["latency_p95_s"])),
     ("cold / warm s", 5, lambda r: f"{_sec(r['cold_latency_s'])} / {_sec(r['warm_latency_p50_s'])}"),
-    ("tokens in/out", 7, lambda r: f"{r['prompt_tokens_mean']:,.0f}/{r['completion_tokens_mean']:,.0f}"),
-    ("calls", 12, lambda r: f"{r['calls_mean']:.1f}"),
+    ("tokens in/out", 7, lambda r: "–" if r["prompt_tokens_mean"] != r["prompt_tokens_mean"]
+     else f"{r['prompt_tokens_mean']:,.0f}/{r['completion_tokens_mean']:,.0f}"),
+    ("calls", 12, lambda r: _sec(r["calls_mean"])),
     ("peak MB", 13, _memory),
     ("$ / question", 6, lambda r: f"{r['cost_usd_mean']:.5f}" if r.get("cost_usd_mean") == r.get("cost_usd_mean")
                                    and "cost_usd_mean" in r else "–"),
