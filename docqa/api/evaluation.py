@@ -263,12 +263,7 @@ def _served(indexes: dict, model: str | None, generator: GeneratorConfig | None,
     before = dict(gen.retrier.counts)
 
     def retries() -> str | None:
-        counts = {k: v - before.get(k, 0) for k, v in gen.retrier.counts.items() if v > before.get(k, 0)}
-        if not counts:
-            return None
-        n = sum(counts.values())
-        return f"{n} {'retry' if n == 1 else 'retries'} (" + ", ".join(
-            f"{k} ×{v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])) + ")"
+        return gen.retrier.summary(since=before) or None
 
     def with_retries(done: int, total: int, label: str) -> None:
         said = retries()
@@ -279,14 +274,10 @@ def _served(indexes: dict, model: str | None, generator: GeneratorConfig | None,
 
 
 def _sha256_file(path: str) -> str | None:
-    import hashlib
+    from ..index.integrity import sha256_file
 
     try:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        return h.hexdigest()
+        return sha256_file(Path(path))
     except OSError:
         return None
 

@@ -64,6 +64,12 @@ def windows(context: Sequence[str]) -> list[str]:
     return [w for w in out if w]
 
 
+def _prepared(context: Sequence[str]) -> tuple[list[str], list[tuple[set[str], set[str]]]]:
+    """The context's windows, and each one's content words and numbers (computed once per answer)."""
+    wins = windows(context)
+    return wins, [(_content(w), _numbers(w)) for w in wins]
+
+
 def ranked_windows(sentence: str, wins: list[str], prepared: list[tuple[set[str], set[str]]] | None = None
                    ) -> list[tuple[float, bool, int]]:
     """(support, numbers all present, window index) for every window, best first."""
@@ -80,8 +86,7 @@ def ranked_windows(sentence: str, wins: list[str], prepared: list[tuple[set[str]
 def overlap(sentences: list[str], context: list[str]) -> list[tuple[bool, float]]:
     """Supported when one window of three context sentences holds ≥ 60 % of the sentence's content words and every
     number it states (no model)."""
-    wins = windows(context)
-    prepared = [(_content(w), _numbers(w)) for w in wins]
+    wins, prepared = _prepared(context)
     out = []
     for s in sentences:
         best = ranked_windows(s, wins, prepared)
@@ -102,8 +107,7 @@ def make_judge(generator) -> Grounder:
 
     def judge(sentences: list[str], context: list[str]) -> list[tuple[bool, float]]:
         """Supported when the judge model answers yes for the sentence against its three best context windows."""
-        wins = windows(context)
-        prepared = [(_content(w), _numbers(w)) for w in wins]
+        wins, prepared = _prepared(context)
         out = []
         for s in sentences:
             best = [wins[i] for _, _, i in ranked_windows(s, wins, prepared)[:3]]

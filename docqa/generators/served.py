@@ -352,9 +352,7 @@ class OpenAIGenerator:
         With ``client`` = (text already answered, stop strings), the stop rule is applied here to that text plus
         this one's. A stream that did not end whole raises :class:`CutAnswer` (:func:`judge_finish`)."""
         ttft, parts, finish, usage, cached = None, [], None, None, 0
-        # llama.cpp's own server keeps a slot's prompt KV for the next request only when asked (cache_prompt); the
-        # others cache by themselves (vLLM's automatic prefix caching, llama-cpp-python's last prompt).
-        extra = {"cache_prompt": True} if self._tok_route == "llamacpp" else None
+        extra = self._extra_body()
         stream = self.client.completions.create(
             model=self.model_name, prompt=text, max_tokens=max_tokens, seed=self.config.seed, **SAMPLING,
             stop=server_stop or None, stream=True, stream_options={"include_usage": True}, extra_body=extra)
@@ -375,6 +373,11 @@ class OpenAIGenerator:
         judge_finish(finish, max_tokens, getattr(usage, "completion_tokens", None), self.window,
                      getattr(usage, "prompt_tokens", None), received=bool(parts))
         return "".join(parts), finish, usage, ttft, cached
+
+    def _extra_body(self) -> dict | None:
+        """llama.cpp's own server keeps a slot's prompt KV for the next request only when asked (cache_prompt); the
+        others cache by themselves (vLLM's automatic prefix caching, llama-cpp-python's last prompt)."""
+        return {"cache_prompt": True} if self._tok_route == "llamacpp" else None
 
     def _unstreamed(self, unstreamed):
         """``unstreamed()``'s answer, or None when it too came back cut; the server's error is raised as it is. One
@@ -399,7 +402,7 @@ class OpenAIGenerator:
         """The same request unstreamed, in :meth:`_stream`'s shape. A server whose stream failed before its first
         token (llama-cpp-python's, for a prompt over its window, closes the stream with no word) answers this one
         with its error, or with the answer."""
-        extra = {"cache_prompt": True} if self._tok_route == "llamacpp" else None
+        extra = self._extra_body()
         r = self.client.completions.create(model=self.model_name, prompt=text, max_tokens=max_tokens,
                                            seed=self.config.seed, **SAMPLING, stop=server_stop or None,
                                            extra_body=extra)

@@ -138,13 +138,15 @@ class Retrier:
         with self._lock:
             self.counts[reason] += 1
 
-    def summary(self) -> str:
-        """'3 retries (429 ×2, cut ×1)', or '' when there were none."""
+    def summary(self, since: dict[str, int] | None = None) -> str:
+        """'3 retries (429 ×2, cut ×1)' since the counts were ``since`` (a copy of ``counts``; default: ever), or ''
+        when there were none."""
         with self._lock:
-            total = sum(self.counts.values())
-            if not total:
-                return ""
-            parts = ", ".join(f"{k} ×{v}" for k, v in self.counts.most_common())
+            counts = self.counts - Counter(since or {})
+        total = sum(counts.values())
+        if not total:
+            return ""
+        parts = ", ".join(f"{k} ×{v}" for k, v in counts.most_common())
         return f"{total} {'retry' if total == 1 else 'retries'} ({parts})"
 
     def wait(self, attempt: int, asked: float | None) -> None:
