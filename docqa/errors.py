@@ -106,6 +106,17 @@ class IndexCorrupt(IndexError_):
     """Files of an index are missing or unreadable."""
 
 
+class LexicalMissing(IndexError_):
+    """BM25 was asked of an index written before docqa kept lexical postings in its segments."""
+
+    def __init__(self, index: str):
+        self.index = index
+        super().__init__(
+            f"Index '{index}' has no lexical (BM25) index: it was written by an older docqa. Rebuild it with "
+            f"docqa ingest PATH --index {index} --rebuild, or ask with --retriever dense."
+        )
+
+
 class IndexWriteError(IndexError_):
     """A new version of an index could not be written; the previous version stays live."""
 

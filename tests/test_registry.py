@@ -5,6 +5,7 @@ from docqa.errors import UnknownComponent
 from docqa.eval.metrics import METRICS
 from docqa.generators import GENERATORS
 from docqa.registry import Registry
+from docqa.retrieval import FUSIONS, RERANKERS, RETRIEVERS
 from docqa.rope import ROPE_METHODS
 from docqa.strategies import STRATEGIES
 from docqa.strategies.summarize import CHAINS
@@ -35,7 +36,7 @@ def test_lazy_entries_import_on_first_use():
     assert r.get("join") is os.path.join
 
 
-REGISTRIES = [STRATEGIES, ROPE_METHODS, EMBEDDERS, GENERATORS, CHAINS, METRICS]
+REGISTRIES = [STRATEGIES, ROPE_METHODS, EMBEDDERS, GENERATORS, CHAINS, METRICS, RETRIEVERS, FUSIONS, RERANKERS]
 
 
 @pytest.mark.parametrize("registry", REGISTRIES, ids=lambda r: r.kind)

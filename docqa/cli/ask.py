@@ -21,9 +21,14 @@ from .common import (
     ContextWindowOpt,
     DeviceOpt,
     DtypeOpt,
+    FusionOpt,
+    FusionWeightOpt,
     KVBudgetOpt,
     NoRepeatOpt,
+    RerankOpt,
+    RerankTopNOpt,
     RetriesOpt,
+    RetrieverOpt,
     ThreadsOpt,
     TimeoutOpt,
     TokenizerOpt,
@@ -43,6 +48,11 @@ def ask_cmd(
         "--strategy", "-s", help="rag, long-context (lc), … or all; a variant such as rag:top_k=16 sets its own "
                                  "options.")] = "rag",
     top_k: Annotated[int, typer.Option(help="rag: chunks to retrieve.")] = 4,
+    retriever: RetrieverOpt = None,
+    fusion: FusionOpt = "rrf",
+    fusion_weight: FusionWeightOpt = 0.5,
+    rerank: RerankOpt = None,
+    rerank_top_n: RerankTopNOpt = 20,
     rope: Annotated[str, typer.Option(help="long-context: yarn, dynamic, ntk, linear or none.")] = "yarn",
     rope_factor: Annotated[Optional[float], typer.Option(help="long-context: rope scale (default: length ÷ "
                                                                "trained window).")] = None,
@@ -103,7 +113,9 @@ def ask_cmd(
     variants = parse_variants(picked)
     idx = api.open_index(index, root=root, embedder=embedder, model=model, generator=gen)
     names = [v.label for v in variants]
-    options = dict(top_k=top_k, rope=rope, rope_factor=rope_factor, max_context=max_context, truncate=truncate,
+    options = dict(top_k=top_k, retriever=retriever, fusion=fusion, fusion_weight=fusion_weight, rerank=rerank,
+                   rerank_top_n=rerank_top_n, rope=rope, rope_factor=rope_factor, max_context=max_context,
+                   truncate=truncate,
                    cache_prefix=cache_prefix, max_new_tokens=max_new_tokens, style=style, length_hint=length_hint,
                    chain=chain, route_threshold=route_threshold, drop_threshold=drop_threshold, max_calls=max_calls,
                    summary_window=summary_window, map_top_k=map_top_k, kv_budget=kv_budget)

@@ -44,6 +44,16 @@ ThreadsOpt = Annotated[Optional[int], typer.Option(
 NoRepeatOpt = Annotated[int, typer.Option(
     help="Never repeat an n-gram of this many tokens within an answer (0: off; in-process models).")]
 TimeoutOpt = Annotated[float, typer.Option(help="Served model: seconds per request.")]
+RetrieverOpt = Annotated[Optional[str], typer.Option(
+    help="rag, auto, summarize --map-top-k: dense (embeddings), bm25 (the index's lexical index) or hybrid (both, "
+         "fused) \\[default: the index's own, else dense].")]
+FusionOpt = Annotated[str, typer.Option(help="hybrid: rrf (reciprocal rank fusion) or weighted (normalised scores).")]
+FusionWeightOpt = Annotated[float, typer.Option(help="hybrid: the dense ranking's share in [0, 1]; BM25 gets the "
+                                                     "rest.")]
+RerankOpt = Annotated[Optional[str], typer.Option(
+    help="Reorder the retrieved candidates: cross-encoder:MODEL (a local sentence-transformers CrossEncoder; none "
+         "ships with docqa) or reader (the reader's P(Yes), a prefill per candidate).")]
+RerankTopNOpt = Annotated[int, typer.Option(help="--rerank: candidates it reads.")]
 RetriesOpt = Annotated[int, typer.Option(
     help="Served model: retries of a request that was cut short, rate-limited (429/503, waiting Retry-After), timed "
          "out or dropped.")]

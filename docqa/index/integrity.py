@@ -53,6 +53,8 @@ class Segment(BaseModel):
     checksums: dict[str, str] = {}
     sizes: dict[str, int] = {}
     vector_index: dict[str, Any] = {}
+    # Its SQLite file holds BM25 postings (docqa/index/lexical.py); False in segments written before they existed.
+    lexical: bool = False
 
     @field_validator("sqlite", "faiss")
     @classmethod
@@ -272,6 +274,16 @@ def verify_segment(path: Path, index: str, seg: Segment, db: sqlite3.Connection,
     if full:
         bad = sorted(f for f, n in per_file.items() if (n or 0) != counted.get(f, 0))
         report.need(f"chunks per file in {seg.name}", not bad, f"chunk counts disagree for {', '.join(bad[:3])}")
+    if seg.lexical:
+        from . import lexical
+
+        try:
+            found = lexical.has_lexical(db)
+            problems = lexical.verify(db, per_file) if full and found else []
+        except sqlite3.DatabaseError as e:
+            found, problems = False, [f"it is unreadable ({first_line(e)})"]
+        report.need(f"lexical index of {seg.name}", found and not problems,
+                    f"{path.name}/{seg.sqlite}: " + (problems[0] if problems else "its lexical index is missing"))
     return set(per_file) - set(seg.dead), dead_ids
 
 

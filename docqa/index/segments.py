@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .integrity import Segment, file_facts
+from . import lexical
+from .integrity import Segment, corrupt, file_facts
 
 MERGE_FACTOR = 8
 COMPACT_AT = 0.5  # rewrite a segment once this share of its chunks belongs to deleted files
@@ -125,7 +126,7 @@ def plan(states: list[SegmentState]) -> tuple[list[SegmentState], list[list[Segm
 
 
 def merge(group: list[SegmentState], out_dir: Path, name: str, *, live: dict[str, str],
-          where: Callable[[Segment], Path], store, index_type: str) -> Segment:
+          where: Callable[[Segment], Path], store, index_type: str, index: str = "") -> Segment:
     """Write segment ``name`` into ``out_dir`` with the live files, chunks and summaries of ``group`` (chunk ids
     kept), and its vectors through ``store`` (an external store keeps its rows: nothing to move). ``live`` maps live
     files to their hashes; ``where`` gives the folder a source segment's files are in."""
@@ -133,6 +134,8 @@ def merge(group: list[SegmentState], out_dir: Path, name: str, *, live: dict[str
     db = sqlite3.connect(f"file:{out}", uri=True)
     db.executescript(SCHEMA)
     all_ids, all_vecs = [], []
+    lexical_sources = []  # (connection, dead chunk ids, dead files) while every source has postings
+    with_lexical = all(st.seg.lexical for st in group)
     for st in group:
         seg, folder = st.seg, where(st.seg)
         dead = list(seg.dead)
@@ -151,7 +154,10 @@ def merge(group: list[SegmentState], out_dir: Path, name: str, *, live: dict[str
             dead_ids = np.fromiter((r[0] for r in src.execute(f"SELECT id FROM chunks WHERE file IN ({marks})",
                                                               dead)), dtype=np.int64)
         finally:
-            src.close()
+            if with_lexical:
+                lexical_sources.append((src, dead_ids, dead))
+            else:
+                src.close()
         with db:
             db.executemany(UPSERT_SUMMARY, keep)
         db.execute("DETACH DATABASE src")
@@ -160,6 +166,16 @@ def merge(group: list[SegmentState], out_dir: Path, name: str, *, live: dict[str
             alive = ~np.isin(ids, dead_ids)
             all_vecs.append(vecs[alive])
             all_ids.append(ids[alive])
+    if with_lexical:  # postings concatenated term by term, deleted chunks dropped: no re-tokenizing
+        try:
+            lexical.merge_into(db, lexical_sources)
+            db.commit()
+        except lexical.DamagedPostings as e:
+            db.close()
+            raise corrupt(index, f"the lexical postings of term {e.term!r} in a merged segment are damaged") from e
+        finally:
+            for src, _, _ in lexical_sources:
+                src.close()
     rows = int(db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0])
     db.close()
     faiss_name, params = None, ({"type": "milvus"} if store.external else {})
@@ -167,6 +183,6 @@ def merge(group: list[SegmentState], out_dir: Path, name: str, *, live: dict[str
         ids, vecs = np.concatenate(all_ids), np.vstack(all_vecs)
         order = np.argsort(ids, kind="stable")
         faiss_name, params = store.write_segment(out_dir, name, vecs[order], ids[order], [], index_type)
-    seg = Segment(name=name, sqlite=out.name, faiss=faiss_name, rows=rows, vector_index=params)
+    seg = Segment(name=name, sqlite=out.name, faiss=faiss_name, rows=rows, vector_index=params, lexical=with_lexical)
     seg.checksums, seg.sizes = file_facts(out_dir, seg.files)
     return seg

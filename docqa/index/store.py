@@ -19,7 +19,15 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError, DocQAError, IndexCorrupt, IndexNotFound, IndexWriteError, first_line
+from ..errors import (
+    ConfigError,
+    DocQAError,
+    IndexCorrupt,
+    IndexNotFound,
+    IndexWriteError,
+    LexicalMissing,
+    first_line,
+)
 from ..records import Chunk
 from .integrity import (
     FULL_HASH_BYTES,
@@ -32,6 +40,7 @@ from .integrity import (
     verify_segment,
     verify_totals,
 )
+from .lexical import DamagedPostings, LexicalHit, LexicalSearcher
 from .segments import DocumentPart, latest_summaries, open_ro, summaries_of
 from .vector_stores import vector_store
 from .versions import (
@@ -62,6 +71,8 @@ class OpenVersion:
         self.store = vector_store(m.vector_store, home=path.parent, index=index)
         self.dbs: list[tuple[Segment, sqlite3.Connection]] = []
         self.dead: set[int] = set()
+        self.dead_by_segment: dict[str, np.ndarray] = {}  # segment → chunk ids of its deleted files
+        self._lexical: LexicalSearcher | None = None
         # The manifest's record of the vector size (an index written before it was recorded: the first segment's).
         self.dim: int | None = m.dim
         total = sum(seg.sizes.get(n, 0) for seg in m.segments for n in seg.files)
@@ -89,6 +100,7 @@ class OpenVersion:
                 self.report.need(f"vector dimension of {seg.name}", vectors.d == self.dim,
                                  f"vectors of {seg.name} are {vectors.d}-d, the manifest says {self.dim}-d")
             live_files.append(files)
+            self.dead_by_segment[seg.name] = np.sort(dead)
             self.dead.update(int(i) for i in dead)
             loaded.append((vectors, dead))
         verify_totals(m, live_files, self.report)
@@ -99,6 +111,21 @@ class OpenVersion:
             self.report.need("vector store holds every chunk", have >= m.chunks,
                              f"the Milvus collection '{self.store.spec['collection']}' holds {have} vectors for "
                              f"{m.chunks} chunks")
+
+    @property
+    def has_lexical(self) -> bool:
+        """Every segment holds BM25 postings (an index written before docqa kept them has none)."""
+        return all(seg.lexical for seg, _ in self.dbs)
+
+    def lexical(self) -> LexicalSearcher:
+        """The BM25 searcher over this version (built on first use: it reads each segment's length totals)."""
+        if self._lexical is None:
+            if not self.has_lexical:
+                raise LexicalMissing(self.index)
+            self._lexical = LexicalSearcher(
+                [(db, self.dead_by_segment.get(seg.name, np.zeros(0, np.int64)), list(seg.dead))
+                 for seg, db in self.dbs], self.manifest.chunks)
+        return self._lexical
 
     def close(self) -> None:
         for _, db in self.dbs:
@@ -243,6 +270,25 @@ class IndexStore:
             live = self._lookup([i for i, _ in hits]) if hits else {}
             hits = [(i, s) for i, s in hits if i in live and i not in self._open.dead]
         return hits[:k]
+
+
+    @property
+    def has_lexical(self) -> bool:
+        """This version can be searched by BM25 (``retriever="bm25"`` or ``"hybrid"``)."""
+        assert self._open is not None, "the store is closed"
+        return self._open.has_lexical
+
+    def search_lexical(self, query: str, k: int) -> LexicalHit:
+        """Top-``k`` chunk ids by BM25 over this version's live chunks, best first, with their scores and the query
+        terms searched (none: the query held only stop words). :class:`LexicalMissing` where the index predates
+        lexical postings; damaged postings are refused as index damage."""
+        assert self._open is not None, "the store is closed"
+        try:
+            return self._open.lexical().search(query, min(k, self.chunk_count()))
+        except DamagedPostings as e:
+            raise corrupt(self.name, f"the lexical postings of term {e.term!r} are damaged") from e
+        except sqlite3.DatabaseError as e:
+            raise corrupt(self.name, f"a segment's lexical index is unreadable ({first_line(e)})") from e
 
 
 def check_index(name: str, root: Path) -> CheckReport:

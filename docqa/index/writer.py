@@ -43,6 +43,7 @@ from .integrity import (
     verify_segment,
     verify_totals,
 )
+from .lexical import PostingsBuilder
 from .segments import SCHEMA, UPSERT_SUMMARY, DocumentPart, SegmentState, merge, open_ro, plan, summaries_of
 from .vector_stores import for_writer
 from .vectors import check_type
@@ -50,7 +51,9 @@ from .versions import fsync, fsync_dir, link_or_copy, prune, recover, valid_name
 
 FORMAT = 3  # 3: segments shared between versions; 2: checksums and sizes in the manifest
 KEEP_VERSIONS = 2  # the live one and its predecessor; older ones go unless a reader still holds them
-FAULT_POINTS = ("begin", "after-vectors", "after-manifest", "after-rename", "after-current", "after-prune")
+# "before-lexical": the new segment's vectors written, its BM25 postings not yet.
+FAULT_POINTS = ("begin", "before-lexical", "after-vectors", "after-manifest", "after-rename", "after-current",
+                "after-prune")
 # Within a commit that merges segments (every MERGE_FACTOR small segments): before the merged segment is written, and
 # once it is, before the manifest names it.
 MERGE_FAULT_POINTS = ("merge-begin", "after-merge")
@@ -126,6 +129,7 @@ class IndexWriter:
         self.db = sqlite3.connect(self.tmp / f"{self.seg_name}.sqlite")
         self.db.executescript(SCHEMA)
         self.new: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # file → (chunk ids, vectors) of the new segment
+        self.lexical = PostingsBuilder()  # BM25 postings of the new segment's chunks, written with it
         self.db.execute("BEGIN")
         _fault("begin")
 
@@ -175,6 +179,7 @@ class IndexWriter:
         """Delete a file: from the new segment if this ingest added it, else by a tombstone in its segment."""
         if name in self.new or self._q("SELECT 1 FROM files WHERE name = ?", (name,)).fetchone():
             ids, _ = self.new.pop(name, (np.zeros(0, dtype=np.int64), None))
+            self.lexical.remove_file(name, ids)
             chunks, tokens = self._q("SELECT chunks, tokens FROM files WHERE name = ?", (name,)).fetchone()
             self.chunks_live -= int(chunks or 0)
             self.tokens_live -= int(tokens or 0)
@@ -212,6 +217,7 @@ class IndexWriter:
                 (name, sha256, size, len(chunks), tokens, time.time()))
         if len(chunks):
             self.new[name] = (ids, np.ascontiguousarray(vectors, dtype=np.float32))
+        self.lexical.add_file(name, ids, [c.text for c in chunks])
         self.files[name] = sha256
         self.next_chunk_id += len(chunks)
         self.chunks_live += len(chunks)
@@ -339,13 +345,15 @@ class IndexWriter:
             self.store.sweep(referenced | {self.store.spec.get("collection")})
 
     def _finish_new_segment(self) -> Segment | None:
-        """Close the new segment's SQLite and write its vectors; None when this ingest added nothing to it."""
+        """Write the new segment's vectors, then its lexical postings into its SQLite, and close it; None when this
+        ingest added nothing to it. A kill between the two leaves a temp folder the next writer sweeps: the version
+        goes live with both or neither."""
         rows = int(self._q("SELECT COUNT(*) FROM chunks").fetchone()[0])
         has = self._q("SELECT (SELECT COUNT(*) FROM files) + (SELECT COUNT(*) FROM summaries)").fetchone()[0]
-        self.db.close()
-        self.db = None
         sqlite_name = f"{self.seg_name}.sqlite"
         if not has:
+            self.db.close()
+            self.db = None
             (self.tmp / sqlite_name).unlink()
             return None
         faiss_name, params = None, {}
@@ -355,7 +363,13 @@ class IndexWriter:
             vecs = np.vstack([v for _, (_, v) in order])
             files = [f for f, (i, _) in order for _ in range(len(i))]
             faiss_name, params = self.store.write_segment(self.tmp, self.seg_name, vecs, ids, files, self.index_type)
-        seg = Segment(name=self.seg_name, sqlite=sqlite_name, faiss=faiss_name, rows=rows, vector_index=params)
+        _fault("before-lexical")
+        self.lexical.write(self.db)
+        self.db.commit()
+        self.db.close()
+        self.db = None
+        seg = Segment(name=self.seg_name, sqlite=sqlite_name, faiss=faiss_name, rows=rows, vector_index=params,
+                      lexical=True)
         seg.checksums, seg.sizes = file_facts(self.tmp, seg.files)
         self.db_new = open_ro(self.tmp / sqlite_name)
         return seg
@@ -373,7 +387,7 @@ class IndexWriter:
         _fault("merge-begin")
         name = self._new_segment_name()
         seg = merge(group, self.tmp, name, live=self.files, where=self._where, store=self.store,
-                    index_type=self.index_type)
+                    index_type=self.index_type, index=self.name)
         expected = sum(s.seg.live_rows for s in group)
         if seg.rows != expected:  # a merge must neither lose nor invent chunks; the live version is untouched
             raise IndexWriteError(f"Merging segments of index '{self.name}' kept {seg.rows} of {expected} chunks; "

@@ -31,6 +31,13 @@ class AskConfig:
     instruction: str | None = None
     # rag
     top_k: int = 4  # 4 chunks of ≤ 200 tokens: ~1 k prompt tokens, a few seconds on 2 CPU cores
+    # retrieval (rag, auto's first step, summarize's map_top_k; docqa/retrieval): dense, bm25 or hybrid; None: the
+    # index's own (ingest --retriever), else docqa.retrieval.DEFAULT_RETRIEVER
+    retriever: str | None = None
+    fusion: str = "rrf"  # hybrid: rrf (reciprocal rank fusion) or weighted (min-max normalised scores)
+    fusion_weight: float = 0.5  # hybrid: the dense ranking's share, in [0, 1]
+    rerank: str | None = None  # "cross-encoder:MODEL" or "reader": reorder the fused candidates
+    rerank_top_n: int = 20  # candidates the reranker reads
     # long-context
     rope: str = DEFAULT_ROPE  # yarn, sized per request; see docqa/rope.py
     rope_factor: float | None = None  # None: the request's length ÷ the trained window
@@ -81,10 +88,19 @@ class AskConfig:
         self.check()
         return q
 
+    def retrieval(self):
+        """The retrieval options of this question (docqa.retrieval.RetrievalOptions)."""
+        from ..retrieval import RetrievalOptions
+
+        return RetrievalOptions(retriever=self.retriever, fusion=self.fusion, fusion_weight=self.fusion_weight,
+                                rerank=self.rerank, rerank_top_n=self.rerank_top_n)
+
     def check(self) -> None:
         """Raise ConfigError on an option out of range, naming it (the options alone; :meth:`validate` checks a
         question with them)."""
         from ..prompts import check_style
+
+        self.retrieval().check()
 
         self.style = check_style(self.style)
         if self.top_k < 1:

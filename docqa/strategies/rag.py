@@ -1,4 +1,4 @@
-"""RAG: embed the question, take the top-k chunks from FAISS, answer from them in one model call."""
+"""RAG: retrieve the top-k chunks (dense, BM25 or hybrid: docqa/retrieval), answer from them in one model call."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import time
 from .. import prompts
 from ..corpus import Corpus
 from ..records import Answer, Source
+from ..retrieval import retrieve_many
 from .base import AskConfig, retrieval_query
 
 
@@ -32,7 +33,7 @@ def ask_many(corpus: Corpus, questions: list[str], cfg: AskConfig, slots: int = 
         return []
     hints = list(length_hints) if length_hints is not None else [cfg.length_hint] * len(questions)
     # The question alone (a length hint is no query), without the set's shared instruction.
-    hits = corpus.retrieve_many([retrieval_query(q, cfg.instruction) for q in questions], cfg.top_k)
+    hits = retrieve_many(corpus, [retrieval_query(q, cfg.instruction) for q in questions], cfg.top_k, cfg.retrieval())
     gen = corpus.generator()
     chats = [gen.chat(prompts.system(cfg.style), prompts.rag_user(q, [(c.file, c.text) for c, _ in h.chunks], n))
              for q, h, n in zip(questions, hits, hints, strict=True)]
@@ -48,12 +49,13 @@ def ask_many(corpus: Corpus, questions: list[str], cfg: AskConfig, slots: int = 
             text=out.text,
             strategy="rag",
             sources=sources,
-            timings={"embed": h.embed_s, "search": h.search_s, "prefill": out.prefill_s,
-                     "generate": out.decode_s, "ttft": h.embed_s + h.search_s + out.ttft_s,
-                     "total": h.embed_s + h.search_s + share if len(chats) > 1 else time.perf_counter() - t0},
+            timings={**h.timings, "prefill": out.prefill_s,
+                     "generate": out.decode_s, "ttft": h.seconds + out.ttft_s,
+                     "total": h.seconds + share if len(chats) > 1 else time.perf_counter() - t0},
             tokens={"prompt": out.prompt_tokens, "completion": out.completion_tokens},
             calls=1,
-            details={"top_k": cfg.top_k, "finish_reason": out.finish_reason, "batch": min(slots, len(chats)),
+            details={"top_k": cfg.top_k, "retriever": h.retriever, "finish_reason": out.finish_reason,
+                     "batch": min(slots, len(chats)), **({"notes": h.notes} if h.notes else {}),
                      **({"decline_p": math.exp(out.score_logprob)} if out.score_logprob is not None else {})},
         ))
     return answers

@@ -35,6 +35,7 @@ from ..errors import BudgetExceeded, ConfigError, ContextTooLong
 from ..prefix_cache import prefix_key
 from ..records import Answer, Chunk, Source
 from ..registry import Registry
+from ..retrieval import retrieve_many
 from ..rope import plan_for
 from .base import AskConfig, retrieval_query
 
@@ -156,7 +157,7 @@ class ChainRun:
         k = self.cfg.map_top_k
         if not k:
             return groups
-        hit = self.corpus.retrieve_many([self.query or self.question], k)[0]
+        hit = retrieve_many(self.corpus, [self.query or self.question], k, self.cfg.retrieval())[0]
         self.retrieved = [c.id for c, _ in hit.chunks]
         best = set(self.retrieved)
         kept = [g for g in groups if any(chunks[i].id in best for i in g)]
