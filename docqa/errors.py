@@ -112,8 +112,9 @@ class LexicalMissing(IndexError_):
     def __init__(self, index: str):
         self.index = index
         super().__init__(
-            f"Index '{index}' has no lexical (BM25) index: it was written by an older docqa. Rebuild it with "
-            f"docqa ingest PATH --index {index} --rebuild, or ask with --retriever dense."
+            f"Index '{index}' has no lexical (BM25) index: it was written by an older docqa. Run docqa ingest PATH "
+            f"--index {index} once (it adds the BM25 index in place, without re-embedding), or ask with --retriever "
+            f"dense."
         )
 
 

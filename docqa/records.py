@@ -91,6 +91,7 @@ class IngestReport:
     truncated_chunks: int = 0  # chunks longer than the embedder's window (their tail is not embedded)
     version: int = 0
     summaries: int = 0  # documents summarized in this run (ingest --summaries)
+    lexical_added: int = 0  # chunks given BM25 postings in place (an index written before docqa kept them)
 
     def count(self, status: str) -> int:
         return sum(1 for f in self.files if f.status == status)

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 import docqa
 from docqa.errors import ConfigError, DocQAError, IndexCorrupt, LexicalMissing, ModelLoadError, UnknownComponent
 from docqa.index import lexical
+from docqa.index.integrity import sha256_file
 from docqa.index.store import IndexStore, check_index
 from docqa.index.writer import writing
 from docqa.records import Chunk
@@ -135,15 +136,44 @@ def test_an_index_without_postings_says_rebuild_or_answers_dense_by_default(tmp_
     idx = docqa.open_index("t", model=FAKE_MODEL)
     manifest = idx.corpus.store.path / "manifest.json"
     data = json.loads(manifest.read_text())
-    for seg in data["segments"]:
-        seg["lexical"] = False  # as an older docqa wrote it
+    for seg in data["segments"]:  # as an older docqa wrote it: no lexical tables, no flag
+        path = manifest.parent / seg["sqlite"]
+        db = sqlite3.connect(path)
+        db.executescript("DROP TABLE lex_postings; DROP TABLE lex_files; DROP TABLE lex_meta; VACUUM;")
+        db.close()
+        seg["lexical"] = False
+        seg["sizes"][seg["sqlite"]] = path.stat().st_size
+        seg["checksums"][seg["sqlite"]] = sha256_file(path)
     data["retriever"] = "hybrid"
     manifest.write_text(json.dumps(data))
     idx = docqa.open_index("t", model=FAKE_MODEL)
-    with pytest.raises(LexicalMissing, match="--rebuild"):
+    with pytest.raises(LexicalMissing, match="docqa ingest PATH --index t once"):
         idx.ask("How long is probation?", "rag", retriever="bm25")
     a = idx.ask("How long is probation?", "rag")  # the index asks hybrid, but has no postings: dense, said
     assert a.details["retriever"] == "dense" and "no lexical index" in a.details["notes"][0]
+    # The next ingest adds the postings in place (nothing re-embedded), and the index answers hybrid
+    report = docqa.ingest(docs, "t", embedder=FAKE_EMBEDDER, model=FAKE_MODEL)
+    assert report.lexical_added == report.chunks_total > 0 and report.chunks_added == 0
+    idx = docqa.open_index("t", model=FAKE_MODEL)
+    a = idx.ask("How long is probation?", "rag")
+    assert a.details["retriever"] == "hybrid" and "notes" not in a.details
+    assert check_index("t", tmp_path / "indexes").ok
+
+
+def test_ingest_records_the_retriever_questions_use(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.md").write_text("The nightly hotel cap is 220 dollars. Probation lasts 90 days.")
+    docqa.ingest(docs, "t", embedder=FAKE_EMBEDDER, model=FAKE_MODEL)
+    idx = docqa.open_index("t", model=FAKE_MODEL)
+    assert idx.ask("How long is probation?", "rag").details["retriever"] == "dense"
+    report = docqa.ingest(docs, "t", embedder=FAKE_EMBEDDER, model=FAKE_MODEL, retriever="bm25")
+    assert report.version == 2  # a new version: only the setting changed
+    idx = docqa.open_index("t", model=FAKE_MODEL)
+    assert idx.ask("How long is probation?", "rag").details["retriever"] == "bm25"
+    assert idx.ask("How long is probation?", "rag", retriever="dense").details["retriever"] == "dense"
+    with pytest.raises(UnknownComponent):
+        docqa.ingest(docs, "t", embedder=FAKE_EMBEDDER, model=FAKE_MODEL, retriever="bm52")
 
 
 def test_every_retriever_feeds_every_strategy_that_retrieves(indexed):

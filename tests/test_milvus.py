@@ -237,3 +237,25 @@ def test_a_collection_that_cannot_be_dropped_is_named_not_fatal(small_docs, tmp_
     removed = docqa.api.remove("m", root=root)
     assert removed.collections == [] and removed.left == [f"docqa_m_v1 at {shared}"]
     assert docqa.list_indexes(root) == [] and not list(root.glob(".removing-*"))  # the index itself is gone
+
+
+def test_bm25_and_hybrid_work_the_same_with_milvus_vectors(small_docs, tmp_path):
+    """Lexical search stays in docqa's SQLite segments whatever holds the vectors: with Milvus Lite the rankings
+    of every retriever equal FAISS's, and a deleted file's chunks are never returned."""
+    from docqa.retrieval import RETRIEVERS, RetrievalOptions, retrieve_many
+
+    root = tmp_path / "idx"
+    _ingest(small_docs, root, vector_store="milvus")
+    _ingest(small_docs, root, name="f")
+    (small_docs / "employee_handbook.md").unlink()
+    _ingest(small_docs, root, sync=True)
+    _ingest(small_docs, root, name="f", sync=True)
+    m, f = docqa.open_index("m", root=root, model=FAKE_MODEL), docqa.open_index("f", root=root, model=FAKE_MODEL)
+    for retriever in RETRIEVERS.names():
+        options = RetrievalOptions(retriever=retriever)
+        for q in QUESTIONS:
+            (a,) = retrieve_many(m.corpus, [q], 4, options)
+            (b,) = retrieve_many(f.corpus, [q], 4, options)
+            assert [c.id for c, _ in a.chunks] == [c.id for c, _ in b.chunks], (retriever, q)
+            assert all(c.file != "employee_handbook.md" for c, _ in a.chunks)
+    assert check_index("m", root).ok

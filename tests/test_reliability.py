@@ -39,7 +39,7 @@ def test_kill_9_at_every_commit_step_of_a_first_ingest(small_docs, tmp_path, poi
     try:  # either no index at all, or a complete one: never a half-written one
         _ask(root)
     except IndexNotFound:
-        assert point in ("begin", "after-vectors", "after-manifest", "after-rename")
+        assert point in ("begin", "before-lexical", "after-vectors", "after-manifest", "after-rename")
     rc, out, err = run_ingest(small_docs, root)
     assert rc == 0 and "DONE" in out, err
     assert _ask(root).sources
@@ -54,11 +54,15 @@ def test_kill_9_at_every_commit_step_of_a_re_ingest(two_versions, point):
     rc, _, _ = run_ingest(docs, root, fault=point)
     assert rc == -9
     assert _ask(root).sources  # the previous version (or the new one, once CURRENT moved) answers
-    assert (live(root / "t").name == before) == (point in ("begin", "after-vectors", "after-manifest",
+    assert (live(root / "t").name == before) == (point in ("begin", "before-lexical", "after-vectors", "after-manifest",
                                                            "after-rename"))
     rc, out, err = run_ingest(docs, root)  # recovers by itself: no "Directory not empty", no manual clean-up
     assert rc == 0, err
-    assert "notes.md" in IndexStore("t", root).file_names()
+    store = IndexStore("t", root)
+    assert "notes.md" in store.file_names()
+    hit = store.search_lexical("nightly hotel cap Oslo", 3)  # vectors and postings went live together
+    assert "Oslo" in store.chunks([int(hit.ids[0])])[0].text
+    store.close()
     _assert_clean(root / "t")
 
 

@@ -225,9 +225,18 @@ def test_an_index_written_before_segments_is_read_checked_and_updated_in_place(t
     legacy, new = after.segments
     assert legacy.sqlite == "index.sqlite" and legacy.dead == ["employee_handbook.md"] and new.rows >= 1
     old = root / "legacy" / "v000001" / "index.sqlite"
-    assert os.stat(old).st_ino == os.stat(after.path / "index.sqlite").st_ino  # shared, not copied
+    # Copied once, with BM25 postings added in place (its vectors shared); shared by every later version.
+    assert legacy.lexical and os.stat(old).st_ino != os.stat(after.path / "index.sqlite").st_ino
+    assert os.stat(old.with_name("vectors.faiss")).st_ino == os.stat(after.path / "vectors.faiss").st_ino
+    hit = after.search_lexical("hotel cap", 100)
+    assert len(hit.ids) and set(hit.ids.tolist()) <= {c.id for c in after.chunks()}  # deleted file's chunks: never
     assert "notes.md" in after.file_names() and "employee_handbook.md" not in after.file_names()
     assert set(after.summaries()) == set(after.file_names()) - {"notes.md"}  # kept for the unchanged files
     assert kept <= {i for i, _ in after.search(q, 100)}  # the legacy vectors still answer, the deleted ones not
     after.close()
     assert check_index("legacy", root).ok
+    (small_docs / "more.md").write_text("# More\n\nThe per diem in Bergen is 90 euros.\n")
+    docqa.ingest(small_docs, "legacy", root=root, embedder=FAKE_EMBEDDER, model=FAKE_MODEL)
+    later = IndexStore("legacy", root)
+    assert os.stat(later.path / "index.sqlite").st_ino == os.stat(after.path / "index.sqlite").st_ino
+    later.close()

@@ -40,6 +40,7 @@ def ingest(
     vector_store: str | None = None,
     uri: str | None = None,
     collection: str | None = None,
+    retriever: str | None = None,
     progress: IngestProgress | None = None,
 ) -> IngestReport:
     """Create or update the index ``index`` from the documents under ``paths`` (files or folders).
@@ -50,7 +51,9 @@ def ingest(
     exact search, IVF from 50 000 chunks; see :mod:`docqa.index.vectors`). ``vector_store`` is where the vectors
     live: ``faiss`` (default, in the index folder) or ``milvus`` (``uri``: a Milvus server such as
     ``http://host:19530``, or a Milvus Lite file ``*.db``; default ``milvus.db`` in the index folder; ``collection``
-    defaults to ``docqa_<index>_v<version>``). An existing index keeps its store unless ``rebuild``.
+    defaults to ``docqa_<index>_v<version>``). An existing index keeps its store unless ``rebuild``. ``retriever``
+    (dense, bm25 or hybrid) is recorded as the index's own: questions use it unless they name another. Every
+    segment also keeps BM25 postings; an index written before it had them gets them here, in place.
     """
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
     root = _store.valid_root(Path(root) if root is not None else index_root())
@@ -74,8 +77,11 @@ def ingest(
                               "index folder.")
         store = {"type": kind, **({"uri": str(uri)} if uri else {}), **({"collection": collection} if collection
                                                                           else {})}
+    from ..retrieval import RETRIEVERS
+
     cfg = IngestConfig(chunk_tokens=chunk_tokens, overlap=overlap, sync=sync, rebuild=rebuild, summaries=summaries,
-                       max_file_mb=max_file_mb, index_type=check_type(index_type), vector_store=store)
+                       max_file_mb=max_file_mb, index_type=check_type(index_type), vector_store=store,
+                       retriever=RETRIEVERS.canonical(retriever) if retriever is not None else None)
     summarizer = None
     if summaries:
         from ..generators import load_generator

@@ -35,9 +35,13 @@ def ingest_cmd(
         help="Milvus: a server or cluster (http://host:19530; token from MILVUS_TOKEN) or a Milvus Lite file "
              "(*.db) \\[default: milvus.db in the index folder].")] = None,
     collection: Annotated[Optional[str], typer.Option(help="Milvus collection \\[default: docqa_INDEX_vN].")] = None,
+    retriever: Annotated[Optional[str], typer.Option(
+        help="The retriever questions to this index use unless they name one: dense, bm25 or hybrid \\[default: "
+             "keep the index's own; dense for a new one].")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """Read documents into chunks, embed them and store a FAISS index (incremental and atomic)."""
+    """Read documents into chunks, embed them and store them: vectors (FAISS or Milvus) and a BM25 index (incremental
+    and atomic)."""
     from .. import api
     from ..index.ingest import IngestProgress
 
@@ -63,10 +67,16 @@ def ingest_cmd(
             def summarized(self, name: str) -> None:
                 bar.update(self.summarizing, advance=1, description=f"summarizing {escape(name[-40:])}")
 
+            def lexical_start(self, total: int) -> None:
+                self.lexical = bar.add_task("adding the BM25 index", total=total)
+
+            def lexical_done(self, n: int) -> None:
+                bar.update(self.lexical, advance=n)
+
         report = api.ingest(paths, index, root=root, embedder=embedder, model=model, chunk_tokens=chunk_tokens,
                             overlap=overlap, sync=sync, rebuild=rebuild, summaries=summaries,
                             max_file_mb=max_file_mb, index_type=index_type, vector_store=vector_store, uri=uri,
-                            collection=collection, progress=_Progress())
+                            collection=collection, retriever=retriever, progress=_Progress())
     if json_out:
         import json
 
@@ -87,6 +97,7 @@ def ingest_cmd(
         f"{unchanged} unchanged, {counts['removed']} removed, {counts['failed']} failed, {other} skipped · "
         f"{report.chunks_added} new chunks ({report.tokens_added:,} tokens), {report.chunks_total} in index · "
         f"{report.seconds:.1f} s" + (f" · {report.summaries} summaries" if report.summaries else "")
+        + (f" · BM25 index added for {report.lexical_added:,} chunks" if report.lexical_added else "")
     )
     if report.truncated_chunks:
         out.print(f"[yellow]{report.truncated_chunks} chunks exceed the embedder's window; their tails are not "

@@ -48,6 +48,9 @@ class IngestConfig:
     # Where the vectors live (index/vector_stores/): None keeps the index's own (FAISS for a new index), or
     # {"type": "milvus", "uri": ..., "collection": ...}.
     vector_store: dict | None = None
+    # The retriever the index is for (recorded in its manifest; ask uses it unless told otherwise). None: keep the
+    # index's own (docqa.retrieval.DEFAULT_RETRIEVER for a new index).
+    retriever: str | None = None
 
 
 class IngestProgress:
@@ -59,6 +62,8 @@ class IngestProgress:
     def embedded(self, n: int) -> None: ...
     def summaries_start(self, total: int) -> None: ...
     def summarized(self, name: str) -> None: ...
+    def lexical_start(self, total: int) -> None: ...
+    def lexical_done(self, n: int) -> None: ...
 
 
 def _walk(root: Path) -> Iterator[tuple[Path, str | None]]:
@@ -298,6 +303,12 @@ def ingest(
             for name in sorted(set(known) - set(found)):
                 w.remove_file(name)
                 outcomes.append(FileOutcome(name, "removed", "no longer under the given paths"))
+        lexical = 0
+        if w.missing_lexical():  # an index written before docqa kept BM25 postings: added in place, once
+            progress.lexical_start(w.missing_lexical())
+            lexical = w.add_lexical(progress.lexical_done)
+            report.lexical_added = lexical
+        retriever = config.retriever or old.get("retriever")
         summarized = 0
         if config.summaries:
             if summarizer is None:
@@ -312,14 +323,14 @@ def ingest(
                 progress.summarized(name)
         report.summaries = summarized
         unchanged = (not pending and not any(o.status == "removed" for o in outcomes) and same_settings
-                     and not summarized)
+                     and not summarized and not w.rewritten and retriever == old.get("retriever"))
         if unchanged:
             w.abort()  # nothing changed: keep the live version, do not create an identical one
             report.version = int(old.get("version", 0))
             report.chunks_total = int(old.get("chunks", 0))
         else:
             path = w.commit({**settings, "libraries": _versions(), "dim": dim,
-                             "faiss": "IndexIDMap2(IndexFlatIP)"})
+                             "faiss": "IndexIDMap2(IndexFlatIP)", **({"retriever": retriever} if retriever else {})})
             report.version = w.version
             import json
 

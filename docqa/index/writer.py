@@ -23,7 +23,7 @@ import shutil
 import signal
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ from .integrity import (
     corrupt,
     file_facts,
     read_manifest,
+    sha256_file,
     verify_segment,
     verify_totals,
 )
@@ -130,6 +131,7 @@ class IndexWriter:
         self.db.executescript(SCHEMA)
         self.new: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # file → (chunk ids, vectors) of the new segment
         self.lexical = PostingsBuilder()  # BM25 postings of the new segment's chunks, written with it
+        self.rewritten: set[str] = set()  # base segments copied into this version with postings added
         self.db.execute("BEGIN")
         _fault("begin")
 
@@ -223,6 +225,42 @@ class IndexWriter:
         self.chunks_live += len(chunks)
         self.tokens_live += tokens
 
+    def missing_lexical(self) -> int:
+        """Live chunks in base segments written before docqa kept BM25 postings."""
+        return sum(s.live_rows for s in self.segments if not s.lexical)
+
+    def add_lexical(self, progress: Callable[[int], None] | None = None) -> int:
+        """Give every base segment without BM25 postings its postings, in place: its SQLite file is copied into this
+        version with the lexical tables added (its vectors stay shared), the copy's checksum recorded. The live
+        version is untouched until commit. Returns the chunks tokenized; ``progress(n)`` after each file."""
+        done = 0
+        for seg in self.segments:
+            if seg.lexical:
+                continue
+            out = self.tmp / seg.sqlite
+            shutil.copyfile(self.previous / seg.sqlite, out)
+            db = sqlite3.connect(out)
+            try:
+                # Postings of another analyzer (a segment not marked lexical may still hold tables) are rebuilt.
+                db.executescript("DROP TABLE IF EXISTS lex_postings; DROP TABLE IF EXISTS lex_files; "
+                                 "DROP TABLE IF EXISTS lex_meta;")
+                builder = PostingsBuilder()
+                for (file,) in db.execute("SELECT name FROM files ORDER BY name").fetchall():
+                    rows = db.execute("SELECT id, text FROM chunks WHERE file = ? ORDER BY id", (file,)).fetchall()
+                    builder.add_file(file, [r[0] for r in rows], [r[1] for r in rows])
+                    done += len(rows)
+                    if progress is not None:
+                        progress(len(rows))
+                builder.write(db)
+                db.commit()
+            finally:
+                db.close()
+            seg.lexical = True
+            seg.checksums = {**seg.checksums, seg.sqlite: sha256_file(out)}
+            seg.sizes = {**seg.sizes, seg.sqlite: out.stat().st_size}
+            self.rewritten.add(seg.name)
+        return done
+
     def _summarized(self) -> set[str]:
         done = set()
         for db in [*self.base_dbs.values(), self.db]:
@@ -270,10 +308,13 @@ class IndexWriter:
             self.db_new.close()
         final.sort(key=lambda s: s.name)
         _fault("after-vectors")
+        for name in self.rewritten & gone:  # merged away: its copy with postings is not part of the version
+            (self.tmp / next(s for s in self.segments if s.name == name).sqlite).unlink(missing_ok=True)
         for seg in final:
             if seg.name in self.base_dbs:  # unchanged since the live version: shared, not copied
                 for f in seg.files:
-                    link_or_copy(self.previous / f, self.tmp / f)
+                    if not (seg.name in self.rewritten and f == seg.sqlite):
+                        link_or_copy(self.previous / f, self.tmp / f)
         settings = {k: manifest.get(k) for k in ("embedder", "tokenizer", "chunk_tokens", "overlap")}
         content = hashlib.sha256(json.dumps([sorted(self.files.items()), settings]).encode()).hexdigest()[:16]
         now = time.time()
@@ -300,7 +341,8 @@ class IndexWriter:
         }
         Manifest.model_validate(record)  # what we write, we can read back
         write_atomic(self.tmp / "manifest.json", json.dumps(record, indent=1, sort_keys=True))
-        linked = {f for seg in self.segments for f in seg.files}  # already durable in the live version
+        linked = {f for seg in self.segments for f in seg.files  # already durable in the live version
+                  if not (seg.name in self.rewritten and f == seg.sqlite)}
         for f in self.tmp.iterdir():
             if f.name not in linked:
                 fsync(f)
@@ -380,7 +422,7 @@ class IndexWriter:
         return SegmentState(seg, files, live)
 
     def _where(self, seg: Segment) -> Path:
-        return self.tmp if seg.name == self.seg_name else self.previous
+        return self.tmp if seg.name == self.seg_name or seg.name in self.rewritten else self.previous
 
     def _merge(self, group: list[SegmentState]) -> Segment:
         """One segment holding the live files, chunks and summaries of ``group`` (chunk ids kept)."""

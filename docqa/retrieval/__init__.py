@@ -72,7 +72,7 @@ def resolve(corpus, options: RetrievalOptions) -> tuple[str, list[str]]:
     name = RETRIEVERS.canonical(corpus.store.manifest.get("retriever") or DEFAULT_RETRIEVER)
     if name != "dense" and not corpus.store.has_lexical:
         return "dense", [f"index '{corpus.name}' has no lexical index (written by an older docqa): dense retrieval "
-                         f"answered; rebuild it (docqa ingest PATH --index {corpus.name} --rebuild) for {name}"]
+                         f"answered; docqa ingest PATH --index {corpus.name} adds it in place, for {name}"]
     return name, []
 
 
