@@ -34,7 +34,8 @@ def options_of(config: str):
     parts = config.split(":")
     if parts[0] != "hybrid":
         return RetrievalOptions(retriever=parts[0])
-    return RetrievalOptions(retriever="hybrid", fusion=parts[1], fusion_weight=float(parts[2]))
+    return RetrievalOptions(retriever="hybrid", fusion=parts[1], fusion_weight=float(parts[2]),
+                            **({"depth": int(parts[3])} if len(parts) > 3 else {}))
 
 
 def ensure_indexes(path: Path, root: Path, model: str) -> list[tuple[str, list]]:
@@ -91,7 +92,14 @@ def main() -> None:
     ap.add_argument("--k", default="4,8")
     ap.add_argument("--configs", default=",".join(CONFIGS))
     ap.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "retrievers.json")
+    ap.add_argument("--llama-index", action="store_true",
+                    help="also llama-index's BM25Retriever and QueryFusionRetriever (benchmarks/li_hybrid.py)")
     args = ap.parse_args()
+    if args.llama_index:
+        from benchmarks import li_hybrid
+
+        li_hybrid.register()
+        args.configs += ",li-bm25,li-hybrid"
     ks = [int(k) for k in args.k.split(",")]
     configs = args.configs.split(",")
     results: dict = {"configs": configs, "k": ks, "sets": {}}

@@ -131,6 +131,97 @@ def update(home: Path, dim: int, adds=(), removes=()) -> dict:
 SETTINGS = {"embedder": "synthetic", "tokenizer": "synthetic", "chunk_tokens": 160, "overlap": 20, "dim": 384}
 
 
+def text_queries(texts: list[str], n: int, rng: np.random.Generator) -> list[str]:
+    """Questions' worth of words: six words of three letters or more drawn from one random essay chunk (so they
+    co-occur as a question's words do), with "what" in front."""
+    import re
+
+    out = []
+    for _ in range(n):
+        words = [w for w in re.findall(r"[A-Za-z]{3,}", texts[int(rng.integers(len(texts)))])]
+        pick = rng.choice(len(words), min(6, len(words)), replace=False) if words else []
+        out.append("What " + " ".join(words[i] for i in sorted(pick)))
+    return out
+
+
+def lexical_timings(store, texts: list[str], vectors: np.ndarray) -> dict:
+    """p50 / p95 of a BM25 top-4 and of a hybrid top-4 (dense top-50 + BM25 top-50 fused by RRF, as docqa's hybrid
+    retriever does; embedding excluded, as in the dense figures)."""
+    from docqa.retrieval.fusion import rrf
+
+    lex, hyb = [], []
+    for text, vec in zip(texts, vectors, strict=False):
+        t = time.perf_counter()
+        store.search_lexical(text, 4)
+        lex.append((time.perf_counter() - t) * 1000)
+        t = time.perf_counter()
+        dense = store.search(vec, 50)
+        hit = store.search_lexical(text, 50)
+        rrf(dense, list(zip(hit.ids.tolist(), hit.scores.tolist(), strict=True)), 0.7)[:4]
+        hyb.append((time.perf_counter() - t) * 1000)
+    return {"bm25_search": {"p50_ms": pct(lex, 50), "p95_ms": pct(lex, 95)},
+            "hybrid_search": {"p50_ms": pct(hyb, 50), "p95_ms": pct(hyb, 95)}}
+
+
+def against_bm25s(home: Path, queries: list[str]) -> dict:
+    """docqa's BM25 over a version of many segments (with tombstones) against bm25s over its live chunks as one
+    corpus: top-10 overlap and the largest score difference."""
+    import bm25s
+
+    from docqa.index import lexical
+    from docqa.index.store import IndexStore
+
+    store = IndexStore("scale", home)
+    chunks = store.chunks()
+    model = bm25s.BM25(method="lucene", k1=lexical.K1, b=lexical.B, dtype="float64")
+    model.index([lexical.analyze(c.text) for c in chunks], show_progress=False)
+    ids = np.array([c.id for c in chunks])
+    overlap, worst, rank_worst = [], 0.0, 0.0
+    for q in queries:
+        terms = [t for t in lexical.query_terms(q) if t in model.vocab_dict]
+        ref = model.get_scores(terms)
+        top = np.argsort(-ref, kind="stable")[:10]
+        hit = store.search_lexical(q, 10)
+        overlap.append(len(set(ids[top].tolist()) & set(hit.ids.tolist())) / 10)
+        by_id = dict(zip(ids.tolist(), ref.tolist(), strict=True))
+        worst = max([worst, *(abs(by_id[int(i)] - s) for i, s in zip(hit.ids, hit.scores, strict=True))])
+        # rank by rank: equal score lists mean the same ranking up to ties (the corpus repeats its texts)
+        rank_worst = max([rank_worst, *np.abs(ref[top][:len(hit.scores)] - hit.scores).tolist()])
+    segments = len(store.segments)
+    store.close()
+    return {"segments": segments, "top10_overlap": float(np.mean(overlap)), "max_score_diff": worst,
+            "max_rank_score_diff": rank_worst}
+
+
+def build_without_lexical(n: int, texts: list[str], vecs: np.ndarray) -> float:
+    """Seconds of the same first build with BM25 postings switched off (what a build cost before them)."""
+    from docqa.index import writer as writer_mod
+    from docqa.index.segments import DocumentPart
+    from docqa.index.store import IndexWriter
+    from docqa.records import Chunk
+
+    class NoPostings:
+        def add_file(self, *a, **k): ...
+        def remove_file(self, *a, **k): ...
+        def write(self, *a, **k): ...
+
+    home = Path(tempfile.mkdtemp(prefix=f"docqa-scale-nolex-{n}-"))
+    saved, writer_mod.PostingsBuilder = writer_mod.PostingsBuilder, NoPostings
+    try:
+        t0 = time.perf_counter()
+        w = IndexWriter("scale", home, dim=vecs.shape[1])
+        for f in range(0, n, 1000):
+            name = f"file{f // 1000:05d}.txt"
+            chunks = [Chunk(0, name, j, f"{texts[(f + j) % len(texts)]} #{f + j}", 0, 100, None, 160)
+                      for j in range(min(1000, n - f))]
+            w.add_file(name, f"{f:064x}", 1000, [DocumentPart(name, 0, None, "")], chunks, vecs[f: f + len(chunks)])
+        w.commit(SETTINGS)
+        return time.perf_counter() - t0
+    finally:
+        writer_mod.PostingsBuilder = saved
+        shutil.rmtree(home, ignore_errors=True)
+
+
 def pct(xs: list[float], q: float) -> float:
     return float(np.percentile(xs, q))
 
@@ -140,6 +231,10 @@ def main() -> None:
     ap.add_argument("--sizes", default="10000,100000,1000000")
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--hnsw-max", type=int, default=100_000, help="build HNSW up to this size (slow on 2 cores)")
+    ap.add_argument("--no-lexical-baseline", action="store_true",
+                    help="skip the second build without BM25 postings (the cost the lexical index adds to a build)")
+    ap.add_argument("--exact-max", type=int, default=100_000,
+                    help="compare docqa's BM25 with bm25s over the live chunks up to this size")
     args = ap.parse_args()
     import faiss
 
@@ -176,6 +271,8 @@ def main() -> None:
         row["build_s"] = time.perf_counter() - t0
         row["build_chunks_per_s"] = n / row["build_s"]
         row["build_peak_rss_mb"] = peak_mb()
+        if not args.no_lexical_baseline:
+            row["build_without_lexical_s"] = build_without_lexical(n, texts, vecs)
         version = max(p for p in (home / "scale").glob("v*"))
         row["disk_first_version_mb"] = written_mb(version, None)
         # docqa's own retrieval: open the version, top-4 one query at a time; recall@10 against exact search
@@ -195,6 +292,7 @@ def main() -> None:
         got = [[i - 1 for i, _ in store.search(q, 10)] for q in queries]  # chunk ids are positions + 1 here
         row["docqa_search"] = {"p50_ms": pct(times, 50), "p95_ms": pct(times, 95),
                                "recall10": float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(got, truth)]))}
+        row.update(lexical_timings(store, text_queries(texts, args.queries, rng), queries))
         store.close()
         # updates: ten one-file additions (100 chunks each), then a small and a large removal
         adds = []
@@ -210,6 +308,12 @@ def main() -> None:
                            "segments_max": max(a["segments"] for a in adds)}
         row["remove_small_file"] = update(home, vecs.shape[1], removes=["new3.txt"])
         row["remove_large_file"] = update(home, vecs.shape[1], removes=["file00000.txt"])
+        if n <= args.exact_max:  # many segments, a tombstoned file: still one BM25 over the live corpus?
+            row["bm25_vs_bm25s"] = against_bm25s(home, text_queries(texts, 50, rng))
+        store = IndexStore("scale", home)
+        row.update({f"after_updates_{k}": v for k, v in lexical_timings(store, text_queries(texts, args.queries, rng),
+                                                                          queries).items()})
+        store.close()
         row["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         shutil.rmtree(home, ignore_errors=True)
         # Raw FAISS search: exact, IVF, HNSW

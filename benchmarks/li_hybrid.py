@@ -1,0 +1,83 @@
+"""llama-index's own hybrid, as its users build it, plugged into docqa's retriever registry for comparison only:
+``li-bm25`` (``BM25Retriever`` from llama-index-retrievers-bm25, over every chunk in memory) and ``li-hybrid``
+(``QueryFusionRetriever`` over docqa's dense arm and that BM25Retriever, mode ``reciprocal_rerank``, one query: no
+LLM rewriting). Same chunks, same embedder, same reader; only BM25 and fusion are llama-index's.
+
+    pip install llama-index-retrievers-bm25        # not a docqa dependency
+    import benchmarks.li_hybrid; benchmarks.li_hybrid.register()
+"""
+
+from __future__ import annotations
+
+import time
+
+
+def _bm25(corpus, depth: int):
+    import Stemmer
+    from llama_index.core.schema import TextNode
+    from llama_index.retrievers.bm25 import BM25Retriever
+
+    key = ("li-bm25", corpus.store.content_id, depth)
+    if key not in corpus.caches:
+        nodes = [TextNode(text=c.text, id_=str(c.id)) for c in corpus.store.chunks()]
+        corpus.caches[key] = BM25Retriever.from_defaults(nodes=nodes, similarity_top_k=min(depth, len(nodes)),
+                                                         stemmer=Stemmer.Stemmer("english"), language="english")
+    return corpus.caches[key]
+
+
+class _Dense:
+    """docqa's dense arm as a llama-index retriever (the same embedder and store as docqa's hybrid)."""
+
+    def __new__(cls, corpus, depth: int):
+        from llama_index.core.retrievers import BaseRetriever
+        from llama_index.core.schema import NodeWithScore, TextNode
+
+        from docqa.retrieval.retrievers import dense
+
+        class DenseRetriever(BaseRetriever):
+            def _retrieve(self, query_bundle):
+                (r,) = dense(corpus, [query_bundle.query_str], depth, None)
+                chunks = corpus.store.chunks([cid for cid, _ in r.ranking])
+                return [NodeWithScore(node=TextNode(text=c.text, id_=str(c.id)), score=s)
+                        for c, (_, s) in zip(chunks, r.ranking, strict=True)]
+
+        return DenseRetriever()
+
+
+def li_bm25(corpus, queries, depth, options):
+    """llama-index's BM25Retriever (bm25s inside, its default tokenizer and English stop words)."""
+    from docqa.retrieval.retrievers import Ranked
+
+    bm25 = _bm25(corpus, depth)
+    out = []
+    for q in queries:
+        t0 = time.perf_counter()
+        hits = bm25.retrieve(q)
+        out.append(Ranked([(int(h.node.node_id), float(h.score or 0.0)) for h in hits][:depth],
+                          {"lexical": time.perf_counter() - t0}))
+    return out
+
+
+def li_hybrid(corpus, queries, depth, options):
+    """llama-index's QueryFusionRetriever(reciprocal_rerank) over docqa's dense arm and its BM25Retriever."""
+    from llama_index.core.llms import MockLLM
+    from llama_index.core.retrievers import QueryFusionRetriever
+
+    from docqa.retrieval.retrievers import Ranked
+
+    fusion = QueryFusionRetriever([_Dense(corpus, depth), _bm25(corpus, depth)], llm=MockLLM(),
+                                  mode="reciprocal_rerank", similarity_top_k=depth, num_queries=1, use_async=False)
+    out = []
+    for q in queries:
+        t0 = time.perf_counter()
+        hits = fusion.retrieve(q)
+        out.append(Ranked([(int(h.node.node_id), float(h.score or 0.0)) for h in hits][:depth],
+                          {"search": time.perf_counter() - t0}))
+    return out
+
+
+def register() -> None:
+    from docqa.retrieval import RETRIEVERS
+
+    RETRIEVERS.register("li-bm25", li_bm25, replace=True)
+    RETRIEVERS.register("li-hybrid", li_hybrid, replace=True)
