@@ -296,3 +296,28 @@ def test_encode_decode_round_trip():
     got = lexical.decode(base, blob)
     assert got[0].tolist() == ids.tolist() and got[1].tolist() == [1, 2, 65535, 3]
     assert got[2].tolist() == [10, 20, 30, 65535]
+
+
+def test_the_cli_takes_retriever_options_and_says_bad_ones_in_one_line(small_docs):
+    import json
+
+    from typer.testing import CliRunner
+
+    from docqa.cli.main import app
+
+    runner = CliRunner()
+    r = runner.invoke(app, ["ingest", str(small_docs), "--index", "t", "--embedder", FAKE_EMBEDDER, "--model",
+                            FAKE_MODEL, "--retriever", "bm25"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["ask", "What is the nightly hotel cap?", "--index", "t", "--model", FAKE_MODEL, "--json"])
+    data = json.loads(r.output)
+    assert data["details"]["retriever"] == "bm25" and "lexical" in data["timings"]
+    r = runner.invoke(app, ["ask", "What is the nightly hotel cap?", "--index", "t", "--model", FAKE_MODEL, "--json",
+                            "--retriever", "hybrid", "--fusion", "weighted", "--fusion-weight", "0.2"])
+    data = json.loads(r.output)
+    assert data["details"]["retriever"] == "hybrid" and {"lexical", "fuse", "embed"} <= set(data["timings"])
+    for bad, word in ((["--fusion-weight", "2"], "--fusion-weight"), (["--retriever", "bm52"], "bm52"),
+                      (["--rerank", "cross-encoder:/no/such/model"], "/no/such/model")):
+        r = runner.invoke(app, ["ask", "What is the nightly hotel cap?", "--index", "t", "--model", FAKE_MODEL,
+                                "--retriever", "hybrid", *bad])
+        assert r.exit_code != 0 and word in r.output and "Traceback" not in r.output, r.output

@@ -36,7 +36,9 @@ class IngestConfig:
     # Generator tokens per chunk. all-MiniLM-L6-v2 embeds at most 256 word pieces and SmolLM2's BPE yields about
     # as many tokens as BERT's word pieces on English prose, so 200 keeps whole chunks inside the embedder's window.
     chunk_tokens: int = 160
-    overlap: int = 24  # tokens shared by consecutive chunks, so a fact cut at a boundary is whole in one of them
+    # Up to this many tokens of *whole* sentences carried from a chunk into the next (SentenceSplitter): a sentence
+    # longer than that is not carried, so consecutive chunks may share nothing (README, "Use it").
+    overlap: int = 24
     sync: bool = False  # remove indexed files that are no longer under the given paths
     rebuild: bool = False  # ignore the existing index and build a new version from scratch
     summaries: bool = False  # store a summary per document (needs a summarizer; the summarize strategy's fast path)
