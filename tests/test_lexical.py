@@ -17,7 +17,7 @@ from docqa.index.integrity import sha256_file
 from docqa.index.store import IndexStore, check_index
 from docqa.index.writer import writing
 from docqa.records import Chunk
-from docqa.retrieval import FUSIONS, RETRIEVERS, STOP_WORDS_ONLY, RetrievalOptions, retrieve_many
+from docqa.retrieval import DEFAULT_RETRIEVER, FUSIONS, RETRIEVERS, STOP_WORDS_ONLY, RetrievalOptions, retrieve_many
 from docqa.strategies import STRATEGIES
 from tests.conftest import FAKE_EMBEDDER, FAKE_MODEL
 
@@ -166,7 +166,8 @@ def test_ingest_records_the_retriever_questions_use(tmp_path):
     (docs / "a.md").write_text("The nightly hotel cap is 220 dollars. Probation lasts 90 days.")
     docqa.ingest(docs, "t", embedder=FAKE_EMBEDDER, model=FAKE_MODEL)
     idx = docqa.open_index("t", model=FAKE_MODEL)
-    assert idx.ask("How long is probation?", "rag").details["retriever"] == "dense"
+    assert idx.corpus.store.manifest["retriever"] == DEFAULT_RETRIEVER  # a new index records the default
+    assert idx.ask("How long is probation?", "rag").details["retriever"] == DEFAULT_RETRIEVER
     report = docqa.ingest(docs, "t", embedder=FAKE_EMBEDDER, model=FAKE_MODEL, retriever="bm25")
     assert report.version == 2  # a new version: only the setting changed
     idx = docqa.open_index("t", model=FAKE_MODEL)

@@ -77,11 +77,12 @@ def ingest(
                               "index folder.")
         store = {"type": kind, **({"uri": str(uri)} if uri else {}), **({"collection": collection} if collection
                                                                           else {})}
-    from ..retrieval import RETRIEVERS
+    from ..retrieval import DEFAULT_RETRIEVER, RETRIEVERS
 
     cfg = IngestConfig(chunk_tokens=chunk_tokens, overlap=overlap, sync=sync, rebuild=rebuild, summaries=summaries,
                        max_file_mb=max_file_mb, index_type=check_type(index_type), vector_store=store,
-                       retriever=RETRIEVERS.canonical(retriever) if retriever is not None else None)
+                       retriever=RETRIEVERS.canonical(retriever) if retriever is not None else None,
+                       default_retriever=DEFAULT_RETRIEVER)
     summarizer = None
     if summaries:
         from ..generators import load_generator

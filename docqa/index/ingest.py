@@ -53,6 +53,7 @@ class IngestConfig:
     # The retriever the index is for (recorded in its manifest; ask uses it unless told otherwise). None: keep the
     # index's own (docqa.retrieval.DEFAULT_RETRIEVER for a new index).
     retriever: str | None = None
+    default_retriever: str | None = None  # what a new index (or one that records none) records
 
 
 class IngestProgress:
@@ -310,7 +311,7 @@ def ingest(
             progress.lexical_start(w.missing_lexical())
             lexical = w.add_lexical(progress.lexical_done)
             report.lexical_added = lexical
-        retriever = config.retriever or old.get("retriever")
+        retriever = config.retriever or old.get("retriever") or config.default_retriever
         summarized = 0
         if config.summaries:
             if summarizer is None:
