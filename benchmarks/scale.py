@@ -150,10 +150,12 @@ def lexical_timings(store, texts: list[str], vectors: np.ndarray) -> dict:
     from docqa.retrieval.fusion import rrf
 
     lex, hyb = [], []
-    for text, vec in zip(texts, vectors, strict=False):
+    half = len(texts) // 2  # the hybrid queries are others than the BM25 ones: no term warmed by the same question
+    for text in texts[:half]:
         t = time.perf_counter()
         store.search_lexical(text, 4)
         lex.append((time.perf_counter() - t) * 1000)
+    for text, vec in zip(texts[half:], vectors, strict=False):
         t = time.perf_counter()
         dense = store.search(vec, 50)
         hit = store.search_lexical(text, 50)

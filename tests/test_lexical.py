@@ -322,3 +322,36 @@ def test_the_cli_takes_retriever_options_and_says_bad_ones_in_one_line(small_doc
         r = runner.invoke(app, ["ask", "What is the nightly hotel cap?", "--index", "t", "--model", FAKE_MODEL,
                                 "--retriever", "hybrid", *bad])
         assert r.exit_code != 0 and word in r.output and "Traceback" not in r.output, r.output
+
+
+def test_maxscore_pruning_returns_the_exact_top_k(tmp_path, monkeypatch):
+    """Pruned search (forced on a small corpus) gives the same top-k scores, rank by rank, as summing every
+    posting and as bm25s over the live chunks; and it does prune for a query with a rare word."""
+    rng = np.random.default_rng(3)
+    vocab = [f"w{i}" for i in range(400)]
+    p = 1 / np.arange(1, 401)
+    p /= p.sum()
+
+    def doc(n):
+        return " ".join(rng.choice(vocab, size=n, p=p))
+
+    root = tmp_path / "idx"
+    _write(root, {f"f{i}.txt": [doc(int(rng.integers(5, 60))) for _ in range(100)] for i in range(12)})
+    _write(root, {"g.txt": [doc(30) for _ in range(200)]}, remove=["f3.txt"])
+    store = IndexStore("t", root)
+    texts = [c.text for c in store.chunks()]
+    searcher = store._open.lexical()
+    queries = ["w1 w2 w3 w350", "w0 w5 w399 w120", "w1 w2", "w7 w8 w9 w10 w11 w300", "w0 w1 w2 w3 w4 w5"]
+    calls = []
+    real = searcher._maxscore
+    monkeypatch.setattr(searcher, "_maxscore", lambda e, k: calls.append(r := real(e, k)) or r)
+    for q in queries:
+        for k in (1, 4, 10):
+            monkeypatch.setattr(lexical, "PRUNE_FROM", 10**9)
+            full = store.search_lexical(q, k)
+            monkeypatch.setattr(lexical, "PRUNE_FROM", 0)
+            pruned = store.search_lexical(q, k)
+            ref = np.sort(_bm25s_scores(texts, q))[::-1][:k]
+            assert np.allclose(pruned.scores, full.scores, atol=1e-9) and np.allclose(pruned.scores, ref, atol=1e-6)
+    assert any(c is not None for c in calls)  # the pruned path answered, not only its fallback
+    store.close()

@@ -28,7 +28,9 @@ from __future__ import annotations
 import math
 import re
 import sqlite3
+import threading
 import zlib
+from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -158,17 +160,28 @@ class PostingsBuilder:
                        [(f, n, t) for f, (n, t) in self.files.items()])
         if not self._term:
             return
-        term, ids = np.concatenate(self._term), np.concatenate(self._id)
-        tf, length = np.concatenate(self._tf), np.concatenate(self._len)
+        # Peak memory matters at 10⁶ chunks (~7·10⁷ postings): each array is reordered and its source released
+        # before the next, and the rows are streamed to SQLite rather than gathered.
+        term = np.concatenate(self._term)
+        self._term = []
+        ids = np.concatenate(self._id)
+        self._id = []
         order = np.lexsort((ids, term))
-        term, ids, tf, length = term[order], ids[order], tf[order], length[order]
+        term, ids = term[order], ids[order]
+        tf = np.concatenate(self._tf)[order]
+        self._tf = []
+        length = np.concatenate(self._len)[order]
+        self._len = []
+        del order
         cuts = np.flatnonzero(np.diff(term)) + 1
         names = {tid: t for t, tid in self.vocab.items()}
-        rows = []
-        for a, b in zip(np.concatenate(([0], cuts)), np.concatenate((cuts, [len(term)]))):
-            base, blob = encode(ids[a:b], tf[a:b], length[a:b])
-            rows.append((names[int(term[a])], int(b - a), base, blob, zlib.crc32(blob)))
-        db.executemany("INSERT INTO lex_postings(term, df, base, data, crc) VALUES (?, ?, ?, ?, ?)", rows)
+
+        def rows():
+            for a, b in zip(np.concatenate(([0], cuts)), np.concatenate((cuts, [len(term)]))):
+                base, blob = encode(ids[a:b], tf[a:b], length[a:b])
+                yield names[int(term[a])], int(b - a), base, blob, zlib.crc32(blob)
+
+        db.executemany("INSERT INTO lex_postings(term, df, base, data, crc) VALUES (?, ?, ?, ?, ?)", rows())
 
 
 def merge_into(db: sqlite3.Connection, sources: list[tuple[sqlite3.Connection, np.ndarray, list[str]]]) -> None:
@@ -274,6 +287,9 @@ class LexicalSearcher:
         self.avg_length = total / self.n_docs if self.n_docs else 0.0
         # k1 · (1 − b + b · len / avglen) for every length a blob can hold: one gather per posting at query time
         self._norm = K1 * (1 - B + B * np.arange(_U16 + 1, dtype=np.float64) / max(self.avg_length, 1e-9))
+        self._cache: OrderedDict[str, _Term] = OrderedDict()
+        self._cache_bytes = 0
+        self._lock = threading.Lock()  # one opened index serves concurrent questions (eval --concurrency)
 
     def postings(self, term: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(ids, tf, length) of ``term`` over the live chunks of every segment."""
@@ -299,32 +315,117 @@ class LexicalSearcher:
     def idf(self, df: int) -> float:
         return math.log(1 + (self.n_docs - df + 0.5) / (df + 0.5))
 
+    def term(self, term: str) -> _Term | None:
+        """A term's live postings as (sorted chunk ids, BM25 weights, their maximum), computed once per opened version
+        and kept within :data:`CACHE_BYTES` (least recently used first out): a common word's postings are decoded
+        and weighed once, not at every question that uses it."""
+        with self._lock:
+            hit = self._cache.get(term)
+            if hit is not None:
+                self._cache.move_to_end(term)
+                return hit
+        ids, tf, length = self.postings(term)
+        if not len(ids):
+            return None
+        if len(ids) > 1 and not bool(np.all(ids[1:] > ids[:-1])):  # segments' ranges interleave after merges
+            order = np.argsort(ids, kind="stable")
+            ids, tf, length = ids[order], tf[order], length[order]
+        tf = tf.astype(np.float64)
+        weights = self.idf(len(ids)) * tf / (tf + self._norm[length])
+        entry = _Term(ids, weights, float(weights.max()))
+        with self._lock:
+            self._cache[term] = entry
+            self._cache_bytes += ids.nbytes + weights.nbytes
+            while self._cache_bytes > CACHE_BYTES and len(self._cache) > 1:
+                _, old = self._cache.popitem(last=False)
+                self._cache_bytes -= old.ids.nbytes + old.weights.nbytes
+        return entry
+
     def search(self, query: str, k: int) -> LexicalHit:
-        """The ``k`` best chunks for ``query`` by BM25 (ties: lower chunk id first), and the terms searched."""
+        """The ``k`` best chunks for ``query`` by BM25 (ties: lower chunk id first), and the terms searched.
+
+        Exact, pruned as MaxScore does (Turtle & Flood 1995): a chunk's score is at most the sum of its terms'
+        largest weights, so candidates come from the terms with the largest bounds, are scored in full (each other
+        term looked up by binary search), and the rarest-first growth of that set stops as soon as the terms left
+        out could not lift a chunk outside it above the k-th candidate. Short postings are simply summed."""
         terms = query_terms(query)
         empty = LexicalHit(np.zeros(0, np.int64), np.zeros(0), terms)
         if not terms or k <= 0 or not self.n_docs:
             return empty
-        all_ids, all_w = [], []
-        for term in terms:
-            ids, tf, length = self.postings(term)
-            if not len(ids):
-                continue
-            tf = tf.astype(np.float64)
-            all_w.append(self.idf(len(ids)) * tf / (tf + self._norm[length]))
-            all_ids.append(ids)
-        if not all_ids:
+        entries = [e for e in (self.term(t) for t in terms) if e is not None]
+        if not entries:
             return empty
-        ids, weights = np.concatenate(all_ids), np.concatenate(all_w)
-        if len(all_ids) == 1:
+        total = sum(len(e.ids) for e in entries)
+        if total > PRUNE_FROM and len(entries) > 1:
+            pruned = self._maxscore(entries, k)
+            if pruned is not None:
+                return LexicalHit(*pruned, terms)
+        ids = np.concatenate([e.ids for e in entries])
+        weights = np.concatenate([e.weights for e in entries])
+        if len(entries) == 1:
             uniq, scores = ids, weights
         else:  # sum per chunk: a dense accumulator over the id range is cheaper than sorting the postings
             lo = int(ids.min())
             acc = np.bincount(ids - lo, weights=weights)
             uniq = np.flatnonzero(acc) + lo
             scores = acc[uniq - lo]
-        if len(uniq) > k:
-            top = np.argpartition(-scores, k - 1)[:k]
-            uniq, scores = uniq[top], scores[top]
-        order = np.lexsort((uniq, -scores))
-        return LexicalHit(uniq[order], scores[order], terms)
+        return LexicalHit(*_top(uniq, scores, k), terms)
+
+    def _maxscore(self, entries: list[_Term], k: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """Exact top-k by MaxScore, or None where no term can be left out.
+
+        1. The rarest term's chunks, scored in full, give θ, a lower bound of the k-th best score.
+        2. Terms whose bounds add up to less than θ (the common ones) are *non-essential*: a chunk holding none of the
+           other, *essential* terms scores below θ, so the candidates are the essential terms' chunks, summed over
+           the id range as the plain path does.
+        3. The non-essential terms are added to those candidates only, by binary search in their postings."""
+        rarest = min(entries, key=lambda e: len(e.ids))
+        if len(rarest.ids) < k:
+            return None
+        theta = _top(rarest.ids, _lookup(entries, rarest.ids), k)[1][-1]
+        by_bound = sorted(entries, key=lambda e: e.bound)
+        spare, cut = 0.0, 0
+        while cut < len(by_bound) and spare + by_bound[cut].bound < theta:
+            spare += by_bound[cut].bound
+            cut += 1
+        if cut == 0:
+            return None
+        side, essential = by_bound[:cut], by_bound[cut:]
+        ids = np.concatenate([e.ids for e in essential])
+        weights = np.concatenate([e.weights for e in essential])
+        lo = int(ids.min())
+        acc = np.bincount(ids - lo, weights=weights)
+        cand = np.flatnonzero(acc) + lo
+        scores = acc[cand - lo] + _lookup(side, cand)
+        return _top(cand, scores, k)
+
+
+def _lookup(entries: list[_Term], ids: np.ndarray) -> np.ndarray:
+    """Sum of the weights ``entries`` give each of ``ids`` (sorted), found by binary search in their postings."""
+    scores = np.zeros(len(ids))
+    for e in entries:
+        pos = np.minimum(np.searchsorted(e.ids, ids), len(e.ids) - 1)
+        scores += np.where(e.ids[pos] == ids, e.weights[pos], 0.0)
+    return scores
+
+
+@dataclass
+class _Term:
+    ids: np.ndarray  # sorted live chunk ids holding the term
+    weights: np.ndarray  # their BM25 weight for it
+    bound: float  # the largest of them
+
+
+# Weighed postings kept per opened version. 400 random questions over 10⁶ chunks touched 554 MB of them; at 256 MB
+# the cache thrashed (p50 12.3 ms on a repeated set, against 8.3 ms with all of it kept; benchmarks/RESULTS.md).
+CACHE_BYTES = 1 << 30
+PRUNE_FROM = 200_000  # postings a query reads before MaxScore pruning pays for its bookkeeping (measured)
+
+
+def _top(ids: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` best (id, score) pairs, best first, ties to the lower id."""
+    if len(ids) > k:
+        keep = np.argpartition(-scores, k - 1)[:k]
+        ids, scores = ids[keep], scores[keep]
+    order = np.lexsort((ids, -scores))
+    return ids[order], scores[order]
