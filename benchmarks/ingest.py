@@ -84,13 +84,46 @@ def docqa_ingest(files: list[Path], chunk_tokens: int, dtype: str = "auto") -> t
         return report.chunks_added, time.perf_counter() - t0
 
 
+def lexical_cost(files: list[Path], rounds: int = 2) -> None:
+    """docqa's ingest with and without BM25 postings (the writer's PostingsBuilder swapped for one that does
+    nothing), alternated ``rounds`` times in one process: the cost the lexical index adds to a real ingest."""
+    from docqa.index import writer as writer_mod
+
+    class NoPostings:
+        def add_file(self, *a, **k): ...
+        def remove_file(self, *a, **k): ...
+        def write(self, *a, **k): ...
+
+    real = writer_mod.PostingsBuilder
+    times: dict[str, list[float]] = {"with": [], "without": []}
+    n = 0
+    for _ in range(rounds):
+        for label, builder in (("with", real), ("without", NoPostings)):
+            writer_mod.PostingsBuilder = builder
+            try:
+                n, dt = docqa_ingest(files, 160)
+            finally:
+                writer_mod.PostingsBuilder = real
+            times[label].append(dt)
+    w, wo = min(times["with"]), min(times["without"])
+    print(f"docqa ingest of {n} chunks: {wo:.1f} s without BM25 postings, {w:.1f} s with "
+          f"(+{100 * (w / wo - 1):.1f} %); runs {times}", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--limit", type=int, default=0, help="only the first N essays")
+    ap.add_argument("--lexical-cost", action="store_true", help="only: ingest with and without BM25 postings")
     args = ap.parse_args()
     files = sorted(HAYSTACK.glob("*.txt"))[: args.limit or None]
     if not files:
         raise SystemExit(f"No essays under {HAYSTACK}.")
+    if args.lexical_cost:
+        from docqa.generators import load_tokenizer
+
+        load_tokenizer()
+        lexical_cost(files)
+        return
     from sentence_transformers import SentenceTransformer
 
     from docqa.generators import load_tokenizer

@@ -81,3 +81,45 @@ def register() -> None:
 
     RETRIEVERS.register("li-bm25", li_bm25, replace=True)
     RETRIEVERS.register("li-hybrid", li_hybrid, replace=True)
+
+
+def main() -> None:
+    """Token F1 of rag on llama-index's hybrid, paired with an earlier docqa eval run of the same questions.
+
+        .venv/bin/python benchmarks/li_hybrid.py ../shared/data/leval/financial_qa.jsonl \\
+            --against benchmarks/out/retr-fin --out benchmarks/out/li-fin [--limit N]
+    """
+    import argparse
+    import json
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(root))
+    import docqa
+    from docqa.eval.paired import paired
+
+    ap = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
+    ap.add_argument("leval", type=Path)
+    ap.add_argument("--against", type=Path, required=True, help="an eval run folder (results.jsonl) to pair with")
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--limit", type=int)
+    ap.add_argument("--root", type=Path, default=root / "benchmarks" / "out" / "indexes")
+    ap.add_argument("--model", default="qwen2.5-coder-1.5b")
+    args = ap.parse_args()
+    register()
+    records, _ = docqa.evaluate(leval=args.leval, strategies=["rag:retriever=li-hybrid"], out=args.out,
+                                root=args.root, model=args.model, limit=args.limit, resume=True)
+    mine = {(r["document"], r["id"]): r for r in records}
+    before = [json.loads(x) for x in (args.against / "results.jsonl").read_text().splitlines() if x.strip()]
+    for strategy in dict.fromkeys(r["strategy"] for r in before):
+        rows = {(r["document"], r["id"]): r for r in before if r["strategy"] == strategy}
+        keys = [k for k in rows if k in mine]
+        p = paired([100 * rows[k]["metrics"]["f1"] for k in keys], [100 * mine[k]["metrics"]["f1"] for k in keys])
+        print(f"li-hybrid − {strategy}: {p} over {len(keys)} questions "
+              f"(li-hybrid F1 {sum(100 * mine[k]['metrics']['f1'] for k in keys) / len(keys):.1f}, "
+              f"{strategy} {sum(100 * rows[k]['metrics']['f1'] for k in keys) / len(keys):.1f})")
+
+
+if __name__ == "__main__":
+    main()

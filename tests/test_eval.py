@@ -366,7 +366,6 @@ def test_models_are_warmed_before_the_first_question_is_timed(indexed, qfile, mo
 
 
 def test_a_sets_shared_instruction_goes_to_the_reader_not_to_retrieval(indexed, tmp_path, monkeypatch):
-    from docqa.corpus import Corpus
     from docqa.eval.questions import shared_instruction
 
     lead = "You are asked to act as a member of the staff and answer the question:"
@@ -376,8 +375,11 @@ def test_a_sets_shared_instruction_goes_to_the_reader_not_to_retrieval(indexed, 
              "answers": ["90 days"]}]
     qfile = write_jsonl(tmp_path / "lead.jsonl", rows)
     asked: list[str] = []
-    real = Corpus.retrieve_many
-    monkeypatch.setattr(Corpus, "retrieve_many", lambda self, qs, k: asked.extend(qs) or real(self, qs, k))
+    from docqa.retrieval import retrievers
+
+    real_dense, real_lexical = retrievers.dense, retrievers._lexical  # what the embedder and BM25 are asked
+    monkeypatch.setattr(retrievers, "dense", lambda c, qs, d, o: asked.extend(qs) or real_dense(c, qs, d, o))
+    monkeypatch.setattr(retrievers, "_lexical", lambda c, q, d: asked.append(q) or real_lexical(c, q, d))
     notices: list[str] = []
     records, _ = docqa.evaluate(qfile, index=indexed, strategies=["rag", "summarize:map_top_k=2"], model=FAKE_MODEL,
                                 notice=notices.append)

@@ -50,7 +50,7 @@ def ask_cmd(
     top_k: Annotated[int, typer.Option(help="rag: chunks to retrieve.")] = 4,
     retriever: RetrieverOpt = None,
     fusion: FusionOpt = "rrf",
-    fusion_weight: FusionWeightOpt = 0.5,
+    fusion_weight: FusionWeightOpt = 0.7,
     rerank: RerankOpt = None,
     rerank_top_n: RerankTopNOpt = 20,
     rope: Annotated[str, typer.Option(help="long-context: yarn, dynamic, ntk, linear or none.")] = "yarn",

@@ -46,7 +46,7 @@ NoRepeatOpt = Annotated[int, typer.Option(
 TimeoutOpt = Annotated[float, typer.Option(help="Served model: seconds per request.")]
 RetrieverOpt = Annotated[Optional[str], typer.Option(
     help="rag, auto, summarize --map-top-k: dense (embeddings), bm25 (the index's lexical index) or hybrid (both, "
-         "fused) \\[default: the index's own, else dense].")]
+         "fused) \\[default: the index's own, else hybrid].")]
 FusionOpt = Annotated[str, typer.Option(help="hybrid: rrf (reciprocal rank fusion) or weighted (normalised scores).")]
 FusionWeightOpt = Annotated[float, typer.Option(help="hybrid: the dense ranking's share in [0, 1]; BM25 gets the "
                                                      "rest.")]

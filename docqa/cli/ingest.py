@@ -37,7 +37,7 @@ def ingest_cmd(
     collection: Annotated[Optional[str], typer.Option(help="Milvus collection \\[default: docqa_INDEX_vN].")] = None,
     retriever: Annotated[Optional[str], typer.Option(
         help="The retriever questions to this index use unless they name one: dense, bm25 or hybrid \\[default: "
-             "keep the index's own; dense for a new one].")] = None,
+             "keep the index's own; hybrid for a new one].")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Read documents into chunks, embed them and store them: vectors (FAISS or Milvus) and a BM25 index (incremental

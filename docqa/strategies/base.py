@@ -35,7 +35,7 @@ class AskConfig:
     # index's own (ingest --retriever), else docqa.retrieval.DEFAULT_RETRIEVER
     retriever: str | None = None
     fusion: str = "rrf"  # hybrid: rrf (reciprocal rank fusion) or weighted (min-max normalised scores)
-    fusion_weight: float = 0.5  # hybrid: the dense ranking's share, in [0, 1]
+    fusion_weight: float = 0.7  # hybrid: the dense ranking's share, in [0, 1] (docqa.retrieval.DEFAULT_FUSION_WEIGHT)
     rerank: str | None = None  # "cross-encoder:MODEL" or "reader": reorder the fused candidates
     rerank_top_n: int = 20  # candidates the reranker reads
     # long-context
