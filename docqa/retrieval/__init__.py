@@ -16,8 +16,8 @@ from .rerank import RERANKERS
 from .rerank import parse as parse_rerank
 from .retrievers import RETRIEVERS, STOP_WORDS_ONLY, Ranked
 
-__all__ = ["DEFAULT_FUSION_WEIGHT", "DEFAULT_RETRIEVER", "FUSIONS", "RERANKERS", "RETRIEVERS", "STOP_WORDS_ONLY", "Ranked", "RetrievalOptions",
-           "Retrieved", "retrieve_many", "rrf", "weighted"]
+__all__ = ["DEFAULT_FUSION_WEIGHT", "DEFAULT_RETRIEVER", "FUSIONS", "RERANKERS", "RETRIEVERS", "STOP_WORDS_ONLY",
+           "Ranked", "RetrievalOptions", "Retrieved", "retrieve_many", "rrf", "weighted"]
 
 # The retriever an index uses when neither the question nor the index names one. Hybrid (RRF, the dense ranking
 # weighted 0.7, 50 candidates a side) was ahead of dense on both L-Eval sets docqa measures with — financial MRR
