@@ -108,7 +108,7 @@ def main() -> None:
     ap.add_argument("--model", default="qwen2.5-coder-1.5b")
     args = ap.parse_args()
     register()
-    records, _ = docqa.evaluate(leval=args.leval, strategies=["rag:retriever=li-hybrid"], out=args.out,
+    records, _ = docqa.evaluate(None, leval=args.leval, strategies=["rag:retriever=li-hybrid"], out=args.out,
                                 root=args.root, model=args.model, limit=args.limit, resume=True)
     mine = {(r["document"], r["id"]): r for r in records}
     before = [json.loads(x) for x in (args.against / "results.jsonl").read_text().splitlines() if x.strip()]

@@ -31,6 +31,7 @@ __all__ = [
     "IndexError_",
     "IndexNotFound",
     "EmbedderMismatch",
+    "LexicalMissing",
     "DimensionMismatch",
     "IndexCorrupt",
     "IndexWriteError",

@@ -16,6 +16,7 @@ def test_public_api_is_pinned():
 def test_error_tree_is_pinned_and_rooted():
     assert sorted(errors.__all__) == sorted([
         "DocQAError", "ConfigError", "UnknownComponent", "IndexError_", "IndexNotFound", "EmbedderMismatch",
+        "LexicalMissing",
         "DimensionMismatch", "IndexCorrupt", "IndexWriteError", "IngestError", "ModelLoadError", "ServerError",
         "ServerUnreachable", "AnswerCut",
         "ContextTooLong", "OutOfMemory", "BudgetExceeded", "BadQuestionFile",
@@ -38,6 +39,7 @@ def test_error_messages_name_the_value_and_the_fix():
     (lambda: docqa.ingest("docs", 5), r"ingest\(\): argument 'index' got 5 \(int\); it takes str"),
     (lambda: docqa.open_index(None), r"open_index\(\): argument 'name' got None"),
     (lambda: docqa.list_indexes(root=5), r"list_indexes\(\): argument 'root' got 5"),
+    (lambda: docqa.ingest(index="x"), r"ingest\(\) needs the argument 'paths'"),
     (lambda: docqa.evaluate("q.jsonl", index="t", strategies="rag"),
      r"evaluate\(\): argument 'strategies' got 'rag' \(str\); it takes list\[str\] \| None"),
 ])

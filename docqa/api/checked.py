@@ -34,6 +34,11 @@ def checked(fn: F) -> F:
             if e.title not in (fn.__name__, fn.__qualname__):  # a schema error from inside the call, not ours
                 raise
             err = e.errors()[0]
+            if err["type"] in ("missing_argument", "missing_keyword_only_argument", "missing_positional_only_argument"):
+                raise ConfigError(f"{fn.__qualname__}() needs the argument '{err['loc'][-1]}'.") from None
+            if err["type"] == "unexpected_keyword_argument":
+                raise ConfigError(f"{fn.__qualname__}() takes no argument '{err['loc'][-1]}'; it takes "
+                                  f"{', '.join(names)}.") from None
             loc = err["loc"][0] if err["loc"] else "?"
             arg = names[loc] if isinstance(loc, int) and loc < len(names) else str(loc)
             takes = params[arg].annotation if arg in params else None

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 @checked
 def evaluate(
-    questions: str | Path | None,
+    questions: str | Path | None = None,
     *,
     index: str | None = None,
     strategies: list[str] | None = None,
