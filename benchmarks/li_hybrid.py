@@ -44,18 +44,22 @@ class _Dense:
         return DenseRetriever()
 
 
-def li_bm25(corpus, queries, depth, options):
-    """llama-index's BM25Retriever (bm25s inside, its default tokenizer and English stop words)."""
+def _ranked(retriever, queries, depth: int, stage: str):
+    """A llama-index retriever's answers as docqa's rankings (node ids are chunk ids), timed per query."""
     from docqa.retrieval.retrievers import Ranked
 
-    bm25 = _bm25(corpus, depth)
     out = []
     for q in queries:
         t0 = time.perf_counter()
-        hits = bm25.retrieve(q)
+        hits = retriever.retrieve(q)
         out.append(Ranked([(int(h.node.node_id), float(h.score or 0.0)) for h in hits][:depth],
-                          {"lexical": time.perf_counter() - t0}))
+                          {stage: time.perf_counter() - t0}))
     return out
+
+
+def li_bm25(corpus, queries, depth, options):
+    """llama-index's BM25Retriever (bm25s inside, its default tokenizer and English stop words)."""
+    return _ranked(_bm25(corpus, depth), queries, depth, "lexical")
 
 
 def li_hybrid(corpus, queries, depth, options):
@@ -63,17 +67,9 @@ def li_hybrid(corpus, queries, depth, options):
     from llama_index.core.llms import MockLLM
     from llama_index.core.retrievers import QueryFusionRetriever
 
-    from docqa.retrieval.retrievers import Ranked
-
     fusion = QueryFusionRetriever([_Dense(corpus, depth), _bm25(corpus, depth)], llm=MockLLM(),
                                   mode="reciprocal_rerank", similarity_top_k=depth, num_queries=1, use_async=False)
-    out = []
-    for q in queries:
-        t0 = time.perf_counter()
-        hits = fusion.retrieve(q)
-        out.append(Ranked([(int(h.node.node_id), float(h.score or 0.0)) for h in hits][:depth],
-                          {"search": time.perf_counter() - t0}))
-    return out
+    return _ranked(fusion, queries, depth, "search")
 
 
 def register() -> None:

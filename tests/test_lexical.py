@@ -126,14 +126,19 @@ def test_damaged_postings_are_refused_and_check_finds_them(tmp_path):
         store.search_lexical("revenue", 3)
 
 
-def test_an_index_without_postings_says_rebuild_or_answers_dense_by_default(tmp_path):
-    import json
-
+def _small_index(tmp_path):
+    """(a folder of one short document, the index "t" built from it with the fakes)."""
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "a.md").write_text("The nightly hotel cap is 220 dollars. Probation lasts 90 days.")
     docqa.ingest(docs, "t", embedder=FAKE_EMBEDDER, model=FAKE_MODEL)
-    idx = docqa.open_index("t", model=FAKE_MODEL)
+    return docs, docqa.open_index("t", model=FAKE_MODEL)
+
+
+def test_an_index_without_postings_says_rebuild_or_answers_dense_by_default(tmp_path):
+    import json
+
+    docs, idx = _small_index(tmp_path)
     manifest = idx.corpus.store.path / "manifest.json"
     data = json.loads(manifest.read_text())
     for seg in data["segments"]:  # as an older docqa wrote it: no lexical tables, no flag
@@ -161,11 +166,7 @@ def test_an_index_without_postings_says_rebuild_or_answers_dense_by_default(tmp_
 
 
 def test_ingest_records_the_retriever_questions_use(tmp_path):
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "a.md").write_text("The nightly hotel cap is 220 dollars. Probation lasts 90 days.")
-    docqa.ingest(docs, "t", embedder=FAKE_EMBEDDER, model=FAKE_MODEL)
-    idx = docqa.open_index("t", model=FAKE_MODEL)
+    docs, idx = _small_index(tmp_path)
     assert idx.corpus.store.manifest["retriever"] == DEFAULT_RETRIEVER  # a new index records the default
     assert idx.ask("How long is probation?", "rag").details["retriever"] == DEFAULT_RETRIEVER
     report = docqa.ingest(docs, "t", embedder=FAKE_EMBEDDER, model=FAKE_MODEL, retriever="bm25")
