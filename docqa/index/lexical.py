@@ -378,7 +378,8 @@ class LexicalSearcher:
         2. Terms whose bounds add up to less than θ (the common ones) are *non-essential*: a chunk holding none of the
            other, *essential* terms scores below θ, so the candidates are the essential terms' chunks, summed over
            the id range as the plain path does.
-        3. The non-essential terms are added to those candidates only, by binary search in their postings."""
+        3. Of those, the ones that could still reach θ with every non-essential term's bound get the non-essential
+           terms' weights, by binary search in their postings."""
         rarest = min(entries, key=lambda e: len(e.ids))
         if len(rarest.ids) < k:
             return None
@@ -395,7 +396,8 @@ class LexicalSearcher:
         weights = np.concatenate([e.weights for e in essential])
         lo = int(ids.min())
         acc = np.bincount(ids - lo, weights=weights)
-        cand = np.flatnonzero(acc) + lo
+        # Only a candidate that could still reach θ with every non-essential term is looked up in their postings.
+        cand = np.flatnonzero(acc + spare >= theta) + lo
         scores = acc[cand - lo] + _lookup(side, cand)
         return _top(cand, scores, k)
 
