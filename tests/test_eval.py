@@ -375,7 +375,7 @@ def test_a_sets_shared_instruction_goes_to_the_reader_not_to_retrieval(indexed, 
              "answers": ["90 days"]}]
     qfile = write_jsonl(tmp_path / "lead.jsonl", rows)
     asked: list[str] = []
-    from docqa.retrieval import retrievers
+    from docqa.retrieval import DEFAULT_RETRIEVER, retrievers
 
     real_dense, real_lexical = retrievers.dense, retrievers._lexical  # what the embedder and BM25 are asked
     monkeypatch.setattr(retrievers, "dense", lambda c, qs, d, o: asked.extend(qs) or real_dense(c, qs, d, o))
@@ -384,6 +384,7 @@ def test_a_sets_shared_instruction_goes_to_the_reader_not_to_retrieval(indexed, 
     records, _ = docqa.evaluate(qfile, index=indexed, strategies=["rag", "summarize:map_top_k=2"], model=FAKE_MODEL,
                                 notice=notices.append)
     assert asked and not any(q.startswith("You are asked") for q in asked)
+    assert {r["retriever"] for r in records} == {DEFAULT_RETRIEVER}  # each record says which retriever ranked
     assert "What is the nightly hotel cap in most cities?" in asked
     assert any(lead[:40] in n for n in notices)
     gen = docqa.open_index(indexed, model=FAKE_MODEL).corpus.generator()

@@ -393,6 +393,7 @@ def _record(q: Question, strategy: str, ans, t0: float, peak: tuple[float, float
         # The chunks a retrieval step ranked, best first (rag; auto when routed to rag; summarize's --map-top-k
         # selection): eval/retrieval.py scores them.
         "retrieved": read_chunks or list(details.get("retrieved") or []),
+        "retriever": details.get("retriever"),  # dense, bm25 or hybrid, as the index or the options chose
         # What the model was given: those chunks (rag), or the files its sources name (long-context, summarize).
         "read": "chunks" if read_chunks else "files",
     }

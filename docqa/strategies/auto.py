@@ -64,6 +64,7 @@ def ask(corpus: Corpus, question: str, cfg: AskConfig) -> Answer:
         tokens=tokens,
         calls=first.calls + (final.calls if final is not first else 0),
         details={"route": route, "rag_answer": first.text, "decline_p": decline_p,
+                 "retriever": first.details.get("retriever"),
                  **({"rope": final.details.get("rope")}
                                                               if final is not first else {})},
     )

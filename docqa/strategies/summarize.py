@@ -65,6 +65,7 @@ class ChainRun:
     dropped: int = 0  # first-pass notes dropped as irrelevant (in words or by probability)
     query: str = ""  # the question alone, for retrieval (no length hint)
     retrieved: list[int] = field(default_factory=list)  # map_top_k's ranked chunk ids (eval scores the selection)
+    retriever: str | None = None  # the retriever that ranked them (docqa.retrieval), None without map_top_k
 
     def call(self, stage: str, user: str, system: str | None = None, stop: tuple[str, ...] | None = None,
              score: str | None = None) -> str:
@@ -159,6 +160,7 @@ class ChainRun:
             return groups
         hit = retrieve_many(self.corpus, [self.query or self.question], k, self.cfg.retrieval())[0]
         self.retrieved = [c.id for c, _ in hit.chunks]
+        self.retriever = hit.retriever
         best = set(self.retrieved)
         kept = [g for g in groups if any(chunks[i].id in best for i in g)]
         self.dropped += len(groups) - len(kept)
@@ -357,5 +359,5 @@ def ask(corpus: Corpus, question: str, cfg: AskConfig) -> Answer:
         calls=run.calls,
         details={"chain": CHAINS.canonical(cfg.chain), "stages": run.stages, "window": window,
                  "max_calls": cfg.max_calls, "notes": run.notes, "dropped": run.dropped,
-                 "retrieved": run.retrieved},
+                 "retrieved": run.retrieved, "retriever": run.retriever},
     )
