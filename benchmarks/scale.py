@@ -235,6 +235,8 @@ def main() -> None:
     ap.add_argument("--hnsw-max", type=int, default=100_000, help="build HNSW up to this size (slow on 2 cores)")
     ap.add_argument("--no-lexical-baseline", action="store_true",
                     help="skip the second build without BM25 postings (the cost the lexical index adds to a build)")
+    ap.add_argument("--lexical-only", action="store_true",
+                    help="build, then time BM25 and hybrid only (no updates, no raw FAISS comparison)")
     ap.add_argument("--exact-max", type=int, default=100_000,
                     help="compare docqa's BM25 with bm25s over the live chunks up to this size")
     args = ap.parse_args()
@@ -273,7 +275,7 @@ def main() -> None:
         row["build_s"] = time.perf_counter() - t0
         row["build_chunks_per_s"] = n / row["build_s"]
         row["build_peak_rss_mb"] = peak_mb()
-        if not args.no_lexical_baseline:
+        if not args.no_lexical_baseline and not args.lexical_only:
             row["build_without_lexical_s"] = build_without_lexical(n, texts, vecs)
         version = max(p for p in (home / "scale").glob("v*"))
         row["disk_first_version_mb"] = written_mb(version, None)
@@ -296,6 +298,11 @@ def main() -> None:
                                "recall10": float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(got, truth)]))}
         row.update(lexical_timings(store, text_queries(texts, args.queries, rng), queries))
         store.close()
+        if args.lexical_only:
+            shutil.rmtree(home, ignore_errors=True)
+            print(json.dumps(row, default=lambda x: round(x, 3) if isinstance(x, float) else x), flush=True)
+            rows.append(row)
+            continue
         # updates: ten one-file additions (100 chunks each), then a small and a large removal
         adds = []
         for u in range(10):
@@ -352,7 +359,7 @@ def main() -> None:
         del exact, ivf, vecs
     result = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "cores": os.cpu_count(),
               "faiss": faiss.__version__, "noise_sigma": sigma, "real_nn_cos": target, "rows": rows}
-    out = ROOT / "benchmarks" / "results" / "scale.json"
+    out = ROOT / "benchmarks" / "results" / ("scale_lexical.json" if args.lexical_only else "scale.json")
     out.write_text(json.dumps(result, indent=2, default=float) + "\n")
     print(f"wrote {out.relative_to(ROOT)}")
 
