@@ -87,24 +87,16 @@ def docqa_ingest(files: list[Path], chunk_tokens: int, dtype: str = "auto") -> t
 def lexical_cost(files: list[Path], rounds: int = 2) -> None:
     """docqa's ingest with and without BM25 postings (the writer's PostingsBuilder swapped for one that does
     nothing), alternated ``rounds`` times in one process: the cost the lexical index adds to a real ingest."""
-    from docqa.index import writer as writer_mod
+    from benchmarks.scale import no_postings
 
-    class NoPostings:
-        def add_file(self, *a, **k): ...
-        def remove_file(self, *a, **k): ...
-        def write(self, *a, **k): ...
-
-    real = writer_mod.PostingsBuilder
     times: dict[str, list[float]] = {"with": [], "without": []}
     n = 0
     for _ in range(rounds):
-        for label, builder in (("with", real), ("without", NoPostings)):
-            writer_mod.PostingsBuilder = builder
-            try:
-                n, dt = docqa_ingest(files, 160)
-            finally:
-                writer_mod.PostingsBuilder = real
-            times[label].append(dt)
+        n, dt = docqa_ingest(files, 160)
+        times["with"].append(dt)
+        with no_postings():
+            n, dt = docqa_ingest(files, 160)
+        times["without"].append(dt)
     w, wo = min(times["with"]), min(times["without"])
     print(f"docqa ingest of {n} chunks: {wo:.1f} s without BM25 postings, {w:.1f} s with "
           f"(+{100 * (w / wo - 1):.1f} %); runs {times}", flush=True)

@@ -20,6 +20,7 @@ Writes benchmarks/results/scale.json.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import math
@@ -195,32 +196,50 @@ def against_bm25s(home: Path, queries: list[str]) -> dict:
             "max_rank_score_diff": rank_worst}
 
 
-def build_without_lexical(n: int, texts: list[str], vecs: np.ndarray) -> float:
-    """Seconds of the same first build with BM25 postings switched off (what a build cost before them)."""
-    from docqa.index import writer as writer_mod
+def build_index(home: Path, texts: list[str], vecs: np.ndarray, per_file: int = 1000) -> None:
+    """The first version of index "scale" under ``home``: one file per ``per_file`` chunks, texts re-used with an id
+    word, one commit."""
     from docqa.index.segments import DocumentPart
     from docqa.index.store import IndexWriter
     from docqa.records import Chunk
+
+    n = len(vecs)
+    w = IndexWriter("scale", home, dim=vecs.shape[1])
+    for f in range(0, n, per_file):
+        name = f"file{f // per_file:05d}.txt"
+        chunks = [Chunk(0, name, j, f"{texts[(f + j) % len(texts)]} #{f + j}", 0, 100, None, 160)
+                  for j in range(min(per_file, n - f))]
+        w.add_file(name, f"{f:064x}", 1000, [DocumentPart(name, 0, None, "")], chunks, vecs[f: f + len(chunks)])
+    w.commit(SETTINGS)
+
+
+@contextlib.contextmanager
+def no_postings():
+    """The index writer with BM25 postings switched off (its PostingsBuilder swapped for one that does nothing): what
+    an ingest cost before the lexical index. Also used by benchmarks/ingest.py."""
+    from docqa.index import writer as writer_mod
 
     class NoPostings:
         def add_file(self, *a, **k): ...
         def remove_file(self, *a, **k): ...
         def write(self, *a, **k): ...
 
-    home = Path(tempfile.mkdtemp(prefix=f"docqa-scale-nolex-{n}-"))
     saved, writer_mod.PostingsBuilder = writer_mod.PostingsBuilder, NoPostings
     try:
-        t0 = time.perf_counter()
-        w = IndexWriter("scale", home, dim=vecs.shape[1])
-        for f in range(0, n, 1000):
-            name = f"file{f // 1000:05d}.txt"
-            chunks = [Chunk(0, name, j, f"{texts[(f + j) % len(texts)]} #{f + j}", 0, 100, None, 160)
-                      for j in range(min(1000, n - f))]
-            w.add_file(name, f"{f:064x}", 1000, [DocumentPart(name, 0, None, "")], chunks, vecs[f: f + len(chunks)])
-        w.commit(SETTINGS)
-        return time.perf_counter() - t0
+        yield
     finally:
         writer_mod.PostingsBuilder = saved
+
+
+def build_without_lexical(n: int, texts: list[str], vecs: np.ndarray) -> float:
+    """Seconds of the same first build with BM25 postings switched off (what a build cost before them)."""
+    home = Path(tempfile.mkdtemp(prefix=f"docqa-scale-nolex-{n}-"))
+    try:
+        with no_postings():
+            t0 = time.perf_counter()
+            build_index(home, texts, vecs)
+            return time.perf_counter() - t0
+    finally:
         shutil.rmtree(home, ignore_errors=True)
 
 
@@ -243,7 +262,7 @@ def main() -> None:
     import faiss
 
     from docqa.index.segments import DocumentPart
-    from docqa.index.store import IndexStore, IndexWriter
+    from docqa.index.store import IndexStore
     from docqa.records import Chunk
 
     rng = np.random.default_rng(0)
@@ -262,16 +281,9 @@ def main() -> None:
         queries = synth(real, args.queries, sigma, rng)  # unseen vectors from the same distribution
         home = Path(tempfile.mkdtemp(prefix=f"docqa-scale-{n}-"))
         row: dict = {"n": n, "synthetic_nn_cos": nn_cos(vecs[: min(n, 50_000)])}
-        per_file = 1000
         reset_peak()
         t0 = time.perf_counter()
-        w = IndexWriter("scale", home, dim=vecs.shape[1])
-        for f in range(0, n, per_file):
-            chunks = [Chunk(0, f"file{f // per_file:05d}.txt", j, f"{texts[(f + j) % len(texts)]} #{f + j}", 0, 100,
-                            None, 160) for j in range(min(per_file, n - f))]
-            parts = [DocumentPart(f"file{f // per_file:05d}.txt", 0, None, "")]
-            w.add_file(f"file{f // per_file:05d}.txt", f"{f:064x}", 1000, parts, chunks, vecs[f: f + len(chunks)])
-        w.commit(SETTINGS)
+        build_index(home, texts, vecs)
         row["build_s"] = time.perf_counter() - t0
         row["build_chunks_per_s"] = n / row["build_s"]
         row["build_peak_rss_mb"] = peak_mb()

@@ -94,6 +94,18 @@ class Corpus:
 
     def retrieve_many(self, questions: list[str], k: int) -> list[Retrieved]:
         """:meth:`retrieve` for several questions, embedded in one batch (the embedding time is shared equally)."""
+        out = []
+        for hits, embed_s, search_s in self.dense_search(questions, k):
+            t1 = time.perf_counter()
+            chunks = self.store.chunks([i for i, _ in hits])
+            scores = dict(hits)
+            out.append(Retrieved([(c, scores[c.id]) for c in chunks], embed_s,
+                                 search_s + time.perf_counter() - t1))
+        return out
+
+    def dense_search(self, questions: list[str], k: int) -> list[tuple[list[tuple[int, float]], float, float]]:
+        """Per question: (top-``k`` (chunk id, cosine) best first, seconds of embedding — one batch, shared equally —
+        seconds of search). The dense arm of every retriever (docqa/retrieval) and of :meth:`retrieve_many`."""
         emb = self.embedder()
         t0 = time.perf_counter()
         vecs = emb.embed(list(questions), kind="query")
@@ -102,7 +114,5 @@ class Corpus:
         for vec in vecs:
             t1 = time.perf_counter()
             hits = self.store.search(vec, k)
-            chunks = self.store.chunks([i for i, _ in hits])
-            scores = dict(hits)
-            out.append(Retrieved([(c, scores[c.id]) for c in chunks], embed_s, time.perf_counter() - t1))
+            out.append(([(int(i), float(s)) for i, s in hits], embed_s, time.perf_counter() - t1))
         return out

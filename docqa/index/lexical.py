@@ -104,6 +104,18 @@ def decode(base: int, data: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return ids, tf, length
 
 
+def read(term: str, base: int, data: bytes, crc: int, dead: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A stored blob checked against its CRC (:class:`DamagedPostings` when it differs) and decoded, without the
+    chunks in ``dead`` (ids of the segment's deleted files)."""
+    if zlib.crc32(data) != crc or len(data) % 8:
+        raise DamagedPostings(term)
+    ids, tf, length = decode(base, data)
+    if len(dead):
+        keep = ~np.isin(ids, dead)
+        ids, tf, length = ids[keep], tf[keep], length[keep]
+    return ids, tf, length
+
+
 class PostingsBuilder:
     """Postings of the chunks one segment receives, gathered in compact arrays and written in one pass."""
 
@@ -201,9 +213,7 @@ def merge_into(db: sqlite3.Connection, sources: list[tuple[sqlite3.Connection, n
     def rows(k: int):
         src, dead, _ = sources[k]
         for term, base, data, crc in src.execute("SELECT term, base, data, crc FROM lex_postings ORDER BY term"):
-            if zlib.crc32(data) != crc:
-                raise DamagedPostings(term)
-            yield term, k, base, data, dead
+            yield term, k, read(term, base, data, crc, dead)
 
     out, current, parts = [], None, []
 
@@ -214,16 +224,12 @@ def merge_into(db: sqlite3.Connection, sources: list[tuple[sqlite3.Connection, n
             base, blob = encode(ids[order], tf[order], length[order])
             out.append((current, len(ids), base, blob, zlib.crc32(blob)))
 
-    for term, _, base, data, dead in heapq.merge(*(rows(k) for k in range(len(sources))), key=lambda r: r[:2]):
+    for term, _, postings in heapq.merge(*(rows(k) for k in range(len(sources))), key=lambda r: r[:2]):
         if term != current:
             if parts:
                 flush()
             current, parts = term, []
-        ids, tf, length = decode(base, data)
-        if len(dead):
-            keep = ~np.isin(ids, dead)
-            ids, tf, length = ids[keep], tf[keep], length[keep]
-        parts.append((ids, tf, length))
+        parts.append(postings)
         if len(out) >= 4096:
             db.executemany("INSERT INTO lex_postings(term, df, base, data, crc) VALUES (?, ?, ?, ?, ?)", out)
             out = []
@@ -299,13 +305,9 @@ class LexicalSearcher:
             if row is None:
                 continue
             base, data, crc, df = row
-            if zlib.crc32(data) != crc or len(data) != 8 * df:
+            if len(data) != 8 * df:
                 raise DamagedPostings(term)
-            ids, tf, length = decode(base, data)
-            if len(dead):
-                keep = ~np.isin(ids, dead)
-                ids, tf, length = ids[keep], tf[keep], length[keep]
-            parts.append((ids, tf, length))
+            parts.append(read(term, base, data, crc, dead))
         if not parts:
             return np.zeros(0, np.int64), np.zeros(0, np.uint16), np.zeros(0, np.uint16)
         if len(parts) == 1:

@@ -32,17 +32,8 @@ class Ranked:
 
 def dense(corpus, queries: list[str], depth: int, options) -> list[Ranked]:
     """Cosine similarity of the query's embedding to each chunk's (the index's embedder)."""
-    emb = corpus.embedder()
-    t0 = time.perf_counter()
-    vecs = emb.embed(list(queries), kind="query")
-    embed_s = (time.perf_counter() - t0) / max(1, len(queries))  # one batch, shared equally
-    out = []
-    for vec in vecs:
-        t1 = time.perf_counter()
-        hits = corpus.store.search(vec, depth)
-        out.append(Ranked([(int(i), float(s)) for i, s in hits],
-                          {"embed": embed_s, "search": time.perf_counter() - t1}))
-    return out
+    return [Ranked(hits, {"embed": embed_s, "search": search_s})
+            for hits, embed_s, search_s in corpus.dense_search(queries, depth)]
 
 
 def _lexical(corpus, query: str, depth: int) -> tuple[list[tuple[int, float]] | None, float]:
