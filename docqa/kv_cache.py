@@ -9,10 +9,11 @@ the prefix's own entries are never touched, so one prefix serves question after 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
-from transformers.cache_utils import DynamicCache, DynamicLayer
+from transformers.cache_utils import DynamicCache, DynamicLayer, DynamicSlidingWindowLayer
 
 
 class InPlaceLayer(DynamicLayer):
@@ -95,12 +96,69 @@ class InPlaceLayer(DynamicLayer):
         super().reset()
 
 
+class SlidingLayer(DynamicSlidingWindowLayer):
+    """transformers' sliding-window layer (it keeps the last ``sliding_window - 1`` positions, so a Gemma 3 local layer
+    holds 511 tokens whatever the document's length), storing in ``dtype`` like :class:`InPlaceLayer`: a bf16 prefill
+    writes into the fp32 cache that decoding reads, and each forward gets the states in its own dtype."""
+
+    def __init__(self, sliding_window: int, dtype: torch.dtype | None = None):
+        super().__init__(sliding_window=sliding_window)
+        self.dtype = dtype
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any):
+        want = key_states.dtype
+        if self.dtype is not None:
+            key_states, value_states = key_states.to(self.dtype), value_states.to(self.dtype)
+        keys, values = super().update(key_states, value_states, *args, **kwargs)
+        return keys.to(want), values.to(want)
+
+
 def new_cache(config: Any, expected: int = 0, reserve: int = 0, dtype: torch.dtype | None = None) -> DynamicCache:
     """A DynamicCache whose layers append in place, sized for ``expected`` tokens up front (no regrowth when the
-    caller knows the final length), keeping ``reserve`` tokens of room whenever it grows, stored in ``dtype``."""
+    caller knows the final length), keeping ``reserve`` tokens of room whenever it grows, stored in ``dtype``.
+    Sliding-window layers keep only their window (:class:`SlidingLayer`); every other layer keeps every position."""
     cache = DynamicCache(config=config)
     layers = getattr(cache, "layers", None)
-    if not layers or any(getattr(layer, "is_sliding", False) for layer in layers):
-        return cache  # sliding-window or unusual layouts keep transformers' own layers
-    cache.layers = [InPlaceLayer(expected, reserve, dtype) for _ in layers]
+    if not layers or any(type(layer) not in (DynamicLayer, DynamicSlidingWindowLayer) for layer in layers):
+        return cache  # unusual layouts (refused before loading; kept as transformers builds them)
+    cache.layers = [SlidingLayer(layer.sliding_window, dtype) if isinstance(layer, DynamicSlidingWindowLayer)
+                    else InPlaceLayer(expected, reserve, dtype) for layer in layers]
     return cache
+
+
+def checkpoint(cache: DynamicCache) -> Callable[[], None]:
+    """What ``cache`` holds now, and the function that brings it back after more tokens were appended (a question and
+    its answer after a reused prefix). Full layers are cropped back to their length. A sliding layer has dropped the
+    prefix's last positions by then, so its tensors are kept as they are now (transformers' sliding layer replaces
+    them at every update and never writes into them: keeping the references copies nothing)."""
+    saved: list[tuple] = []
+    for layer in cache.layers:
+        if isinstance(layer, DynamicSlidingWindowLayer):
+            saved.append((layer, layer.is_initialized, getattr(layer, "keys", None), getattr(layer, "values", None),
+                          layer.cumulative_length))
+        else:
+            saved.append((layer, layer.get_seq_length()))
+
+    def restore() -> None:
+        for entry in saved:
+            layer = entry[0]
+            if isinstance(layer, DynamicSlidingWindowLayer):
+                _, initialized, layer.keys, layer.values, layer.cumulative_length = entry
+                layer.is_initialized = initialized
+            else:
+                extra = layer.get_seq_length() - entry[1]
+                if extra > 0:
+                    layer.crop(-extra)  # negative: remove that many tokens (the form every transformers 5.x accepts)
+
+    return restore
+
+
+def sliding_state(layer: Any) -> int | None:
+    """The positions a sliding layer has seen (its cumulative length), or None for a full layer."""
+    return layer.cumulative_length if isinstance(layer, DynamicSlidingWindowLayer) else None
+
+
+def restore_sliding(layer: Any, keys: torch.Tensor, values: torch.Tensor, seen: int) -> None:
+    """Put saved states back into a sliding layer that has seen ``seen`` positions (a prefix loaded from disk)."""
+    layer.lazy_initialization(keys, values)
+    layer.keys, layer.values, layer.cumulative_length = keys, values, seen

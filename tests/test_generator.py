@@ -203,33 +203,40 @@ def test_chat_templates_without_a_system_role_or_without_a_template(tmp_path):
 
 
 @pytest.mark.parametrize("kind, needle", [
-    ("unknown", "rope_type 'warp'.*does not know"), ("sliding", "sliding-window attention"),
-    ("per-layer", "rope per layer type"),
+    ("unknown", "rope_type 'warp'.*does not know.*--model openai:NAME"),
+    ("chunked", "chunked_attention layers.*--model openai:NAME"),
+    ("disagree", "layer types \\(full_attention, sliding_attention\\) and its rope blocks \\(full_attention\\) "
+                 "disagree.*Fix config.json"),
+    ("too-wide", "sliding window \\(262,144 tokens\\) is larger than its window.*Fix config.json"),
+    ("no-size", "sliding-window layers but no sliding_window size"),
 ])
-def test_unsupported_rope_layouts_are_refused_from_the_config_before_any_weight_loads(tmp_path, kind, needle):
+def test_layouts_docqa_cannot_run_are_refused_from_the_config_before_any_weight_loads(tmp_path, kind, needle):
     """Only config.json is written: had docqa tried to load weights, the error would be a missing-weights one."""
-    from transformers import LlamaConfig, MistralConfig
+    from transformers import LlamaConfig
 
     from docqa.errors import ModelLoadError
 
     folder = tmp_path / kind
     small = dict(vocab_size=100, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
                  max_position_embeddings=131072)
-    if kind == "sliding":
-        cfg = MistralConfig(**small, sliding_window=4096)
-    else:
-        cfg = LlamaConfig(**small)
-    cfg.save_pretrained(str(folder))
+    LlamaConfig(**small).save_pretrained(str(folder))
     raw = json.loads((folder / "config.json").read_text())
-    if kind == "per-layer":  # Gemma 3's layout: one rope per layer type
-        raw["rope_parameters"] = {"full_attention": {"rope_type": "default", "rope_theta": 1e6},
-                                  "sliding_attention": {"rope_type": "default", "rope_theta": 1e4}}
-    elif kind == "unknown":
+    hybrid = ["sliding_attention", "full_attention"]
+    if kind == "unknown":
         raw["rope_parameters"] = {"rope_type": "warp", "rope_theta": 1e4}
+    elif kind == "chunked":  # Llama 4's chunked attention
+        raw["layer_types"] = ["chunked_attention", "full_attention"]
+    elif kind == "disagree":  # one rope block for a model with two layer types
+        raw.update(layer_types=hybrid, sliding_window=512,
+                   rope_parameters={"full_attention": {"rope_type": "default", "rope_theta": 1e6}})
+    elif kind == "too-wide":
+        raw.update(layer_types=hybrid, sliding_window=262144)
+    elif kind == "no-size":
+        raw.update(layer_types=hybrid, sliding_window=None)
     (folder / "config.json").write_text(json.dumps(raw))
-    with pytest.raises(ModelLoadError, match=rf"{needle}.*--model openai:NAME") as e:
+    with pytest.raises(ModelLoadError, match=needle) as e:
         TransformersGenerator("x", str(folder), GeneratorConfig(model=str(folder)))
-    assert "131,072" in str(e.value)
+    assert "131,072" in str(e.value) and "\n" not in str(e.value)
 
 
 def test_out_of_memory_is_one_docqa_error_naming_the_kv_size(gen, monkeypatch):

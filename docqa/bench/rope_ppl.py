@@ -28,7 +28,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..index.versions import write_atomic
-from ..rope import ROPE_METHODS, plan_for
+from ..rope import canonical_method, plan_for
 from .common import BenchProgress, CellLog, fingerprint, fmt_len, plan_identity, probe_cost
 
 
@@ -57,7 +57,7 @@ def _check(gen, cfg: RopeBenchConfig, n_ids: int) -> None:
                           f"needs; run docqa bench rope on the transformers backend (--model transformers:NAME; "
                           f"docqa bench needle works with any backend that generates).")
     for m in cfg.methods:
-        ROPE_METHODS.canonical(m)
+        canonical_method(m)
     if cfg.samples < 1:
         raise ConfigError(f"--samples must be at least 1, got {cfg.samples}.")
     if not 0 < cfg.tail < min(cfg.lengths):
@@ -88,7 +88,7 @@ def run_rope(gen, text: str, cfg: RopeBenchConfig, out: Path, *, text_desc: str 
     for s in range(len(offsets)):
         for length in cfg.lengths:
             for method in cfg.methods:
-                name = ROPE_METHODS.canonical(method)
+                name = canonical_method(method)
                 plan = plan_for(name, rope_model, length)
                 plans[(s, length, name)] = plan
                 sig = (s, length, *plan_identity(plan, rope_model))
@@ -137,7 +137,7 @@ def summarize(cells: dict[str, dict], cfg: RopeBenchConfig, samples: int) -> lis
     rows = []
     for length in cfg.lengths:
         for method in cfg.methods:
-            name = ROPE_METHODS.canonical(method)
+            name = canonical_method(method)
             got = [cells.get(f"s{s}:L{length}:{name}") for s in range(samples)]
             got = [c for c in got if c]
             if not got:

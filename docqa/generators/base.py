@@ -128,7 +128,12 @@ class Generator(Protocol):
     def prefill_prefix(self, ids: list[int], plan: RopePlan, progress: ProgressFn | None = None) -> PrefixState: ...
 
     def kv_bytes_per_token(self) -> int:
-        """Bytes one token holds in this process's KV cache (0 where a server holds the cache)."""
+        """Bytes one more token adds to this process's KV cache (0 where a server holds the cache)."""
+        ...
+
+    def kv_bytes(self, tokens: int) -> int:
+        """Bytes of a cache holding ``tokens`` tokens: what a kept prefix costs (sliding-window layers of a hybrid
+        model hold only their window)."""
         ...
 
     def save_prefix(self, state: PrefixState, path: Path) -> None: ...

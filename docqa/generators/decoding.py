@@ -72,14 +72,17 @@ def score_after(gen: TorchBackend, cache, first_logits: torch.Tensor, text: str)
     cropped back afterwards. One forward of len(text) − 1 tokens, logits for those positions only."""
     import torch
 
+    from ..kv_cache import checkpoint
+
     ids = gen.encode(text)
     lp = float(torch.log_softmax(first_logits.float(), -1)[ids[0]])
     if len(ids) > 1:
+        restore = checkpoint(cache)
         t = torch.tensor([ids[:-1]], device=gen.device)
         logits = gen.model(input_ids=t, use_cache=True, **{gen._cache_kw: cache}).logits[0].float()
         lp += float(torch.log_softmax(logits, -1).gather(1, torch.tensor(ids[1:], device=logits.device)[:, None])
                     .sum())
-        cache.crop(-(len(ids) - 1))
+        restore()
     return lp
 
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import ConfigError, ModelLoadError
 from ..paths import quiet_transformers
-from ..rope import RopeModel, RopePlan, inv_freq_for, plan_for
+from ..rope import RopeModel, RopePlan, plan_for
 from . import decoding, dtypes, memory
 from .base import (
     Generation,
@@ -34,6 +34,7 @@ from .hf_config import (  # noqa: F401 - re-exported: the loading checks live th
     _rotation_key,
     advertised_window,
     check_rope_layout,
+    layer_types,
     resolve_attn,
     resolve_device,
     rope_model_from_config,
@@ -137,6 +138,9 @@ class TransformersGenerator:
         self._plan: RopePlan | None = None
         self.eos_ids = self._eos_ids()
         self._lock = threading.RLock()
+        # Sliding-window layers keep a window per sequence that continuous batching's shared, right-aligned cache does
+        # not model: such models answer a batch's prompts one after another (each answer is the same either way).
+        self._sliding = "sliding_attention" in layer_types(self.model.config)
 
     # ----------------------------------------------------------------------------------------------- loading
     def _prefill_copy(self):
@@ -170,19 +174,23 @@ class TransformersGenerator:
     def _find_rotaries(self) -> list:
         """Every rotary module (one per model in current transformers; older layouts keep one per layer). Each is told
         its rope is 'default' so that transformers' dynamic/longrope update never recomputes frequencies mid-request:
-        docqa installs one plan per request instead."""
+        docqa installs one plan per request instead. A model with one rope per layer type (Gemma 3) keeps one buffer
+        per type (``full_attention_inv_freq``, …), each installed with its own layer type's frequencies."""
         models = [self.model] if self._prefill_model is self.model else [self.model, self._prefill_model]
+        rm = self._rope_model
+        attr = f"{rm.layer_type}_inv_freq" if rm.layer_type else "inv_freq"
         found = [m for model in models for name, m in model.named_modules()
-                 if name.endswith("rotary_emb") and hasattr(m, "inv_freq")]
+                 if name.endswith("rotary_emb") and hasattr(m, attr)]
         if not found:
             raise ModelLoadError(f"Model '{self.spec}' has no rotary embedding module; docqa needs a RoPE model.")
-        want = self._rope_model.head_dim // 2
+        want = rm.head_dim // 2
         for m in found:
-            if m.inv_freq.shape[-1] != want:
-                got = 2 * m.inv_freq.shape[-1]
+            if getattr(m, attr).shape[-1] != want:
+                got = 2 * getattr(m, attr).shape[-1]
                 raise ModelLoadError(f"Model '{self.spec}' rotates {got} dimensions per head where its config says "
                                      f"{2 * want}; docqa cannot install rope plans on it.")
-            m.rope_type = "default"
+            types = [rm.layer_type, *(name for name, _ in rm.fixed)]
+            m.rope_type = {t: "default" for t in types} if rm.layer_type else "default"
         return found
 
     def _eos_ids(self) -> set[int]:
@@ -223,10 +231,12 @@ class TransformersGenerator:
         recomputes them mid-request."""
         if plan == self._plan:
             return
-        inv_freq, attention = inv_freq_for(plan, self._rope_model)
-        for rotary in self._rotaries:
-            rotary.inv_freq.copy_(inv_freq.to(rotary.inv_freq.device))
-            rotary.attention_scaling = attention
+        for layer_type, (inv_freq, attention) in self._rope_model.layer_frequencies(plan).items():
+            prefix = f"{layer_type}_" if layer_type else ""
+            for rotary in self._rotaries:
+                buffer = getattr(rotary, f"{prefix}inv_freq")
+                buffer.copy_(inv_freq.to(buffer.device))
+                setattr(rotary, f"{prefix}attention_scaling", attention)
         self._plan = plan
 
     def plain_plan(self, seq_len: int) -> RopePlan:
@@ -263,8 +273,13 @@ class TransformersGenerator:
         return memory.prefill_step(self, tokens)
 
     def kv_bytes_per_token(self) -> int:
-        """Bytes of keys and values one token holds in the cache: layers × 2 × KV heads × head dim × dtype size."""
+        """Bytes of keys and values one more token adds to the cache: full layers × 2 × KV heads × head dim × dtype
+        size (sliding-window layers hold a fixed window, see :meth:`kv_bytes`)."""
         return memory.kv_bytes_per_token(self.model)
+
+    def kv_bytes(self, tokens: int) -> int:
+        """Bytes of a cache holding ``tokens`` tokens (see :func:`.memory.kv_bytes`)."""
+        return memory.kv_bytes(self.model, tokens)
 
     def _oom_guard(self, tokens: int):
         """Out-of-memory errors during a request of ``tokens`` become :class:`~docqa.errors.OutOfMemory`."""
@@ -305,7 +320,7 @@ class TransformersGenerator:
         """
         import torch
 
-        from ..kv_cache import new_cache
+        from ..kv_cache import checkpoint, new_cache
 
         ids = self.encode(prompt) if isinstance(prompt, str) else list(prompt)
         if not ids:
@@ -316,6 +331,7 @@ class TransformersGenerator:
             self._apply_rope(plan)
             cache = prefix.cache if prefix else new_cache(self.model.config, expected=len(ids) + max_new_tokens,
                                                           dtype=self.model.dtype)
+            restore = checkpoint(cache) if prefix else None
             try:
                 t0 = time.perf_counter()
                 logits = self._prefill(ids, cache, progress)
@@ -323,9 +339,8 @@ class TransformersGenerator:
                 prefill_s = time.perf_counter() - t0
                 out, finish, ttft, decode_s = decoding.greedy(self, logits, cache, max_new_tokens, stop, prefill_s)
             finally:
-                extra = cache.get_seq_length() - n_prefix if prefix else 0
-                if extra > 0:
-                    cache.crop(-extra)  # negative: remove that many tokens (the form every transformers 5.x accepts)
+                if restore is not None:  # the prefix stays reusable: back to exactly what it held
+                    restore()
         return Generation(
             text=cut_at_stop(self.decode(out), stop),
             prompt_tokens=n_prefix + len(ids),
@@ -365,7 +380,7 @@ class TransformersGenerator:
             key = _rotation_key(own, self._rope_model)
             groups.setdefault(key, (batch_plan if key == batch_key else own, []))[1].append(i)
         for plan, rows in groups.values():
-            if len(rows) == 1:
+            if len(rows) == 1 or self._sliding:
                 out[rows[0]] = self.generate(all_ids[rows[0]], max_new_tokens, rope=plan, stop=stop, score=score)
                 continue
             gens = generate_continuous(self, [all_ids[i] for i in rows], max_new_tokens, plan, stop,

@@ -240,6 +240,10 @@ class LlamaCppGenerator:
         f = self.facts
         return f["n_layer"] * 2 * f["n_head_kv"] * f["head_dim"] * 2
 
+    def kv_bytes(self, tokens: int) -> int:
+        """Every layer keeps every token (sliding-window models are refused by this backend)."""
+        return tokens * self.kv_bytes_per_token()
+
     def plain_plan(self, seq_len: int) -> RopePlan:
         return plan_for("none", self._rope_model, seq_len)
 

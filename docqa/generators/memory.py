@@ -8,7 +8,7 @@ import contextlib
 from typing import TYPE_CHECKING
 
 from ..errors import OutOfMemory
-from .hf_config import _head_dim
+from .hf_config import SLIDING, _head_dim, layer_types
 
 if TYPE_CHECKING:
     from .base import TorchBackend
@@ -28,12 +28,28 @@ def available_memory(unknown: int = 1 << 62) -> int:
     return unknown
 
 
-def kv_bytes_per_token(model) -> int:
-    """Bytes of keys and values one token holds in the cache: layers × 2 × KV heads × head dim × dtype size."""
+def _layer_token_bytes(model) -> int:
+    """Bytes one token holds in one layer's cache: 2 × KV heads × head dim × dtype size."""
     cfg = model.config
     heads = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
-    size = next(model.parameters()).element_size()
-    return int(cfg.num_hidden_layers * 2 * heads * _head_dim(cfg) * size)
+    return int(2 * heads * _head_dim(cfg) * next(model.parameters()).element_size())
+
+
+def kv_bytes_per_token(model) -> int:
+    """Bytes one more token adds to the cache: full-attention layers × 2 × KV heads × head dim × dtype size. A
+    sliding-window layer adds nothing once its window is full (:func:`kv_bytes` counts its window)."""
+    full = sum(1 for t in layer_types(model.config) if t != SLIDING)
+    return full * _layer_token_bytes(model)
+
+
+def kv_bytes(model, tokens: int) -> int:
+    """Bytes of a cache holding ``tokens`` tokens, per layer type: every full layer keeps all of them, a sliding layer
+    at most its window (Gemma 3 270M at 32 k tokens: 3 full layers × 32 768 + 15 sliding × 511, 18 % of a cache that
+    kept every position in every layer)."""
+    types = layer_types(model.config)
+    window = int(getattr(model.config, "sliding_window", None) or 0)
+    sliding = sum(1 for t in types if t == SLIDING)
+    return _layer_token_bytes(model) * ((len(types) - sliding) * tokens + sliding * min(tokens, max(window - 1, 0)))
 
 
 def prefill_step(gen: TorchBackend, tokens: int) -> int:

@@ -290,6 +290,9 @@ class OpenAIGenerator:
         """0: the server holds the KV cache; docqa keeps only the prefix text."""
         return 0
 
+    def kv_bytes(self, tokens: int) -> int:
+        return 0
+
     def generate_batch(self, prompts: list[str | list[int]], max_new_tokens: int = 128, *,
                        stop: tuple[str, ...] = (), slots: int | None = None,
                        score: str | None = None) -> list[Generation]:

@@ -128,9 +128,9 @@ class AskConfig:
             parse_bytes(self.kv_budget)
         if self.rope_factor is not None and not self.rope_factor >= 1:
             raise ConfigError(f"--rope-factor must be at least 1 (1 = no stretching), got {self.rope_factor}.")
-        from ..rope import ROPE_METHODS
+        from ..rope import parse_method
 
-        ROPE_METHODS.canonical(self.rope)  # a typo is refused whatever the strategy (rag ignored it silently)
+        parse_method(self.rope)  # a typo is refused whatever the strategy (rag ignored it silently)
 
 
 StrategyFn = Callable[["Corpus", str, AskConfig], "Answer"]

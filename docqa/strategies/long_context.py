@@ -126,7 +126,9 @@ def ask(corpus: Corpus, question: str, cfg: AskConfig) -> Answer:
                            "server_says": gen.rope_info, "backend": gen.spec.split(":")[0]} if fixed else
                           {"method": plan.method, "factor": round(plan.factor, 4), "base": round(plan.base, 1),
                            "attention_factor": round(plan.attention_factor, 4), "sized_for": plan.seq_len,
-                           "trained_window": window}),
+                           "trained_window": window,
+                           # hybrid attention: what each layer type did (Gemma 3: only the global layers stretch)
+                           **({"layers": plan.to_dict()["layers"]} if plan.layers else {})}),
                  "prompt_tokens": out.prompt_tokens, "prefix": source, "dropped": dropped,
                  "max_context": max_context, "finish_reason": out.finish_reason},
     )
@@ -149,5 +151,5 @@ def _prefix(corpus: Corpus, gen, ids: list[int], plan, cfg: AskConfig) -> tuple[
         if cfg.cache_prefix:
             gen.save_prefix(state, path)
     # Its room for a question and answer is part of it (the prefill reserves it), so the bytes are of the capacity.
-    pool.put(key, state, (len(ids) + 512) * gen.kv_bytes_per_token())
+    pool.put(key, state, gen.kv_bytes(len(ids) + 512))
     return state, source

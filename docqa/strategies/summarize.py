@@ -114,7 +114,7 @@ class ChainRun:
         state = self.gen.prefill_prefix(ids, plan)
         # Kept while the budget has room, never by evicting: a question walks every group in order, so LRU eviction
         # would drop each group just before the next question needs it; the first groups stay cached instead.
-        pool.put(key, state, (len(ids) + 512) * self.gen.kv_bytes_per_token(), evict=False)
+        pool.put(key, state, self.gen.kv_bytes(len(ids) + 512), evict=False)
         return state, False
 
     def room(self, template_user: str, system: str | None = None) -> int:
