@@ -185,4 +185,5 @@ def test_every_layer_can_be_stretched_for_comparison_with_at_all(layout):
     own = rm.layer_frequencies(plan)["sliding_attention"][0]
     stretched = rm.layer_frequencies(every)["sliding_attention"][0]
     assert not torch.allclose(own, stretched) and bool((stretched <= own * (1 + 1e-6)).all())
-    assert torch.equal(rm.layer_frequencies(plan)["full_attention"][0], rm.layer_frequencies(every)["full_attention"][0])
+    full = [rm.layer_frequencies(p)["full_attention"][0] for p in (plan, every)]
+    assert torch.equal(*full)
