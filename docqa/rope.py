@@ -314,6 +314,14 @@ def _plan_for(method: str, model: RopeModel, seq_len: int, factor: float | None 
         base = model.rope_theta * scale ** (model.head_dim / (model.head_dim - 2))
         return RopePlan(name, scale, base, 1.0, seq_len)
     scale = factor if factor is not None else ratio
+    if scale < ratio * (1 - 1e-9):
+        # An explicit factor s stretches the window to s·L₀; positions past it are as far out of the trained range as
+        # plain RoPE's past L₀ (SmolLM2's perplexity 575 at 2× its window): refused, not silently extrapolated.
+        need = math.ceil(ratio * 100) / 100
+        raise ConfigError(f"--rope-factor {factor:g} stretches the {model.trained_window:,}-token window to "
+                          f"{int(scale * model.trained_window):,} tokens; this request needs {seq_len:,}. Pass "
+                          f"--rope-factor {need:g} or more, or leave it unset (sized per request), or lower "
+                          f"--max-context.")
     base = model.rope_theta * scale ** (model.head_dim / (model.head_dim - 2)) if name == "ntk" else model.rope_theta
     attention = 0.1 * math.log(scale) + 1.0 if name == "yarn" and scale > 1.0 else 1.0
     if model.native:

@@ -112,3 +112,13 @@ def test_a_bad_method_or_scope_is_one_config_error(spec):
 
     with pytest.raises(ConfigError, match="rope"):
         parse_method(spec)
+
+
+def test_a_request_past_what_an_explicit_factor_reaches_is_refused_in_one_line():
+    from docqa.errors import ConfigError
+
+    assert plan_for("yarn", SMOL, 2 * SMOL.trained_window, factor=2.0).factor == 2.0  # exactly its reach
+    with pytest.raises(ConfigError, match=r"--rope-factor 2 stretches the 8,192-token window to 16,384 tokens; this "
+                                          r"request needs 20,000\. Pass --rope-factor 2\.45 or more") as e:
+        plan_for("linear", SMOL, 20_000, factor=2.0)
+    assert "\n" not in str(e.value)

@@ -53,7 +53,9 @@ def ask_cmd(
     fusion_weight: FusionWeightOpt = 0.7,
     rerank: RerankOpt = None,
     rerank_top_n: RerankTopNOpt = 20,
-    rope: Annotated[str, typer.Option(help="long-context: yarn, dynamic, ntk, linear or none.")] = "yarn",
+    rope: Annotated[str, typer.Option(help="long-context: yarn, dynamic, ntk, linear or none (on a hybrid-attention "
+                                           "model only the full layers stretch; METHOD@all stretches every "
+                                           "layer).")] = "yarn",
     rope_factor: Annotated[Optional[float], typer.Option(help="long-context: rope scale (default: length ÷ "
                                                                "trained window).")] = None,
     max_context: Annotated[Optional[int], typer.Option(help="long-context: token limit \\[default: 4× the trained "

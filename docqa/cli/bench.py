@@ -64,7 +64,8 @@ def _progress():
 @friendly
 def rope_cmd(
     lengths: Annotated[str, typer.Option(help="Context lengths (k = 1 024 tokens).")] = "2k,4k,8k,16k",
-    methods: Annotated[str, typer.Option(help="Rope methods to compare.")] = _METHODS,
+    methods: Annotated[str, typer.Option(help="Rope methods to compare; METHOD@all also stretches a hybrid "
+                                                  "model's sliding layers (Gemma 3), for comparison.")] = _METHODS,
     text: Annotated[Optional[Path], typer.Option(help="A text file or folder of .txt/.md \\[default: docqa's "
                                                       "smoke text, ~25 k tokens].")] = None,
     tail: Annotated[int, typer.Option(help="Tokens of the fixed final slice that every length scores.")] = 1024,
@@ -112,7 +113,8 @@ def _ppl(row) -> str:
 def needle_cmd(
     lengths: Annotated[str, typer.Option(help="Context lengths (k = 1 024 tokens).")] = "2k,4k,8k,16k",
     depths: Annotated[str, typer.Option(help="Needle depths in percent of the haystack.")] = "0,25,50,75,100",
-    methods: Annotated[str, typer.Option(help="Rope methods to compare.")] = "none,dynamic,yarn",
+    methods: Annotated[str, typer.Option(help="Rope methods to compare (METHOD@all: every layer type stretched).")]
+    = "none,dynamic,yarn",
     forms: Annotated[str, typer.Option(help="question (plain QA), passkey (answer started), or both.")]
     = "question,passkey",
     text: Annotated[Optional[Path], typer.Option(help="Haystack: a text file or folder \\[default: docqa's smoke "

@@ -18,7 +18,9 @@ llama-cpp-python version (Makefile) is the one these wrappers were written again
 
 Not done here: several sequences decoding together (``generate_batch`` answers one prompt after another; each answer
 is the one the prompt gets alone), perplexity (``tail_logprobs``: the transformers backend has it), and models with
-sliding-window or per-layer-type attention (refused in one line, as the transformers backend refuses them).
+sliding-window or per-layer-type attention (refused in one line naming the transformers backend, which runs them: its
+sliding-window caches keep the prefix docqa reuses; llama.cpp's own sliding-window cache cannot roll back to a prefix
+unless it keeps every position, which undoes its saving).
 """
 
 from __future__ import annotations
@@ -94,8 +96,9 @@ def _gguf_facts(meta: dict[str, str], spec: str) -> dict:
         return meta.get(f"{arch}.{key}", default)
 
     if get("attention.sliding_window") is not None:
-        raise ModelLoadError(f"Model '{spec}' ({arch}) uses sliding-window attention; docqa's llama.cpp backend does "
-                             f"not reuse prefixes over it yet. Serve it instead: --model openai:NAME --base-url URL.")
+        raise ModelLoadError(f"Model '{spec}' ({arch}) uses sliding-window attention, whose prefix docqa's llama.cpp "
+                             f"backend cannot reuse. Run it on the transformers backend (--model transformers:"
+                             f"{spec.split(':', 1)[-1]}), or serve it: --model openai:NAME --base-url URL.")
     try:
         n_layer = int(get("block_count"))
         n_embd = int(get("embedding_length"))
