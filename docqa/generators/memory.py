@@ -14,6 +14,12 @@ if TYPE_CHECKING:
     from .base import TorchBackend
 
 CPU_PREFILL_CHUNK = 2048  # measured: see GeneratorConfig.prefill_chunk
+# Models with sliding-window layers prefill in chunks this long. In one pass a sliding layer attends through a mask
+# over every earlier position (computed, then masked out), so its cost grows with the square of the length like a full
+# layer's; in chunks it sees only its window and the chunk. Gemma 3 270M, bf16 prefill, 2 cores
+# (benchmarks/RESULTS.md, "Hybrid attention"): 8 k tokens in one pass 32.9 s, in 2 048-token chunks 15.1 s; 16 k:
+# 114.7 s, 34.7 s, 1 024-token chunks 29.5 s; 32 k: ~450 s in one pass, 91.9 s and 79.4 s.
+SLIDING_PREFILL_CHUNK = 1024
 
 
 def available_memory(unknown: int = 1 << 62) -> int:
@@ -56,7 +62,7 @@ def prefill_step(gen: TorchBackend, tokens: int) -> int:
     """Tokens per prefill forward for a prompt of ``tokens``: the configured chunk, else one pass where its
     activations fit a share of the memory they live in (half the GPU's free memory; a quarter of the RAM available),
     else as many tokens as fit, never fewer than 2048. Eager attention keeps 2048-token chunks (its score matrix
-    grows with chunk × context).
+    grows with chunk × context); models with sliding-window layers take :data:`SLIDING_PREFILL_CHUNK`-token chunks.
 
     Why one pass: only a forward with no cache to attend to runs the causal flash kernel; a chunk after the first
     attends through a mask. On an H200 (8 B model, 32 k tokens) one pass ran at 58 % of bf16 peak, 2048-token chunks
@@ -65,6 +71,8 @@ def prefill_step(gen: TorchBackend, tokens: int) -> int:
     scores (~2 GB a chunk at 30 k) where flash attention holds O(n)."""
     if gen.config.prefill_chunk:
         return max(1, gen.config.prefill_chunk)
+    if SLIDING in layer_types(gen.model.config):
+        return SLIDING_PREFILL_CHUNK
     if gen.model.config._attn_implementation == "eager":
         return CPU_PREFILL_CHUNK
     cfg = gen.model.config
