@@ -4,8 +4,9 @@
   protocol strategies call;
 - :mod:`.hf` — the in-process transformers backend (greedy loop, chunked prefill, per-request rope, prefix reuse),
   with :mod:`.decoding` (the greedy loop), :mod:`.batching` (continuous batching), :mod:`.cuda_graphs` (decode steps
-  replayed as CUDA graphs), :mod:`.memory` (bytes: KV per token, prefill chunks, out-of-memory errors),
-  :mod:`.dtypes` and :mod:`.hf_config` (loading checks);
+  replayed as CUDA graphs), :mod:`.memory` (bytes: KV per layer type, prefill chunks, out-of-memory errors),
+  :mod:`.rope_install` (rope plans written into the model, per layer type), :mod:`.dtypes` and :mod:`.hf_config`
+  (loading checks: which layouts run, the rope facts of a config);
 - :mod:`.llamacpp` — GGUF models run quantized in process by llama.cpp (the embedded Qwen readers' default);
 - :mod:`.gguf` — resolving embedded aliases and .gguf files to loadable folders;
 - here — the backend registry, and loading generators and tokenizers once per process.

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from ..errors import ConfigError, ModelLoadError
 from ..paths import quiet_transformers
 from ..rope import RopeModel, RopePlan, plan_for
-from . import decoding, dtypes, memory
+from . import decoding, dtypes, memory, rope_install
 from .base import (
     Generation,
     GeneratorConfig,
@@ -172,26 +172,8 @@ class TransformersGenerator:
         return self.model, self._body
 
     def _find_rotaries(self) -> list:
-        """Every rotary module (one per model in current transformers; older layouts keep one per layer). Each is told
-        its rope is 'default' so that transformers' dynamic/longrope update never recomputes frequencies mid-request:
-        docqa installs one plan per request instead. A model with one rope per layer type (Gemma 3) keeps one buffer
-        per type (``full_attention_inv_freq``, …), each installed with its own layer type's frequencies."""
         models = [self.model] if self._prefill_model is self.model else [self.model, self._prefill_model]
-        rm = self._rope_model
-        attr = f"{rm.layer_type}_inv_freq" if rm.layer_type else "inv_freq"
-        found = [m for model in models for name, m in model.named_modules()
-                 if name.endswith("rotary_emb") and hasattr(m, attr)]
-        if not found:
-            raise ModelLoadError(f"Model '{self.spec}' has no rotary embedding module; docqa needs a RoPE model.")
-        want = rm.head_dim // 2
-        for m in found:
-            if getattr(m, attr).shape[-1] != want:
-                got = 2 * getattr(m, attr).shape[-1]
-                raise ModelLoadError(f"Model '{self.spec}' rotates {got} dimensions per head where its config says "
-                                     f"{2 * want}; docqa cannot install rope plans on it.")
-            types = [rm.layer_type, *(name for name, _ in rm.fixed)]
-            m.rope_type = {t: "default" for t in types} if rm.layer_type else "default"
-        return found
+        return rope_install.find_rotaries(models, self._rope_model, self.spec)
 
     def _eos_ids(self) -> set[int]:
         ids: set[int] = set()
@@ -227,16 +209,10 @@ class TransformersGenerator:
 
     # ------------------------------------------------------------------------------------------------ rope
     def _apply_rope(self, plan: RopePlan) -> None:
-        """Install ``plan``'s frequencies in the model. The model keeps rope_type 'default', so transformers never
-        recomputes them mid-request."""
+        """Install ``plan``'s frequencies in the model (see :mod:`.rope_install`), once per change of plan."""
         if plan == self._plan:
             return
-        for layer_type, (inv_freq, attention) in self._rope_model.layer_frequencies(plan).items():
-            prefix = f"{layer_type}_" if layer_type else ""
-            for rotary in self._rotaries:
-                buffer = getattr(rotary, f"{prefix}inv_freq")
-                buffer.copy_(inv_freq.to(buffer.device))
-                setattr(rotary, f"{prefix}attention_scaling", attention)
+        rope_install.install(self._rotaries, self._rope_model, plan)
         self._plan = plan
 
     def plain_plan(self, seq_len: int) -> RopePlan:
