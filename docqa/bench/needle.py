@@ -145,9 +145,11 @@ def run_needle(gen, text: str, cfg: NeedleBenchConfig, out: Path, *, text_desc: 
         for method in methods:
             plan = plan_for(method, rope_model, length)
             keys = [f"L{length}:d{depth:g}:{method}:{f}" for f in forms]
-            if all(k in log for k in keys):
-                continue
             sig = (length, depth, *plan_identity(plan, rope_model))
+            if all(k in log for k in keys):
+                # A finished cell still serves identical plans: a resumed grid does not compute them again.
+                seen.setdefault(sig, f"L{length}:d{depth:g}:{method}")
+                continue
             todo.append((length, depth, method, plan, seen.get(sig) if cfg.reuse_identical else None))
             seen.setdefault(sig, f"L{length}:d{depth:g}:{method}")
     compute = [t for t in todo if t[4] is None]

@@ -94,6 +94,7 @@ def run_rope(gen, text: str, cfg: RopeBenchConfig, out: Path, *, text_desc: str 
                 sig = (s, length, *plan_identity(plan, rope_model))
                 key = f"s{s}:L{length}:{name}"
                 if key in log:
+                    seen_sig.setdefault(sig, key)  # a finished cell still serves identical plans when resumed
                     continue
                 if cfg.reuse_identical and sig in seen_sig:
                     todo.append((key, s, length, name, plan, seen_sig[sig]))
