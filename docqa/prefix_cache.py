@@ -19,22 +19,13 @@ from typing import Any
 from .rope import RopeModel, RopePlan
 
 
-def _rotation(plan: RopePlan, rope_model: RopeModel) -> list:
-    """Every layer type's frequencies and attention factor (one rope for every layer: the form keys always had)."""
-    per_type = sorted(rope_model.layer_frequencies(plan).items())
-    if len(per_type) == 1 and per_type[0][0] == "":
-        inv, attention = per_type[0][1]
-        return [[float(x) for x in inv.tolist()], float(attention)]
-    return [[name, [float(x) for x in inv.tolist()], float(attention)] for name, (inv, attention) in per_type]
-
-
 def prefix_key(model_spec: str, plan: RopePlan, ids: list[int], rope_model: RopeModel | None = None) -> str:
     """The name of a prefilled prefix. With ``rope_model``, the plan enters by what it computes (its frequencies and
     attention factor), not by its record: plans sized for different lengths rotate alike within the trained window,
     and a prefix filled under one serves them all. (An eval asks each L-Eval question for an answer of its own
     length, so its plans differ in ``seq_len`` only; keyed by the record, every such question prefilled again.)"""
     h = hashlib.sha256()
-    rotation = _rotation(plan, rope_model) if rope_model is not None else asdict(plan)
+    rotation = rope_model.rotation(plan) if rope_model is not None else asdict(plan)
     h.update(json.dumps([model_spec, rotation], sort_keys=True).encode())
     h.update(",".join(map(str, ids)).encode())
     return h.hexdigest()[:24]

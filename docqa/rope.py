@@ -73,6 +73,16 @@ class RopeModel:
             out[name] = inv_freq_for(plan, own) if plan.every_layer else native_inv_freq(own, plan.seq_len)
         return out
 
+    def rotation(self, plan: RopePlan) -> tuple:
+        """What ``plan`` computes on this model, hashable and JSON-able: ``(inv_freq, attention)`` for one rope, else
+        ``(layer type, inv_freq, attention)`` per layer type. Plans with equal rotations rotate alike (plans sized for
+        different lengths within the window do), so prefixes, batches and benchmark cells are keyed by it."""
+        per_type = sorted(self.layer_frequencies(plan).items())
+        if len(per_type) == 1 and per_type[0][0] == "":
+            inv, attention = per_type[0][1]
+            return tuple(inv.tolist()), float(attention)
+        return tuple((name, tuple(inv.tolist()), float(attention)) for name, (inv, attention) in per_type)
+
 
 @dataclass(frozen=True)
 class RopePlan:

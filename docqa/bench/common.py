@@ -166,7 +166,4 @@ def plan_identity(plan, rope_model) -> tuple:
     """What a rope plan does, not what it is called: the hash of its inverse frequencies and its attention factor.
     Two methods with the same identity compute the same numbers (every method within the trained window; static and
     dynamic NTK sized for the same length), so a grid computes one of them and shares the result."""
-    h = hashlib.sha256()
-    for layer_type, (inv_freq, attention) in sorted(rope_model.layer_frequencies(plan).items()):
-        h.update(layer_type.encode() + inv_freq.float().numpy().tobytes() + repr(round(float(attention), 12)).encode())
-    return h.hexdigest()[:16], round(float(rope_model.layer_frequencies(plan)[rope_model.layer_type][1]), 12)
+    return (hashlib.sha256(repr(rope_model.rotation(plan)).encode()).hexdigest()[:16],)

@@ -31,7 +31,6 @@ from .gguf import resolve_model
 from .hf_config import (  # noqa: F401 - re-exported: the loading checks live there
     _head_dim,
     _load_config,
-    _rotation_key,
     advertised_window,
     check_rope_layout,
     layer_types,
@@ -348,12 +347,12 @@ class TransformersGenerator:
         out: list[Generation | None] = [None] * len(all_ids)
         groups: dict[tuple, tuple[RopePlan, list[int]]] = {}
         batch_plan = self.plain_plan(max(len(x) for x in all_ids) + max_new_tokens)
-        batch_key = _rotation_key(batch_plan, self._rope_model)
+        batch_key = self._rope_model.rotation(batch_plan)
         for i, ids in enumerate(all_ids):
             own = self.plain_plan(len(ids) + max_new_tokens)
             # Rows share a forward when their own plan rotates exactly as the batch's does (always within a plain
             # model's window, whatever the lengths); a longrope row below its original window does not.
-            key = _rotation_key(own, self._rope_model)
+            key = self._rope_model.rotation(own)
             groups.setdefault(key, (batch_plan if key == batch_key else own, []))[1].append(i)
         for plan, rows in groups.values():
             if len(rows) == 1 or self._sliding:

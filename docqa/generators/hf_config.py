@@ -9,7 +9,7 @@ need (:class:`~docqa.rope.RopeModel`), the device map and the attention implemen
 from __future__ import annotations
 
 from ..errors import ConfigError, ModelLoadError, first_line
-from ..rope import RopeModel, RopePlan
+from ..rope import RopeModel
 
 
 def resolve_device(requested: str | None) -> tuple[str | dict, str]:
@@ -51,12 +51,6 @@ def resolve_attn(requested: str | None, device: str) -> str | None:
                               "pip install flash-attn --no-build-isolation, or use sdpa (the default).")
         return "flash_attention_2"
     raise ConfigError(f"Unknown attention '{requested}'. Use sdpa, flash_attention_2 or eager.")
-
-
-def _rotation_key(plan: RopePlan, rope_model: RopeModel) -> tuple:
-    """What a plan computes: its frequencies and attention factor (plans of different lengths often agree)."""
-    return tuple((name, tuple(inv.tolist()), attention)
-                 for name, (inv, attention) in sorted(rope_model.layer_frequencies(plan).items()))
 
 
 def _load_config(model: str, folder: str, trust_remote_code: bool):
