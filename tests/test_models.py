@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
+import math
 import os
 from pathlib import Path
 
@@ -192,11 +193,52 @@ def test_generator_helpers_depend_on_the_contract_not_on_a_backend():
 
 @pytest.mark.slow
 def test_converting_a_gguf_for_transformers_prints_no_bar_of_its_own(tmp_path, monkeypatch, capfd):
-    """transformers' "Converting and de-quantizing GGUF tensors" bar leaked into piped and --json output."""
+    """transformers' "Converting and de-quantizing GGUF tensors" bar leaked into piped and --json output; docqa's
+    own progress goes to LOAD_PROGRESS only (the CLI's bar), as (done, total, what) steps that reach the total."""
+    from docqa.generators.base import LOAD_PROGRESS
     from docqa.generators.gguf import materialize_gguf
 
     monkeypatch.setenv("DOCQA_CACHE_DIR", str(tmp_path / "cache"))
-    folder = materialize_gguf(models.model_path("smollm2"))
+    steps = []
+    token = LOAD_PROGRESS.set(lambda done, total, what: steps.append((done, total, what)))
+    try:
+        folder = materialize_gguf(models.model_path("smollm2"))
+    finally:
+        LOAD_PROGRESS.reset(token)
     assert (folder / "config.json").exists()
     captured = capfd.readouterr()
     assert "de-quantizing" not in captured.err + captured.out
+    assert steps and steps[-1][0] == steps[-1][1] and [d for d, _, _ in steps] == list(range(1, len(steps) + 1))
+
+
+@pytest.mark.slow
+def test_a_gguf_is_converted_in_bounded_shards_to_transformers_own_weights(tmp_path, monkeypatch):
+    """docqa converts tensor by tensor into shards of at most SHARD_BYTES (plus one tensor) instead of holding the
+    model and a full fp32 state dict (14.2 GB peak for the 1.5 B reader); the weights must be exactly the ones
+    transformers' own GGUF loader builds, tied embeddings included, and the folder must load as an HF model."""
+    import torch
+    from safetensors import safe_open
+    from transformers import AutoModelForCausalLM
+
+    from docqa.generators import gguf as conv
+
+    monkeypatch.setenv("DOCQA_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(conv, "SHARD_BYTES", 64 * 2**20)
+    path = models.model_path("smollm2")
+    folder = conv.materialize_gguf(path)
+    index = json.loads((folder / "model.safetensors.index.json").read_text())
+    shards = sorted(folder.glob("model-*.safetensors"))
+    assert len(shards) >= 4 and set(index["weight_map"].values()) == {s.name for s in shards}
+    biggest = 0
+    for shard in shards:
+        with safe_open(str(shard), "pt") as f:
+            sizes = [f.get_slice(k).get_shape() for k in f.keys()]  # noqa: SIM118 - safe_open has no iteration
+        nbytes = [4 * math.prod(s) for s in sizes]
+        biggest = max(biggest, sum(nbytes) - max(nbytes))  # what was held before the shard's last tensor
+    assert biggest < conv.SHARD_BYTES
+    theirs = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)
+    ours = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32)
+    a, b = theirs.state_dict(), ours.state_dict()
+    assert set(a) == set(b)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert ours.get_output_embeddings().weight.data_ptr() == ours.get_input_embeddings().weight.data_ptr()

@@ -125,8 +125,14 @@ def ask_cmd(
     # Long-context without --truncate retrieves nothing: then the embedder (~5 s to import and load) is not loaded.
     retrieval = any(STRATEGIES.canonical(v.strategy) != "long-context" or v.options.get("truncate", truncate)
                     for v in variants)
-    with _progress(index, disabled=json_out, doing="loading the models"):
-        idx.load(retrieval=retrieval)  # so that the first answer's timings are its own
+    with _progress(index, disabled=json_out, doing="loading the models") as loading:
+        from ..generators.base import LOAD_PROGRESS
+
+        token = LOAD_PROGRESS.set(loading)  # a first GGUF conversion draws its steps on this bar
+        try:
+            idx.load(retrieval=retrieval)  # so that the first answer's timings are its own
+        finally:
+            LOAD_PROGRESS.reset(token)
     failed = asked = 0
     for q in _questions(question, prompt=not json_out):
         asked += 1
@@ -193,8 +199,8 @@ def _progress(name: str, disabled: bool, doing: str = "thinking"):
     with Progress(*columns, console=err, transient=True, disable=disabled or not err.is_terminal) as bar:
         task = bar.add_task(f"{name}: {doing}…", total=None, tokens="")
 
-        def update(done: int, total: int) -> None:
-            what = "model calls" if name.startswith("summarize") else "prompt tokens"
+        def update(done: int, total: int, what: str | None = None) -> None:
+            what = what or ("model calls" if name.startswith("summarize") else "prompt tokens")
             bar.update(task, completed=done, total=total, description=f"{name}: working",
                        tokens=f"{done:,}/{total:,} {what}")
 

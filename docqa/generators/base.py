@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -16,6 +17,11 @@ from ..paths import DEFAULT_GENERATOR
 from ..rope import RopeModel, RopePlan
 
 ProgressFn = Callable[[int, int], None]  # (tokens done, tokens total) during prefill
+
+# Where a model's one-time preparation (a GGUF converted for transformers: a minute or two for 1.5 B parameters)
+# reports (steps done, steps total, what the steps are). The CLI sets it around model loading to draw its own bar on
+# a terminal; unset (library use, piped or --json output) nothing is drawn.
+LOAD_PROGRESS: ContextVar[Callable[[int, int, str], None] | None] = ContextVar("docqa_load_progress", default=None)
 
 
 @dataclass

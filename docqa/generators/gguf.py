@@ -3,13 +3,16 @@ or a local folder."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import os
 import shutil
 from pathlib import Path
 
 from ..errors import ModelLoadError, first_line
 from ..paths import cache_dir, embedded_model_path, quiet_transformers
+from .base import LOAD_PROGRESS
 
 
 def _gguf_cache_folder(gguf: Path) -> Path:
@@ -26,26 +29,32 @@ def materialize_gguf(gguf: Path) -> Path:
     transformers dequantizes GGUF weights and rebuilds the tokenizer from GGUF metadata on every load (≈ 19 s here,
     mostly the tokenizer); the saved folder loads in about a second. The folder is written under a temporary name
     and renamed into place, so an interrupted conversion never leaves a half-written cache.
+
+    The weights are converted tensor by tensor into safetensors shards of at most :data:`SHARD_BYTES`, never held
+    whole: transformers' own GGUF load builds the model *and* a full fp32 state dict, and saving it peaked at 14.2 GB
+    for the 1.5 B reader (fp32 weights: 6.2 GB), more than the 2× of the weights this conversion is allowed.
+    Tensor for tensor, the result is the same bytes as transformers' (tests/test_models.py compares them). Progress
+    goes to :data:`~docqa.generators.base.LOAD_PROGRESS` (the CLI's bar), never to plain output: transformers' own
+    "Converting and de-quantizing" bar used to leak into piped and --json output.
     """
     out = _gguf_cache_folder(gguf)
     if (out / "config.json").exists():
         return out
     quiet_transformers()
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoTokenizer, GenerationConfig
 
     tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    silenced = _silence_gguf_bar()
     try:
-        tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype="float32")
-        # The loaded weights are already dequantized; drop the GGUF quantizer so save_pretrained accepts them.
-        model.hf_quantizer = None
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
-        model.save_pretrained(str(tmp))
-        tok.save_pretrained(str(tmp))
+        config = AutoConfig.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        _write_weights(gguf, config, tmp)
+        config.dtype = "float32"
+        config.architectures = [_architecture(config)]
+        config.save_pretrained(str(tmp))
+        with contextlib.suppress(ValueError, OSError):  # a config without generation settings has none to save
+            GenerationConfig.from_model_config(config).save_pretrained(str(tmp))
+        AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name).save_pretrained(str(tmp))
         try:
             os.replace(tmp, out)
         except OSError:  # another process finished first
@@ -53,27 +62,84 @@ def materialize_gguf(gguf: Path) -> Path:
     except Exception:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    finally:
-        silenced()
     return out
 
 
-def _silence_gguf_bar():
-    """transformers' GGUF loader draws "Converting and de-quantizing GGUF tensors" with plain tqdm, which its own
-    progress switch does not reach: it leaked into piped and --json output. Off for the conversion; returns the undo.
-    (docqa's own spinner shows that models are loading, on a terminal only.)"""
-    import functools
+def _architecture(config) -> str:
+    from transformers import AutoModelForCausalLM
 
-    import transformers.modeling_gguf_pytorch_utils as gguf_utils
+    return AutoModelForCausalLM._model_mapping[type(config)].__name__
 
-    original = gguf_utils.tqdm
-    gguf_utils.tqdm = functools.partial(original, disable=True)
 
-    def undo() -> None:
-        gguf_utils.tqdm = original
+SHARD_BYTES = 512 * 2**20  # converted weights held at once, at most (plus one tensor)
 
-    return undo
 
+def _write_weights(gguf: Path, config, folder: Path) -> None:
+    """Dequantize ``gguf``'s tensors one at a time, named and reshaped by transformers' own GGUF rules (its tensor
+    processors and name map, as ``from_pretrained(gguf_file=…)`` applies them), into fp32 safetensors shards plus
+    the index transformers loads them by. Only a model skeleton on the meta device is built, for the names."""
+    import numpy as np
+    import torch
+    from gguf import GGUFReader, dequantize
+    from safetensors.torch import save_file
+    from transformers import AutoModelForCausalLM
+    from transformers.modeling_gguf_pytorch_utils import (
+        TENSOR_PROCESSORS,
+        TensorProcessor,
+        get_gguf_hf_weights_map,
+        load_gguf_checkpoint,
+        read_field,
+    )
+
+    with torch.device("meta"):
+        skeleton = AutoModelForCausalLM.from_config(config)
+    parsed = load_gguf_checkpoint(str(gguf), return_tensors=False)  # metadata only: what the processors read
+    parsed["tensors"] = {}
+    reader = GGUFReader(str(gguf))
+    architecture = read_field(reader, "general.architecture")[0]
+    processor = TENSOR_PROCESSORS.get(architecture, TensorProcessor)(config=parsed.get("config", {}))
+    names = get_gguf_hf_weights_map(skeleton, processor)
+    wanted = set(skeleton.state_dict())
+    shards: list[dict[str, torch.Tensor]] = [{}]
+    held = total = 0
+    files: list[str] = []
+    weight_map: dict[str, str] = {}
+
+    def flush() -> None:
+        nonlocal held
+        if not shards[-1]:
+            return
+        name = f"model-{len(files) + 1:05d}.safetensors"
+        save_file(shards[-1], str(folder / name), metadata={"format": "pt"})
+        files.append(name)
+        weight_map.update(dict.fromkeys(shards[-1], name))
+        shards[-1] = {}
+        held = 0
+
+    report = LOAD_PROGRESS.get()
+    for done, tensor in enumerate(reader.tensors, 1):
+        if report is not None:
+            report(done, len(reader.tensors), "tensors converted for transformers")
+        result = processor.process(weights=dequantize(tensor.data, tensor.tensor_type), name=tensor.name,
+                                   tensor_key_mapping=names, parsed_parameters=parsed)
+        if result.weights is None or result.name not in names:
+            continue
+        key = names[result.name]
+        # A copy: a tensor stored unquantized (F32) comes back as a read-only view of the file.
+        shards[-1][key] = torch.from_numpy(np.array(result.weights, dtype=np.float32))
+        held += shards[-1][key].nbytes
+        total += shards[-1][key].nbytes
+        if held >= SHARD_BYTES:
+            flush()
+    flush()
+    # A tied output layer is the embedding (absent from the file); anything else missing is a conversion gap.
+    tied = {k for k in wanted if getattr(config, "tie_word_embeddings", False) and k.startswith("lm_head.")}
+    missing = sorted(wanted - set(weight_map) - tied - {k for k in wanted if "rotary_emb" in k})
+    if missing:
+        raise ModelLoadError(f"the GGUF file has no tensor for {len(missing)} of the model's weights "
+                             f"({', '.join(missing[:3])}…)")
+    index = {"metadata": {"total_size": total}, "weight_map": weight_map}
+    (folder / "model.safetensors.index.json").write_text(json.dumps(index, indent=1))
 
 
 def resolve_model(model: str) -> str:
