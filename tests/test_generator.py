@@ -387,6 +387,14 @@ def test_a_bf16_prefill_takes_its_logits_from_the_fp32_head(tmp_path, monkeypatc
     assert not torch.equal(logits, logits.bfloat16().float())  # not bf16 values
     torch.testing.assert_close(logits, g.model.lm_head(body.float()), rtol=0, atol=1e-5)
     assert g.model.lm_head.weight.dtype == torch.float32  # the fp32 model's own head, shared, unchanged
+    # The copy is built weight by weight (no fp32 deepcopy first: 14.8 GB peak for the 1.5 B reader, now 10.9):
+    # every weight is the fp32 one rounded to bf16, in its own storage; the fp32 model is untouched.
+    low, high = dict(g._prefill_model.named_parameters()), dict(g.model.named_parameters())
+    body = {k: v for k, v in low.items() if not k.startswith("lm_head")}
+    assert body and set(body) <= set(high)
+    for k, w in body.items():
+        assert w.dtype == torch.bfloat16 and high[k].dtype == torch.float32
+        assert torch.equal(w, high[k].detach().to(torch.bfloat16)) and w.data_ptr() != high[k].data_ptr()
 
 
 def test_prefill_steps_per_device(gen, monkeypatch):
