@@ -52,7 +52,7 @@ class Memo:
     """Wraps a generator class's ``generate``: plain prompts (no rope plan, no prefix) answered once each."""
 
     def __init__(self, cls, dry: bool) -> None:
-        self.cls, self.dry = cls, dry
+        self.dry = dry
         self.store: dict[tuple, object] = {}
         self.seeded: dict[tuple, object] = {}
         self.verified: list[bool] = []

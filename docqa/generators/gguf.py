@@ -48,9 +48,8 @@ def materialize_gguf(gguf: Path) -> Path:
     tmp.mkdir(parents=True)
     try:
         config = AutoConfig.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-        _write_weights(gguf, config, tmp)
+        config.architectures = [_write_weights(gguf, config, tmp)]
         config.dtype = "float32"
-        config.architectures = [_architecture(config)]
         config.save_pretrained(str(tmp))
         with contextlib.suppress(ValueError, OSError):  # a config without generation settings has none to save
             GenerationConfig.from_model_config(config).save_pretrained(str(tmp))
@@ -65,19 +64,14 @@ def materialize_gguf(gguf: Path) -> Path:
     return out
 
 
-def _architecture(config) -> str:
-    from transformers import AutoModelForCausalLM
-
-    return AutoModelForCausalLM._model_mapping[type(config)].__name__
-
-
 SHARD_BYTES = 512 * 2**20  # converted weights held at once, at most (plus one tensor)
 
 
-def _write_weights(gguf: Path, config, folder: Path) -> None:
+def _write_weights(gguf: Path, config, folder: Path) -> str:
     """Dequantize ``gguf``'s tensors one at a time, named and reshaped by transformers' own GGUF rules (its tensor
     processors and name map, as ``from_pretrained(gguf_file=…)`` applies them), into fp32 safetensors shards plus
-    the index transformers loads them by. Only a model skeleton on the meta device is built, for the names."""
+    the index transformers loads them by. Only a model skeleton on the meta device is built, for the names; returns
+    its class name (the config's ``architectures``)."""
     import numpy as np
     import torch
     from gguf import GGUFReader, dequantize
@@ -100,21 +94,20 @@ def _write_weights(gguf: Path, config, folder: Path) -> None:
     processor = TENSOR_PROCESSORS.get(architecture, TensorProcessor)(config=parsed.get("config", {}))
     names = get_gguf_hf_weights_map(skeleton, processor)
     wanted = set(skeleton.state_dict())
-    shards: list[dict[str, torch.Tensor]] = [{}]
+    shard: dict[str, torch.Tensor] = {}
     held = total = 0
     files: list[str] = []
     weight_map: dict[str, str] = {}
 
     def flush() -> None:
-        nonlocal held
-        if not shards[-1]:
+        nonlocal shard, held
+        if not shard:
             return
         name = f"model-{len(files) + 1:05d}.safetensors"
-        save_file(shards[-1], str(folder / name), metadata={"format": "pt"})
+        save_file(shard, str(folder / name), metadata={"format": "pt"})
         files.append(name)
-        weight_map.update(dict.fromkeys(shards[-1], name))
-        shards[-1] = {}
-        held = 0
+        weight_map.update(dict.fromkeys(shard, name))
+        shard, held = {}, 0
 
     report = LOAD_PROGRESS.get()
     for done, tensor in enumerate(reader.tensors, 1):
@@ -126,9 +119,9 @@ def _write_weights(gguf: Path, config, folder: Path) -> None:
             continue
         key = names[result.name]
         # A copy: a tensor stored unquantized (F32) comes back as a read-only view of the file.
-        shards[-1][key] = torch.from_numpy(np.array(result.weights, dtype=np.float32))
-        held += shards[-1][key].nbytes
-        total += shards[-1][key].nbytes
+        shard[key] = torch.from_numpy(np.array(result.weights, dtype=np.float32))
+        held += shard[key].nbytes
+        total += shard[key].nbytes
         if held >= SHARD_BYTES:
             flush()
     flush()
@@ -140,6 +133,7 @@ def _write_weights(gguf: Path, config, folder: Path) -> None:
                              f"({', '.join(missing[:3])}…)")
     index = {"metadata": {"total_size": total}, "weight_map": weight_map}
     (folder / "model.safetensors.index.json").write_text(json.dumps(index, indent=1))
+    return type(skeleton).__name__
 
 
 def resolve_model(model: str) -> str:
