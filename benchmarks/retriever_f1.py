@@ -66,7 +66,7 @@ class Memo:
             if rope is not None or prefix is not None or not isinstance(prompt, str):
                 return memo.original(gen, prompt, max_new_tokens, rope=rope, prefix=prefix, progress=progress,
                                      stop=stop, score=score)
-            key = (prompt, max_new_tokens, tuple(stop), score)
+            key = (prompt, max_new_tokens, tuple(stop), score, gen.config.no_repeat_ngram)
             if key in memo.store:
                 memo.hits += 1
                 return memo.store[key]
@@ -137,7 +137,7 @@ def seed(memo: Memo, folder: Path, root: Path, model: str, max_new_tokens: int) 
         style = r["style"]
         prompt = gen.chat(prompts.system(style),
                           prompts.rag_user(r["question"].strip(), [chunks[i] for i in r["retrieved"]], hint))
-        key = (prompt, budget, tuple(prompts.stop(style)), None)
+        key = (prompt, budget, tuple(prompts.stop(style)), None, gen.config.no_repeat_ngram)
         if key not in memo.seeded:
             memo.seeded[key] = _generation(r["answer"], r["prompt_tokens"], r["completion_tokens"],
                                            r.get("finish_reason") or "eos")
@@ -145,20 +145,20 @@ def seed(memo: Memo, folder: Path, root: Path, model: str, max_new_tokens: int) 
     return n
 
 
-def table(records: list[dict], labels: dict[str, str]) -> list[dict]:
+def table(records: list[dict], labels: dict[str, str], baseline: str = "dense") -> list[dict]:
     from docqa.eval.paired import paired
 
     by = {}
     for r in records:
         by.setdefault(r["strategy"], {})[r["id"]] = 100 * (r["metrics"].get("f1") or 0.0)
-    base = by[labels["dense"]]
+    base = by[labels[baseline]]
     rows = []
     for name, label in labels.items():
         got = by.get(label, {})
         ids = [i for i in base if i in got]
         row = {"config": name, "variant": label, "questions": len(ids),
                "f1": sum(got[i] for i in ids) / max(len(ids), 1)}
-        if name != "dense" and ids:
+        if name != baseline and ids:
             p = paired([base[i] for i in ids], [got[i] for i in ids])
             row.update(diff=p.diff, ci_low=p.ci_low, ci_high=p.ci_high)
         b8 = by.get(labels.get("dense@8", ""), {})
@@ -170,8 +170,8 @@ def table(records: list[dict], labels: dict[str, str]) -> list[dict]:
     return rows
 
 
-def print_rows(rows: list[dict]) -> None:
-    print("\n| retriever | questions | token F1 | − dense (95 % CI) |\n|---|---:|---:|---|")
+def print_rows(rows: list[dict], baseline: str = "dense") -> None:
+    print(f"\n| configuration | questions | token F1 | − {baseline} (95 % CI) |\n|---|---:|---:|---|")
     for row in rows:
         d = f"{row['diff']:+.1f} [{row['ci_low']:+.1f}, {row['ci_high']:+.1f}]" if "diff" in row else ""
         if "diff_vs_dense8" in row:
@@ -188,7 +188,11 @@ def main() -> None:
     ap.add_argument("files", nargs="+", type=Path)
     ap.add_argument("--root", type=Path, default=ROOT / "benchmarks" / "out" / "indexes")
     ap.add_argument("--model", default="qwen2.5-coder-1.5b")
-    ap.add_argument("--configs", default=",".join(VARIANTS))
+    ap.add_argument("--configs", default=",".join(VARIANTS),
+                    help="names above, or any eval variant (rag:chunk_order=document), comma-separated")
+    ap.add_argument("--baseline", default="dense", help="the configuration every other one is paired against")
+    ap.add_argument("--no-repeat-ngram", type=int, default=None,
+                    help="the reader's n-gram ban (default: docqa's); part of the memo's key")
     ap.add_argument("--seed", default="", help="comma-separated earlier eval folders of the same sets")
     ap.add_argument("--limit", type=int, default=None, help="first N scored questions of each set")
     ap.add_argument("--max-new-tokens", type=int, default=96)
@@ -199,21 +203,24 @@ def main() -> None:
                     help="answer nothing: print the tables from the records already in the output folders")
     ap.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "retriever_f1.json")
     args = ap.parse_args()
-    labels = {c: VARIANTS[c] for c in args.configs.split(",")}
-    if "dense" not in labels:
-        sys.exit("the grid is paired against dense: keep 'dense' in --configs")
+    labels = {c: VARIANTS.get(c, c) for c in args.configs.split(",")}
+    if args.baseline not in labels:
+        sys.exit(f"the grid is paired against {args.baseline}: keep it in --configs")
     if args.report:
         for path in args.files:
             out = ROOT / "benchmarks" / "out" / "-".join(filter(None, ["retr-f1", path.stem, args.tag]))
             records = [json.loads(line) for line in (out / "results.jsonl").open()]
             print(f"\n### {path.stem} ({out.name}): {len({r['id'] for r in records})} questions")
-            print_rows(table(records, labels))
+            print_rows(table(records, labels, args.baseline), args.baseline)
         return
     memo = Memo(LlamaCppGenerator, args.dry)
     from docqa.generators import GeneratorConfig
 
     generator = GeneratorConfig(model=args.model, threads=args.threads)
-    results: dict = {"model": args.model, "date": time.strftime("%Y-%m-%d"), "configs": labels, "sets": {}}
+    if args.no_repeat_ngram is not None:
+        generator = dataclasses.replace(generator, no_repeat_ngram=args.no_repeat_ngram)
+    results: dict = {"model": args.model, "date": time.strftime("%Y-%m-%d"), "configs": labels,
+                     "baseline": args.baseline, "no_repeat_ngram": generator.no_repeat_ngram, "sets": {}}
     for path in args.files:
         stem = path.stem
         before = (memo.hits, memo.misses, memo.generated_s)
@@ -228,14 +235,14 @@ def main() -> None:
                                     generator=dataclasses.replace(generator), limit=args.limit,
                                     max_new_tokens=args.max_new_tokens, grounding="overlap",
                                     notice=lambda s: print("  " + s, flush=True))
-        rows = table(records, labels)
+        rows = table(records, labels, args.baseline)
         results["sets"][stem] = {
             "questions": len({r["id"] for r in records}), "rows": rows,
             "distinct_prompts": memo.misses - before[1], "memo_hits": memo.hits - before[0],
             "generation_s": memo.generated_s - before[2], "wall_s": time.perf_counter() - t0}
         print(f"\n### {stem}: {results['sets'][stem]['questions']} questions; {memo.misses - before[1]} distinct "
               f"prompts answered, {memo.hits - before[0]} answers reused")
-        print_rows(rows)
+        print_rows(rows, args.baseline)
     results["seed_checks"] = memo.verified
     if not args.dry:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -254,6 +254,24 @@ def test_the_reader_reranks_by_its_own_log_probability(indexed):
     assert len(judged) == 5 and "rerank" in a.timings and len(a.sources) == 4
 
 
+def test_document_order_reads_the_same_chunks_as_they_stand_in_their_files(indexed):
+    idx = docqa.open_index(indexed, model=FAKE_MODEL)
+    gen = idx.corpus.generator()
+    q = "What is the nightly hotel cap and the meal allowance?"
+    best = idx.ask(q, "rag", top_k=4)
+    before = len(gen.prompts)
+    ordered = idx.ask(q, "rag:chunk_order=document", top_k=4)
+    key = [(s.file, s.start_char) for s in ordered.sources]
+    assert key == sorted(key) and sorted(key) == sorted((s.file, s.start_char) for s in best.sources)
+    assert [s.file for s in best.sources] != [s.file for s in ordered.sources] or \
+        [s.start_char for s in best.sources] != [s.start_char for s in ordered.sources], "the example must reorder"
+    (prompt,) = gen.prompts[before:]
+    at = [prompt.index(s.text[:40]) for s in ordered.sources]
+    assert at == sorted(at)  # the reader sees them in that order
+    with pytest.raises(ConfigError, match="--chunk-order"):
+        idx.ask(q, "rag", chunk_order="random")
+
+
 # ------------------------------------------------------------------------------------------------ properties
 @settings(max_examples=200, deadline=None)
 @given(st.text(max_size=200), st.text(max_size=200))

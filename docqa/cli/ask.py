@@ -18,6 +18,7 @@ from .common import (
     MODEL_HELP,
     AttnOpt,
     BaseUrlOpt,
+    ChunkOrderOpt,
     ContextWindowOpt,
     DeviceOpt,
     DtypeOpt,
@@ -53,6 +54,7 @@ def ask_cmd(
     fusion_weight: FusionWeightOpt = 0.7,
     rerank: RerankOpt = None,
     rerank_top_n: RerankTopNOpt = 20,
+    chunk_order: ChunkOrderOpt = "relevance",
     rope: Annotated[str, typer.Option(help="long-context: yarn, dynamic, ntk, linear or none (on a hybrid-attention "
                                            "model only the full layers stretch; METHOD@all stretches every "
                                            "layer).")] = "yarn",
@@ -116,8 +118,8 @@ def ask_cmd(
     idx = api.open_index(index, root=root, embedder=embedder, model=model, generator=gen)
     names = [v.label for v in variants]
     options = dict(top_k=top_k, retriever=retriever, fusion=fusion, fusion_weight=fusion_weight, rerank=rerank,
-                   rerank_top_n=rerank_top_n, rope=rope, rope_factor=rope_factor, max_context=max_context,
-                   truncate=truncate,
+                   rerank_top_n=rerank_top_n, chunk_order=chunk_order, rope=rope, rope_factor=rope_factor,
+                   max_context=max_context, truncate=truncate,
                    cache_prefix=cache_prefix, max_new_tokens=max_new_tokens, style=style, length_hint=length_hint,
                    chain=chain, route_threshold=route_threshold, drop_threshold=drop_threshold, max_calls=max_calls,
                    summary_window=summary_window, map_top_k=map_top_k, kv_budget=kv_budget)

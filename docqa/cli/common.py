@@ -53,6 +53,9 @@ FusionWeightOpt = Annotated[float, typer.Option(help="hybrid: the dense ranking'
 RerankOpt = Annotated[Optional[str], typer.Option(
     help="Reorder the retrieved candidates: cross-encoder:MODEL (a local sentence-transformers CrossEncoder; none "
          "ships with docqa) or reader (the reader's P(Yes), a prefill per candidate).")]
+ChunkOrderOpt = Annotated[str, typer.Option(
+    help="rag: the order the reader sees the chunks in: relevance (best first) or document (as they stand in their "
+         "files, OP-RAG).")]
 RerankTopNOpt = Annotated[int, typer.Option(help="--rerank: candidates it reads.")]
 RetriesOpt = Annotated[int, typer.Option(
     help="Served model: retries of a request that was cut short, rate-limited (429/503, waiting Retry-After), timed "

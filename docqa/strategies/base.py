@@ -14,6 +14,10 @@ if TYPE_CHECKING:
     from ..records import Answer
 
 
+# rag's chunk orders (AskConfig.chunk_order): best first, or as the chunks stand in their files.
+CHUNK_ORDERS = ("relevance", "document")
+
+
 @dataclass
 class AskConfig:
     """Options of one question. Strategies read the fields that concern them and ignore the rest."""
@@ -31,6 +35,9 @@ class AskConfig:
     instruction: str | None = None
     # rag
     top_k: int = 4  # 4 chunks of ≤ 200 tokens: ~1 k prompt tokens, a few seconds on 2 CPU cores
+    # rag: the order the reader sees the chunks in: "relevance" (best first) or "document" (where they stand in their
+    # files: order-preserving RAG, Yu et al. 2024). Measured on two sets with the 1.5 B reader: benchmarks/RESULTS.md.
+    chunk_order: str = "relevance"
     # retrieval (rag, auto's first step, summarize's map_top_k; docqa/retrieval): dense, bm25 or hybrid; None: the
     # index's own (ingest --retriever), else docqa.retrieval.DEFAULT_RETRIEVER
     retriever: str | None = None
@@ -105,6 +112,8 @@ class AskConfig:
         self.style = check_style(self.style)
         if self.top_k < 1:
             raise ConfigError(f"--top-k must be at least 1, got {self.top_k}.")
+        if self.chunk_order not in CHUNK_ORDERS:
+            raise ConfigError(f"--chunk-order must be one of {', '.join(CHUNK_ORDERS)}, got {self.chunk_order!r}.")
         if self.length_hint is not None and self.length_hint < 1:
             raise ConfigError(f"--length-hint must be at least 1 word, got {self.length_hint}.")
         if self.max_new_tokens < 1:

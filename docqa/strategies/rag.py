@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 
@@ -13,9 +14,9 @@ from .base import AskConfig, retrieval_query
 
 
 def ask(corpus: Corpus, question: str, cfg: AskConfig) -> Answer:
-    """Retrieval-augmented generation: the ``top_k`` chunks most similar to the question (cosine, all-MiniLM by
-    default), best first, numbered with their file names, then the question. One model call; cheap at any corpus
-    size, but blind to anything the retriever misses."""
+    """Retrieval-augmented generation: the ``top_k`` chunks most similar to the question (hybrid BM25 + cosine by
+    default), best first (``chunk_order="document"``: as they stand in their files), numbered with their file names,
+    then the question. One model call; cheap at any corpus size, but blind to anything the retriever misses."""
     return ask_many(corpus, [question], cfg, 1)[0]
 
 
@@ -34,6 +35,9 @@ def ask_many(corpus: Corpus, questions: list[str], cfg: AskConfig, slots: int = 
     hints = list(length_hints) if length_hints is not None else [cfg.length_hint] * len(questions)
     # The question alone (a length hint is no query), without the set's shared instruction.
     hits = retrieve_many(corpus, [retrieval_query(q, cfg.instruction) for q in questions], cfg.top_k, cfg.retrieval())
+    if cfg.chunk_order == "document":  # OP-RAG: the same chunks, read in the order their files give them
+        hits = [dataclasses.replace(h, chunks=sorted(h.chunks, key=lambda cs: (cs[0].file, cs[0].start_char)))
+                for h in hits]
     gen = corpus.generator()
     chats = [gen.chat(prompts.system(cfg.style), prompts.rag_user(q, [(c.file, c.text) for c, _ in h.chunks], n))
              for q, h, n in zip(questions, hits, hints, strict=True)]
@@ -54,8 +58,9 @@ def ask_many(corpus: Corpus, questions: list[str], cfg: AskConfig, slots: int = 
                      "total": h.seconds + share if len(chats) > 1 else time.perf_counter() - t0},
             tokens={"prompt": out.prompt_tokens, "completion": out.completion_tokens},
             calls=1,
-            details={"top_k": cfg.top_k, "retriever": h.retriever, "finish_reason": out.finish_reason,
-                     "batch": min(slots, len(chats)), **({"notes": h.notes} if h.notes else {}),
+            details={"top_k": cfg.top_k, "retriever": h.retriever, "chunk_order": cfg.chunk_order,
+                     "finish_reason": out.finish_reason, "batch": min(slots, len(chats)),
+                     **({"notes": h.notes} if h.notes else {}),
                      **({"decline_p": math.exp(out.score_logprob)} if out.score_logprob is not None else {})},
         ))
     return answers
