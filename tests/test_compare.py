@@ -34,6 +34,7 @@ def test_a_run_records_what_makes_it_comparable(two_runs):
     assert len(meta["corpus"]["sha256"]) == 64 and meta["corpus"]["indexes"]["t"]["content_id"]
     assert meta["docqa_version"] == docqa.__version__ and meta["settings"]["ask"]["top_k"] == 4
     assert meta["settings"]["generator"]["model"] == FAKE_MODEL
+    assert meta["settings"]["generator"]["no_repeat_ngram"] == 4  # the ban in effect, not "left to the model"
 
 
 def test_compare_pairs_the_same_questions(two_runs):

@@ -333,6 +333,21 @@ def test_banned_next_forbids_completing_a_repeated_ngram(out, n, want):
     assert banned_next(out, n) == want
 
 
+@pytest.mark.parametrize("model, want", [
+    ("qwen2.5-coder-1.5b", 0), ("llama.cpp:qwen2.5-coder-1.5b", 0), ("transformers:qwen2.5-coder-1.5b", 0),
+    ("smollm2", 4), ("qwen2.5-coder-0.5b", 4), ("/some/own/model.gguf", 4), ("all-minilm-l6-v2", 4),
+])
+def test_the_no_repeat_ban_is_the_models_own_unless_set(model, want):
+    from docqa.generators import with_model_defaults
+    from docqa.generators.base import DEFAULT_NO_REPEAT_NGRAM, banned_next
+
+    assert with_model_defaults(GeneratorConfig(model=model)).no_repeat_ngram == want
+    assert with_model_defaults(GeneratorConfig(model=model, no_repeat_ngram=3)).no_repeat_ngram == 3
+    assert GeneratorConfig().no_repeat_ngram is None  # left to the model unless the user sets it
+    assert banned_next([1, 2, 3, 1, 2, 3, 1, 2], None) == banned_next([1, 2, 3, 1, 2, 3, 1, 2],
+                                                                       DEFAULT_NO_REPEAT_NGRAM) == [3]
+
+
 @pytest.mark.parametrize("n", [2, 3])
 def test_greedy_answers_never_repeat_an_ngram(tmp_path, n):
     folder = tiny_llama.build(tmp_path / f"tiny-nr{n}", window=WINDOW)

@@ -209,7 +209,7 @@ def evaluate(
     if out:
         from .. import __version__
         from ..environment import describe
-        from ..generators import loaded_generator
+        from ..generators import loaded_generator, with_model_defaults
 
         gen = next((g for i in indexes.values() if (g := loaded_generator(i.corpus.generator_config))), None)
         meta = {"title": title, "questions": len(qs), "strategies": strategies, "options": options,
@@ -220,7 +220,8 @@ def evaluate(
                 "questions_sha256": _sha256_file(source),
                 # Every setting in effect, defaults included: what a rerun must match to be comparable.
                 "settings": {"ask": dataclasses.asdict(make_config(**options)),
-                             "generator": dataclasses.asdict(generator or GeneratorConfig(model=model)),
+                             "generator": dataclasses.asdict(with_model_defaults(
+                                 generator or GeneratorConfig(model=model or GeneratorConfig().model))),
                              "concurrency": concurrency, "batch_size": batch_size},
                 "corpus": _corpus_identity(indexes),
                 "grounding": grounding_meta,

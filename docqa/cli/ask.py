@@ -91,7 +91,7 @@ def ask_cmd(
     attn: AttnOpt = None,
     kv_budget: KVBudgetOpt = None,
     threads: ThreadsOpt = None,
-    no_repeat_ngram: NoRepeatOpt = 4,
+    no_repeat_ngram: NoRepeatOpt = None,
     base_url: BaseUrlOpt = None,
     context_window: ContextWindowOpt = None,
     tokenizer: TokenizerOpt = None,

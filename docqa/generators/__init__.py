@@ -17,18 +17,19 @@ A backend is one more module registered in :data:`GENERATORS`. This package does
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable
 
 from ..errors import ConfigError, ModelLoadError, first_line
 from ..paths import DEFAULT_GENERATOR, quiet_transformers
 from ..registry import Registry
-from .base import Generation, Generator, GeneratorConfig, PrefixState, ProgressFn
+from .base import DEFAULT_NO_REPEAT_NGRAM, Generation, Generator, GeneratorConfig, PrefixState, ProgressFn
 from .gguf import materialize_gguf, resolve_model
 
 __all__ = ["GENERATORS", "Generation", "Generator", "GeneratorConfig", "PrefixState", "ProgressFn",
            "TransformersGenerator", "forget_loaded", "load_generator", "load_tokenizer", "loaded_generator",
-           "materialize_gguf", "parse_spec"]
+           "materialize_gguf", "parse_spec", "with_model_defaults"]
 
 
 def __getattr__(name: str):
@@ -98,7 +99,7 @@ def _preferred_backend(model: str) -> str:
 
 def load_generator(config: GeneratorConfig | None = None) -> Generator:
     """The generator for ``config`` (default: the embedded reader, or $DOCQA_MODEL), loaded once per process."""
-    config = config or GeneratorConfig()
+    config = with_model_defaults(config or GeneratorConfig())
     spec, backend, model = _resolve(config)
     if config.base_url and backend != "openai":
         # A server's address with an in-process model would otherwise be ignored: the run would quietly answer with
@@ -112,9 +113,21 @@ def load_generator(config: GeneratorConfig | None = None) -> Generator:
         return _LOADED[key]
 
 
+def with_model_defaults(config: GeneratorConfig) -> GeneratorConfig:
+    """``config`` with what it leaves to the model filled in from the model's own measured settings (an embedded
+    alias's entry in docqa/models.py), else docqa's defaults: today the no-repeat n-gram ban."""
+    if config.no_repeat_ngram is not None:
+        return config
+    from ..models import MODELS
+
+    entry = MODELS.get(parse_spec(config.model)[2].strip().lower())
+    n = entry.no_repeat_ngram if entry is not None and entry.kind == "generator" else DEFAULT_NO_REPEAT_NGRAM
+    return dataclasses.replace(config, no_repeat_ngram=n)
+
+
 def loaded_generator(config: GeneratorConfig | None = None) -> Generator | None:
     """The generator for ``config`` if this process has loaded it, else None (nothing is loaded)."""
-    config = config or GeneratorConfig()
+    config = with_model_defaults(config or GeneratorConfig())
     spec = _resolve(config)[0]
     with _LOCK:
         return _LOADED.get((spec, *config.key()))

@@ -18,6 +18,9 @@ from ..rope import RopeModel, RopePlan
 
 ProgressFn = Callable[[int, int], None]  # (tokens done, tokens total) during prefill
 
+# The no-repeat n-gram ban of a model docqa has not measured (SmolLM2-era default: it cut its loops on financial QA).
+DEFAULT_NO_REPEAT_NGRAM = 4
+
 # Where a model's one-time preparation (a GGUF converted for transformers: a minute or two for 1.5 B parameters)
 # reports (steps done, steps total, what the steps are). The CLI sets it around model loading to draw its own bar on
 # a terminal; unset (library use, piped or --json output) nothing is drawn.
@@ -32,8 +35,10 @@ class GeneratorConfig:
     device: str | None = None
     dtype: str = "auto"  # auto: bf16 on GPUs that have it else fp16; on CPU by a measured probe (generators/dtypes.py)
     # Greedy decoding's repetition control: never emit a token that would repeat an n-gram of this many tokens already
-    # in the answer (the prompt is free to be copied); 0 turns it off. Default chosen by benchmarks/answers.py.
-    no_repeat_ngram: int = 4
+    # in the answer (the prompt is free to be copied); 0 turns it off. None: the model's own, measured per embedded
+    # model (docqa/models.py: 0 for the 1.5 B reader, whose copied figures it garbled; 4 for SmolLM2, which loops
+    # without it), DEFAULT_NO_REPEAT_NGRAM for any other model.
+    no_repeat_ngram: int | None = None
     attn: str | None = None  # attention kernel: sdpa (default), flash_attention_2 (when installed) or eager
     # On CUDA, replay each decode step as a captured graph (generators/cuda_graphs.py): measured on an H200 with an
     # 8 B model, eager steps spent ~75 ms launching kernels for ~4 ms of GPU work. Falls back to eager where capture
@@ -177,9 +182,11 @@ class TorchBackend(Protocol):
     def prefill_step(self, tokens: int) -> int: ...
 
 
-def banned_next(out: list[int], n: int) -> list[int]:
+def banned_next(out: list[int], n: int | None) -> list[int]:
     """Tokens that would complete an n-gram already in ``out`` (the answer so far): what no-repeat-n-gram decoding
-    forbids next. Only the answer is looked at, so copying a phrase from the context stays possible."""
+    forbids next. Only the answer is looked at, so copying a phrase from the context stays possible. ``n`` None (a
+    config :func:`docqa.generators.load_generator` did not resolve): :data:`DEFAULT_NO_REPEAT_NGRAM`."""
+    n = DEFAULT_NO_REPEAT_NGRAM if n is None else n
     if n <= 0 or len(out) < n - 1:
         return []
     if n == 1:
