@@ -338,12 +338,15 @@ def test_banned_next_forbids_completing_a_repeated_ngram(out, n, want):
     ("smollm2", 4), ("qwen2.5-coder-0.5b", 4), ("/some/own/model.gguf", 4), ("all-minilm-l6-v2", 4),
 ])
 def test_the_no_repeat_ban_is_the_models_own_unless_set(model, want):
+    from docqa.errors import ConfigError
     from docqa.generators import with_model_defaults
     from docqa.generators.base import DEFAULT_NO_REPEAT_NGRAM, banned_next
 
     assert with_model_defaults(GeneratorConfig(model=model)).no_repeat_ngram == want
     assert with_model_defaults(GeneratorConfig(model=model, no_repeat_ngram=3)).no_repeat_ngram == 3
     assert GeneratorConfig().no_repeat_ngram is None  # left to the model unless the user sets it
+    with pytest.raises(ConfigError, match="--no-repeat-ngram"):
+        with_model_defaults(GeneratorConfig(model=model, no_repeat_ngram=-1))
     assert banned_next([1, 2, 3, 1, 2, 3, 1, 2], None) == banned_next([1, 2, 3, 1, 2, 3, 1, 2],
                                                                        DEFAULT_NO_REPEAT_NGRAM) == [3]
 

@@ -117,6 +117,9 @@ def with_model_defaults(config: GeneratorConfig) -> GeneratorConfig:
     """``config`` with what it leaves to the model filled in from the model's own measured settings (an embedded
     alias's entry in docqa/models.py), else docqa's defaults: today the no-repeat n-gram ban."""
     if config.no_repeat_ngram is not None:
+        if config.no_repeat_ngram < 0:
+            raise ConfigError(f"--no-repeat-ngram must be 0 (off) or a length of 1 token or more, got "
+                              f"{config.no_repeat_ngram}.")
         return config
     from ..models import MODELS
 
