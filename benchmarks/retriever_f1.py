@@ -116,6 +116,12 @@ def seed(memo: Memo, folder: Path, root: Path, model: str, max_new_tokens: int) 
     path = folder / "results.jsonl"
     if not path.exists():
         return 0
+    # The ban the seed run decoded with, from its settings (runs before the per-model default recorded 4 or nothing
+    # and decoded with 4): seeds are keyed by it, so they only stand in for answers decoded the same way.
+    summary = folder / "summary.json"
+    settings = json.loads(summary.read_text())["meta"].get("settings", {}) if summary.exists() else {}
+    banned = settings.get("generator", {}).get("no_repeat_ngram")
+    banned = 4 if banned is None else banned
     records = [json.loads(line) for line in path.open()]
     by_doc: dict[str, dict[int, tuple[str, str]]] = {}
     n = 0
@@ -137,7 +143,7 @@ def seed(memo: Memo, folder: Path, root: Path, model: str, max_new_tokens: int) 
         style = r["style"]
         prompt = gen.chat(prompts.system(style),
                           prompts.rag_user(r["question"].strip(), [chunks[i] for i in r["retrieved"]], hint))
-        key = (prompt, budget, tuple(prompts.stop(style)), None, gen.config.no_repeat_ngram)
+        key = (prompt, budget, tuple(prompts.stop(style)), None, banned)
         if key not in memo.seeded:
             memo.seeded[key] = _generation(r["answer"], r["prompt_tokens"], r["completion_tokens"],
                                            r.get("finish_reason") or "eos")

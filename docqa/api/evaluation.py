@@ -221,7 +221,7 @@ def evaluate(
                 # Every setting in effect, defaults included: what a rerun must match to be comparable.
                 "settings": {"ask": dataclasses.asdict(make_config(**options)),
                              "generator": dataclasses.asdict(with_model_defaults(
-                                 generator or GeneratorConfig(model=model or GeneratorConfig().model))),
+                                 generator or GeneratorConfig(model=model))),
                              "concurrency": concurrency, "batch_size": batch_size},
                 "corpus": _corpus_identity(indexes),
                 "grounding": grounding_meta,
