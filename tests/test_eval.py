@@ -50,6 +50,12 @@ def test_auto_routes_refusals_to_long_context_and_reports_savings(indexed, qfile
     auto = next(r for r in rows if r["strategy"] == "auto")
     assert auto["routed_rag"] == 2 and auto["routed_long_context"] == 1  # the unanswerable one went on
     assert "saved_prompt_tokens_vs_long_context" in auto and auto["saved_prompt_tokens_vs_long_context"] > 0
+    records, _ = docqa.evaluate(qfile, index="t", strategies=["auto:route_threshold=1", "rag"], model=FAKE_MODEL)
+    by = {(r["strategy"], r["id"]): r for r in records}
+    for q in ("hotel", "probation", "pets"):  # what the first step answered and the probability it read are kept
+        first = by[("auto:route_threshold=1.0", q)]
+        assert first["rag_answer"] == by[("rag", q)]["answer"] and 0.0 <= first["decline_p"] <= 1.0
+        assert by[("rag", q)]["decline_p"] is None and by[("rag", q)]["rag_answer"] is None
 
 
 def test_resume_skips_finished_pairs(indexed, qfile, tmp_path, monkeypatch):
