@@ -78,6 +78,23 @@ def test_leval_documents_judged_by_llm_are_left_out_and_said(tmp_path, monkeypat
         docqa.evaluate(None, leval=path, strategies=["rag"], model=FAKE_MODEL)
 
 
+def test_leval_indexes_take_the_chunk_size_asked_for(tmp_path, monkeypatch):
+    monkeypatch.setattr("docqa.embedder.DEFAULT_EMBEDDER", FAKE_EMBEDDER)
+    path = tmp_path / "fin.jsonl"
+    text = " ".join(f"Acme sold {i} rockets in month {i}." for i in range(60))
+    path.write_text(json.dumps({"input": text, "instructions": ["How many rockets?"], "outputs": ["12"],
+                                "evaluation": "f1"}))
+    counts = {}
+    for size in (None, 48):
+        docqa.evaluate(None, leval=path, strategies=["rag"], model=FAKE_MODEL, chunk_tokens=size)
+        idx = docqa.open_index("leval-fin-doc01")
+        counts[size] = idx.manifest["chunks"]
+        assert idx.manifest["chunk_tokens"] == (size or 160)
+    assert counts[48] > counts[None]  # re-chunked, not only relabelled
+    with pytest.raises(docqa.DocQAError, match="--chunk-tokens 48 sets the chunks of the indexes --leval builds"):
+        docqa.evaluate(None, index="leval-fin-doc01", strategies=["rag"], model=FAKE_MODEL, chunk_tokens=48)
+
+
 def test_a_choice_set_is_answered_and_scored_by_its_letters(indexed, choice_file, tmp_path, monkeypatch):
     # The fake answers "(B)." to a question with lettered options: right for two of the three questions.
     monkeypatch.setattr(ExtractiveGenerator, "_answer",

@@ -31,6 +31,7 @@ def evaluate(
     leval: str | Path | None = None,
     limit: int | None = None,
     limit_docs: int | None = None,
+    chunk_tokens: int | None = None,
     root: str | Path | None = None,
     model: str | None = None,
     generator: GeneratorConfig | None = None,
@@ -63,6 +64,9 @@ def evaluate(
     as every model of L-Eval's published scores was asked; retrieval sees the question alone. It uses the reference,
     so it measures the strategies with answer length held level, not what a user's question would get.
 
+    ``chunk_tokens`` (``leval`` only): the chunk size of the indexes built from its documents (default: ingest's);
+    an index already under ``root`` with another size is re-chunked, as ``docqa ingest --chunk-tokens`` would.
+
     Each question is scored by its own metric (``score``): token F1, or for multiple choice (options as lettered
     lines, references the letters; docqa JSONL's ``options`` or L-Eval's exams) whether the answer chose exactly the
     right letters. The paired column and the verdict compare rows on it.
@@ -91,6 +95,9 @@ def evaluate(
     if limit_docs is not None and (limit_docs < 1 or leval is None):
         raise ConfigError(f"--limit-docs takes a positive number of documents of an --leval file, got {limit_docs}"
                           f"{'' if leval is not None else ' without --leval'}.")
+    if chunk_tokens is not None and leval is None:
+        raise ConfigError(f"--chunk-tokens {chunk_tokens} sets the chunks of the indexes --leval builds; an existing "
+                          f"index keeps the chunks it was ingested with (docqa ingest --chunk-tokens N to change them).")
     if leval is not None:
         docs = qio.load_leval(Path(leval))
         # Documents L-Eval scores by an LLM judge or by people have no automatic metric: left out, so scores compare
@@ -124,7 +131,8 @@ def evaluate(
             path = folder / f"{name}.txt"
             if not path.exists() or path.read_text() != text:
                 path.write_text(text)
-            ingest(folder, f"leval-{name}", root=root, model=model)
+            ingest(folder, f"leval-{name}", root=root, model=model,
+                   **({"chunk_tokens": chunk_tokens} if chunk_tokens is not None else {}))
             indexes[name] = open_index(f"leval-{name}", root=root, model=model, generator=generator)
         index_for = lambda q: indexes[q.document]  # noqa: E731
         title = f"L-Eval {Path(leval).name}" + (f" ({judged} questions judged by an LLM or people left out)"

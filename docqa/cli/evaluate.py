@@ -51,6 +51,9 @@ def eval_cmd(
     limit: Annotated[Optional[int], typer.Option(help="Only the first N questions.")] = None,
     limit_docs: Annotated[Optional[int], typer.Option(
         help="--leval: only the first N documents (all their questions; only they are ingested).")] = None,
+    chunk_tokens: Annotated[Optional[int], typer.Option(
+        help="--leval: generator tokens per chunk of the indexes it builds [default: ingest's, 160].",
+        show_default=False)] = None,
     top_k: Annotated[int, typer.Option(help="rag: chunks to retrieve.")] = 4,
     retriever: RetrieverOpt = None,
     fusion: FusionOpt = "rrf",
@@ -130,7 +133,8 @@ def eval_cmd(
                               base_url=base_url, context_window=context_window, tokenizer=tokenizer,
                               request_timeout=request_timeout, max_retries=max_retries)
         _, rows = api.evaluate(questions, index=index, strategies=names, out=out_dir, resume=resume, leval=leval,
-                               limit=limit, limit_docs=limit_docs, root=root, model=model, generator=gen,
+                               limit=limit, limit_docs=limit_docs, chunk_tokens=chunk_tokens, root=root, model=model,
+                               generator=gen,
                                concurrency=concurrency,
                                batch_size=batch_size, progress=progress, top_k=top_k, retriever=retriever,
                                fusion=fusion, fusion_weight=fusion_weight, rerank=rerank,
