@@ -97,7 +97,7 @@ def evaluate(
                           f"{'' if leval is not None else ' without --leval'}.")
     if chunk_tokens is not None and leval is None:
         raise ConfigError(f"--chunk-tokens {chunk_tokens} sets the chunks of the indexes --leval builds; an existing "
-                          f"index keeps the chunks it was ingested with (docqa ingest --chunk-tokens N to change them).")
+                          f"index keeps the chunks it was ingested with (docqa ingest --chunk-tokens N changes them).")
     if leval is not None:
         docs = qio.load_leval(Path(leval))
         # Documents L-Eval scores by an LLM judge or by people have no automatic metric: left out, so scores compare
