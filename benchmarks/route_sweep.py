@@ -58,8 +58,9 @@ def _load(run: Path) -> tuple[list[dict], dict[str, dict]]:
     return auto, lc
 
 
-def _prefix_costs(lc: dict[str, dict]) -> dict[str, float]:
-    """Per document: what building its prefix added to the first long-context question asked of it."""
+def _prefix_costs(lc: dict[str, dict]) -> tuple[dict[str, float], set[str]]:
+    """Per document: what building its prefix added to the first long-context question asked of it; and the ids of
+    those first questions (their records hold the prefill)."""
     by_doc: dict[str, list[dict]] = {}
     for r in lc.values():  # insertion order = the run's order
         by_doc.setdefault(r["document"], []).append(r)
@@ -67,18 +68,12 @@ def _prefix_costs(lc: dict[str, dict]) -> dict[str, float]:
     for doc, rs in by_doc.items():
         later = [r["latency_s"] for r in rs[1:]]
         out[doc] = max(0.0, rs[0]["latency_s"] - (statistics.median(later) if later else 0.0))
-    return out
+    return out, {rs[0]["id"] for rs in by_doc.values()}
 
 
 def sweep(run: Path) -> dict:
     auto, lc = _load(run)
-    prefix = _prefix_costs(lc)
-    first_lc: set[str] = set()  # ids whose long-context record built their document's prefix
-    seen: set[str] = set()
-    for r in lc.values():
-        if r["document"] not in seen:
-            seen.add(r["document"])
-            first_lc.add(r["id"])
+    prefix, first_lc = _prefix_costs(lc)
     f1 = METRICS.get("f1")
     qs = [r for r in auto if r["id"] in lc]
     rag = [100 * f1(r["rag_answer"], r["references"]) for r in qs]
