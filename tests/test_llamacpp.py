@@ -157,9 +157,9 @@ def test_llama_cpp_refuses_a_gpu_device_and_a_file_that_is_not_gguf(tmp_path):
 
 def test_a_sliding_window_gguf_is_sent_to_the_transformers_backend_in_one_line():
     from docqa.errors import ModelLoadError
-    from docqa.generators.llamacpp import _gguf_facts
+    from docqa.generators.llamacpp_gguf import gguf_facts
 
     meta = {"general.architecture": "gemma3", "gemma3.attention.sliding_window": "512"}
     with pytest.raises(ModelLoadError, match=r"--model transformers:/m/gemma\.gguf.*--model openai:NAME") as e:
-        _gguf_facts(meta, "llama.cpp:/m/gemma.gguf")
+        gguf_facts(meta, "llama.cpp:/m/gemma.gguf")
     assert "\n" not in str(e.value)

@@ -92,7 +92,7 @@ def _preferred_backend(model: str) -> str:
     entry = MODELS.get(model.strip().lower())
     if entry is None or entry.backend == "transformers":
         return "transformers"
-    from .llamacpp import llama_cpp_available
+    from .llamacpp_gguf import llama_cpp_available
 
     return entry.backend if llama_cpp_available() else "transformers"
 
