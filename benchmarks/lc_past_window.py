@@ -4,11 +4,13 @@ asked of all of them at once.
     .venv/bin/python benchmarks/lc_past_window.py [--model qwen2.5-coder-1.5b] [--strategies long-context]
 
 The per-document runs (``docqa eval --leval``) read ~5.4 k tokens a question, well inside Qwen2.5's 32 768. Here the
-six transcripts together are one corpus of more tokens than the window, so long-context reads past it with docqa's
-default rope method (the plan that ``ask --json`` reports is recorded per answer) and every question must find its
-answer among five other companies' calls. The prefix (the whole corpus) is prefilled once and reused for every
-question. Questions, references, length hints and scoring are the same as the per-document run, so the records pair
-with it question by question (printed at the end against ``--against``). Writes benchmarks/out/lc-past-window/.
+eight transcripts together are one corpus of more tokens than the window (40 499 of the 1.5 B's), so long-context reads
+past it with docqa's default rope method (the plan that ``ask --json`` reports is recorded per answer) and every
+question must find its answer among seven other companies' calls. The prefix (the whole corpus) is prefilled once and
+reused for every question. Questions, references, length hints and scoring are the same as the per-document run, so the
+records pair with it question by question (printed at the end against ``--against``). Writes
+benchmarks/out/lc-past-window/ (``--out``); ``--strategies rag`` is the alternative a corpus past the window leaves:
+retrieval over all of it.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None, help="the first N scored questions (the corpus stays whole)")
     ap.add_argument("--against", type=Path, default=ROOT / "benchmarks" / "out" / "reader-fin" / "results.jsonl",
                     help="a per-document run's results.jsonl to pair with")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "lc-past-window",
+                    help="where the run's records go (one folder a run: a second strategy gets its own)")
     args = ap.parse_args()
 
     import docqa
@@ -48,7 +52,7 @@ def main() -> None:
     qfile.write_text("".join(json.dumps(r) + "\n" for r in rows))
     root = ROOT / "benchmarks" / "out" / "indexes"
     docqa.ingest(src, "leval-financial_qa-all", root=root, model=args.model)
-    out = ROOT / "benchmarks" / "out" / "lc-past-window"
+    out = args.out
     records, summary = docqa.evaluate(qfile, index="leval-financial_qa-all", strategies=args.strategies.split(","),
                                       out=out, root=root, model=args.model, length_hint=True,
                                       limit=args.limit)
