@@ -272,6 +272,21 @@ def test_resume_refuses_other_settings_and_names_them(indexed_t, tmp_path):
     assert len(records) == 1
 
 
+def test_resume_extends_a_run_to_more_questions_but_never_fewer(indexed_t, tmp_path):
+    q = tmp_path / "q.jsonl"
+    q.write_text("".join(json.dumps({**GOOD, "id": f"q{i}"}) + "\n" for i in range(3)))
+    out = tmp_path / "run"
+    first, _ = docqa.evaluate(q, index="t", strategies=["rag"], out=out, model=FAKE_MODEL, limit=1)
+    records, _ = docqa.evaluate(q, index="t", strategies=["rag"], out=out, model=FAKE_MODEL, limit=2, resume=True)
+    assert [r["id"] for r in records] == ["q0", "q1"]
+    assert records[0]["latency_s"] == first[0]["latency_s"]  # kept, not asked again
+    with pytest.raises(ConfigError, match=r"limit: 2 then, 1 now.*more questions, not fewer"):
+        docqa.evaluate(q, index="t", strategies=["rag"], out=out, model=FAKE_MODEL, limit=1, resume=True)
+    records, _ = docqa.evaluate(q, index="t", strategies=["rag"], out=out, model=FAKE_MODEL, resume=True)
+    assert [r["id"] for r in records] == ["q0", "q1", "q2"]
+    assert [json.loads(line)["id"] for line in (out / "results.jsonl").read_text().splitlines()] == ["q0", "q1", "q2"]
+
+
 def test_bad_arguments_are_one_line_errors(indexed_t, tmp_path):
     runner = CliRunner()
     for args in (["ask", "", "--index", "t"], ["ask", "q?", "--index", "t", "--top-k", "0"],

@@ -133,8 +133,20 @@ def load_done(path: Path) -> dict[tuple[str, str], dict]:
     return done
 
 
+# Identity fields that select how many questions a run asks. A resumed run may ask more of the same questions (--limit
+# 60, then --limit 100 or none: only the new ones are asked); fewer would leave records in results.jsonl that its
+# summary does not count, so that is refused like any other change.
+GROWABLE = ("limit", "limit_docs")
+
+
+def _grows(before: Any, now: Any) -> bool:
+    """A selection ``now`` holds every question ``before`` did (None: all of them)."""
+    return now is None or (before is not None and now >= before)
+
+
 def check_identity(out: Path, identity: dict[str, Any], resume: bool) -> None:
-    """Refuse to resume a run made with another model or other options; record this run's identity."""
+    """Refuse to resume a run made with another model or other options (a larger ``--limit`` or ``--limit-docs``
+    extends it); record this run's identity."""
     path = out / "run.json"
     wanted = json.loads(json.dumps(identity, default=str, sort_keys=True))
     if resume and path.is_file():
@@ -143,12 +155,14 @@ def check_identity(out: Path, identity: dict[str, Any], resume: bool) -> None:
         except (OSError, ValueError) as e:
             raise ConfigError(f"{path} is unreadable ({first_line(e)}); cannot tell what run to resume. Start a "
                               f"new run with another --out.") from e
-        differ = sorted(k for k in set(before) | set(wanted) if before.get(k) != wanted.get(k))
+        differ = sorted(k for k in set(before) | set(wanted) if before.get(k) != wanted.get(k)
+                        and not (k in GROWABLE and _grows(before.get(k), wanted.get(k))))
         if differ:
             detail = "; ".join(f"{k}: {json.dumps(before.get(k))[:80]} then, {json.dumps(wanted.get(k))[:80]} now"
                                for k in differ)
-            raise ConfigError(f"--resume: the run in {out} was made with other settings ({detail}). Use the same "
-                              f"settings, or another --out for a new run.")
+            grow = " (a resumed run may ask more questions, not fewer)" if set(differ) & set(GROWABLE) else ""
+            raise ConfigError(f"--resume: the run in {out} was made with other settings ({detail}){grow}. Use the "
+                              f"same settings, or another --out for a new run.")
     write_atomic(path, json.dumps(wanted, indent=2, sort_keys=True))
 
 
