@@ -46,7 +46,8 @@ def eval_cmd(
                           ] = "all",
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="Folder for results.jsonl, summary.json/csv and "
                                                               "accuracy_vs_latency.png.")] = None,
-    resume: Annotated[bool, typer.Option(help="Continue an interrupted run from OUT/results.jsonl.")] = False,
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted run from OUT/results.jsonl (a larger --limit "
+                                              "asks only the questions it adds).")] = False,
     leval: Annotated[Optional[Path], typer.Option(help="An L-Eval file; one index per document is built.")] = None,
     limit: Annotated[Optional[int], typer.Option(help="Only the first N questions.")] = None,
     limit_docs: Annotated[Optional[int], typer.Option(
