@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from docqa.eval.runner import peak_rss_mb, peak_rss_reset  # noqa: E402
+from docqa.eval.answering import peak_rss_mb, peak_rss_reset  # noqa: E402
 
 HAYSTACK = ROOT.parent / "shared" / "data" / "haystack" / "paul_graham_essays"
 OUT = ROOT / "benchmarks" / "out"

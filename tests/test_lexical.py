@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import docqa
 from docqa.errors import ConfigError, DocQAError, IndexCorrupt, LexicalMissing, ModelLoadError, UnknownComponent
-from docqa.index import lexical
+from docqa.index import lexical, lexical_search
 from docqa.index.integrity import sha256_file
 from docqa.index.store import IndexStore, check_index
 from docqa.index.writer import writing
@@ -368,9 +368,9 @@ def test_maxscore_pruning_returns_the_exact_top_k(tmp_path, monkeypatch):
     monkeypatch.setattr(searcher, "_maxscore", lambda e, k: calls.append(r := real(e, k)) or r)
     for q in queries:
         for k in (1, 4, 10):
-            monkeypatch.setattr(lexical, "PRUNE_FROM", 10**9)
+            monkeypatch.setattr(lexical_search, "PRUNE_FROM", 10**9)
             full = store.search_lexical(q, k)
-            monkeypatch.setattr(lexical, "PRUNE_FROM", 0)
+            monkeypatch.setattr(lexical_search, "PRUNE_FROM", 0)
             pruned = store.search_lexical(q, k)
             ref = np.sort(_bm25s_scores(texts, q))[::-1][:k]
             assert np.allclose(pruned.scores, full.scores, atol=1e-9) and np.allclose(pruned.scores, ref, atol=1e-6)

@@ -48,11 +48,11 @@ def summarize(records: list[dict], prices: tuple[float, float] | None = None) ->
 
     A question that ended in an error of the strategy (a corpus too long for long-context, a budget exceeded) scores
     as a wrong answer in the accuracy columns; one the server never answered whole (``server_errors``: a cut answer,
-    a server gone, see ``runner.SERVER_ERRORS``) is not scored at all. Both count in ``errors`` / ``error_rate`` and
+    a server gone, see ``answering.SERVER_ERRORS``) is not scored at all. Both count in ``errors`` / ``error_rate`` and
     are left out of the latency, token and call statistics, which describe answers that happened (a time-to-failure
     is no latency). ``prices`` (US dollars per million prompt and completion tokens) add ``cost_usd_total`` and
     ``cost_usd_mean`` (per answered question), from the token counts the model reported."""
-    from .runner import SERVER_ERRORS
+    from .answering import SERVER_ERRORS
 
     rows = []
     for strategy in dict.fromkeys(r["strategy"] for r in records):
