@@ -2,6 +2,8 @@
 
     .venv/bin/python benchmarks/llamaindex_rag.py --leval ../shared/data/leval/financial_qa.jsonl
     .venv/bin/python benchmarks/llamaindex_rag.py --leval ../shared/data/leval/scientific_qa.jsonl --limit-docs 8
+    .venv/bin/python benchmarks/llamaindex_rag.py --leval ../shared/data/leval/scientific_qa.jsonl --limit-docs 14 \\
+        --resume  # keeps the answers written and asks only the questions the larger limit adds
 
 Per L-Eval document: ``VectorStoreIndex.from_documents`` with llama-index's defaults (``SentenceSplitter`` of 1 024
 tokens with 200 of overlap) and ``index.as_query_engine()`` (top 2 chunks, ``compact`` synthesis, llama-index's own
@@ -32,6 +34,9 @@ def main() -> None:
     ap.add_argument("--limit-docs", type=int, default=None)
     ap.add_argument("--model", default=None, help="docqa generator spec (default: docqa's default reader)")
     ap.add_argument("--max-new-tokens", type=int, default=128)
+    ap.add_argument("--resume", action="store_true",
+                    help="keep the answers already in results.jsonl and ask only the questions it lacks "
+                         "(a larger --limit-docs extends a run)")
     args = ap.parse_args()
 
     from llama_index.core import Document, Settings, VectorStoreIndex
@@ -81,9 +86,16 @@ def main() -> None:
     tag = args.leval.stem
     out = ROOT / "benchmarks" / "out" / f"li-default-{tag}"
     out.mkdir(parents=True, exist_ok=True)
+    path = out / "results.jsonl"
     records = []
+    if args.resume and path.exists():
+        records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        models = {r["model"] for r in records}
+        if models and models != {gen.spec}:  # a resumed run must be one reader's answers
+            sys.exit(f"--resume: {path} holds answers of {sorted(models)}, this run reads with {gen.spec}")
+    done = {r["id"] for r in records}
     for name, text, questions in load_leval(args.leval)[: args.limit_docs]:
-        questions = [q for q in questions if q.metric]
+        questions = [q for q in questions if q.metric and q.id not in done]
         if not questions:
             continue
         engine = VectorStoreIndex.from_documents([Document(text=text)]).as_query_engine()
@@ -97,7 +109,10 @@ def main() -> None:
                    "latency_s": latency, "document": name, "model": gen.spec}
             records.append(rec)
             print(f"{q.id}: F1 {rec['metrics']['f1']:.3f} ({latency:.1f} s)", flush=True)
-    (out / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+        # after each document, atomically: an interrupted run keeps what it answered (--resume goes on)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
+        tmp.replace(path)
     scored = [r["metrics"]["score"] for r in records]
     print(f"li-default on {len(records)} questions: score {100 * sum(scored) / max(1, len(scored)):.1f}; wrote {out}")
 

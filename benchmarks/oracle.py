@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/oracle.py --top-k 1,2,4,8          # gold passages
     .venv/bin/python benchmarks/oracle.py --reference              # the reference itself as the only passage
     .venv/bin/python benchmarks/oracle.py --leval ../shared/data/leval/scientific_qa.jsonl --limit 60
+    .venv/bin/python benchmarks/oracle.py --leval ../shared/data/leval/scientific_qa.jsonl --limit 100 --resume
 
 rag as docqa asks it (same prompt, length hint, decoder, one index per transcript), except that retrieval is an
 oracle that has read the answers: each question gets the K chunks of its transcript whose token F1 with the
@@ -32,6 +33,9 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=256)
     ap.add_argument("--leval", type=Path, default=LEVAL, help="an L-Eval .jsonl (default: financial QA)")
     ap.add_argument("--limit", type=int, default=None, help="the first N scored questions")
+    ap.add_argument("--resume", action="store_true",
+                    help="keep the answers of an earlier run with the same settings (docqa eval --resume): a larger "
+                         "--limit asks only the questions it adds")
     args = ap.parse_args()
 
     import docqa
@@ -76,13 +80,19 @@ def main() -> None:
     print(f"{'oracle':<22}{'F1':>7}{'ROUGE-L':>9}{'prompt tokens (median)':>24}")
     for mode, k in runs:
         name = "reference" if mode == "reference" else f"gold-top{k}"
-        records, rows = docqa.evaluate(None, leval=args.leval, strategies=["rag"], out=ROOT / "benchmarks" / "out" /
-                                       f"oracle-{args.leval.stem}-{name}", root=ROOT / "benchmarks" / "out" /
-                                       "indexes", top_k=k, max_new_tokens=args.max_new_tokens, style="auto",
-                                       length_hint=True, limit=args.limit)
-        if asked[0] < len(records):
-            raise SystemExit(f"rag asked the oracle for {asked[0]} of {len(records)} questions: it retrieves some "
-                             f"other way now; point this script at it.")
+        out = ROOT / "benchmarks" / "out" / f"oracle-{args.leval.stem}-{name}"
+        kept = 0
+        if args.resume and (out / "results.jsonl").is_file():  # answered before: not asked again, so not counted
+            from docqa.eval.runner import load_done
+
+            kept = len(load_done(out / "results.jsonl"))
+        records, rows = docqa.evaluate(None, leval=args.leval, strategies=["rag"], out=out,
+                                       root=ROOT / "benchmarks" / "out" / "indexes", top_k=k,
+                                       max_new_tokens=args.max_new_tokens, style="auto", length_hint=True,
+                                       limit=args.limit, resume=args.resume)
+        if asked[0] < len(records) - kept:
+            raise SystemExit(f"rag asked the oracle for {asked[0]} of {len(records) - kept} questions: it retrieves "
+                             f"some other way now; point this script at it.")
         asked[0] = 0
         prompt = sorted(r["prompt_tokens"] for r in records)[len(records) // 2]
         print(f"{name:<22}{100 * rows[0]['f1']:7.1f}{100 * rows[0]['rouge_l']:9.1f}{prompt:>24}")
