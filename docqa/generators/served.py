@@ -7,7 +7,8 @@ Every answer is judged by how its stream ended and retried when it was cut, rate
 (:mod:`.served_calls`: ``Retry-After`` honoured, retries counted, parallel requests lowered to one where the server
 interrupts them); what still fails is an error, never an answer.
 
-What docqa needs beyond completions it asks the server for, and falls back where a server has no answer:
+What docqa needs beyond completions it asks the server for (:mod:`.served_endpoints`), and falls back where a server
+has no answer:
 
 - **window**: vLLM's ``/v1/models`` reports ``max_model_len``; llama.cpp's server reports ``n_ctx`` in ``/props``;
   otherwise ``--context-window`` (llama-cpp-python's server reports nothing: give the ``--n_ctx`` it was started
@@ -44,6 +45,7 @@ from ..errors import (
 from ..rope import RopeModel, RopePlan, plan_for
 from .base import Generation, GeneratorConfig, PrefixState, ProgressFn, cut_at_stop, hits_stop
 from .served_calls import CutAnswer, Gate, Retrier, judge_finish, retry_after_s
+from .served_endpoints import ServerEndpoints
 
 SAMPLING = {"temperature": 0.0}  # greedy; the seed is GeneratorConfig.seed (recorded with every run)
 
@@ -54,7 +56,6 @@ class OpenAIGenerator:
     fixed_rope = True  # the server's rope is set at launch; strategies must not plan their own
 
     def __init__(self, spec: str, model: str, config: GeneratorConfig):
-        import httpx
         from openai import OpenAI
 
         self.spec, self.model_name, self.config = spec, model, config
@@ -63,29 +64,21 @@ class OpenAIGenerator:
             raise ConfigError(f"--model {spec} needs the server's address: --base-url http://HOST:PORT/v1 (or set "
                               f"DOCQA_BASE_URL).")
         self.base_url = base.rstrip("/")
-        self.root = self.base_url[: -len("/v1")] if self.base_url.endswith("/v1") else self.base_url
         key = os.environ.get("DOCQA_API_KEY", "not-needed")
         # Retries are docqa's (served_calls.Retrier), not the client's, so that each is counted and shown.
         self.client = OpenAI(base_url=self.base_url, api_key=key, timeout=config.request_timeout, max_retries=0)
-        self._http = httpx.Client(timeout=min(60.0, config.request_timeout),
-                                  headers={"Authorization": f"Bearer {key}"})
-        self.device = f"server {self.root}"
         self.retrier = Retrier(config.max_retries, self.base_url)
         self.gate = Gate()
-        entry = self._find_model()
-        self._entry = entry
-        self._props = self._get("/props") or {}  # llama.cpp's server settings (window, rope); {} elsewhere
-        self.max_parallel = self._parallel()
+        self.window, self.window_source = 0, "not asked yet"  # for _error until the server has said
+        self.server = ServerEndpoints(self.base_url, model, self._find_model(), config, key, self.gate)
+        self.root = self.server.root
+        self.device = f"server {self.root}"
+        self.max_parallel = self.server.parallel()
         if self.max_parallel:
             self.gate.lower(self.max_parallel)
-        self.window, self.window_source = self._window(entry)
+        self.window, self.window_source = self.server.window()
         self.trained_window = self.window
-        self.rope_info = self._rope_info(entry)
-        self._local_tok = None
-        if config.tokenizer:
-            self._local_tok = _local_tokenizer(config.tokenizer)
-        self._tok_route = self._find_tokenize_route()
-        self._bos_artifact = self._detect_bos()
+        self.rope_info = self.server.rope_info()
         self._rope_model = RopeModel(2, 1.0, self.window)
 
     # --------------------------------------------------------------------------------------------- discovery
@@ -125,165 +118,31 @@ class OpenAIGenerator:
         raise ModelLoadError(f"The server at {self.base_url} serves {', '.join(names) or 'no model'}, not "
                              f"'{self.model_name}'. Use --model openai:{names[0] if names else 'NAME'}.")
 
-    def _get(self, path: str) -> dict | None:
-        try:
-            r = self._http.get(self.root + path)
-            return r.json() if r.status_code == 200 else None
-        except Exception:  # noqa: BLE001 - an optional endpoint: absent is an answer
-            return None
-
-    def _post(self, path: str, body: dict) -> dict | None:
-        # Through the gate like completions: llama-cpp-python's server, at its defaults, cuts a streaming answer short
-        # when any request arrives, a tokenize call included (another question's prompt being built).
-        ticket = self.gate.enter()
-        try:
-            r = self._http.post(self.root + path, json=body)
-            return r.json() if r.status_code == 200 else None
-        except ValueError:
-            return None
-        except Exception as e:  # noqa: BLE001 - connection failures are the server's, said in one line
-            raise ServerUnreachable(f"The server at {self.root} stopped answering ({type(e).__name__}: "
-                                    f"{str(e)[:120]}). Restart it; docqa eval --resume completes a run.") from e
-        finally:
-            self.gate.leave(ticket)
-
-    def _parallel(self) -> int | None:
-        """Requests the server runs at once, where it says: llama.cpp's ``/props`` ``total_slots`` (or its
-        ``/slots`` list); None where it does not (vLLM and SGLang batch continuously; llama-cpp-python runs one at
-        a time and says nothing: its interruptions are caught on the first cut answer instead)."""
-        slots = self._props.get("total_slots")
-        if isinstance(slots, int) and slots > 0:
-            return slots
-        listed = self._get("/slots")
-        return len(listed) if isinstance(listed, list) and listed else None
-
     def server_info(self) -> dict[str, Any]:
         """What a rerun needs to tell whether it is comparable: the server's model id and owner, its build or
-        version where it reports one (llama.cpp's ``/props`` build_info, vLLM's ``/version``, a FastAPI server's
-        ``/openapi.json`` title and version: llama-cpp-python's), its window and parallel slots, and the sampling
-        parameters docqa sends (the same for every request: greedy, one seed)."""
-        build = self._props.get("build_info")
-        if not build:
-            version = self._get("/version")
-            if version and version.get("version"):
-                build = f"vllm {version['version']}"
-        if not build:
-            api = self._get("/openapi.json") or {}
-            info = api.get("info") or {}
-            if info.get("version"):
-                build = f"{info.get('title', 'server')} {info['version']}".strip()
-        return {"base_url": self.base_url, "model_id": self._entry.get("id"),
-                "owned_by": self._entry.get("owned_by"), "build": build or None, "window": self.window,
-                "window_source": self.window_source, "max_parallel": self.max_parallel,
-                "sampling": {**SAMPLING, "seed": self.config.seed}}
-
-    def _window(self, entry: dict) -> tuple[int, str]:
-        if self.config.context_window:
-            return int(self.config.context_window), "--context-window"
-        if entry.get("max_model_len"):
-            return int(entry["max_model_len"]), "server (/v1/models max_model_len)"
-        props = self._props
-        n_ctx = props.get("n_ctx") or (props.get("default_generation_settings") or {}).get("n_ctx")
-        if n_ctx:
-            return int(n_ctx), "server (/props n_ctx)"
-        raise ModelLoadError(f"The server at {self.base_url} does not report its context window (llama-cpp-python's "
-                             f"does not). Pass --context-window N, the context size the server was started with "
-                             f"(its --n_ctx).")
-
-    def _rope_info(self, entry: dict) -> dict[str, Any]:
-        """What the server says about its rope, where it says anything (for the long-context report)."""
-        info: dict[str, Any] = {}
-        props = self._props
-        for k in ("rope_scaling", "rope_parameters", "rope_freq_base", "rope_freq_scale", "n_ctx_train"):
-            for src in (entry, entry.get("meta") or {}, props, props.get("default_generation_settings") or {}):
-                if k in src:
-                    info[k] = src[k]
-        return info
-
-    def _find_tokenize_route(self) -> str:
-        probe = "Hello world"
-        routes = [("/tokenize", {"model": self.model_name, "prompt": probe, "add_special_tokens": False}, "vllm"),
-                  ("/tokenize", {"content": probe, "add_special": False}, "llamacpp"),
-                  ("/extras/tokenize", {"model": self.model_name, "input": probe}, "llamacpp-python")]
-        for path, body, name in routes:
-            out = self._post(path, body)
-            if out and isinstance(out.get("tokens"), list):
-                return name
-        if self._local_tok is not None:
-            return None
-        raise ModelLoadError(f"The server at {self.base_url} has no tokenize endpoint docqa knows. Pass --tokenizer "
-                             f"with the served model's HF tokenizer (an HF id or local folder).")
-
-    def _detect_bos(self) -> int | None:
-        """A token the server's tokenizer prepends to every text (llama-cpp-python adds BOS), or None."""
-        if self._tok_route is None:
-            return None
-        a, b = self._server_encode("a"), self._server_encode("b")
-        return a[0] if len(a) > 1 and len(b) > 1 and a[0] == b[0] else None
+        version where it reports one (:meth:`ServerEndpoints.build`), its window and parallel slots, and the
+        sampling parameters docqa sends (the same for every request: greedy, one seed)."""
+        entry = self.server.entry
+        return {"base_url": self.base_url, "model_id": entry.get("id"), "owned_by": entry.get("owned_by"),
+                "build": self.server.build(), "window": self.window, "window_source": self.window_source,
+                "max_parallel": self.max_parallel, "sampling": {**SAMPLING, "seed": self.config.seed}}
 
     # --------------------------------------------------------------------------------------------- text
     def rope_model(self) -> RopeModel:
         return self._rope_model
 
-    def _server_encode(self, text: str) -> list[int]:
-        route = self._tok_route
-        if route == "vllm":
-            out = self._post("/tokenize", {"model": self.model_name, "prompt": text, "add_special_tokens": False})
-        elif route == "llamacpp":
-            out = self._post("/tokenize", {"content": text, "add_special": False})
-        else:
-            out = self._post("/extras/tokenize", {"model": self.model_name, "input": text})
-        if not out or "tokens" not in out:
-            raise ServerError(f"The server at {self.root} did not tokenize a text of {len(text)} characters.")
-        return [t if isinstance(t, int) else t.get("id") for t in out["tokens"]]
-
     def encode(self, text: str) -> list[int]:
-        if not text:
-            return []
-        if self._tok_route is None:
-            return list(self._local_tok(text, add_special_tokens=False)["input_ids"])
-        ids = self._server_encode(text)
-        return ids[1:] if self._bos_artifact is not None and ids and ids[0] == self._bos_artifact else ids
+        return self.server.encode(text)
 
     def decode(self, ids: list[int]) -> str:
-        if not ids:
-            return ""
-        if self._tok_route is None:
-            return self._local_tok.decode(ids, skip_special_tokens=False)
-        route = self._tok_route
-        if route == "vllm":
-            out = self._post("/detokenize", {"model": self.model_name, "tokens": list(ids)})
-            text = out.get("prompt") if out else None
-        elif route == "llamacpp":
-            out = self._post("/detokenize", {"tokens": list(ids)})
-            text = out.get("content") if out else None
-        else:
-            out = self._post("/extras/detokenize", {"model": self.model_name, "tokens": list(ids)})
-            text = out.get("text") if out else None
-        if text is None:
-            raise ServerError(f"The server at {self.root} did not detokenize {len(ids)} tokens.")
-        return text
+        return self.server.decode(ids)
 
     def count_tokens(self, texts: list[str]) -> list[int]:
-        return [len(self.encode(t)) for t in texts]
+        return [len(self.server.encode(t)) for t in texts]
 
     def chat(self, system: str, user: str) -> str:
         """The chat-templated prompt, ending where the assistant's answer begins."""
-        messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
-        if self._local_tok is not None:
-            from .base import render_chat
-
-            return render_chat(self._local_tok, system, user)
-        out = self._post("/apply-template", {"messages": messages})  # llama.cpp's server
-        if out and isinstance(out.get("prompt"), str):
-            return out["prompt"]
-        out = self._post("/tokenize", {"model": self.model_name, "messages": messages,
-                                       "add_generation_prompt": True})  # vLLM / SGLang
-        if out and isinstance(out.get("tokens"), list):
-            return self.decode(out["tokens"])
-        raise ConfigError(f"The server at {self.base_url} cannot render the chat template for docqa. Pass "
-                          f"--tokenizer with the served model's HF tokenizer (an HF id, a local folder, or an embedded "
-                          f"alias such as smollm2).")
+        return self.server.chat(system, user)
 
     # --------------------------------------------------------------------------------------------- calls
     def kv_bytes_per_token(self) -> int:
@@ -380,7 +239,7 @@ class OpenAIGenerator:
     def _extra_body(self) -> dict | None:
         """llama.cpp's own server keeps a slot's prompt KV for the next request only when asked (cache_prompt); the
         others cache by themselves (vLLM's automatic prefix caching, llama-cpp-python's last prompt)."""
-        return {"cache_prompt": True} if self._tok_route == "llamacpp" else None
+        return {"cache_prompt": True} if self.server.tok_route == "llamacpp" else None
 
     def _unstreamed(self, unstreamed):
         """``unstreamed()``'s answer, or None when it too came back cut; the server's error is raised as it is. One
@@ -541,15 +400,3 @@ def cached_tokens(chunk) -> int:
         return int(timings["cache_n"])
     return 0
 
-
-def _local_tokenizer(name: str):
-    from ..paths import quiet_transformers
-    from .gguf import resolve_model
-
-    quiet_transformers()
-    from transformers import AutoTokenizer
-
-    try:
-        return AutoTokenizer.from_pretrained(resolve_model(name))
-    except Exception as e:  # noqa: BLE001 - any load failure is one line
-        raise ModelLoadError(f"Could not load --tokenizer '{name}': {first_line(e)}.") from e
