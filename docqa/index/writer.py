@@ -38,14 +38,14 @@ from .integrity import (
     Segment,
     check_files,
     corrupt,
-    file_facts,
     read_manifest,
     sha256_file,
     verify_segment,
     verify_totals,
 )
 from .lexical import PostingsBuilder
-from .segments import SCHEMA, UPSERT_SUMMARY, DocumentPart, SegmentState, merge, open_ro, plan, summaries_of
+from .new_segment import NewSegment
+from .segments import DocumentPart, SegmentState, merge, open_ro, plan, summaries_of
 from .vector_stores import for_writer
 from .vectors import check_type
 from .versions import fsync, fsync_dir, link_or_copy, prune, recover, valid_name, valid_root, versions, write_atomic
@@ -89,7 +89,7 @@ class IndexWriter:
                 f"Index '{name}' is being written by another docqa process; try again when it ends."
             ) from e
         self.tmp: Path | None = None
-        self.db: sqlite3.Connection | None = None
+        self.seg: NewSegment | None = None
         self.base_dbs: dict[str, sqlite3.Connection] = {}
         self.store = None
         try:
@@ -126,13 +126,8 @@ class IndexWriter:
         self.path = self.home / f"v{self.version:06d}"
         self.tmp = self.home / f".tmp-v{self.version:06d}-{os.getpid()}"
         self.tmp.mkdir()
-        self.seg_name = self._new_segment_name()
-        self.db = sqlite3.connect(self.tmp / f"{self.seg_name}.sqlite")
-        self.db.executescript(SCHEMA)
-        self.new: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # file → (chunk ids, vectors) of the new segment
-        self.lexical = PostingsBuilder()  # BM25 postings of the new segment's chunks, written with it
+        self.seg = NewSegment(self.tmp, self._new_segment_name())
         self.rewritten: set[str] = set()  # base segments copied into this version with postings added
-        self.db.execute("BEGIN")
         _fault("begin")
 
     def _verify_base(self, previous: Path) -> Manifest:
@@ -164,10 +159,6 @@ class IndexWriter:
         return max((int(p.name[1:]) for p in versions(self.home)), default=0)
 
     # ------------------------------------------------------------------------------------------------ changes
-    def _q(self, sql: str, args: tuple | list = ()):
-        assert self.db is not None
-        return self.db.execute(sql, args)
-
     def _base_rows(self, seg: str, sql: str, args: tuple | list = ()) -> list[tuple]:
         try:
             return self.base_dbs[seg].execute(sql, args).fetchall()
@@ -179,14 +170,9 @@ class IndexWriter:
 
     def remove_file(self, name: str) -> None:
         """Delete a file: from the new segment if this ingest added it, else by a tombstone in its segment."""
-        if name in self.new or self._q("SELECT 1 FROM files WHERE name = ?", (name,)).fetchone():
-            ids, _ = self.new.pop(name, (np.zeros(0, dtype=np.int64), None))
-            self.lexical.remove_file(name, ids)
-            chunks, tokens = self._q("SELECT chunks, tokens FROM files WHERE name = ?", (name,)).fetchone()
-            self.chunks_live -= int(chunks or 0)
-            self.tokens_live -= int(tokens or 0)
-            for table, col in (("chunks", "file"), ("documents", "file"), ("summaries", "file"), ("files", "name")):
-                self._q(f"DELETE FROM {table} WHERE {col} = ?", (name,))
+        chunks, tokens = self.seg.remove(name)
+        self.chunks_live -= chunks
+        self.tokens_live -= tokens
         seg_name = self.placement.pop(name, None)
         if seg_name is not None:
             seg = next(s for s in self.segments if s.name == seg_name)
@@ -205,21 +191,7 @@ class IndexWriter:
         """Insert one file's documents, chunks and vectors into the new segment (chunk ids are assigned here)."""
         self.remove_file(name)
         ids = np.arange(self.next_chunk_id, self.next_chunk_id + len(chunks), dtype=np.int64)
-        self.db.executemany(
-            "INSERT INTO documents(file, part, page, text) VALUES (?, ?, ?, ?)",
-            [(name, p.part, p.page, p.text) for p in parts],
-        )
-        self.db.executemany(
-            "INSERT INTO chunks(id, file, ordinal, text, start_char, end_char, page, tokens) VALUES (?,?,?,?,?,?,?,?)",
-            [(int(i), name, c.ordinal, c.text, c.start_char, c.end_char, c.page, c.tokens)
-             for i, c in zip(ids, chunks)],
-        )
-        tokens = sum(c.tokens for c in chunks)
-        self._q("INSERT INTO files(name, sha256, size, chunks, tokens, added) VALUES (?, ?, ?, ?, ?, ?)",
-                (name, sha256, size, len(chunks), tokens, time.time()))
-        if len(chunks):
-            self.new[name] = (ids, np.ascontiguousarray(vectors, dtype=np.float32))
-        self.lexical.add_file(name, ids, [c.text for c in chunks])
+        tokens = self.seg.add(name, sha256, size, parts, chunks, ids, vectors)
         self.files[name] = sha256
         self.next_chunk_id += len(chunks)
         self.chunks_live += len(chunks)
@@ -263,7 +235,7 @@ class IndexWriter:
 
     def _summarized(self) -> set[str]:
         done = set()
-        for db in [*self.base_dbs.values(), self.db]:
+        for db in [*self.base_dbs.values(), self.seg.db]:
             done.update(f for f, sha, *_ in summaries_of(db) if self.files.get(f) == sha)
         return done
 
@@ -271,14 +243,14 @@ class IndexWriter:
         return sorted(set(self.files) - self._summarized())
 
     def document_parts(self, name: str) -> list[DocumentPart]:
-        sql = "SELECT file, part, page, text FROM documents WHERE file = ? ORDER BY part"
-        rows = self._q(sql, (name,)).fetchall()
-        if not rows and name in self.placement:
-            rows = self._base_rows(self.placement[name], sql, (name,))
-        return [DocumentPart(*r) for r in rows]
+        parts = self.seg.document_parts(name)
+        if not parts and name in self.placement:
+            sql = "SELECT file, part, page, text FROM documents WHERE file = ? ORDER BY part"
+            parts = [DocumentPart(*r) for r in self._base_rows(self.placement[name], sql, (name,))]
+        return parts
 
     def set_summary(self, name: str, text: str, model: str, calls: int) -> None:
-        self._q(UPSERT_SUMMARY, (name, self.files[name], text, model, calls, self.version))
+        self.seg.set_summary(name, self.files[name], text, model, calls, self.version)
 
     # ------------------------------------------------------------------------------------------------ commit
     def commit(self, manifest: dict[str, Any]) -> Path:
@@ -290,22 +262,19 @@ class IndexWriter:
                                   f"still live. Free disk space or fix permissions under {self.home}.") from e
 
     def _commit(self, manifest: dict[str, Any]) -> Path:
-        assert self.db is not None and self.tmp is not None
-        self.db.commit()
-        new = self._finish_new_segment()
+        assert self.seg is not None and self.tmp is not None
+        new = self.seg.finish(self.store, self.index_type, _fault)
         states = [self._state(s, self.base_dbs.get(s.name)) for s in self.segments]
         if new is not None:
-            states.append(self._state(new, self.db_new))
+            states.append(self._state(new, self.seg.ro))
         drop, groups = plan(states)
         gone = {s.seg.name for s in drop} | {s.seg.name for g in groups for s in g}
         final = [s.seg for s in states if s.seg.name not in gone]
         final += [self._merge(g) for g in groups]
+        self.seg.close()
         if new is not None and new.name in gone:  # merged into another segment: its own files are not needed
-            self.db_new.close()
             for f in new.files:
                 (self.tmp / f).unlink(missing_ok=True)
-        elif new is not None:
-            self.db_new.close()
         final.sort(key=lambda s: s.name)
         _fault("after-vectors")
         for name in self.rewritten & gone:  # merged away: its copy with postings is not part of the version
@@ -386,43 +355,13 @@ class IndexWriter:
         with contextlib.suppress(DocQAError):
             self.store.sweep(referenced | {self.store.spec.get("collection")})
 
-    def _finish_new_segment(self) -> Segment | None:
-        """Write the new segment's vectors, then its lexical postings into its SQLite, and close it; None when this
-        ingest added nothing to it. A kill between the two leaves a temp folder the next writer sweeps: the version
-        goes live with both or neither."""
-        rows = int(self._q("SELECT COUNT(*) FROM chunks").fetchone()[0])
-        has = self._q("SELECT (SELECT COUNT(*) FROM files) + (SELECT COUNT(*) FROM summaries)").fetchone()[0]
-        sqlite_name = f"{self.seg_name}.sqlite"
-        if not has:
-            self.db.close()
-            self.db = None
-            (self.tmp / sqlite_name).unlink()
-            return None
-        faiss_name, params = None, {}
-        if rows:
-            order = sorted(self.new.items(), key=lambda kv: int(kv[1][0][0]))
-            ids = np.concatenate([i for _, (i, _) in order])
-            vecs = np.vstack([v for _, (_, v) in order])
-            files = [f for f, (i, _) in order for _ in range(len(i))]
-            faiss_name, params = self.store.write_segment(self.tmp, self.seg_name, vecs, ids, files, self.index_type)
-        _fault("before-lexical")
-        self.lexical.write(self.db)
-        self.db.commit()
-        self.db.close()
-        self.db = None
-        seg = Segment(name=self.seg_name, sqlite=sqlite_name, faiss=faiss_name, rows=rows, vector_index=params,
-                      lexical=True)
-        seg.checksums, seg.sizes = file_facts(self.tmp, seg.files)
-        self.db_new = open_ro(self.tmp / sqlite_name)
-        return seg
-
     def _state(self, seg: Segment, db: sqlite3.Connection) -> SegmentState:
         files = frozenset(r[0] for r in db.execute("SELECT name FROM files"))
         live = sum(1 for f, sha, *_ in summaries_of(db) if self.files.get(f) == sha)
         return SegmentState(seg, files, live)
 
     def _where(self, seg: Segment) -> Path:
-        return self.tmp if seg.name == self.seg_name or seg.name in self.rewritten else self.previous
+        return self.tmp if seg.name == self.seg.name or seg.name in self.rewritten else self.previous
 
     def _merge(self, group: list[SegmentState]) -> Segment:
         """One segment holding the live files, chunks and summaries of ``group`` (chunk ids kept)."""
@@ -446,11 +385,8 @@ class IndexWriter:
 
     def abort(self) -> None:
         """Drop the unfinished version; the live one is untouched."""
-        for db in (self.db, getattr(self, "db_new", None)):
-            if db is not None:
-                with contextlib.suppress(Exception):
-                    db.close()
-        self.db = None
+        if self.seg is not None:
+            self.seg.close()
         self._close_base()
         if self.tmp is not None:
             shutil.rmtree(self.tmp, ignore_errors=True)
