@@ -1,10 +1,10 @@
 """The on-disk index, write side: the next version, built beside the live one from what changed.
 
-:class:`IndexWriter` writes one new segment (segments.py) with the files this ingest added, tombstones the files it
-removed in the segments that hold them, merges segments when the merge policy says so, hard-links every unchanged
-segment file from the live version, writes the manifest, fsyncs, renames the folder to its version name and only
-then points ``CURRENT`` at it with ``os.replace``. A failure at any step leaves the previous version live; the cost
-of a version is what changed (plus, amortized, the merges), not the corpus.
+:class:`IndexWriter` writes one new segment (:mod:`.new_segment`) with the files this ingest added, tombstones the
+files it removed in the segments that hold them, merges segments when the merge policy says so, hard-links every
+unchanged segment file from the live version, writes the manifest, fsyncs, renames the folder to its version name
+and only then points ``CURRENT`` at it with ``os.replace``. A failure at any step leaves the previous version live;
+the cost of a version is what changed (plus, amortized, the merges), not the corpus.
 
 Recovery is done by the next writer, under the lock, before it reads anything: temp folders of dead writers are
 removed, and so is a version folder newer than ``CURRENT`` (a writer killed between its rename and the ``CURRENT``
