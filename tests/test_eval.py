@@ -292,7 +292,27 @@ def test_verdict_prefers_the_cheapest_of_the_rows_that_tie_with_the_best():
     # Seconds within 10 % are one cost: fewer prompt tokens decide (auto that never routed is rag plus a check).
     v = decide(*_verdict_inputs({"auto": ([0.3] * 20, 2.8, 700), "rag": ([0.3] * 20, 3.0, 600)}))
     assert v.use == "rag" and v.tradeoff is None and "Caution" not in v.text
+    assert "costs the same within timing noise (3.0 s a question against 2.8 s), with 600 prompt tokens" in v.text
     assert decide(*_verdict_inputs({"rag": ([0.3] * 5, 1.0, 600)})) is None
+
+
+def test_verdict_never_recommends_a_less_accurate_row_that_is_no_cheaper():
+    """Scientific QA, 160 questions: auto 19.7 F1 at 12.1 s a question, long-context 22.2 at 11.7 s, tied on
+    accuracy. One cost within 10 %, so the higher score is the answer, not auto's fewer prompt tokens (the verdict
+    said "Use auto … it costs 12.1 s a question against 11.7 s")."""
+    from docqa.eval.verdict import decide
+
+    noisy = [0.1, 0.3] * 10
+    lc = noisy[::-1][:18] + [0.5, 0.5]
+    v = decide(*_verdict_inputs({"auto": (noisy, 12.1, 700), "long-context": (lc, 11.7, 5000)}))
+    assert v.best == "long-context" and set(v.tied) == {"auto", "long-context"}
+    assert v.use == "long-context" and v.text.startswith("Use long-context: the most accurate")
+    assert "the cheapest of the rows that tie with it (11.7 s a question)" in v.text
+    # Dearer within timing noise: still the most accurate, and the sentence says what it costs against what.
+    v = decide(*_verdict_inputs({"auto": (noisy, 11.7, 700), "long-context": (lc, 12.1, 5000)}))
+    assert v.use == "long-context"
+    assert "as cheap as the rows that tie with it within timing noise (12.1 s a question against auto's 11.7 s)" \
+        in v.text
 
 
 def test_eval_prints_and_writes_its_verdict(indexed, qfile, tmp_path):
