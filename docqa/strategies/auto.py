@@ -15,8 +15,9 @@ A model whose signal separates (AUC well above 0.5) gets its threshold from that
 The default reader (Qwen2.5-Coder-1.5B) was measured the same way on two L-Eval sets, every threshold scored from one
 run's records (benchmarks/route_sweep.py): its probability separates the questions long-context answers better only
 weakly on financial QA (AUC 0.567) and the wrong way round on scientific QA (0.294 on its first 60 questions, 0.33 on
-100); the threshold that lifts the first (+4.7 F1 over rag at 0.002) moves the second by −0.6 at 1.8x long-context's
-cost. No threshold helps on both, so it too routes on words only.
+100, 0.35 on all 160); the threshold that lifts the first (+4.7 F1 over rag at 0.002) moves the second by −0.6 at
+1.8x long-context's cost (first 60 questions; +0.4 at 1.8x on all 160). No threshold helps on both, so it too routes
+on words only.
 """
 
 from __future__ import annotations
