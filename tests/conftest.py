@@ -9,6 +9,11 @@ import pytest
 # The suite's default reader is SmolLM2 (fast; answers do not matter in most tests). Set before docqa is imported:
 # the default is read once, at import. Tests of real answers name the Qwen readers explicitly.
 os.environ["DOCQA_MODEL"] = "smollm2"
+# The suite uses only what the project ships, so it never asks the Hugging Face hub: a model name that is not here must
+# fail at once. huggingface_hub reads this once, at import; set per test (monkeypatch.setenv) it came too late once an
+# earlier test had imported the hub, and on a machine whose connections hang instead of failing, one test then waited
+# in the hub's retry back-off for minutes.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from docqa import embedder as embedder_mod
 from docqa import generators as generator_mod

@@ -21,6 +21,15 @@ from tests.conftest import FAKE_EMBEDDER, FAKE_MODEL
 from tests.faults import CORRUPTIONS, live
 
 
+def _offline(monkeypatch) -> None:
+    """No hub: the environment variable for processes this test starts, the constant huggingface_hub read at import
+    (an earlier test may have imported it before the variable was set) for this one."""
+    import huggingface_hub.constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+
+
 def _edit_manifest(change):
     def damage(home, v, p):
         m = json.loads((v / "manifest.json").read_text())
@@ -43,7 +52,7 @@ MANIFEST_EDITS = {
 @pytest.mark.parametrize("case", sorted(CORRUPTIONS) + sorted(MANIFEST_EDITS))
 def test_check_and_ask_agree_on_every_kind_of_damage(two_versions, case, monkeypatch):
     """check finds it, or ask works: never "intact" followed by a refusal or a crash."""
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    _offline(monkeypatch)
     _, root = two_versions
     home = root / "t"
     versions = sorted(home.glob("v*"))
@@ -89,7 +98,7 @@ def test_an_embedder_of_another_size_is_one_red_line_on_check_and_ask(indexed, t
 
 
 def test_an_unloadable_embedder_is_one_line_without_the_hubs_paragraph(indexed, tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    _offline(monkeypatch)
     v = live(tmp_path / "indexes" / indexed)
     m = json.loads((v / "manifest.json").read_text())
     m["embedder"] = "sentence-transformers/not-installed-here-xyz"
