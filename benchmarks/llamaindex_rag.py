@@ -49,6 +49,7 @@ def main() -> None:
     from docqa.eval.questions import load_leval
     from docqa.eval.runner import length_hint, score
     from docqa.generators import GeneratorConfig, load_generator
+    from docqa.index.versions import write_atomic
 
     gen = load_generator(GeneratorConfig(model=args.model) if args.model else None)
     emb = load_embedder(None)
@@ -110,9 +111,7 @@ def main() -> None:
             records.append(rec)
             print(f"{q.id}: F1 {rec['metrics']['f1']:.3f} ({latency:.1f} s)", flush=True)
         # after each document, atomically: an interrupted run keeps what it answered (--resume goes on)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
-        tmp.replace(path)
+        write_atomic(path, "".join(json.dumps(r) + "\n" for r in records))
     scored = [r["metrics"]["score"] for r in records]
     print(f"li-default on {len(records)} questions: score {100 * sum(scored) / max(1, len(scored)):.1f}; wrote {out}")
 

@@ -110,7 +110,7 @@ def decide(records: list[dict], rows: list[dict], resamples: int = 10_000) -> Ve
     close = [name for name in tied if seconds[name] <= COST_TIE * cheapest]
     tokens = {r["strategy"]: r.get("prompt_tokens_mean", 0.0) or 0.0 for r in scored}
     order = [r["strategy"] for r in scored]
-    use = min(close, key=lambda name: (-points[name], tokens.get(name) or 0.0, order.index(name)))
+    use = min(close, key=lambda name: (-points[name], tokens.get(name, 0.0), order.index(name)))
     cheaper = [name for name in points if name not in tied and seconds[name] * 1.5 <= seconds[use]]
     tradeoff = max(cheaper, key=lambda name: points[name], default=None)
     return Verdict(use=use, best=best, tied=tied, score=points, seconds=seconds, tokens=tokens, versus_best=versus,
