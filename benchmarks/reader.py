@@ -2,6 +2,10 @@
 
     .venv/bin/python benchmarks/reader.py                       # qwen2.5-coder-1.5b, 1k / 8k / 30k tokens
     .venv/bin/python benchmarks/reader.py --lengths 1024,8192 --backends llama.cpp
+    .venv/bin/python benchmarks/reader.py --backends llama.cpp,handover,transformers
+
+Backends: ``llama.cpp`` (llama.cpp alone: --prefill llama.cpp), ``handover`` (llama.cpp decoding, prompts prefilled
+by transformers in bf16 and handed over: --prefill transformers), ``transformers`` (docqa's transformers path).
 
 For each backend, in a process of its own (so its peak resident memory is its own): load time, prefill tokens/s at
 each length (a document prefix prefilled once, as long-context does), decode tokens/s after the longest prefix, peak
@@ -33,15 +37,21 @@ def _policy_text() -> str:
     return (ROOT / "examples" / "docs" / "employee_handbook.md").read_text()  # 2.6 k tokens; it answers QUESTIONS
 
 
-def run_backend(spec: str, lengths: list[int], decode_tokens: int) -> dict:
+def run_backend(backend: str, model: str, lengths: list[int], decode_tokens: int) -> dict:
     from docqa.generators import GeneratorConfig, load_generator
 
+    prefill = {"llama.cpp": "llama.cpp", "handover": "transformers"}.get(backend)
+    spec = f"{'llama.cpp' if backend == 'handover' else backend}:{model}"
     t0 = time.perf_counter()
-    gen = load_generator(GeneratorConfig(model=spec))
+    gen = load_generator(GeneratorConfig(model=spec, prefill=prefill))
+    assist = getattr(gen, "_assist", None)
+    if assist is not None:  # load the transformers side now, so that prefill rates do not include it
+        warm = gen.encode(_policy_text())[:600]
+        gen.prefill_prefix(warm, gen.plain_plan(700))
     load_s = time.perf_counter() - t0
     text = "\n\n".join(p.read_text() for p in sorted(HAYSTACK.glob("*.txt")))
     ids_all = gen.encode(text)
-    row: dict = {"spec": gen.spec, "load_s": round(load_s, 1), "prefill": {},
+    row: dict = {"spec": backend if backend == "handover" else gen.spec, "load_s": round(load_s, 1), "prefill": {},
                  "dtypes": getattr(getattr(gen, "dtypes", None), "reason", None) or getattr(gen, "dtypes_reason", "")}
     state = None
     for n in lengths:
@@ -81,7 +91,7 @@ def main() -> None:
     except ValueError:
         ap.error(f"--lengths takes token counts like 1024,8192, got {args.lengths!r}")
     if args.one:
-        print(json.dumps(run_backend(args.one, lengths, args.decode_tokens)))
+        print(json.dumps(run_backend(args.one, args.model, lengths, args.decode_tokens)))
         return
     from docqa.environment import describe
 
@@ -89,8 +99,9 @@ def main() -> None:
     for backend in args.backends.split(","):
         spec = f"{backend}:{args.model}"
         print(f"{spec} ...", flush=True)
-        proc = subprocess.run([sys.executable, __file__, "--one", spec, "--lengths", args.lengths, "--decode-tokens",
-                               str(args.decode_tokens)], capture_output=True, text=True, env=os.environ)
+        proc = subprocess.run([sys.executable, __file__, "--one", backend, "--model", args.model, "--lengths",
+                               args.lengths, "--decode-tokens", str(args.decode_tokens)],
+                              capture_output=True, text=True, env=os.environ)
         sys.stderr.write(proc.stderr[-2000:])
         lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
         for ln in proc.stdout.splitlines():

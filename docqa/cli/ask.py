@@ -26,6 +26,7 @@ from .common import (
     FusionWeightOpt,
     KVBudgetOpt,
     NoRepeatOpt,
+    PrefillOpt,
     RerankOpt,
     RerankTopNOpt,
     RetriesOpt,
@@ -88,6 +89,7 @@ def ask_cmd(
     embedder: Annotated[Optional[str], typer.Option(help="Embedder (must match the index's).")] = None,
     device: DeviceOpt = None,
     dtype: DtypeOpt = "auto",
+    prefill: PrefillOpt = None,
     attn: AttnOpt = None,
     kv_budget: KVBudgetOpt = None,
     threads: ThreadsOpt = None,
@@ -108,9 +110,9 @@ def ask_cmd(
     from ..strategies import STRATEGIES
     from ..strategies.variants import parse_variants
 
-    gen = GeneratorConfig(device=device, dtype=dtype, attn=attn, threads=threads, no_repeat_ngram=no_repeat_ngram,
-                          base_url=base_url, context_window=context_window, tokenizer=tokenizer,
-                          request_timeout=request_timeout, max_retries=max_retries)
+    gen = GeneratorConfig(device=device, dtype=dtype, prefill=prefill, attn=attn, threads=threads,
+                          no_repeat_ngram=no_repeat_ngram, base_url=base_url, context_window=context_window,
+                          tokenizer=tokenizer, request_timeout=request_timeout, max_retries=max_retries)
     # A variant (rag:top_k=16, as an eval's verdict names it) sets its own options over the command's.
     picked = STRATEGIES.names() if strategy.strip() == "all" else \
         split_list(strategy, "--strategy", example="rag,long-context or all")

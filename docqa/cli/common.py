@@ -29,6 +29,10 @@ AttnOpt = Annotated[Optional[str], typer.Option(
 DtypeOpt = Annotated[str, typer.Option(
     help="auto (bf16 on GPUs that have it, else fp16; on CPU bf16 prefill where a measured probe says bf16 wins, fp32 "
          "decoding), float32, bfloat16 or float16.")]
+PrefillOpt = Annotated[Optional[str], typer.Option(
+    help="llama.cpp models: who prefills prompts of 512+ tokens. auto (transformers in bf16 where this CPU's measured "
+         "bf16 matmuls are fast, llama.cpp decoding from the cache it hands over), transformers or llama.cpp "
+         "\\[default: $DOCQA_PREFILL, else auto].")]
 BaseUrlOpt = Annotated[Optional[str], typer.Option(
     help="Served model (--model openai:NAME): the server's URL, e.g. http://127.0.0.1:8000/v1 \\[default: "
          "$DOCQA_BASE_URL].")]

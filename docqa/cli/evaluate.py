@@ -22,6 +22,7 @@ from .common import (
     FusionWeightOpt,
     KVBudgetOpt,
     NoRepeatOpt,
+    PrefillOpt,
     RerankOpt,
     RerankTopNOpt,
     RetriesOpt,
@@ -95,6 +96,7 @@ def eval_cmd(
     = 1,
     device: DeviceOpt = None,
     dtype: DtypeOpt = "auto",
+    prefill: PrefillOpt = None,
     attn: AttnOpt = None,
     kv_budget: KVBudgetOpt = None,
     threads: ThreadsOpt = None,
@@ -130,9 +132,9 @@ def eval_cmd(
         def progress(done: int, total: int, label: str) -> None:
             bar.update(task, completed=done, total=total, description=f"evaluating: {label}")
 
-        gen = GeneratorConfig(device=device, dtype=dtype, attn=attn, threads=threads, no_repeat_ngram=no_repeat_ngram,
-                              base_url=base_url, context_window=context_window, tokenizer=tokenizer,
-                              request_timeout=request_timeout, max_retries=max_retries)
+        gen = GeneratorConfig(device=device, dtype=dtype, prefill=prefill, attn=attn, threads=threads,
+                              no_repeat_ngram=no_repeat_ngram, base_url=base_url, context_window=context_window,
+                              tokenizer=tokenizer, request_timeout=request_timeout, max_retries=max_retries)
         _, rows = api.evaluate(questions, index=index, strategies=names, out=out_dir, resume=resume, leval=leval,
                                limit=limit, limit_docs=limit_docs, chunk_tokens=chunk_tokens, root=root, model=model,
                                generator=gen,

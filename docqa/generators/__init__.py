@@ -116,6 +116,11 @@ def load_generator(config: GeneratorConfig | None = None) -> Generator:
 def with_model_defaults(config: GeneratorConfig) -> GeneratorConfig:
     """``config`` with what it leaves to the model filled in from the model's own measured settings (an embedded
     alias's entry in docqa/models.py), else docqa's defaults: today the no-repeat n-gram ban."""
+    if config.prefill is not None:
+        from .prefill_assist import PREFILL_CHOICES
+
+        if config.prefill not in PREFILL_CHOICES:
+            raise ConfigError(f"--prefill {config.prefill}: use {', '.join(PREFILL_CHOICES)}.")
     if config.no_repeat_ngram is not None:
         if config.no_repeat_ngram < 0:
             raise ConfigError(f"--no-repeat-ngram must be 0 (off) or a length of 1 token or more, got "

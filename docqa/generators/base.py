@@ -50,6 +50,10 @@ class GeneratorConfig:
     # 9–13 % faster than 2048-token chunks on 2 CPU cores at 4 k / 8 k / 16 k tokens, 58 % of bf16 peak against 39 % on
     # an H200 at 32 k.
     prefill_chunk: int | None = None
+    # Who prefills a llama.cpp model's long prompts (generators/prefill_assist.py): None ($DOCQA_PREFILL, else "auto":
+    # transformers in bf16 where this CPU's measured bf16 matmuls are fast, llama.cpp decoding from the handed-over
+    # cache), "transformers" or "llama.cpp".
+    prefill: str | None = None
     trust_remote_code: bool = False  # never run a model repository's own code unless the user asks
     # Override the trained window L₀ that rope scaling starts from (None: the model's own). For experiments, and for
     # tests that exercise scaling on short inputs.

@@ -1,0 +1,231 @@
+"""Prefill and decode on the backend that is faster for each: transformers computes a long prompt's keys and values in
+bf16, llama.cpp loads them (:mod:`docqa.generators.llamacpp_state`) and decodes from its 4-bit weights.
+
+Why (benchmarks/RESULTS.md, "The reader per phase"): on a Xeon with AMX, transformers in bf16 prefilled the 1.5 B
+reader at 477 / 392 / 229 tokens/s at 1 k / 8 k / 30 k tokens, llama.cpp at 87 / 57 / ~24; llama.cpp decoded 2.3x
+faster (8.3 against 3.6 tokens/s after 8 k) from a sixth of the memory. One backend per process had to give up one
+phase or the other; handing the cache over gives each phase its faster backend, and the transformers model is held in
+bf16 only (3 GB for the 1.5 B), never in fp32.
+
+When (``GeneratorConfig.prefill``, ``--prefill``, ``$DOCQA_PREFILL``): ``auto`` hands a fresh prompt of at least
+:data:`MIN_TOKENS` tokens to transformers where the CPU's measured bf16 matmul rate is at least
+:data:`MIN_BF16_SPEEDUP` times its fp32 rate (:func:`docqa.generators.dtypes.cpu_probe`, cached per machine):
+llama.cpp's quantized prefill ran at about the fp32 matmul rate (the 1.5 B's 87 tokens/s is ~230 GFLOP/s against the
+probe's 196 fp32), so bf16 matmuls that fast are what make the handover pay. CPUs without fast bf16 (AVX+FMA only)
+keep llama.cpp's prefill. ``transformers`` forces the handover, ``llama.cpp`` turns it off. Prompts after a cached
+prefix (a question) and rope plans other than the model's own stay on llama.cpp.
+
+Answers hold by check, not by hope: the first handover in a process compares the two backends' keys and values over
+the prompt's first :data:`CHECK_TOKENS` tokens, and a model whose caches disagree (another rope layout, a conversion
+gone wrong) keeps llama.cpp's prefill, with the reason in the run's environment record.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from ..errors import ConfigError, ModelLoadError, first_line
+from .base import GeneratorConfig, ProgressFn
+from .llamacpp_state import StateLayout, build_state, layout_of, parse_state
+
+PREFILL_CHOICES = ("auto", "llama.cpp", "transformers")
+# Fewest fresh prompt tokens handed over. Loading the bf16 model costs ~3.5 s once per process (warm page cache); at
+# the AMX machine's rates each handed-over token saves ~9 ms, so 512 tokens pay for the load on the first prompt.
+MIN_TOKENS = 512
+MIN_BF16_SPEEDUP = 2.0
+CHECK_TOKENS = 48
+# Largest relative difference (Frobenius norm) allowed between the two backends' keys or values on the check: bf16
+# against llama.cpp's 8-bit activations differed by 0.2-3.5 % on the 1.5 B's layers; a wrong layout differs by ~100 %.
+MAX_DISAGREEMENT = 0.10
+HEADROOM = 1 << 30  # bytes kept free beyond the bf16 weights and the prompt's keys and values
+
+
+@dataclass(frozen=True)
+class PrefillChoice:
+    assist: bool
+    reason: str
+
+
+def choose(config: GeneratorConfig) -> PrefillChoice:
+    """Whether prompts are handed to transformers for prefill (see the module docstring), and why, in one line."""
+    wanted = config.prefill or os.environ.get("DOCQA_PREFILL") or "auto"
+    if wanted not in PREFILL_CHOICES:
+        raise ConfigError(f"--prefill {wanted}: use {', '.join(PREFILL_CHOICES)}.")
+    if wanted == "llama.cpp":
+        return PrefillChoice(False, "prefill on llama.cpp (asked)")
+    if wanted == "transformers":
+        return PrefillChoice(True, f"prompts of {MIN_TOKENS}+ tokens prefilled by transformers in bf16 (asked)")
+    if os.environ.get("DOCQA_NO_CPU_PROBE"):
+        return PrefillChoice(False, "prefill on llama.cpp (CPU probe off)")
+    try:
+        from .dtypes import cpu_probe
+
+        probe = cpu_probe()
+    except ImportError:  # torch absent: llama.cpp alone
+        return PrefillChoice(False, "prefill on llama.cpp (no torch for a bf16 prefill)")
+    speedup = probe.get("bf16_speedup", 0.0)
+    if speedup >= MIN_BF16_SPEEDUP:
+        return PrefillChoice(True, f"prompts of {MIN_TOKENS}+ tokens prefilled by transformers in bf16 (bf16 matmul "
+                                   f"{speedup}x fp32 on this CPU)")
+    return PrefillChoice(False, f"prefill on llama.cpp (bf16 matmul only {speedup}x fp32 on this CPU)")
+
+
+class PrefillAssist:
+    """The transformers side of the handover: a bf16 copy of the model, loaded on first use, that returns a prompt's
+    keys and values laid out as llama.cpp's cache holds them."""
+
+    def __init__(self, model: str, gguf: Path, config: GeneratorConfig, n_params: int, arch: str):
+        self.model_name, self.gguf, self.config, self.n_params, self.arch = model, gguf, config, n_params, arch
+        self._gen = None
+        self.folder = ""
+        self.load_s = 0.0
+
+    def weight_bytes(self) -> int:
+        return 2 * self.n_params
+
+    def fits(self, kv_bytes: int) -> bool:
+        """Room for the bf16 weights (unless loaded), the prompt's keys and values twice (transformers' cache and the
+        state handed over) and headroom, by the OS's count of available memory."""
+        from .memory import available_memory
+
+        need = (0 if self._gen is not None else self.weight_bytes()) + 2 * kv_bytes + HEADROOM
+        return available_memory() >= need
+
+    def prepare(self) -> None:
+        """Convert the GGUF to bf16 safetensors once (about 45 s and 3.4 GB of disk for the 1.5 B), while the model
+        loads: there the CLI draws the conversion's progress; the weights themselves load on first use."""
+        from .gguf import materialize_gguf
+
+        self.folder = str(materialize_gguf(self.gguf, "bfloat16"))
+
+    def _generator(self):
+        if self._gen is None:
+            import dataclasses
+
+            from .hf import TransformersGenerator
+
+            t0 = time.perf_counter()
+            cfg = dataclasses.replace(self.config, model=self.folder, dtype="bfloat16", device="cpu",
+                                      prefill="llama.cpp")
+            self._gen = TransformersGenerator(f"transformers:{self.model_name}", self.folder, cfg)
+            self.load_s = time.perf_counter() - t0
+        return self._gen
+
+    def keys_values(self, ids: list[int], progress: ProgressFn | None = None
+                    ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Per layer, (positions, KV heads x head dim) float16 keys and values of ``ids`` at positions 0..n-1, in
+        llama.cpp's order: its NORM-rope models (llama) hold each head's rotated pairs interleaved, where transformers
+        holds them as two halves; NEOX-rope models (qwen2) hold them as transformers does."""
+        import torch
+
+        gen = self._generator()
+        state = gen.prefill_prefix(list(ids), gen.plain_plan(len(ids)), progress)
+        n = len(ids)
+        keys, values = [], []
+        try:
+            for layer in state.cache.layers:
+                k = layer.keys[0, :, :n]  # (KV heads, positions, head dim)
+                if self.arch in INTERLEAVED_ROPE:
+                    half = k.shape[-1] // 2
+                    k = torch.stack((k[..., :half], k[..., half:]), dim=-1).flatten(-2)
+                keys.append(k.permute(1, 0, 2).reshape(n, -1).to(torch.float16).numpy())
+                values.append(layer.values[0, :, :n].permute(1, 0, 2).reshape(n, -1).to(torch.float16).numpy())
+        finally:
+            del state
+        return keys, values
+
+
+# GGUF architectures whose llama.cpp rope rotates adjacent pairs (llama.cpp's converter permutes their Q/K weights so
+# that this equals transformers' rotate-half): their cached keys are interleaved relative to transformers'.
+INTERLEAVED_ROPE = frozenset({"llama"})
+
+
+def disagreement(a: list[np.ndarray], b: list[np.ndarray]) -> float:
+    """The largest relative difference between two caches' layers (0 = equal)."""
+    worst = 0.0
+    for x, y in zip(a, b, strict=True):
+        x32, y32 = x.astype(np.float32), y.astype(np.float32)
+        worst = max(worst, float(np.linalg.norm(x32 - y32) / max(np.linalg.norm(y32), 1e-6)))
+    return worst
+
+
+class CachePort(Protocol):
+    """What the handover needs from a llama.cpp backend's context: its cache empty on entry."""
+
+    def append(self, ids: list[int]) -> None: ...  # evaluate ``ids`` after what the cache holds
+
+    def state(self) -> bytes: ...  # the cache as llama.cpp's sequence state
+
+    def load(self, blob: bytearray, ids: list[int]) -> bool: ...  # replace the cache by a state holding ``ids``
+
+    def clear(self) -> None: ...  # empty the cache
+
+
+class Handover:
+    """The llama.cpp side: when to hand a prompt over, the one-time agreement check, and the state it loads."""
+
+    def __init__(self, assist: PrefillAssist | None, reason: str):
+        self.assist, self.reason = assist, reason
+        self.checked = False
+        self._layouts: dict[tuple, StateLayout] = {}  # per context shape: V's layout follows flash attention
+
+    @classmethod
+    def for_model(cls, model: str, gguf: Path, config: GeneratorConfig, n_params: int, arch: str) -> Handover:
+        choice = choose(config)
+        if not choice.assist:
+            return cls(None, choice.reason)
+        assist = PrefillAssist(model, gguf, config, n_params, arch)
+        try:
+            assist.prepare()
+        except Exception as e:  # noqa: BLE001 - transformers cannot convert this GGUF: llama.cpp prefills, as before
+            return cls(None, f"prefill on llama.cpp (no transformers copy of this GGUF: {first_line(e)})")
+        return cls(assist, choice.reason)
+
+    def off(self, why: str) -> None:
+        self.assist = None
+        self.reason = f"prefill on llama.cpp ({why})"
+
+    def fill(self, port: CachePort, ids: list[int], shape: tuple, kv_bytes: int,
+             progress: ProgressFn | None = None) -> bool:
+        """Fill ``port``'s empty cache with ``ids`` prefilled by transformers; False, the cache empty again, where
+        the handover does not apply (no assist, a short prompt, no memory for it) or fails its checks (then it stays
+        off for this generator, with the reason in :attr:`reason`)."""
+        assist = self.assist
+        if assist is None or len(ids) < MIN_TOKENS or not assist.fits(kv_bytes):
+            return False
+        # A state llama.cpp writes in this context is the template the handed-over one must match byte for byte; the
+        # first handover also compares the two backends' caches over its first CHECK_TOKENS tokens.
+        probe = ids[:1] if self.checked else ids[:CHECK_TOKENS]
+        port.append(probe)
+        blob = port.state()
+        try:
+            mine = parse_state(blob)
+            layout = self._layouts.get(shape) or layout_of(blob)
+        except ModelLoadError as e:
+            port.clear()
+            self.off(f"its cache layout is not one docqa writes: {first_line(e)}")
+            return False
+        self._layouts[shape] = layout
+        del blob
+        keys, values = assist.keys_values(ids, progress)
+        if not self.checked:
+            n = len(probe)
+            worst = max(disagreement([k[:n] for k in keys], mine.keys),
+                        disagreement([v[:n] for v in values], mine.values))
+            if worst > MAX_DISAGREEMENT:
+                port.clear()
+                self.off(f"transformers' cache differs from llama.cpp's by {worst:.0%}")
+                return False
+            self.checked = True
+        state = build_state(layout, keys, values)
+        del keys, values
+        if not port.load(state, ids):
+            self.off("llama.cpp refused the handed-over cache")
+            return False
+        return True

@@ -1,0 +1,159 @@
+"""A llama.cpp model's long prompts prefilled by transformers in bf16 and decoded by llama.cpp from the handed-over
+cache (docqa/generators/prefill_assist.py, llamacpp_state.py), on the embedded SmolLM2 (llama architecture, so the
+key layout's interleaving is exercised): the state format round-trips byte for byte, answers match llama.cpp's own
+prefill, a cache that disagrees is never used, and the choice is made as documented."""
+
+from __future__ import annotations
+
+import dataclasses
+import struct
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from docqa.errors import ConfigError, ModelLoadError
+from docqa.generators import GeneratorConfig, llamacpp_context, prefill_assist, with_model_defaults
+from docqa.generators.llamacpp import LlamaCppGenerator
+from docqa.generators.llamacpp_state import build_state, layout_of, parse_state
+
+DOC = ("The probation period for new employees is 90 days. Employees may work remotely up to three days a week. "
+       "The nightly hotel cap is 220 US dollars in most cities. Expense reports are due within 30 days. ") * 14
+
+
+def _gen(prefill: str) -> LlamaCppGenerator:
+    return LlamaCppGenerator("llama.cpp:smollm2", "smollm2", GeneratorConfig(model="llama.cpp:smollm2", threads=2,
+                                                                            prefill=prefill, no_repeat_ngram=0))
+
+
+@pytest.fixture(scope="module")
+def own() -> LlamaCppGenerator:
+    return _gen("llama.cpp")
+
+
+@pytest.fixture(scope="module")
+def handed() -> LlamaCppGenerator:
+    return _gen("transformers")
+
+
+def _ids(gen, question: str) -> list[int]:
+    ids = gen.encode(gen.chat("Answer from the document in a few words.", f"Document:\n{DOC}\n\nQuestion: {question}"))
+    assert len(ids) >= prefill_assist.MIN_TOKENS
+    return ids
+
+
+@pytest.fixture(scope="module")
+def state_blobs(own) -> dict[bool, bytes]:
+    """llama.cpp's own sequence state after 40 tokens, with V transposed (flash attention off) and not (on)."""
+    out = {}
+    ids = _ids(own, "x")[:40]
+    for flash in (False, True):
+        old = llamacpp_context.FLASH_ATTN
+        llamacpp_context.FLASH_ATTN = flash
+        try:
+            own._kv.create(((0, 0.0, 0.0, 0), llamacpp_context.MIN_CTX))
+            own._kv.eval(ids)
+            out[flash] = own._kv.state()
+        finally:
+            llamacpp_context.FLASH_ATTN = old
+            own._kv.create(((0, 0.0, 0.0, 0), llamacpp_context.MIN_CTX))
+    return out
+
+
+def test_llama_cpp_states_round_trip_byte_for_byte_in_both_v_layouts(state_blobs):
+    for flash, blob in state_blobs.items():
+        state = parse_state(blob)
+        assert state.layout.v_trans is (not flash)
+        assert state.layout.layers == 30 and state.layout.k_dim == 3 * 64  # SmolLM2: 30 layers, 3 KV heads of 64
+        assert list(state.positions) == list(range(40))
+        assert layout_of(blob) == state.layout
+        assert bytes(build_state(state.layout, state.keys, state.values)) == blob
+
+
+def test_a_state_cut_short_or_grown_is_refused_in_one_error(state_blobs):
+    blob = state_blobs[False]
+    for bad in (blob[:-1], blob[: len(blob) // 2], blob[:10], blob + b"\0"):
+        with pytest.raises(ModelLoadError):
+            parse_state(bad)
+    other_type = bytearray(blob)
+    first_k_type = 16 + 40 * 12 + 8
+    other_type[first_k_type:first_k_type + 4] = struct.pack("<i", 8)  # q8_0 keys: not what docqa writes
+    with pytest.raises(ModelLoadError):
+        parse_state(bytes(other_type))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=400))
+def test_arbitrary_bytes_parse_or_fail_as_model_load_errors(data):
+    try:
+        parse_state(data)
+    except ModelLoadError:
+        pass
+
+
+def test_handed_over_prefill_answers_as_llama_cpp_does(own, handed):
+    for question in ("How long is the probation period?", "What is the nightly hotel cap?"):
+        ids = _ids(own, question)
+        mine = own.generate(ids, 16, stop=("\n",))
+        theirs = handed.generate(ids, 16, stop=("\n",))
+        assert theirs.text == mine.text and theirs.prompt_tokens == mine.prompt_tokens == len(ids)
+    assert handed._handover.assist._gen is not None  # transformers really did prefill
+    assert handed._handover.checked and "transformers in bf16" in handed.dtypes_reason
+    # A document prefix handed over serves a question llama.cpp appends, as llama.cpp's own prefix does.
+    ids = _ids(own, "How long is the probation period?")
+    n = len(ids) - 12
+    plan = own.plain_plan(len(ids) + 32)
+    a = own.generate(ids[n:], 16, prefix=own.prefill_prefix(ids[:n], plan), stop=("\n",))
+    b = handed.generate(ids[n:], 16, prefix=handed.prefill_prefix(ids[:n], plan), stop=("\n",))
+    assert a.text == b.text and b.cached_tokens == n
+
+
+def test_short_prompts_and_stretched_rope_plans_stay_on_llama_cpp(handed, monkeypatch):
+    calls = []
+    monkeypatch.setattr(handed._handover.assist, "keys_values", lambda *a, **k: calls.append(a) or ([], []))
+    handed.generate(handed.encode(handed.chat("S", "Say hi.")), 4)
+    ids = _ids(handed, "How long is the probation period?")
+    stretched = dataclasses.replace(handed.plain_plan(2 * len(ids)), method="linear", factor=2.0)
+    handed.generate(ids, 4, rope=stretched)
+    assert calls == []
+
+
+def test_a_cache_that_disagrees_with_llama_cpp_is_never_used(own, monkeypatch):
+    # Without the interleaving, SmolLM2's keys come out in transformers' rotate-half order: the check must see it.
+    monkeypatch.setattr(prefill_assist, "INTERLEAVED_ROPE", frozenset())
+    gen = _gen("transformers")
+    ids = _ids(gen, "How long is the probation period?")
+    out = gen.generate(ids, 16, stop=("\n",))
+    assert gen._handover.assist is None and "differs from llama.cpp's" in gen.dtypes_reason
+    assert out.text == own.generate(ids, 16, stop=("\n",)).text
+
+
+def test_no_room_for_the_bf16_weights_means_llama_cpp_prefills(monkeypatch):
+    gen = _gen("transformers")
+    monkeypatch.setattr("docqa.generators.memory.available_memory", lambda unknown=0: 1 << 20)
+    gen.generate(_ids(gen, "How long is the probation period?"), 2)
+    assert gen._handover.assist is not None and gen._handover.assist._gen is None  # never loaded
+
+
+def test_the_choice_follows_the_option_the_environment_and_the_measured_probe(monkeypatch):
+    monkeypatch.delenv("DOCQA_PREFILL", raising=False)
+    monkeypatch.delenv("DOCQA_NO_CPU_PROBE", raising=False)
+    assert not prefill_assist.choose(GeneratorConfig(prefill="llama.cpp")).assist
+    assert prefill_assist.choose(GeneratorConfig(prefill="transformers")).assist
+    monkeypatch.setattr("docqa.generators.dtypes.cpu_probe", lambda: {"bf16_speedup": 1.1})
+    slow = prefill_assist.choose(GeneratorConfig())
+    assert not slow.assist and "1.1x" in slow.reason
+    monkeypatch.setattr("docqa.generators.dtypes.cpu_probe", lambda: {"bf16_speedup": 4.6})
+    assert prefill_assist.choose(GeneratorConfig()).assist
+    monkeypatch.setenv("DOCQA_PREFILL", "llama.cpp")
+    assert not prefill_assist.choose(GeneratorConfig()).assist
+    for bad in ("bf16", ""):
+        with pytest.raises(ConfigError, match="--prefill"):
+            with_model_defaults(GeneratorConfig(prefill=bad or " "))
+
+
+def test_the_disagreement_measure():
+    a = [np.ones((4, 8), dtype=np.float16)]
+    assert prefill_assist.disagreement(a, a) == 0.0
+    assert prefill_assist.disagreement([2 * a[0]], a) == pytest.approx(1.0)
