@@ -87,8 +87,9 @@ $(SERVER_STAMP): $(STAMP)
 
 demo: install
 	$(BIN)/docqa ingest examples/docs --index examples
-	@echo "Reader: qwen2.5-coder-1.5b (Qwen2.5-Coder-1.5B-Instruct, 4-bit, llama.cpp on the CPU), the default because it"
-	@echo "reads: see 'docqa models' and benchmarks/RESULTS.md. Long reads bounded for time: $(DEMO_OPTS)"
+	@echo "Reader: qwen2.5-coder-1.5b (Qwen2.5-Coder-1.5B-Instruct, 4-bit, llama.cpp on the CPU; prompts of 512+ tokens"
+	@echo "prefilled by transformers in bf16 where this CPU's bf16 matmuls are fast), the default because it reads: see"
+	@echo "'docqa models' and benchmarks/RESULTS.md. Long reads bounded for time: $(DEMO_OPTS)"
 	$(BIN)/docqa ask "$(QUESTION)" --index examples --strategy all $(DEMO_OPTS)
 
 # Headless Chromium from the distribution's packages, for the test that opens an eval's report.html in a real browser.

@@ -44,8 +44,8 @@ def run_backend(backend: str, model: str, lengths: list[int], decode_tokens: int
     spec = f"{'llama.cpp' if backend == 'handover' else backend}:{model}"
     t0 = time.perf_counter()
     gen = load_generator(GeneratorConfig(model=spec, prefill=prefill))
-    assist = getattr(gen, "_assist", None)
-    if assist is not None:  # load the transformers side now, so that prefill rates do not include it
+    handover = getattr(gen, "_handover", None)
+    if handover is not None and handover.assist is not None:  # load the transformers side now, not in a prefill
         warm = gen.encode(_policy_text())[:600]
         gen.prefill_prefix(warm, gen.plain_plan(700))
     load_s = time.perf_counter() - t0

@@ -22,6 +22,15 @@ DOC = ("The probation period for new employees is 90 days. Employees may work re
        "The nightly hotel cap is 220 US dollars in most cities. Expense reports are due within 30 days. ") * 14
 
 
+@pytest.fixture(scope="module", autouse=True)
+def rates_file(tmp_path_factory):
+    """Measured prefill rates go to a file of this module's, not the machine's cache."""
+    path = tmp_path_factory.mktemp("rates") / "prefill_rates.json"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(prefill_assist, "_rates_path", lambda: path)
+        yield path
+
+
 def _gen(prefill: str) -> LlamaCppGenerator:
     return LlamaCppGenerator("llama.cpp:smollm2", "smollm2", GeneratorConfig(model="llama.cpp:smollm2", threads=2,
                                                                             prefill=prefill, no_repeat_ngram=0))
@@ -157,3 +166,26 @@ def test_the_disagreement_measure():
     a = [np.ones((4, 8), dtype=np.float16)]
     assert prefill_assist.disagreement(a, a) == 0.0
     assert prefill_assist.disagreement([2 * a[0]], a) == pytest.approx(1.0)
+
+
+def test_the_first_handover_measures_both_backends_and_the_rates_decide_auto(rates_file, monkeypatch):
+    import json
+
+    gen = _gen("transformers")
+    gen.generate(_ids(gen, "How long is the probation period?"), 2)
+    key = gen._handover.rates_key
+    rates = json.loads(rates_file.read_text())[key]
+    assert rates["llama.cpp"] > 0 and rates["transformers"] > 0 and rates["tokens"] == prefill_assist.RATE_TOKENS
+    # auto follows the measured rates: slower transformers means no handover, nothing converted or loaded.
+    monkeypatch.delenv("DOCQA_PREFILL", raising=False)
+    monkeypatch.delenv("DOCQA_NO_CPU_PROBE", raising=False)
+    monkeypatch.setattr("docqa.generators.dtypes.cpu_probe", lambda: {"bf16_speedup": 4.0})
+    prefill_assist.write_rates(key, {"llama.cpp": 100.0, "transformers": 110.0})
+    slow = _gen("auto")
+    assert slow._handover.assist is None and "measured here: transformers prefills 110" in slow.dtypes_reason
+    prefill_assist.write_rates(key, {"llama.cpp": 100.0, "transformers": 500.0})
+    assert _gen("auto")._handover.assist is not None
+    # Forced, it hands over whatever the rates say.
+    prefill_assist.write_rates(key, {"llama.cpp": 100.0, "transformers": 10.0})
+    assert _gen("transformers")._handover.assist is not None
+    assert prefill_assist.read_rates("another machine") is None

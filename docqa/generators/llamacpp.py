@@ -91,7 +91,7 @@ class LlamaCppGenerator:
         from .prefill_assist import Handover
 
         n_params = int(self._llama_cpp.llama_model_n_params(self._model.model))
-        self._handover = Handover.for_model(model, self.path, config, n_params, self.facts["arch"])
+        self._handover = Handover.for_model(model, self.path, config, n_params, self.facts["arch"], self.threads)
 
     @property
     def dtypes_reason(self) -> str:
