@@ -121,12 +121,12 @@ class PrefillAssist:
         if self._gen is None:
             import dataclasses
 
-            from .hf import TransformersGenerator
+            from . import GENERATORS  # the backend by its registry name: helpers never import a backend module
 
             t0 = time.perf_counter()
             cfg = dataclasses.replace(self.config, model=self.folder, dtype="bfloat16", device="cpu",
                                       prefill="llama.cpp")
-            self._gen = TransformersGenerator(f"transformers:{self.model_name}", self.folder, cfg)
+            self._gen = GENERATORS.get("transformers")(f"transformers:{self.model_name}", self.folder, cfg)
             self.load_s = time.perf_counter() - t0
         return self._gen
 
