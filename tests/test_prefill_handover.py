@@ -118,14 +118,21 @@ def test_handed_over_prefill_answers_as_llama_cpp_does(own, handed):
     assert a.text == b.text and b.cached_tokens == n
 
 
-def test_short_prompts_and_stretched_rope_plans_stay_on_llama_cpp(handed, monkeypatch):
+def test_short_prompts_stay_on_llama_cpp(handed, monkeypatch):
     calls = []
     monkeypatch.setattr(handed._handover.assist, "keys_values", lambda *a, **k: calls.append(a) or ([], []))
     handed.generate(handed.encode(handed.chat("S", "Say hi.")), 4)
-    ids = _ids(handed, "How long is the probation period?")
-    stretched = dataclasses.replace(handed.plain_plan(2 * len(ids)), method="linear", factor=2.0)
-    handed.generate(ids, 4, rope=stretched)
     assert calls == []
+
+
+def test_a_plan_past_the_window_is_handed_over_under_the_same_rope(own, handed):
+    ids = _ids(own, "How long is the probation period?")
+    stretched = dataclasses.replace(own.plain_plan(2 * len(ids)), method="linear", factor=2.0)
+    rope = own._rope_settings(stretched)
+    mine = own.generate(ids, 16, rope=stretched, stop=("\n",))
+    theirs = handed.generate(ids, 16, rope=stretched, stop=("\n",))
+    assert rope in handed._handover.checked  # compared under this rope, and handed over
+    assert theirs.text == mine.text and theirs.rope == stretched
 
 
 def test_a_cache_that_disagrees_with_llama_cpp_is_never_used(own, monkeypatch):

@@ -157,9 +157,9 @@ class LlamaCppGenerator:
     def _prefill_handed(self, ids: list[int], plan: RopePlan, progress: ProgressFn | None, total: int) -> bool:
         """Fill the empty cache with ``ids`` prefilled by transformers (:mod:`.prefill_assist`); False, with the
         cache empty, where the handover does not apply or fails its checks: llama.cpp prefills then."""
-        if self._kv.tokens or self._rope_settings(plan) != self._rope_settings(self.plain_plan(1)):
+        if self._kv.tokens:
             return False
-        return self._handover.fill(self._kv, ids, self._kv.key, self.kv_bytes(len(ids)),
+        return self._handover.fill(self._kv, ids, plan, self._kv.key, self.kv_bytes(len(ids)),
                                    progress and (lambda done, _n: progress(done, total)))
 
     # ------------------------------------------------------------------------------------------------ calls

@@ -13,11 +13,13 @@ When (``GeneratorConfig.prefill``, ``--prefill``, ``$DOCQA_PREFILL``): ``auto`` 
 llama.cpp's quantized prefill ran at about the fp32 matmul rate (the 1.5 B's 87 tokens/s is ~230 GFLOP/s against the
 probe's 196 fp32), so bf16 matmuls that fast are what make the handover pay. CPUs without fast bf16 (AVX+FMA only)
 keep llama.cpp's prefill. ``transformers`` forces the handover, ``llama.cpp`` turns it off. Prompts after a cached
-prefix (a question) and rope plans other than the model's own stay on llama.cpp.
+prefix (a question) stay on llama.cpp; rope plans past the window (YaRN, linear, NTK) are handed over under the same
+plan, which transformers realises with docqa's rope registry and llama.cpp with its context settings.
 
-Answers hold by check, not by hope: the first handover in a process compares the two backends' keys and values over
-the prompt's first :data:`CHECK_TOKENS` tokens, and a model whose caches disagree (another rope layout, a conversion
-gone wrong) keeps llama.cpp's prefill, with the reason in the run's environment record.
+Answers hold by check, not by hope: the first handover in a process under each rope setting compares the two
+backends' keys and values over the prompt's first :data:`CHECK_TOKENS` tokens, and a model whose caches disagree
+(another rope layout, a conversion gone wrong) keeps llama.cpp's prefill, with the reason in the run's environment
+record. The first handover on a machine also times both backends (:data:`RATE_TOKENS`), and auto follows those rates.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from typing import Protocol
 import numpy as np
 
 from ..errors import ConfigError, ModelLoadError, first_line
+from ..rope import RopePlan
 from .base import GeneratorConfig, ProgressFn
 from .llamacpp_state import StateLayout, build_state, layout_of, parse_state
 
@@ -130,15 +133,16 @@ class PrefillAssist:
             self.load_s = time.perf_counter() - t0
         return self._gen
 
-    def keys_values(self, ids: list[int], progress: ProgressFn | None = None
+    def keys_values(self, ids: list[int], plan: RopePlan | None = None, progress: ProgressFn | None = None
                     ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """Per layer, (positions, KV heads x head dim) float16 keys and values of ``ids`` at positions 0..n-1, in
-        llama.cpp's order: its NORM-rope models (llama) hold each head's rotated pairs interleaved, where transformers
-        holds them as two halves; NEOX-rope models (qwen2) hold them as transformers does."""
+        """Per layer, (positions, KV heads x head dim) float16 keys and values of ``ids`` at positions 0..n-1 under
+        ``plan`` (default: the model's own rope), in llama.cpp's order: its NORM-rope models (llama) hold each head's
+        rotated pairs interleaved, where transformers holds them as two halves; NEOX-rope models (qwen2) hold them as
+        transformers does."""
         import torch
 
         gen = self._generator()
-        state = gen.prefill_prefix(list(ids), gen.plain_plan(len(ids)), progress)
+        state = gen.prefill_prefix(list(ids), plan or gen.plain_plan(len(ids)), progress)
         n = len(ids)
         keys, values = [], []
         try:
@@ -244,7 +248,7 @@ class Handover:
     def __init__(self, assist: PrefillAssist | None, reason: str, rates_key: str = ""):
         self.assist, self.reason, self.rates_key = assist, reason, rates_key
         self.rates = read_rates(rates_key) if assist is not None else None
-        self.checked = False
+        self.checked: set[tuple] = set()  # rope settings whose caches were compared in this process
         self._layouts: dict[tuple, StateLayout] = {}  # per context shape: V's layout follows flash attention
 
     @classmethod
@@ -273,7 +277,7 @@ class Handover:
         self.assist = None
         self.reason = f"prefill on llama.cpp ({why})"
 
-    def _agree(self, port: CachePort, keys: list[np.ndarray], values: list[np.ndarray], mine) -> bool:
+    def _agree(self, port: CachePort, keys: list[np.ndarray], values: list[np.ndarray], mine, rope: tuple) -> bool:
         """The once-per-process check: transformers' keys and values against llama.cpp's over the same positions.
         Off for good (cache emptied) where they differ by more than :data:`MAX_DISAGREEMENT`."""
         worst = max(disagreement(keys, mine.keys), disagreement(values, mine.values))
@@ -281,14 +285,16 @@ class Handover:
             port.clear()
             self.off(f"transformers' cache differs from llama.cpp's by {worst:.0%}")
             return False
-        self.checked = True
+        self.checked.add(rope)
         return True
 
-    def fill(self, port: CachePort, ids: list[int], shape: tuple, kv_bytes: int,
+    def fill(self, port: CachePort, ids: list[int], plan: RopePlan, shape: tuple, kv_bytes: int,
              progress: ProgressFn | None = None) -> bool:
-        """Fill ``port``'s empty cache with ``ids`` prefilled by transformers; False, the cache empty again, where
-        the handover does not apply (no assist, a short prompt, no memory for it) or fails its checks (then it stays
-        off for this generator, with the reason in :attr:`reason`)."""
+        """Fill ``port``'s empty cache with ``ids`` prefilled by transformers under ``plan`` (the rope the context of
+        ``shape`` = (rope settings, n_ctx) realises); False, the cache empty again, where the handover does not apply
+        (no assist, a short prompt, no memory for it) or fails its checks (then it stays off for this generator, with
+        the reason in :attr:`reason`). Each rope setting is checked once per process: YaRN, linear and NTK plans
+        past the 1.5 B's window agreed with llama.cpp's within 2-6 %, as the model's own rope does."""
         assist = self.assist
         if assist is None or len(ids) < MIN_TOKENS or not assist.fits(kv_bytes):
             return False
@@ -296,7 +302,8 @@ class Handover:
         # first handover of a process also compares both backends' caches over a probe, and the first on a machine
         # times both on RATE_TOKENS tokens.
         measure = self.rates is None and not os.environ.get("DOCQA_NO_CPU_PROBE")
-        probe = ids[:RATE_TOKENS] if measure else ids[:CHECK_TOKENS] if not self.checked else ids[:1]
+        rope = shape[0]
+        probe = ids[:RATE_TOKENS] if measure else ids[:CHECK_TOKENS] if rope not in self.checked else ids[:1]
         t0 = time.perf_counter()
         port.append(probe)
         llama_s = time.perf_counter() - t0
@@ -313,9 +320,9 @@ class Handover:
         if measure:  # once per machine and model: both backends timed on the same RATE_TOKENS tokens
             assist.load()  # not part of the timed prefill
             t0 = time.perf_counter()
-            keys, values = assist.keys_values(probe)
+            keys, values = assist.keys_values(probe, plan)
             hf_s = time.perf_counter() - t0
-            if not self._agree(port, keys, values, mine):
+            if not self._agree(port, keys, values, mine, rope):
                 return False
             del keys, values
             self.rates = {"llama.cpp": round(len(probe) / llama_s, 1), "transformers": round(len(probe) / hf_s, 1),
@@ -326,12 +333,12 @@ class Handover:
                 port.clear()
                 self.off(why)
                 return False
-        keys, values = assist.keys_values(ids, progress)
+        keys, values = assist.keys_values(ids, plan, progress)
         # Compared on the prompt's own first rows: a forward of 64 tokens or fewer takes docqa's grouped attention,
         # whose bf16 scores differed from llama.cpp's by up to 21 % (layer 2's values, 48 tokens) where the same rows
         # of a 512-token forward differed by 4 %.
-        if not self.checked and not self._agree(port, [k[:len(probe)] for k in keys],
-                                                [v[:len(probe)] for v in values], mine):
+        if rope not in self.checked and not self._agree(port, [k[:len(probe)] for k in keys],
+                                                        [v[:len(probe)] for v in values], mine, rope):
             return False
         state = build_state(layout, keys, values)
         del keys, values
