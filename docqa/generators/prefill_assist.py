@@ -102,11 +102,12 @@ class PrefillAssist:
         return 2 * self.n_params
 
     def fits(self, kv_bytes: int) -> bool:
-        """Room for the bf16 weights (unless loaded), the prompt's keys and values twice (transformers' cache and the
-        state handed over) and headroom, by the OS's count of available memory."""
+        """Room for the bf16 weights (unless loaded), the prompt's keys and values three times (transformers' cache,
+        their float16 copy in llama.cpp's order, the state handed over) and headroom, by the OS's count of available
+        memory. The prefill's activations are bounded apart, by the chunk size (:func:`.memory.prefill_step`)."""
         from .memory import available_memory
 
-        need = (0 if self._gen is not None else self.weight_bytes()) + 2 * kv_bytes + HEADROOM
+        need = (0 if self._gen is not None else self.weight_bytes()) + 3 * kv_bytes + HEADROOM
         return available_memory() >= need
 
     def prepare(self) -> None:
