@@ -167,6 +167,9 @@ def test_the_choice_follows_the_option_the_environment_and_the_measured_probe(mo
     for bad in ("bf16", ""):
         with pytest.raises(ConfigError, match="--prefill"):
             with_model_defaults(GeneratorConfig(prefill=bad or " "))
+    monkeypatch.setenv("DOCQA_PREFILL", "bf16")
+    with pytest.raises(ConfigError, match="DOCQA_PREFILL=bf16"):
+        prefill_assist.choose(GeneratorConfig())
 
 
 def test_the_disagreement_measure():

@@ -68,7 +68,8 @@ def choose(config: GeneratorConfig) -> PrefillChoice:
     """Whether prompts are handed to transformers for prefill (see the module docstring), and why, in one line."""
     wanted = asked(config)
     if wanted not in PREFILL_CHOICES:
-        raise ConfigError(f"--prefill {wanted}: use {', '.join(PREFILL_CHOICES)}.")
+        source = f"--prefill {wanted}" if config.prefill else f"DOCQA_PREFILL={wanted}"
+        raise ConfigError(f"{source}: use {', '.join(PREFILL_CHOICES)}.")
     if wanted == "llama.cpp":
         return PrefillChoice(False, "prefill on llama.cpp (asked)")
     if wanted == "transformers":
