@@ -181,6 +181,7 @@ def test_the_disagreement_measure():
 def test_the_first_handover_measures_both_backends_and_the_rates_decide_auto(rates_file, monkeypatch):
     import json
 
+    monkeypatch.delenv("DOCQA_NO_CPU_PROBE", raising=False)  # it would turn the timing off
     gen = _gen("transformers")
     gen.generate(_ids(gen, "How long is the probation period?"), 2)
     key = gen._handover.rates_key
@@ -188,7 +189,6 @@ def test_the_first_handover_measures_both_backends_and_the_rates_decide_auto(rat
     assert rates["llama.cpp"] > 0 and rates["transformers"] > 0 and rates["tokens"] == prefill_assist.RATE_TOKENS
     # auto follows the measured rates: slower transformers means no handover, nothing converted or loaded.
     monkeypatch.delenv("DOCQA_PREFILL", raising=False)
-    monkeypatch.delenv("DOCQA_NO_CPU_PROBE", raising=False)
     monkeypatch.setattr("docqa.generators.dtypes.cpu_probe", lambda: {"bf16_speedup": 4.0})
     prefill_assist.write_rates(key, {"llama.cpp": 100.0, "transformers": 110.0})
     slow = _gen("auto")
