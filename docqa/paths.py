@@ -64,3 +64,34 @@ def output_folder(path: str | Path, option: str = "--out") -> Path:
     if not os.access(path, os.W_OK):
         raise ConfigError(f"The {option} folder '{path}' is not writable. Choose a folder you can write.")
     return path
+
+
+def read_keyed(path: Path, key: str) -> dict | None:
+    """The record under ``key`` in a JSON file of per-machine measurements (``{key: {...}}``), or None when the file,
+    the key or a dict under it is missing or unreadable: a lost or damaged measurement is only measured again."""
+    import contextlib
+    import json
+
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        found = json.loads(path.read_text()).get(key)
+        return found if isinstance(found, dict) else None
+    return None
+
+
+def write_keyed(path: Path, key: str, record: dict) -> None:
+    """Store ``record`` under ``key`` in such a file, keeping the other keys; atomically (temp file and rename), and
+    silently where the cache cannot be written."""
+    import contextlib
+    import json
+
+    try:
+        every = json.loads(path.read_text())
+    except (OSError, ValueError):
+        every = {}
+    every = every if isinstance(every, dict) else {}
+    every[key] = record
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        tmp.write_text(json.dumps(every, indent=1))
+        os.replace(tmp, path)

@@ -14,8 +14,6 @@ keyed by the CPU model, core count and torch version. Perplexity is unchanged wi
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import time
 from dataclasses import dataclass
@@ -23,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from ..environment import cpu_name
 from ..errors import ConfigError
-from ..paths import cache_dir
+from ..paths import cache_dir, read_keyed, write_keyed
 
 if TYPE_CHECKING:
     import torch
@@ -51,11 +49,9 @@ def cpu_probe(refresh: bool = False) -> dict:
 
     key = f"{cpu_name()} | {os.cpu_count()} cpus | {torch.get_num_threads()} threads | torch {torch.__version__}"
     path = cache_dir() / "cpu_dtype_probe.json"
-    cached: dict = {}
-    with contextlib.suppress(OSError, ValueError):
-        cached = json.loads(path.read_text())
-    if not refresh and isinstance(cached.get(key), dict):
-        return cached[key]
+    cached = None if refresh else read_keyed(path, key)
+    if cached is not None:
+        return cached
     a32, b32 = torch.randn(1024, 1024), torch.randn(1024, 2048)
     result = {}
     for name, dt in (("float32", torch.float32), ("bfloat16", torch.bfloat16)):
@@ -68,12 +64,7 @@ def cpu_probe(refresh: bool = False) -> dict:
         result[name] = 2 * 1024 * 1024 * 2048 * n / (time.perf_counter() - t0) / 1e9
     result = {f"{k}_gflops": round(v, 1) for k, v in result.items()}
     result["bf16_speedup"] = round(result["bfloat16_gflops"] / result["float32_gflops"], 2)
-    cached[key] = result
-    with contextlib.suppress(OSError):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(cached, indent=2))
-        os.replace(tmp, path)
+    write_keyed(path, key, result)
     return result
 
 

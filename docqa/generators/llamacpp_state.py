@@ -112,10 +112,10 @@ def parse_state(blob: bytes) -> SeqState:
     return SeqState(layout, meta[:, 0].copy(), keys, values)
 
 
-def layout_of(blob: bytes) -> StateLayout:
-    """The layout of a state llama.cpp wrote, checked by rebuilding it: only a layout docqa reproduces byte for byte
-    is one it may write."""
-    state = parse_state(blob)
+def layout_of(blob: bytes, state: SeqState | None = None) -> StateLayout:
+    """The layout of a state llama.cpp wrote (``state``: ``blob`` already parsed), checked by rebuilding it: only a
+    layout docqa reproduces byte for byte is one it may write."""
+    state = state if state is not None else parse_state(blob)
     if not round_trips(state, blob):
         raise ModelLoadError("llama.cpp's sequence state did not round-trip through docqa's writer: another layout.")
     return state.layout

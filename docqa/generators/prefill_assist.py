@@ -193,34 +193,18 @@ def rates_key(gguf: Path, threads: int) -> str:
 
 def read_rates(key: str) -> dict | None:
     """The prefill rates measured for ``key`` ({"llama.cpp": tok/s, "transformers": tok/s}), or None."""
-    import contextlib
-    import json
+    from ..paths import read_keyed
 
-    with contextlib.suppress(OSError, ValueError, AttributeError):
-        found = json.loads(_rates_path().read_text()).get(key)
-        if isinstance(found, dict) and all(isinstance(found.get(b), (int, float)) for b in ("llama.cpp",
-                                                                                               "transformers")):
-            return found
-    return None
+    found = read_keyed(_rates_path(), key)
+    ok = found is not None and all(isinstance(found.get(b), (int, float)) for b in ("llama.cpp", "transformers"))
+    return found if ok else None
 
 
 def write_rates(key: str, rates: dict) -> None:
     """Add ``rates`` under ``key`` to the cache file, atomically (a lost write only means measuring again)."""
-    import contextlib
-    import json
+    from ..paths import write_keyed
 
-    path = _rates_path()
-    with contextlib.suppress(OSError, ValueError):
-        try:
-            every = json.loads(path.read_text())
-        except (OSError, ValueError):
-            every = {}
-        every = every if isinstance(every, dict) else {}
-        every[key] = rates
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(every, indent=1))
-        os.replace(tmp, path)
+    write_keyed(_rates_path(), key, rates)
 
 
 def slower(rates: dict) -> str | None:
@@ -247,9 +231,8 @@ class Handover:
     """The llama.cpp side: when to hand a prompt over, the one-time agreement check and rate measurement, and the
     state it loads."""
 
-    def __init__(self, assist: PrefillAssist | None, reason: str, rates_key: str = ""):
-        self.assist, self.reason, self.rates_key = assist, reason, rates_key
-        self.rates = read_rates(rates_key) if assist is not None else None
+    def __init__(self, assist: PrefillAssist | None, reason: str, rates_key: str = "", rates: dict | None = None):
+        self.assist, self.reason, self.rates_key, self.rates = assist, reason, rates_key, rates
         self.checked: set[tuple] = set()  # rope settings whose caches were compared in this process
         self._layouts: dict[tuple, StateLayout] = {}  # per context shape: V's layout follows flash attention
 
@@ -273,7 +256,7 @@ class Handover:
         if rates is not None and why is None and asked(config) == "auto":
             reason = (f"prompts of {MIN_TOKENS}+ tokens prefilled by transformers in bf16 (measured here: "
                       f"{rates['transformers']:.0f} tokens/s against llama.cpp's {rates['llama.cpp']:.0f})")
-        return cls(assist, reason, key)
+        return cls(assist, reason, key, rates)
 
     def off(self, why: str) -> None:
         self.assist = None
@@ -312,7 +295,7 @@ class Handover:
         blob = port.state()
         try:
             mine = parse_state(blob)
-            layout = self._layouts.get(shape) or layout_of(blob)
+            layout = self._layouts.get(shape) or layout_of(blob, mine)
         except ModelLoadError as e:
             port.clear()
             self.off(f"its cache layout is not one docqa writes: {first_line(e)}")
