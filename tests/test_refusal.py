@@ -144,3 +144,61 @@ def test_a_backend_that_cannot_score_falls_back_to_the_words(canned, monkeypatch
     monkeypatch.setattr(gen, "generate", unscored)
     ans = canned.ask("What is the nightly hotel cap?", "auto")
     assert ans.details["route"] == "rag" and ans.details["decline_p"] is None
+
+
+def test_summarize_takes_a_second_look_with_long_context_when_its_chain_declines(canned):
+    """A chain that finds nothing answers "I don't know."; long-context then reads the whole corpus (one more call),
+    and the record keeps what the chain said. An answer from the chain stands, and --no-fallback keeps the decline."""
+    gen = canned.corpus.generator()
+    gen.canned, gen.trained_window = "I don't know.", 16384  # the three documents (~6 k tokens) fit the window
+    declined = canned.ask("What is the nightly hotel cap?", "summarize", fallback=False)
+    assert declined.text == "I don't know." and declined.details["route"] is None
+    looked = canned.ask("What is the nightly hotel cap?", "summarize")
+    assert looked.text == "from the whole corpus" and looked.details["route"] == "long-context"
+    assert looked.details["chain_answer"] == "I don't know."
+    assert looked.calls == declined.calls + 1
+    assert looked.timings["lc_total"] > 0 and looked.timings["total"] >= looked.timings["lc_total"]
+    assert looked.tokens["prompt"] > declined.tokens["prompt"]
+    gen.canned = "The cap is 250 dollars a night."
+    answered = canned.ask("What is the nightly hotel cap?", "summarize")
+    assert answered.text == gen.canned and answered.details["route"] is None
+    assert not any(k.startswith("lc_") for k in answered.timings)
+
+
+def test_summarizes_second_look_never_stretches_the_window_nor_breaks_the_call_budget(canned):
+    """Summarize is the strategy for a corpus past the window: its second look does not pay the stretched prefill
+    (auto's may), and a --max-calls budget the chain used up is not exceeded by it."""
+    gen = canned.corpus.generator()
+    gen.canned = "I don't know."
+    corpus_words = sum(len(gen.encode(d.text)) for d in canned.corpus.store.documents())
+    assert 4 * gen.trained_window > corpus_words > gen.trained_window  # fits auto's limit (4 × the window) only
+    ans = canned.ask("What is the nightly hotel cap?", "summarize")
+    assert ans.text == "I don't know." and ans.details["route"].startswith("map-reduce (long-context skipped: ")
+    assert canned.ask("What is the nightly hotel cap?", "auto").details["route"] == "long-context"
+    gen.trained_window = 16384
+    calls = canned.ask("What is the nightly hotel cap?", "summarize", fallback=False).calls
+    capped = canned.ask("What is the nightly hotel cap?", "summarize", max_calls=calls)
+    assert capped.text == "I don't know." and capped.calls == calls
+    assert capped.details["route"] == f"map-reduce (long-context skipped: --max-calls {calls} reached)"
+
+
+def test_eval_records_summarizes_second_look(canned, tmp_path):
+    from docqa.eval.report import summarize
+    from tests.conftest import write_jsonl
+
+    gen = canned.corpus.generator()
+    gen.canned, gen.trained_window = "I don't know.", 16384
+    qfile = write_jsonl(tmp_path / "q.jsonl", [
+        {"id": "cap", "question": "What is the nightly hotel cap?", "answers": ["220 dollars"]},
+        {"id": "probation", "question": "How long is the probation period?", "answers": ["90 days"]}])
+    records, _ = docqa.evaluate(qfile, index="t", strategies=["summarize", "summarize:fallback=false"],
+                                model="canned:x")
+    looked = [r for r in records if r["strategy"] == "summarize"]
+    assert [r["route"] for r in looked] == ["long-context"] * 2
+    assert {r["chain_answer"] for r in looked} == {"I don't know."} and {r["answer"] for r in looked} == {
+        "from the whole corpus"}
+    kept = [r for r in records if r["strategy"] == "summarize:fallback=false"]
+    assert {r["answer"] for r in kept} == {"I don't know."} and {r["chain_answer"] for r in kept} == {None}
+    rows = {r["strategy"]: r for r in summarize(records)}
+    assert rows["summarize"]["second_look_long_context"] == 2
+    assert rows["summarize:fallback=false"]["second_look_long_context"] == 0

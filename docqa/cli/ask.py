@@ -22,6 +22,7 @@ from .common import (
     ContextWindowOpt,
     DeviceOpt,
     DtypeOpt,
+    FallbackOpt,
     FusionOpt,
     FusionWeightOpt,
     KVBudgetOpt,
@@ -80,6 +81,7 @@ def ask_cmd(
              "\\[default: 0].")] = None,
     summary_window: Annotated[Optional[int], typer.Option(help="summarize: tokens per call \\[default: the model's "
                                                                  "trained window].")] = None,
+    fallback: FallbackOpt = True,
     max_new_tokens: Annotated[int, typer.Option(help="Answer budget in tokens.")] = 96,
     style: Annotated[str, typer.Option(
         help="Answer style: short, sentence, paragraph or choice (the letter of a lettered option).")] = "sentence",
@@ -124,7 +126,7 @@ def ask_cmd(
                    max_context=max_context, truncate=truncate,
                    cache_prefix=cache_prefix, max_new_tokens=max_new_tokens, style=style, length_hint=length_hint,
                    chain=chain, route_threshold=route_threshold, drop_threshold=drop_threshold, max_calls=max_calls,
-                   summary_window=summary_window, map_top_k=map_top_k, kv_budget=kv_budget)
+                   summary_window=summary_window, map_top_k=map_top_k, fallback=fallback, kv_budget=kv_budget)
     api.make_config(**options).check()  # a bad option is said once, not once per question
     # Long-context without --truncate retrieves nothing: then the embedder (~5 s to import and load) is not loaded.
     retrieval = any(STRATEGIES.canonical(v.strategy) != "long-context" or v.options.get("truncate", truncate)

@@ -18,6 +18,7 @@ from .common import (
     ContextWindowOpt,
     DeviceOpt,
     DtypeOpt,
+    FallbackOpt,
     FusionOpt,
     FusionWeightOpt,
     KVBudgetOpt,
@@ -79,6 +80,7 @@ def eval_cmd(
         help="summarize: read only the groups holding one of the question's N best-retrieved chunks (0: every group) "
              "\\[default: 0].")] = None,
     summary_window: Annotated[Optional[int], typer.Option(help="summarize: tokens per call.")] = None,
+    fallback: FallbackOpt = True,
     max_new_tokens: Annotated[int, typer.Option(help="Answer budget in tokens.")] = 96,
     length_hint: Annotated[Optional[bool], typer.Option(
         "--length-hint/--no-length-hint",
@@ -144,7 +146,7 @@ def eval_cmd(
                                rerank_top_n=rerank_top_n, chunk_order=chunk_order, rope=rope,
                                max_context=max_context, truncate=truncate, max_new_tokens=max_new_tokens,
                                chain=chain, max_calls=max_calls, summary_window=summary_window, map_top_k=map_top_k,
-                               kv_budget=kv_budget, style=style, route_threshold=route_threshold,
+                               fallback=fallback, kv_budget=kv_budget, style=style, route_threshold=route_threshold,
                                drop_threshold=drop_threshold, length_hint=length_hint, price_in=price_in,
                                price_out=price_out, grounding=grounding, judge_model=judge_model,
                                notice=lambda text: err.print(f"[dim]{escape(text)}[/]"))
@@ -294,6 +296,10 @@ def render(rows: list[dict]) -> None:
     for r in routed:
         out.print(f"[dim]{escape(r['strategy'])} routed {r['routed_rag']} to rag, {r['routed_long_context']} to "
                   f"long-context.[/]")
+    for r in rows:
+        if r.get("second_look_long_context"):
+            out.print(f"[dim]{escape(r['strategy'])}: long-context answered {r['second_look_long_context']} "
+                      f"question(s) its chain declined.[/]")
     versus = [r for r in rows if "score_vs" in r]
     if versus:  # is a row's score different from the first row's, or noise? paired over the same questions
         paired = Table(title=f"{label} against {rows[0]['strategy']}, paired over the same questions",

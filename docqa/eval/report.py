@@ -100,6 +100,8 @@ def summarize(records: list[dict], prices: tuple[float, float] | None = None) ->
             costs = [cost_usd(r, prices) for r in ok]
             row["cost_usd_total"] = sum(costs)
             row["cost_usd_mean"] = _mean_or_nan(costs)
+        if strategy.split(":")[0] == "summarize":  # questions the chain declined that long-context answered
+            row["second_look_long_context"] = sum(1 for r in rs if r.get("route") == "long-context")
         if strategy == "auto":
             routes = [r["route"] or "" for r in rs]
             row["routed_long_context"] = sum(1 for x in routes if x == "long-context")

@@ -25,11 +25,11 @@ from __future__ import annotations
 import time
 
 from ..corpus import Corpus
-from ..errors import ContextTooLong
 from ..prompts import NO_ANSWER, is_refusal
 from ..records import Answer
-from . import long_context, rag
+from . import rag
 from .base import AskConfig
+from .second_look import joined, read_whole
 
 # Default --route-threshold: None routes on worded declines only (the embedded model's signal is uninformative, see
 # the module docstring), and the probability is not computed.
@@ -45,33 +45,21 @@ def ask(corpus: Corpus, question: str, cfg: AskConfig) -> Answer:
     # The probability is read only when a threshold uses it: a served model computes it with a second request that
     # evaluates the whole prompt with log-probabilities, which llama-cpp-python does token by token.
     first = rag.ask_many(corpus, [question], cfg, 1, score=NO_ANSWER if threshold is not None else None)[0]
-    route, final = "rag", first
+    route, final = "rag", None
     decline_p = first.details.get("decline_p")
     if is_refusal(first.text) or (None not in (decline_p, threshold) and decline_p >= threshold):
-        try:
-            final = long_context.ask(corpus, question, cfg)
-            route = "long-context"
-        except ContextTooLong as e:
-            route = f"rag (long-context skipped: {e.tokens:,} tokens > {e.limit:,})"
-    timings = {f"rag_{k}": v for k, v in first.timings.items()}
-    if final is not first:
-        timings.update({f"lc_{k}": v for k, v in final.timings.items()})
-    # Routed: the first token of the final answer comes after the whole RAG answer.
-    timings["ttft"] = (first.timings["total"] + final.timings.get("ttft", 0.0) if final is not first
-                       else first.timings.get("ttft", 0.0))
-    timings["total"] = time.perf_counter() - t0
-    tokens = dict(first.tokens)
-    if final is not first:
-        tokens = {k: first.tokens.get(k, 0) + final.tokens.get(k, 0) for k in set(first.tokens) | set(final.tokens)}
+        final, how = read_whole(corpus, question, cfg)
+        route = how if final is not None else f"rag ({how})"
+    timings, tokens, calls = joined(first, final, "rag", t0)
+    final = final or first
     return Answer(
         text=final.text,
         strategy="auto",
         sources=final.sources,
         timings=timings,
         tokens=tokens,
-        calls=first.calls + (final.calls if final is not first else 0),
+        calls=calls,
         details={"route": route, "rag_answer": first.text, "decline_p": decline_p,
                  "retriever": first.details.get("retriever"),
-                 **({"rope": final.details.get("rope")}
-                                                              if final is not first else {})},
+                 **({"rope": final.details.get("rope")} if final is not first else {})},
     )

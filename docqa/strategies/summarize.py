@@ -38,6 +38,7 @@ from ..registry import Registry
 from ..retrieval import retrieve_many
 from ..rope import plan_for
 from .base import AskConfig, retrieval_query
+from .second_look import joined, read_whole
 
 NOTHING = "NOTHING RELEVANT"
 # Default --drop-threshold for the map step's probability signal; None: drop on the words only. Calibrated per model
@@ -336,7 +337,8 @@ CHAINS.register("li-refine", "docqa.strategies.li_chains:li_refine", aliases=("c
 def ask(corpus: Corpus, question: str, cfg: AskConfig) -> Answer:
     """Summarize: query-focused chains over the whole corpus in window-sized groups (map-reduce by default, or
     refine, or tree). Reads every chunk without stretching the window, at the cost of one call per group plus the
-    combining calls; every call is counted and ``max_calls`` bounds them."""
+    combining calls; every call is counted and ``max_calls`` bounds them. When the chain finds nothing and the corpus
+    fits the trained window, long-context answers instead (``fallback``; docqa/strategies/second_look.py)."""
     t0 = time.perf_counter()
     question = cfg.validate(question)
     chain = CHAINS.get(cfg.chain)
@@ -347,17 +349,40 @@ def ask(corpus: Corpus, question: str, cfg: AskConfig) -> Answer:
     _need_two(run)
     text, used = chain(run, corpus.store.chunks())
     stage_tokens = {f"{k}_prompt": int(v["prompt_tokens"]) for k, v in run.stages.items()}
-    return Answer(
-        text=text,
-        strategy="summarize",
-        sources=[Source(f, 0, 0) for f in sorted(used)],
+    first = Answer(
+        text=text, strategy="summarize", sources=[Source(f, 0, 0) for f in sorted(used)],
         timings={**{k: v["seconds"] for k, v in run.stages.items()}, "ttft": time.perf_counter() - t0,
                  "total": time.perf_counter() - t0},
         tokens={"prompt": sum(int(v["prompt_tokens"]) for v in run.stages.values()),
                 "completion": sum(int(v["completion_tokens"]) for v in run.stages.values()),
                 "cached": sum(int(v["cached_tokens"]) for v in run.stages.values()), **stage_tokens},
-        calls=run.calls,
+        calls=run.calls)
+    final, route = _second_look(corpus, question, cfg, run, text)
+    timings, tokens, calls = joined(first, final, "", t0)
+    return Answer(
+        text=(final or first).text,
+        strategy="summarize",
+        sources=(final or first).sources,
+        timings=timings,
+        tokens=tokens,
+        calls=calls,
         details={"chain": CHAINS.canonical(cfg.chain), "stages": run.stages, "window": window,
                  "max_calls": cfg.max_calls, "notes": run.notes, "dropped": run.dropped,
-                 "retrieved": run.retrieved, "retriever": run.retriever},
+                 "retrieved": run.retrieved, "retriever": run.retriever, "route": route, "chain_answer": text,
+                 **({"rope": final.details.get("rope")} if final is not None else {})},
     )
+
+
+def _second_look(corpus: Corpus, question: str, cfg: AskConfig, run: ChainRun,
+                 text: str) -> tuple[Answer | None, str | None]:
+    """When the chain declines ("I don't know.": no map note kept, or the reduce found no answer in them) and
+    ``cfg.fallback`` is on, long-context's answer over the whole corpus within the trained window; else None. The
+    route: None where the chain's answer stands unasked, "long-context", or the chain's name with why the second
+    look was skipped."""
+    name = CHAINS.canonical(cfg.chain)
+    if not cfg.fallback or not prompts.is_refusal(text):
+        return None, None
+    if cfg.max_calls is not None and run.calls >= cfg.max_calls:
+        return None, f"{name} (long-context skipped: --max-calls {cfg.max_calls} reached)"
+    final, how = read_whole(corpus, question, cfg, stretch=False)
+    return final, how if final is not None else f"{name} ({how})"
