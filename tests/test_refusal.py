@@ -198,7 +198,9 @@ def test_eval_records_summarizes_second_look(canned, tmp_path):
     assert {r["chain_answer"] for r in looked} == {"I don't know."} and {r["answer"] for r in looked} == {
         "from the whole corpus"}
     kept = [r for r in records if r["strategy"] == "summarize:fallback=false"]
+    assert all(r["long_context_s"] > 0 for r in looked)
     assert {r["answer"] for r in kept} == {"I don't know."} and {r["chain_answer"] for r in kept} == {None}
+    assert {r["long_context_s"] for r in kept} == {None}
     rows = {r["strategy"]: r for r in summarize(records)}
     assert rows["summarize"]["second_look_long_context"] == 2
     assert rows["summarize:fallback=false"]["second_look_long_context"] == 0

@@ -88,7 +88,7 @@ def error_record(q: Question, strategy: str, error: str, error_type: str) -> dic
             "gold_sources": q.sources, "sources": [], "metrics": metrics, "latency_s": 0.0, "ttft_s": 0.0,
             "prompt_tokens": 0, "completion_tokens": 0, "calls": 0, "peak_rss_mb": float("nan"),
             "peak_cuda_mb": float("nan"), "route": None, "decline_p": None, "rag_answer": None,
-            "chain_answer": None,
+            "chain_answer": None, "long_context_s": None,
             "rope": None, "error": error, "error_type": error_type, "document": q.document, "metric": q.metric or "f1"}
 
 
@@ -168,6 +168,9 @@ def _record(q: Question, strategy: str, ans, t0: float, peak: tuple[float, float
         "decline_p": details.get("decline_p"), "rag_answer": details.get("rag_answer"),
         # summarize: what its chain answered before a second look (docqa/strategies/second_look.py), if one was taken.
         "chain_answer": details.get("chain_answer") if details.get("route") else None,
+        # Seconds of the long-context call inside this answer (auto routed, summarize's second look), so that what
+        # the second call cost can be told from the first step's.
+        "long_context_s": timings.get("lc_total"),
         "error": None, "error_type": None, "document": q.document, "model": getattr(ans, "model", ""),
         "passages": passages(ans.sources, [text, *q.answers]),
         # The chunks a retrieval step ranked, best first (rag; auto when routed to rag; summarize's --map-top-k
