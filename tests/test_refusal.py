@@ -167,7 +167,8 @@ def test_summarize_takes_a_second_look_with_long_context_when_its_chain_declines
 
 def test_summarizes_second_look_never_stretches_the_window_nor_breaks_the_call_budget(canned):
     """Summarize is the strategy for a corpus past the window: its second look does not pay the stretched prefill
-    (auto's may), and a --max-calls budget the chain used up is not exceeded by it."""
+    (auto's may), nor reads more than one summary window, and a --max-calls budget the chain used up is not exceeded
+    by it."""
     gen = canned.corpus.generator()
     gen.canned = "I don't know."
     corpus_words = sum(len(gen.encode(d.text)) for d in canned.corpus.store.documents())
@@ -176,6 +177,8 @@ def test_summarizes_second_look_never_stretches_the_window_nor_breaks_the_call_b
     assert ans.text == "I don't know." and ans.details["route"].startswith("map-reduce (long-context skipped: ")
     assert canned.ask("What is the nightly hotel cap?", "auto").details["route"] == "long-context"
     gen.trained_window = 16384
+    smaller = canned.ask("What is the nightly hotel cap?", "summarize", summary_window=4096)  # as the demo runs it
+    assert smaller.text == "I don't know." and "long-context skipped" in smaller.details["route"]
     calls = canned.ask("What is the nightly hotel cap?", "summarize", fallback=False).calls
     capped = canned.ask("What is the nightly hotel cap?", "summarize", max_calls=calls)
     assert capped.text == "I don't know." and capped.calls == calls

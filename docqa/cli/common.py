@@ -42,7 +42,7 @@ TokenizerOpt = Annotated[Optional[str], typer.Option(
     help="Served model: a local HF tokenizer, where the server has no tokenize endpoint or chat template.")]
 FallbackOpt = Annotated[bool, typer.Option(
     help="summarize: when the chain finds nothing (\"I don't know.\"), answer with long-context if the documents fit "
-         "the model's trained window.")]
+         "one summary window (by default the model's trained window).")]
 KVBudgetOpt = Annotated[Optional[str], typer.Option(
     help="Bytes of KV caches kept between questions (long-context / summarize prefixes), e.g. 4GiB \\[default: a "
          "quarter of free RAM on CPU, half the GPU's free memory on CUDA].")]

@@ -68,9 +68,9 @@ class AskConfig:
     # First pass of map-reduce / refine / tree: only the groups holding one of the question's N best-retrieved chunks
     # (0: every group). The drop signal the model itself could not give (benchmarks/RESULTS.md).
     map_top_k: int = 0
-    # summarize: when the chain declines ("I don't know."), answer with long-context if the corpus fits the trained
-    # window. Measured on financial and scientific QA with the 1.5 B reader: +1.0 F1 on each, no answer lost
-    # (docqa/strategies/second_look.py, benchmarks/RESULTS.md).
+    # summarize: when the chain declines ("I don't know."), answer with long-context if the corpus fits the chain's
+    # window (--summary-window, by default the trained window). Measured on both L-Eval sets with the 1.5 B reader:
+    # docqa/strategies/second_look.py, benchmarks/RESULTS.md.
     fallback: bool = True
     # Called with (tokens done, tokens total) during long prefills, so a terminal can draw progress.
     progress: Callable[[int, int], None] | None = field(default=None, repr=False, compare=False)

@@ -21,15 +21,17 @@ from . import long_context
 from .base import AskConfig
 
 
-def read_whole(corpus: Corpus, question: str, cfg: AskConfig, *, stretch: bool = True) -> tuple[Answer | None, str]:
+def read_whole(corpus: Corpus, question: str, cfg: AskConfig, *, limit: int | None = None) -> tuple[Answer | None, str]:
     """Long-context's answer to ``question`` and the route taken: ("long-context"), or None and why it was skipped.
 
-    ``stretch`` False keeps the prompt within the model's trained window (summarize exists so that a corpus past the
-    window is read without stretching it; its second look must not pay the stretched prefill it was chosen to
-    avoid). Documents are never dropped to make room: a second look reads everything or nothing."""
-    if not stretch:
-        window = corpus.generator().trained_window
-        cfg = dataclasses.replace(cfg, max_context=min(cfg.max_context or window, window), truncate=False)
+    ``limit`` None is long-context's own (the window stretched up to ``--max-context``); a number of tokens keeps the
+    whole prompt within it, unstretched. Summarize passes its window: a corpus that fits one summary window cost its
+    map call one prefill of the same size, so the second look costs about as much again; a larger corpus (or a
+    smaller ``--summary-window``, as the demo sets to bound its time) would make the second look a cold prefill of
+    everything, which is what the user avoided by choosing summarize. Documents are never dropped to make room: a
+    second look reads everything or nothing."""
+    if limit is not None:
+        cfg = dataclasses.replace(cfg, max_context=min(cfg.max_context or limit, limit), truncate=False)
     try:
         return long_context.ask(corpus, question, cfg), "long-context"
     except ContextTooLong as e:

@@ -338,7 +338,7 @@ def ask(corpus: Corpus, question: str, cfg: AskConfig) -> Answer:
     """Summarize: query-focused chains over the whole corpus in window-sized groups (map-reduce by default, or
     refine, or tree). Reads every chunk without stretching the window, at the cost of one call per group plus the
     combining calls; every call is counted and ``max_calls`` bounds them. When the chain finds nothing and the corpus
-    fits the trained window, long-context answers instead (``fallback``; docqa/strategies/second_look.py)."""
+    fits its window, long-context answers instead (``fallback``; docqa/strategies/second_look.py)."""
     t0 = time.perf_counter()
     question = cfg.validate(question)
     chain = CHAINS.get(cfg.chain)
@@ -376,7 +376,8 @@ def ask(corpus: Corpus, question: str, cfg: AskConfig) -> Answer:
 def _second_look(corpus: Corpus, question: str, cfg: AskConfig, run: ChainRun,
                  text: str) -> tuple[Answer | None, str | None]:
     """When the chain declines ("I don't know.": no map note kept, or the reduce found no answer in them) and
-    ``cfg.fallback`` is on, long-context's answer over the whole corpus within the trained window; else None. The
+    ``cfg.fallback`` is on, long-context's answer over the whole corpus where it fits the chain's window (the
+    trained window by default; :func:`.second_look.read_whole` says why no larger); else None. The
     route: None where the chain's answer stands unasked, "long-context", or the chain's name with why the second
     look was skipped."""
     name = CHAINS.canonical(cfg.chain)
@@ -384,5 +385,5 @@ def _second_look(corpus: Corpus, question: str, cfg: AskConfig, run: ChainRun,
         return None, None
     if cfg.max_calls is not None and run.calls >= cfg.max_calls:
         return None, f"{name} (long-context skipped: --max-calls {cfg.max_calls} reached)"
-    final, how = read_whole(corpus, question, cfg, stretch=False)
+    final, how = read_whole(corpus, question, cfg, limit=run.window)
     return final, how if final is not None else f"{name} ({how})"
