@@ -120,9 +120,39 @@ def test_handed_over_prefill_answers_as_llama_cpp_does(own, handed):
 
 def test_short_prompts_stay_on_llama_cpp(handed, monkeypatch):
     calls = []
-    monkeypatch.setattr(handed._handover.assist, "keys_values", lambda *a, **k: calls.append(a) or ([], []))
+    real = handed._handover.assist.prefilled
+    monkeypatch.setattr(handed._handover.assist, "prefilled", lambda *a, **k: calls.append(len(a[0])) or real(*a, **k))
     handed.generate(handed.encode(handed.chat("S", "Say hi.")), 4)
     assert calls == []
+    ids = _ids(handed, "How long is the probation period?")
+    handed.generate(ids, 4)
+    assert calls[-1] == len(ids) - 1  # a long prompt does go through it (llama.cpp evaluates its last token)
+
+
+def test_the_cache_is_handed_over_layer_by_layer_each_released_once_converted(handed, state_blobs):
+    """The state is built from transformers' cache one layer at a time, and each layer's tensors leave the cache
+    before the next is converted (the keys and values are held about once, not three times); the bytes are those of
+    the all-at-once conversion."""
+    ids = _ids(handed, "What is the nightly hotel cap?")
+    layout = parse_state(state_blobs[False]).layout
+    cache = handed._handover.assist.prefilled(ids)
+    whole = build_state(layout, *cache.head(cache.n))
+
+    def watched(arrays, names):
+        for i, a in enumerate(arrays):
+            assert all(getattr(cache._layers[i], name, None) is None for name in names), i
+            if i + 1 < len(cache._layers):
+                assert getattr(cache._layers[i + 1], names[0]) is not None  # the next one not yet
+            yield a
+
+    streamed = build_state(layout, watched(cache.keys(), ("keys", "_k")), watched(cache.values(), ("values", "_v")),
+                           n=cache.n)
+    assert bytes(streamed) == bytes(whole)
+    state = parse_state(bytes(whole))
+    with pytest.raises(ModelLoadError, match="layers of keys"):
+        build_state(layout, iter(state.keys[:-1]), iter(state.values), n=len(ids))
+    with pytest.raises(ModelLoadError, match="shape"):
+        build_state(layout, iter([k[:-1] for k in state.keys]), iter(state.values), n=len(ids))
 
 
 def test_a_plan_past_the_window_is_handed_over_under_the_same_rope(own, handed):

@@ -147,16 +147,16 @@ class KVSlot:
         """:meth:`eval` without the logits (the handover's cache port)."""
         self.eval(ids)
 
-    def load(self, blob: bytes | bytearray, ids: list[int]) -> bool:
+    def load(self, blob, ids: list[int]) -> bool:
         """Replace the cache by ``blob``, a state holding ``ids``; False (cache empty) where llama.cpp refuses it."""
         self.ctx.kv_cache_clear()
         self.tokens = []
-        if isinstance(blob, bytearray):  # no copy: a 30 k-token state is 860 MB
+        if not isinstance(blob, bytes):  # a writable buffer (bytearray, numpy array): no copy of 860 MB at 30 k tokens
             buf = (ctypes.c_uint8 * len(blob)).from_buffer(blob)
         else:
             buf = (ctypes.c_uint8 * len(blob)).from_buffer_copy(blob)
         ok = self._lc.llama_state_seq_set_data(self.ctx.ctx, buf, len(blob), 0) == len(blob)
-        del buf  # a ctypes view pins its bytearray
+        del buf  # a ctypes view pins its buffer
         if not ok:
             self.ctx.kv_cache_clear()
             return False

@@ -19,7 +19,9 @@ layout is therefore detected, and docqa goes back to llama.cpp's own prefill, in
 
 from __future__ import annotations
 
+import itertools
 import struct
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -122,19 +124,26 @@ def layout_of(blob: bytes, state: SeqState | None = None) -> StateLayout:
 
 
 def round_trips(state: SeqState, blob: bytes) -> bool:
-    return build_state(state.layout, state.keys, state.values, state.positions) == blob
+    built = build_state(state.layout, state.keys, state.values, state.positions)
+    return len(built) == len(blob) and bool(np.array_equal(built, np.frombuffer(blob, dtype=np.uint8)))
 
 
-def build_state(layout: StateLayout, keys: list[np.ndarray], values: list[np.ndarray],
-                positions: np.ndarray | None = None) -> bytearray:
+def build_state(layout: StateLayout, keys: Iterable[np.ndarray], values: Iterable[np.ndarray],
+                positions: np.ndarray | None = None, n: int | None = None) -> np.ndarray:
     """A one-sequence state (sequence 0) holding ``keys`` / ``values`` ((positions, dim) per layer) at positions
-    0..n-1 (or ``positions``), laid out as ``layout`` says."""
-    if len(keys) != layout.layers or len(values) != layout.layers:
-        raise ModelLoadError(f"{len(keys)} layers of keys for a cache of {layout.layers}.")
-    n = keys[0].shape[0]
-    if any(k.shape != (n, layout.k_dim) for k in keys) or any(v.shape != (n, layout.v_dim) for v in values):
-        raise ModelLoadError(f"Keys / values of shape {keys[0].shape} / {values[0].shape} for a cache of "
-                             f"{layout.k_dim} / {layout.v_dim} values a position.")
+    0..n-1 (or ``positions``), laid out as ``layout`` says, as a uint8 array.
+
+    ``keys`` and ``values`` may be iterators (then ``n``, the positions, is given): each layer is taken when it is
+    written and may be freed by its producer right after, so a handover holds the prompt's keys and values about once
+    (the source cache shrinking as the state fills) instead of three times (cache, converted copy, state). The
+    buffer is zero-filled lazily by the OS (``np.zeros``), so unwritten pages cost nothing."""
+    keys, values = iter(keys), iter(values)
+    if n is None:
+        first = next(keys, None)
+        if first is None:
+            raise ModelLoadError(f"No layers of keys for a cache of {layout.layers}.")
+        n = first.shape[0]
+        keys = itertools.chain([first], keys)
     meta = np.zeros((n, 3), dtype="<i4")
     meta[:, 0] = np.arange(n) if positions is None else positions
     meta[:, 1] = 1
@@ -142,27 +151,40 @@ def build_state(layout: StateLayout, keys: list[np.ndarray], values: list[np.nda
     size = (16 + meta.nbytes + 8 + layout.layers * (12 + 2 * n * layout.k_dim)
             + layout.layers * (v_head + 2 * n * layout.v_dim))
     # Written in place into one buffer: a 30 k-token state of the 1.5 B is 860 MB, and joining parts held it twice.
-    out = bytearray(size)
+    out = np.zeros(size, dtype=np.uint8)
     at = 0
 
     def put(data: bytes | np.ndarray) -> None:
         nonlocal at
-        raw = memoryview(data).cast("B") if isinstance(data, np.ndarray) else data
+        raw = np.frombuffer(memoryview(data).cast("B") if isinstance(data, np.ndarray) else data, dtype=np.uint8)
         out[at:at + len(raw)] = raw
         at += len(raw)
+
+    def rows(arrays: Iterator[np.ndarray], dim: int, what: str) -> Iterator[np.ndarray]:
+        count = 0
+        for a in arrays:
+            count += 1
+            if count > layout.layers or a.shape != (n, dim):
+                raise ModelLoadError(f"Layer {count} of {what} has shape {a.shape} for a cache of {layout.layers} "
+                                     f"layers of ({n}, {dim}).")
+            yield a
+        if count != layout.layers:
+            raise ModelLoadError(f"{count} layers of {what} for a cache of {layout.layers}.")
 
     put(struct.pack("<QII", layout.tag, 1, n))
     put(meta)
     put(struct.pack("<II", int(layout.v_trans), layout.layers))
-    for k in keys:
+    for k in rows(keys, layout.k_dim, "keys"):
         put(struct.pack("<iQ", F16, layout.k_dim * 2))
         put(np.ascontiguousarray(k, dtype="<f2"))
-    for v in values:
+        del k
+    for v in rows(values, layout.v_dim, "values"):
         if layout.v_trans:
             put(struct.pack("<iII", F16, 2, layout.v_dim))
             put(np.ascontiguousarray(v.T, dtype="<f2"))
         else:
             put(struct.pack("<iQ", F16, layout.v_dim * 2))
             put(np.ascontiguousarray(v, dtype="<f2"))
+        del v
     assert at == size
     return out

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -103,12 +104,13 @@ class PrefillAssist:
         return 2 * self.n_params
 
     def fits(self, kv_bytes: int) -> bool:
-        """Room for the bf16 weights (unless loaded), the prompt's keys and values three times (transformers' cache,
-        their float16 copy in llama.cpp's order, the state handed over) and headroom, by the OS's count of available
-        memory. The prefill's activations are bounded apart, by the chunk size (:func:`.memory.prefill_step`)."""
+        """Room for the bf16 weights (unless loaded), the prompt's keys and values once and a quarter (transformers'
+        cache, emptied layer by layer into the state handed over, :class:`Prefilled`; a layer's conversion in flight)
+        and headroom, by the OS's count of available memory. The prefill's activations are bounded apart, by the
+        chunk size (:func:`.memory.prefill_step`)."""
         from .memory import available_memory
 
-        need = (0 if self._gen is not None else self.weight_bytes()) + 3 * kv_bytes + HEADROOM
+        need = (0 if self._gen is not None else self.weight_bytes()) + kv_bytes + kv_bytes // 4 + HEADROOM
         return available_memory() >= need
 
     def prepare(self) -> None:
@@ -135,29 +137,67 @@ class PrefillAssist:
             self.load_s = time.perf_counter() - t0
         return self._gen
 
-    def keys_values(self, ids: list[int], plan: RopePlan | None = None, progress: ProgressFn | None = None
-                    ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """Per layer, (positions, KV heads x head dim) float16 keys and values of ``ids`` at positions 0..n-1 under
-        ``plan`` (default: the model's own rope), in llama.cpp's order: its NORM-rope models (llama) hold each head's
-        rotated pairs interleaved, where transformers holds them as two halves; NEOX-rope models (qwen2) hold them as
-        transformers does."""
-        import torch
-
+    def prefilled(self, ids: list[int], plan: RopePlan | None = None, progress: ProgressFn | None = None
+                  ) -> Prefilled:
+        """``ids`` prefilled at positions 0..n-1 under ``plan`` (default: the model's own rope), its cache handed out
+        layer by layer in llama.cpp's order (:class:`Prefilled`)."""
         gen = self._generator()
         state = gen.prefill_prefix(list(ids), plan or gen.plain_plan(len(ids)), progress)
-        n = len(ids)
-        keys, values = [], []
-        try:
-            for layer in state.cache.layers:
-                k = layer.keys[0, :, :n]  # (KV heads, positions, head dim)
-                if self.arch in INTERLEAVED_ROPE:
-                    half = k.shape[-1] // 2
-                    k = torch.stack((k[..., :half], k[..., half:]), dim=-1).flatten(-2)
-                keys.append(k.permute(1, 0, 2).reshape(n, -1).to(torch.float16).numpy())
-                values.append(layer.values[0, :, :n].permute(1, 0, 2).reshape(n, -1).to(torch.float16).numpy())
-        finally:
-            del state
-        return keys, values
+        return Prefilled(state, len(ids), self.arch in INTERLEAVED_ROPE)
+
+    def keys_values(self, ids: list[int], plan: RopePlan | None = None, progress: ProgressFn | None = None
+                    ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Every layer's keys and values of ``ids`` at once (:meth:`Prefilled.keys`): for short probes."""
+        cache = self.prefilled(ids, plan, progress)
+        return list(cache.keys()), list(cache.values())
+
+
+class Prefilled:
+    """transformers' cache of a prompt, handed out one layer at a time as (positions, KV heads x head dim) float16
+    arrays in llama.cpp's order: its NORM-rope models (llama) hold each head's rotated pairs interleaved, where
+    transformers holds them as two halves; NEOX-rope models (qwen2) hold them as transformers does.
+
+    Each layer's keys (values) are released from the cache as soon as they are handed out, so converting a prompt
+    holds its keys and values about once: at 40 k tokens of the 1.5 B, one copy is 1.15 GB, and the cache, a converted
+    copy and the state built from it were held together before (benchmarks/RESULTS.md)."""
+
+    def __init__(self, state, n: int, interleaved: bool):
+        self._layers = list(state.cache.layers)
+        self.n, self._interleaved = n, interleaved
+
+    def _rows(self, tensor, rows: int, key: bool) -> np.ndarray:
+        import torch
+
+        t = tensor[0, :, :rows]  # (KV heads, positions, head dim)
+        if key and self._interleaved:
+            half = t.shape[-1] // 2
+            t = torch.stack((t[..., :half], t[..., half:]), dim=-1).flatten(-2)
+        return t.permute(1, 0, 2).reshape(rows, -1).to(torch.float16).numpy()
+
+    def head(self, rows: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """The first ``rows`` positions of every layer (the agreement check's), the cache left whole."""
+        return ([self._rows(layer.keys, rows, True) for layer in self._layers],
+                [self._rows(layer.values, rows, False) for layer in self._layers])
+
+    def keys(self) -> Iterator[np.ndarray]:
+        for layer in self._layers:
+            out = self._rows(layer.keys, self.n, True)
+            _release(layer, "keys", "_k")
+            yield out
+
+    def values(self) -> Iterator[np.ndarray]:
+        for layer in self._layers:
+            out = self._rows(layer.values, self.n, False)
+            _release(layer, "values", "_v")
+            yield out
+
+
+def _release(layer, *names: str) -> None:
+    """Drop a cache layer's references to its tensors (the visible ones and docqa's in-place buffers,
+    :class:`docqa.kv_cache.InPlaceLayer`), so their memory goes back before the next layer is converted."""
+    for name in names:
+        if getattr(layer, name, None) is not None:
+            setattr(layer, name, None)
 
 
 # GGUF architectures whose llama.cpp rope rotates adjacent pairs (llama.cpp's converter permutes their Q/K weights so
@@ -222,7 +262,7 @@ class CachePort(Protocol):
 
     def state(self) -> bytes: ...  # the cache as llama.cpp's sequence state
 
-    def load(self, blob: bytearray, ids: list[int]) -> bool: ...  # replace the cache by a state holding ``ids``
+    def load(self, blob: np.ndarray, ids: list[int]) -> bool: ...  # replace the cache by a state holding ``ids``
 
     def clear(self) -> None: ...  # empty the cache
 
@@ -318,15 +358,14 @@ class Handover:
                 port.clear()
                 self.off(why)
                 return False
-        keys, values = assist.keys_values(ids, plan, progress)
+        cache = assist.prefilled(ids, plan, progress)
         # Compared on the prompt's own first rows: a forward of 64 tokens or fewer takes docqa's grouped attention,
         # whose bf16 scores differed from llama.cpp's by up to 21 % (layer 2's values, 48 tokens) where the same rows
         # of a 512-token forward differed by 4 %.
-        if rope not in self.checked and not self._agree(port, [k[:len(probe)] for k in keys],
-                                                        [v[:len(probe)] for v in values], mine, rope):
+        if rope not in self.checked and not self._agree(port, *cache.head(len(probe)), mine, rope):
             return False
-        state = build_state(layout, keys, values)
-        del keys, values
+        state = build_state(layout, cache.keys(), cache.values(), n=cache.n)
+        del cache
         if not port.load(state, ids):
             self.off("llama.cpp refused the handed-over cache")
             return False
