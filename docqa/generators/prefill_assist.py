@@ -359,9 +359,9 @@ class Handover:
                 self.off(why)
                 return False
         cache = assist.prefilled(ids, plan, progress)
-        # Compared on the prompt's own first rows: a forward of 64 tokens or fewer takes docqa's grouped attention,
-        # whose bf16 scores differed from llama.cpp's by up to 21 % (layer 2's values, 48 tokens) where the same rows
-        # of a 512-token forward differed by 4 %.
+        # Compared on the prompt's own first rows (no second forward). A separate forward of 64 tokens or fewer takes
+        # docqa's grouped attention, whose bf16 scores once made it 20 % apart from llama.cpp's (docqa/attention.py
+        # now keeps them in fp32 on CPU).
         if rope not in self.checked and not self._agree(port, *cache.head(len(probe)), mine, rope):
             return False
         state = build_state(layout, cache.keys(), cache.values(), n=cache.n)
