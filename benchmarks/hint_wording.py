@@ -1,0 +1,63 @@
+"""L-Eval's length hint in another wording: does the reader stop echoing it as its answer?
+
+    .venv/bin/python benchmarks/hint_wording.py --leval SET.jsonl --wording instruction --out OUT [--strategies S]
+    .venv/bin/docqa compare CONTROL OUT      # CONTROL: the same eval with docqa's wording (docqa eval --leval ...)
+
+docqa eval follows L-Eval's protocol and appends "The suggested output length is around N words." to each free-text
+question (docqa.prompts.with_length). The 1.5 B reader answers some questions with that sentence itself (4-6 % of
+every row's answers, benchmarks/RESULTS.md). This script runs ``docqa.evaluate`` exactly as ``docqa eval --leval``
+does, with only that sentence reworded (patched here, not in docqa, so that one wording serves every row of the
+project's comparisons, llama-index's included, until all are rerun):
+
+- ``leval``: the protocol's sentence, after the question (docqa's own; a control run through this script)
+- ``instruction``: the question, then on its own line "Answer in about N words."
+
+Prints the rows and how many answers echo a length request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+WORDINGS = {
+    "leval": lambda q, n: f"{q} The suggested output length is around {n} words.",
+    "instruction": lambda q, n: f"{q}\nAnswer in about {n} words.",
+}
+ECHO = re.compile(r"(suggested output length|answer in about \d+ words|around \d+ words)", re.I)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--leval", type=Path, required=True)
+    ap.add_argument("--wording", choices=sorted(WORDINGS), required=True)
+    ap.add_argument("--strategies", default="long-context")
+    ap.add_argument("--model", default="qwen2.5-coder-1.5b")
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--root", type=Path, default=ROOT / "benchmarks" / "out" / "indexes")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+
+    import docqa
+    from docqa import prompts
+    from docqa.generators import GeneratorConfig
+
+    wording = WORDINGS[args.wording]
+    prompts.with_length = lambda question, length_hint: wording(question, length_hint) if length_hint else question
+    records, rows = docqa.evaluate(leval=args.leval, strategies=args.strategies.split(","), out=args.out,
+                                   root=args.root, model=args.model,
+                                   generator=GeneratorConfig(threads=args.threads))
+    for row in rows:
+        rs = [r for r in records if r["strategy"] == row["strategy"]]
+        echoes = sum(bool(ECHO.search(r["answer"])) for r in rs)
+        print(f"{row['strategy']} ({args.wording}): F1 {100 * row['f1']:.1f} over {row['questions']} questions, "
+              f"{echoes} answers echo a length request")
+
+
+if __name__ == "__main__":
+    main()
