@@ -12,9 +12,13 @@ from __future__ import annotations
 import ctypes
 import weakref
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigError, ModelLoadError, first_line
 from .base import PrefixState, ProgressFn
+
+if TYPE_CHECKING:
+    import numpy as np
 
 # Tokens per llama_decode call during prefill. 512 is llama.cpp's own default; the batch's logits buffer holds one row.
 N_BATCH = 512
@@ -147,7 +151,7 @@ class KVSlot:
         """:meth:`eval` without the logits (the handover's cache port)."""
         self.eval(ids)
 
-    def load(self, blob, ids: list[int]) -> bool:
+    def load(self, blob: bytes | bytearray | np.ndarray, ids: list[int]) -> bool:
         """Replace the cache by ``blob``, a state holding ``ids``; False (cache empty) where llama.cpp refuses it."""
         self.ctx.kv_cache_clear()
         self.tokens = []
