@@ -50,11 +50,12 @@ def measure(run: Path) -> dict:
     ids = {r["id"] for r in looked}
     before = [100 * metric(r["chain_answer"], r["references"]) if r["id"] in ids else s
               for r, s in zip(rs, after, strict=True)]
+    delta = paired(before, after)
     seconds = [r["latency_s"] for r in rs]
     without = [r["latency_s"] - (r.get("long_context_s") or 0.0) for r in rs]
     return {"run": str(run), "questions": len(rs), "second_looks": len(looked), "skipped": len(skipped),
             "f1_without": statistics.fmean(before), "f1_with": statistics.fmean(after),
-            "delta": paired(before, after).as_dict(), "delta_text": str(paired(before, after)),
+            "delta": delta.as_dict(), "delta_text": str(delta),
             "s_without": statistics.fmean(without), "s_with": statistics.fmean(seconds),
             "second_look_s_mean": statistics.fmean([r["long_context_s"] for r in looked]) if looked else 0.0}
 

@@ -166,8 +166,8 @@ def _record(q: Question, strategy: str, ans, t0: float, peak: tuple[float, float
         # auto: what its first (rag) step answered and the decline probability it read (None unless a threshold
         # asked for it), so that a route threshold can be chosen from one run's records (benchmarks/route_sweep.py).
         "decline_p": details.get("decline_p"), "rag_answer": details.get("rag_answer"),
-        # summarize: what its chain answered before a second look (docqa/strategies/second_look.py), if one was taken.
-        "chain_answer": details.get("chain_answer") if details.get("route") else None,
+        # summarize: what its chain answered where a second look was considered (docqa/strategies/second_look.py).
+        "chain_answer": details.get("chain_answer"),
         # Seconds of the long-context call inside this answer (auto routed, summarize's second look), so that what
         # the second call cost can be told from the first step's.
         "long_context_s": timings.get("lc_total"),

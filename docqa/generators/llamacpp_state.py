@@ -125,7 +125,7 @@ def layout_of(blob: bytes, state: SeqState | None = None) -> StateLayout:
 
 def round_trips(state: SeqState, blob: bytes) -> bool:
     built = build_state(state.layout, state.keys, state.values, state.positions)
-    return len(built) == len(blob) and bool(np.array_equal(built, np.frombuffer(blob, dtype=np.uint8)))
+    return bool(np.array_equal(built, np.frombuffer(blob, dtype=np.uint8)))
 
 
 def build_state(layout: StateLayout, keys: Iterable[np.ndarray], values: Iterable[np.ndarray],

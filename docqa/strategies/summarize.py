@@ -349,10 +349,10 @@ def ask(corpus: Corpus, question: str, cfg: AskConfig) -> Answer:
     _need_two(run)
     text, used = chain(run, corpus.store.chunks())
     stage_tokens = {f"{k}_prompt": int(v["prompt_tokens"]) for k, v in run.stages.items()}
+    elapsed = time.perf_counter() - t0
     first = Answer(
         text=text, strategy="summarize", sources=[Source(f, 0, 0) for f in sorted(used)],
-        timings={**{k: v["seconds"] for k, v in run.stages.items()}, "ttft": time.perf_counter() - t0,
-                 "total": time.perf_counter() - t0},
+        timings={**{k: v["seconds"] for k, v in run.stages.items()}, "ttft": elapsed, "total": elapsed},
         tokens={"prompt": sum(int(v["prompt_tokens"]) for v in run.stages.values()),
                 "completion": sum(int(v["completion_tokens"]) for v in run.stages.values()),
                 "cached": sum(int(v["cached_tokens"]) for v in run.stages.values()), **stage_tokens},
@@ -368,7 +368,8 @@ def ask(corpus: Corpus, question: str, cfg: AskConfig) -> Answer:
         calls=calls,
         details={"chain": CHAINS.canonical(cfg.chain), "stages": run.stages, "window": window,
                  "max_calls": cfg.max_calls, "notes": run.notes, "dropped": run.dropped,
-                 "retrieved": run.retrieved, "retriever": run.retriever, "route": route, "chain_answer": text,
+                 "retrieved": run.retrieved, "retriever": run.retriever, "route": route,
+                 **({"chain_answer": text} if route is not None else {}),
                  **({"rope": final.details.get("rope")} if final is not None else {})},
     )
 
