@@ -149,13 +149,13 @@ def test_leval_questions_ask_for_their_reference_length_as_leval_does(tmp_path, 
                                 batch_size=batch_size, out=tmp_path / "o")
     gen = docqa.open_index("leval-fin-doc01", model=FAKE_MODEL).corpus.generator()
     asked = [p for p in gen.prompts if "Question:" in p][-2:]
-    assert "How many rockets did Acme sell? The suggested output length is around 6 words." in asked[0]
+    assert "How many rockets did Acme sell?\nAnswer in about 6 words." in asked[0]
     # A reference of a few words gets no hint: the short style asks for that (a small model echoes "2 words").
-    assert "What was the revenue?" in asked[1] and "suggested output length" not in asked[1]
+    assert "What was the revenue?" in asked[1] and "Answer in about" not in asked[1]
     assert any("L-Eval's protocol" in s for s in said)
     assert json.loads((tmp_path / "o" / "run.json").read_text())["length_hint"] is True
     docqa.evaluate(None, leval=path, strategies=["rag"], model=FAKE_MODEL, length_hint=False, batch_size=batch_size)
-    assert "suggested output length" not in [p for p in gen.prompts if "Question:" in p][-1]
+    assert "Answer in about" not in [p for p in gen.prompts if "Question:" in p][-1]
 
 
 def test_length_hints_are_off_for_docqa_question_files_and_checked(indexed, choice_file, tmp_path):
@@ -164,13 +164,13 @@ def test_length_hints_are_off_for_docqa_question_files_and_checked(indexed, choi
                                 "answers": ["new employees are on probation for 90 days"]}) + "\n")
     docqa.evaluate(path, index="t", strategies=["rag"], model=FAKE_MODEL)
     gen = docqa.open_index("t", model=FAKE_MODEL).corpus.generator()
-    assert "suggested output length" not in gen.prompts[-1]
+    assert "Answer in about" not in gen.prompts[-1]
     docqa.evaluate(path, index="t", strategies=["rag", "long-context", "summarize"], model=FAKE_MODEL,
                    length_hint=True)
-    hinted = [p for p in gen.prompts if "around 8 words" in p]
+    hinted = [p for p in gen.prompts if "about 8 words" in p]
     assert len(hinted) >= 3  # rag, long-context and summarize's answer all asked for it
     docqa.evaluate(choice_file, index="t", strategies=["rag"], model=FAKE_MODEL, length_hint=True)
-    assert "suggested output length" not in gen.prompts[-1]  # multiple choice: a letter, no length
+    assert "Answer in about" not in gen.prompts[-1]  # multiple choice: a letter, no length
     idx = docqa.open_index("t", model=FAKE_MODEL)
     chunks = lambda a: [s.chunk_id for s in a.sources]  # noqa: E731
     for strategy in ("rag", "auto"):  # the question alone is what retrieval sees
@@ -252,4 +252,4 @@ def test_a_true_false_set_is_scored_by_its_verdicts(tmp_path, monkeypatch):
     assert rec["metric"] == "true_false" and rec["style"] == "short"
     assert rec["metrics"]["score"] == rec["metrics"]["true_false"] is not None
     assert rec["metrics"]["choice"] is None and rec["metrics"]["names_option"] is None
-    assert not any("suggested output length" in s or "L-Eval's protocol" in s for s in said)  # no hint for a verdict
+    assert not any("Answer in about" in s or "L-Eval's protocol" in s for s in said)  # no hint for a verdict

@@ -60,8 +60,9 @@ def evaluate(
     (questions left out and why).
 
     ``length_hint`` (default: on for ``leval``, off otherwise) follows L-Eval's protocol: each free-text question
-    asks for an answer of about its reference's length in words ("The suggested output length is around N words."),
-    as every model of L-Eval's published scores was asked; retrieval sees the question alone. It uses the reference,
+    asks for an answer of about its reference's length in words, as every model of L-Eval's published scores was
+    asked (in docqa's wording, "Answer in about N words." on its own line: :func:`docqa.prompts.with_length`);
+    retrieval sees the question alone. It uses the reference,
     so it measures the strategies with answer length held level, not what a user's question would get.
 
     ``chunk_tokens`` (``leval`` only): the chunk size of the indexes built from its documents (default: ingest's);

@@ -25,8 +25,8 @@ class AskConfig:
     max_new_tokens: int = 96  # answers are one sentence; 96 tokens leaves room for a list of figures
     # short, sentence, paragraph or choice (docqa/prompts.py STYLES); eval picks it from the question set
     style: str = "sentence"
-    # Ask for an answer of about this many words ("The suggested output length is around N words." after the
-    # question, L-Eval's protocol); the question alone is what retrieval sees. None: no length asked.
+    # Ask for an answer of about this many words ("Answer in about N words." on a line after the question, L-Eval's
+    # protocol in docqa's wording: prompts.with_length); the question alone is what retrieval sees. None: none asked.
     length_hint: int | None = None
     # Text the question starts with that instructs the reader and says nothing about what to look for (L-Eval's
     # "You are asked to act as a member of the Financial Results Conference Call and answer the question:"): the
