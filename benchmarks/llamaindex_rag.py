@@ -11,8 +11,9 @@ QA prompt). Two things are not llama-index's defaults, because its defaults are 
 (the same greedy reader, its chat template wrapped around llama-index's prompt as the user turn, 128 new tokens) and
 the embedder is docqa's all-MiniLM-L6-v2; its splitter counts tokens with the reader's tokenizer (its default,
 tiktoken, downloads its vocabulary at first use, which this machine cannot). Questions are asked as docqa's eval asks
-them (the same question text, L-Eval's length hint), and scored by docqa's metrics, so benchmarks/paired.py compares
-the records with a ``docqa eval`` run question by question. Writes benchmarks/out/li-default-TAG/results.jsonl.
+them (the same question text, the length hint in docqa's wording: ``docqa.prompts.with_length``; each record keeps
+the query as asked), and scored by docqa's metrics, so benchmarks/paired.py compares the records with a ``docqa eval``
+run question by question. Writes OUT/results.jsonl (default benchmarks/out/li-default-TAG).
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ def main() -> None:
     ap.add_argument("--limit-docs", type=int, default=None)
     ap.add_argument("--model", default=None, help="docqa generator spec (default: docqa's default reader)")
     ap.add_argument("--max-new-tokens", type=int, default=128)
+    ap.add_argument("--out", type=Path, default=None, help="folder of results.jsonl (default: "
+                    "benchmarks/out/li-default-TAG, TAG the question file's name)")
     ap.add_argument("--resume", action="store_true",
                     help="keep the answers already in results.jsonl and ask only the questions it lacks "
                          "(a larger --limit-docs extends a run)")
@@ -85,7 +88,7 @@ def main() -> None:
     Settings.llm, Settings.embed_model = Reader(), Embedder()
     Settings.tokenizer = gen.encode
     tag = args.leval.stem
-    out = ROOT / "benchmarks" / "out" / f"li-default-{tag}"
+    out = args.out or ROOT / "benchmarks" / "out" / f"li-default-{tag}"
     out.mkdir(parents=True, exist_ok=True)
     path = out / "results.jsonl"
     records = []
@@ -105,7 +108,7 @@ def main() -> None:
             t0 = time.perf_counter()
             answer = str(engine.query(asked)).strip()
             latency = time.perf_counter() - t0
-            rec = {"id": q.id, "strategy": "li-default", "question": q.question, "answer": answer,
+            rec = {"id": q.id, "strategy": "li-default", "question": q.question, "asked": asked, "answer": answer,
                    "references": q.answers, "metrics": score(q, answer, [f"{name}.txt"]), "metric": q.metric,
                    "latency_s": latency, "document": name, "model": gen.spec}
             records.append(rec)
