@@ -1,16 +1,16 @@
 """L-Eval's length hint in another wording: does the reader stop echoing it as its answer?
 
-    .venv/bin/python benchmarks/hint_wording.py --leval SET.jsonl --wording instruction --out OUT [--strategies S]
-    .venv/bin/docqa compare CONTROL OUT      # CONTROL: the same eval with docqa's wording (docqa eval --leval ...)
+    .venv/bin/python benchmarks/hint_wording.py --leval SET.jsonl --wording leval --out OUT [--strategies S]
+    .venv/bin/docqa compare CONTROL OUT      # CONTROL: docqa eval --leval ... (docqa's wording)
 
-docqa eval follows L-Eval's protocol and appends "The suggested output length is around N words." to each free-text
-question (docqa.prompts.with_length). The 1.5 B reader answers some questions with that sentence itself (4-6 % of
-every row's answers, benchmarks/RESULTS.md). This script runs ``docqa.evaluate`` exactly as ``docqa eval --leval``
-does, with only that sentence reworded (patched here, not in docqa, so that one wording serves every row of the
-project's comparisons, llama-index's included, until all are rerun):
+docqa eval follows L-Eval's protocol and asks each free-text question for an answer of about its reference's length.
+Until 2026-12-06 it appended L-Eval's own sentence, "The suggested output length is around N words."; the 1.5 B reader
+answered some questions with that sentence itself (4-6 % of every row's answers, benchmarks/RESULTS.md), so
+docqa.prompts.with_length now puts "Answer in about N words." on its own line. This script runs ``docqa.evaluate``
+exactly as ``docqa eval --leval`` does, with only that sentence patched:
 
-- ``leval``: the protocol's sentence, after the question (docqa's own; a control run through this script)
-- ``instruction``: the question, then on its own line "Answer in about N words."
+- ``leval``: L-Eval's sentence, after the question (docqa's wording before 2026-12-06)
+- ``instruction``: the question, then on its own line "Answer in about N words." (docqa's wording now; a control)
 
 Prints the rows and how many answers echo a length request.
 """
