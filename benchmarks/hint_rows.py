@@ -33,7 +33,7 @@ ROWS = {
     "auto": ("handover-route-qwen15-{s}", "hint2-auto-qwen15-{s}", "answer"),
     "long-context": ("hint-leval-lc-qwen15-{s}", "hint-instruction-lc-qwen15-{s}", "answer"),
     "summarize": ("second-look-summarize-qwen15-{s}", "hint2-summarize-qwen15-{s}", "answer"),
-    "llama-index's default": ("li-default-{s}-qwen15", "hint2-li-{s}-qwen15", "answer"),
+    "llama-index's default": ("hint2-li-leval-{s}-qwen15", "hint2-li-{s}-qwen15", "answer"),
 }
 STRATEGY = {"rag": "auto", "auto": "auto", "long-context": "long-context", "summarize": "summarize",
             "llama-index's default": "li-default"}
@@ -72,7 +72,8 @@ def _s(x: float | None) -> str:
 
 
 def measure() -> dict:
-    report = {}
+    report: dict = {}
+    pooled: dict[str, tuple[list[float], list[float]]] = {}
     for set_name, tag in SETS.items():
         rows, after_rows = [], {}
         for row, (before_name, after_name, field) in ROWS.items():
@@ -90,6 +91,9 @@ def measure() -> dict:
                 ids = sorted(set(before) & set(after))
                 assert len(ids) == len(after) == len(before), (row, set_name, len(before), len(after))
                 d = paired([before[i]["score"] for i in ids], [after[i]["score"] for i in ids])
+                b, a = pooled.setdefault(row, ([], []))
+                b.extend(before[i]["score"] for i in ids)
+                a.extend(after[i]["score"] for i in ids)
                 echoed = [i for i in ids if before[i]["echo"]]
                 entry.update(f1_before=statistics.fmean(before[i]["score"] for i in ids),
                              echo_before=len(echoed), delta=d.as_dict(), delta_text=str(d),
@@ -111,6 +115,9 @@ def measure() -> dict:
                 against.append({"row": row, "against": base, "questions": len(ids), "delta": d.as_dict(),
                                 "delta_text": str(d)})
         report[set_name] = {"rows": rows, "best": best, "against": against}
+    # Both sets' questions as one sample: does a row gain across kinds of set, not on one alone?
+    report["both sets"] = {row: {"questions": len(b), "delta": (d := paired(b, a)).as_dict(), "delta_text": str(d)}
+                           for row, (b, a) in pooled.items()}
     return report
 
 
@@ -120,6 +127,11 @@ def main() -> None:
     args = ap.parse_args()
     report = measure()
     for set_name, part in report.items():
+        if set_name == "both sets":
+            print("\nboth sets as one sample, after − before\n")
+            for row, p in part.items():
+                print(f"- {row}: {p['delta_text']} over {p['questions']}")
+            continue
         print(f"\n{set_name}\n")
         print("| row | F1 before → after | Δ [95 % CI], W / L / T | echoes before → after | Δ on the echoed | "
               "s a question before → after |")
@@ -132,7 +144,7 @@ def main() -> None:
             else:
                 echoed = "—" if r["delta_echoed"] is None else f"{r['delta_echoed']:+.1f} ({r['echo_before']})"
                 print(f"| {r['row']} | {r['f1_before']:.1f} → {r['f1_after']:.1f} | {r['delta_text']} | "
-                      f"{r['echo_before']} → {r['echo_after']} | {echoed} | {r['s_before']:.1f} → {_s(r['s_after'])} |")
+                      f"{r['echo_before']} → {r['echo_after']} | {echoed} | {_s(r['s_before'])} → {_s(r['s_after'])} |")
         print(f"\nafter, row − base (best docqa row: {part['best']})\n")
         for a in part["against"]:
             print(f"- {a['row']} − {a['against']}: {a['delta_text']} over {a['questions']}")

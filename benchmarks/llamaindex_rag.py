@@ -37,11 +37,15 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=128)
     ap.add_argument("--out", type=Path, default=None, help="folder of results.jsonl (default: "
                     "benchmarks/out/li-default-TAG, TAG the question file's name)")
+    ap.add_argument("--wording", choices=("docqa", "leval"), default="docqa",
+                    help="the length hint in docqa's wording (docqa.prompts.with_length) or L-Eval's sentence after "
+                         "the question (docqa's until 2026-12-06; benchmarks/hint_wording.py)")
     ap.add_argument("--resume", action="store_true",
                     help="keep the answers already in results.jsonl and ask only the questions it lacks "
                          "(a larger --limit-docs extends a run)")
     args = ap.parse_args()
 
+    from hint_wording import WORDINGS
     from llama_index.core import Document, Settings, VectorStoreIndex
     from llama_index.core.embeddings import BaseEmbedding
     from llama_index.core.llms import CompletionResponse, CustomLLM, LLMMetadata
@@ -53,6 +57,10 @@ def main() -> None:
     from docqa.eval.runner import length_hint, score
     from docqa.generators import GeneratorConfig, load_generator
     from docqa.index.versions import write_atomic
+
+    def ask_as(question: str, hint: int | None) -> str:
+        return prompts.with_length(question, hint) if args.wording == "docqa" or not hint else \
+            WORDINGS["leval"](question.strip(), hint)
 
     gen = load_generator(GeneratorConfig(model=args.model) if args.model else None)
     emb = load_embedder(None)
@@ -104,7 +112,7 @@ def main() -> None:
             continue
         engine = VectorStoreIndex.from_documents([Document(text=text)]).as_query_engine()
         for q in questions:
-            asked = prompts.with_length(q.question, length_hint(q))  # as docqa eval asks it
+            asked = ask_as(q.question, length_hint(q))  # as docqa eval asks it
             t0 = time.perf_counter()
             answer = str(engine.query(asked)).strip()
             latency = time.perf_counter() - t0
