@@ -4,9 +4,10 @@
 
 Reads the committed records in benchmarks/results/paired/ (one eval run per row and set; see RESULTS.md, "The length
 hint reworded, every row") and prints, per set, each row's F1 before → after with the paired difference, how many
-answers echo a length request, and seconds a question; then the rows after, each against llama-index's default engine
-and against the best docqa row. rag is auto's first step (``rag_answer``: auto answers with rag unless the reader
-declines, so its run holds rag's answer to every question); its seconds are auto's less the long-context call.
+answers echo a length request, and seconds a question; then, within each wording, every docqa row against
+llama-index's default engine and against the best docqa row. rag is auto's first step (``rag_answer``: auto answers
+with rag unless the reader declines, so its run holds rag's answer to every question); its seconds are auto's less
+the long-context call. llama-index's before is a control run on the same machine and code (``--wording leval``).
 Every answer is re-scored from its text by docqa's metric, and the re-score must reproduce the record's own.
 """
 
@@ -71,11 +72,29 @@ def _s(x: float | None) -> str:
     return "—" if x is None else f"{x:.1f}"
 
 
+def _against(rows: dict[str, dict]) -> dict:
+    """Each docqa row against llama-index's default engine and against the best docqa row, all of one wording."""
+    docqa_rows = [r for r in rows if r != "llama-index's default"]
+    best = max(docqa_rows, key=lambda r: statistics.fmean(a["score"] for a in rows[r].values()), default=None)
+    out = []
+    for base in ("llama-index's default", best):
+        if base not in rows:
+            continue
+        for row in docqa_rows:
+            if row == base:
+                continue
+            ids = sorted(set(rows[row]) & set(rows[base]))
+            d = paired([rows[base][i]["score"] for i in ids], [rows[row][i]["score"] for i in ids])
+            out.append({"row": row, "against": base, "questions": len(ids), "delta": d.as_dict(),
+                        "delta_text": str(d)})
+    return {"best": best, "pairs": out}
+
+
 def measure() -> dict:
     report: dict = {}
     pooled: dict[str, tuple[list[float], list[float]]] = {}
     for set_name, tag in SETS.items():
-        rows, after_rows = [], {}
+        rows, after_rows, before_rows = [], {}, {}
         for row, (before_name, after_name, field) in ROWS.items():
             before = load(before_name.format(s=tag), row, field)
             after = load(after_name.format(s=tag), row, field)
@@ -83,6 +102,8 @@ def measure() -> dict:
                 rows.append({"row": row, "missing": after_name.format(s=tag)})
                 continue
             after_rows[row] = after
+            if before is not None:
+                before_rows[row] = before
             entry = {"row": row, "questions": len(after),
                      "f1_after": statistics.fmean(a["score"] for a in after.values()),
                      "echo_after": sum(a["echo"] for a in after.values()),
@@ -101,20 +122,8 @@ def measure() -> dict:
                              if echoed else None,
                              s_before=_mean_seconds(before[i] for i in ids))
             rows.append(entry)
-        against = []
-        docqa_rows = [r for r in after_rows if r != "llama-index's default"]
-        best = max(docqa_rows, key=lambda r: statistics.fmean(a["score"] for a in after_rows[r].values()), default=None)
-        for base in ("llama-index's default", best):
-            if base not in after_rows:
-                continue
-            for row in docqa_rows:
-                if row == base:
-                    continue
-                ids = sorted(set(after_rows[row]) & set(after_rows[base]))
-                d = paired([after_rows[base][i]["score"] for i in ids], [after_rows[row][i]["score"] for i in ids])
-                against.append({"row": row, "against": base, "questions": len(ids), "delta": d.as_dict(),
-                                "delta_text": str(d)})
-        report[set_name] = {"rows": rows, "best": best, "against": against}
+        against = {"after": _against(after_rows), "before": _against(before_rows)}
+        report[set_name] = {"rows": rows, "against": against}
     # Both sets' questions as one sample: does a row gain across kinds of set, not on one alone?
     report["both sets"] = {row: {"questions": len(b), "delta": (d := paired(b, a)).as_dict(), "delta_text": str(d)}
                            for row, (b, a) in pooled.items()}
@@ -145,9 +154,11 @@ def main() -> None:
                 echoed = "—" if r["delta_echoed"] is None else f"{r['delta_echoed']:+.1f} ({r['echo_before']})"
                 print(f"| {r['row']} | {r['f1_before']:.1f} → {r['f1_after']:.1f} | {r['delta_text']} | "
                       f"{r['echo_before']} → {r['echo_after']} | {echoed} | {_s(r['s_before'])} → {_s(r['s_after'])} |")
-        print(f"\nafter, row − base (best docqa row: {part['best']})\n")
-        for a in part["against"]:
-            print(f"- {a['row']} − {a['against']}: {a['delta_text']} over {a['questions']}")
+        for when, wording in (("before", "L-Eval's sentence"), ("after", "docqa's wording")):
+            part_ = part["against"][when]
+            print(f"\n{when} ({wording}), row − base (best docqa row: {part_['best']})\n")
+            for a in part_["pairs"]:
+                print(f"- {a['row']} − {a['against']}: {a['delta_text']} over {a['questions']}")
     if args.json:
         args.json.write_text(json.dumps(report, indent=1) + "\n")
 
