@@ -62,8 +62,8 @@ def evaluate(
     ``length_hint`` (default: on for ``leval``, off otherwise) follows L-Eval's protocol: each free-text question
     asks for an answer of about its reference's length in words, as every model of L-Eval's published scores was
     asked (in docqa's wording, "Answer in about N words." on its own line: :func:`docqa.prompts.with_length`);
-    retrieval sees the question alone. It uses the reference,
-    so it measures the strategies with answer length held level, not what a user's question would get.
+    retrieval sees the question alone. It uses the reference, so it measures the strategies with answer length held
+    level, not what a user's question would get.
 
     ``chunk_tokens`` (``leval`` only): the chunk size of the indexes built from its documents (default: ingest's);
     an index already under ``root`` with another size is re-chunked, as ``docqa ingest --chunk-tokens`` would.
