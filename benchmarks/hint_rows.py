@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import statistics
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from hint_wording import ECHO  # noqa: E402
 
 from docqa.eval.metrics import METRICS  # noqa: E402
 from docqa.eval.paired import paired  # noqa: E402
@@ -38,7 +39,6 @@ ROWS = {
 }
 STRATEGY = {"rag": "auto", "auto": "auto", "long-context": "long-context", "summarize": "summarize",
             "llama-index's default": "li-default"}
-ECHO = re.compile(r"(suggested output length|answer in about \d+ words|around \d+ words)", re.I)
 
 
 def load(name: str, row: str, field: str) -> dict[str, dict] | None:
