@@ -25,17 +25,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-WORDINGS = {
-    "leval": lambda q, n: f"{q} The suggested output length is around {n} words.",
-    "instruction": lambda q, n: f"{q}\nAnswer in about {n} words.",
-}
+WORDINGS = ("leval", "instruction")
+def leval_sentence(question: str, length_hint: int | None) -> str:
+    """The question as L-Eval's baselines read it (docqa.prompts.with_length before 2026-12-06): its sentence run on
+    after the question."""
+    question = question.strip()
+    return f"{question} The suggested output length is around {length_hint} words." if length_hint else question
+
+
 ECHO = re.compile(r"(suggested output length|answer in about \d+ words|around \d+ words)", re.I)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--leval", type=Path, required=True)
-    ap.add_argument("--wording", choices=sorted(WORDINGS), required=True)
+    ap.add_argument("--wording", choices=WORDINGS, required=True)
     ap.add_argument("--strategies", default="long-context")
     ap.add_argument("--model", default="qwen2.5-coder-1.5b")
     ap.add_argument("--out", type=Path, required=True)
@@ -47,8 +51,8 @@ def main() -> None:
     from docqa import prompts
     from docqa.generators import GeneratorConfig
 
-    wording = WORDINGS[args.wording]
-    prompts.with_length = lambda question, length_hint: wording(question, length_hint) if length_hint else question
+    if args.wording == "leval":  # "instruction" is docqa's own with_length, left as it is
+        prompts.with_length = leval_sentence
     records, rows = docqa.evaluate(leval=args.leval, strategies=args.strategies.split(","), out=args.out,
                                    root=args.root, model=args.model,
                                    generator=GeneratorConfig(threads=args.threads))

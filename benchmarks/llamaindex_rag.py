@@ -45,7 +45,7 @@ def main() -> None:
                          "(a larger --limit-docs extends a run)")
     args = ap.parse_args()
 
-    from hint_wording import WORDINGS
+    from hint_wording import leval_sentence
     from llama_index.core import Document, Settings, VectorStoreIndex
     from llama_index.core.embeddings import BaseEmbedding
     from llama_index.core.llms import CompletionResponse, CustomLLM, LLMMetadata
@@ -58,10 +58,7 @@ def main() -> None:
     from docqa.generators import GeneratorConfig, load_generator
     from docqa.index.versions import write_atomic
 
-    def ask_as(question: str, hint: int | None) -> str:
-        return prompts.with_length(question, hint) if args.wording == "docqa" or not hint else \
-            WORDINGS["leval"](question.strip(), hint)
-
+    ask_as = prompts.with_length if args.wording == "docqa" else leval_sentence
     gen = load_generator(GeneratorConfig(model=args.model) if args.model else None)
     emb = load_embedder(None)
 

@@ -42,7 +42,7 @@ def grouped_attention(module, query, key, value, attention_mask, dropout=0.0, sc
         # weight. SDPA's kernels keep scores in fp32; torch has no fp32-output bf16 matmul on CPU, so the operands
         # are upcast (a copy of this layer's keys; only reduced-precision forwards of ≤ SMALL_Q queries pay it).
         # Measured on the 1.5 B reader's first 48 handbook tokens against llama.cpp's cache: values 20 % apart with
-        # bf16 scores, as far apart as a 600-token SDPA forward's (4 %) with fp32 ones (benchmarks/RESULTS.md).
+        # bf16 scores, 5 % with fp32 ones: as far apart as the same rows of a 600-token SDPA forward (RESULTS.md).
         qg, key = qg.float(), key.float()
     scores = torch.matmul(qg, key.transpose(-1, -2)).float() * scale  # (b, kv_heads, group*q, k_len)
     scores = scores.view(b, kv_heads, group, q, k_len)
