@@ -150,12 +150,24 @@ def test_leval_questions_ask_for_their_reference_length_as_leval_does(tmp_path, 
     gen = docqa.open_index("leval-fin-doc01", model=FAKE_MODEL).corpus.generator()
     asked = [p for p in gen.prompts if "Question:" in p][-2:]
     assert "How many rockets did Acme sell?\nAnswer in about 6 words." in asked[0]
-    # A reference of a few words gets no hint: the short style asks for that (a small model echoes "2 words").
+    # A reference of a few words gets no hint: it is asked in the short style instead, though the set's style (median
+    # reference 6 words) is sentence, and a batch never mixes the two.
     assert "What was the revenue?" in asked[1] and "Answer in about" not in asked[1]
+    assert STYLES.get("short").instruction in asked[1] and STYLES.get("sentence").instruction in asked[0]
+    assert [r["style"] for r in records] == ["sentence", "short"]
     assert any("L-Eval's protocol" in s for s in said)
+    assert "1 whose reference is a few words in the short style (L-Eval's length hint); the other 1 in the sentence " \
+           "style." in said
     assert json.loads((tmp_path / "o" / "run.json").read_text())["length_hint"] is True
-    docqa.evaluate(None, leval=path, strategies=["rag"], model=FAKE_MODEL, length_hint=False, batch_size=batch_size)
-    assert "Answer in about" not in [p for p in gen.prompts if "Question:" in p][-1]
+    records, _ = docqa.evaluate(None, leval=path, strategies=["rag"], model=FAKE_MODEL, length_hint=False,
+                                batch_size=batch_size)
+    last = [p for p in gen.prompts if "Question:" in p][-1]
+    assert "Answer in about" not in last and STYLES.get("sentence").instruction in last  # no hints: the set's style
+    assert [r["style"] for r in records] == ["sentence", "sentence"]
+    # A style the user names holds for every question, hints or not.
+    records, _ = docqa.evaluate(None, leval=path, strategies=["rag"], model=FAKE_MODEL, style="sentence",
+                                batch_size=batch_size)
+    assert [r["style"] for r in records] == ["sentence", "sentence"]
 
 
 def test_length_hints_are_off_for_docqa_question_files_and_checked(indexed, choice_file, tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -168,10 +169,6 @@ def evaluate(
     variants = [dataclasses.replace(v, options={**v.options, "style": options["style"]})
                 if v.options.get("style") == "auto" else v for v in variants]
     choice_auto = {v.label for v, a in zip(variants, auto, strict=True) if a}
-    n_choice = sum(q.metric == "choice" for q in qs)
-    if choice_auto and 0 < n_choice < len(qs) and notice is not None:
-        notice(f"{n_choice} multiple-choice questions are asked for their option's letter; the other "
-               f"{len(qs) - n_choice} in the {options['style']} style.")
     for variant in variants:
         try:
             make_config(**{**options, **variant.options}).check()
@@ -182,6 +179,11 @@ def evaluate(
     strategies = [v.label for v in variants]
     if length_hint is None:
         length_hint = leval is not None
+    if choice_auto and notice is not None:
+        label = next(iter(choice_auto))
+        kinds = Counter(runner.question_style(q, label, options["style"], choice_auto, length_hint) for q in qs)
+        if len(kinds) > 1:
+            notice(_styles_notice(kinds, options["style"]))
     if length_hint and leval is not None and notice is not None and any(runner.length_hint(q) for q in qs):
         notice("Following L-Eval's protocol, each free-text question asks for an answer of about its reference's "
                "length in words (--no-length-hint to ask without).")
@@ -375,3 +377,14 @@ def verdict(records: list[dict], rows: list[dict]) -> Verdict | None:
     from ..eval.verdict import decide
 
     return decide(records, rows)
+
+
+def _styles_notice(kinds: Counter, style: str) -> str:
+    """What a mixed set's questions are asked for, per kind (docqa/eval/runner.py ``question_style``)."""
+    parts = []
+    if kinds.get("choice"):
+        parts.append(f"{kinds['choice']} multiple-choice questions are asked for their option's letter")
+    if style != "short" and kinds.get("short"):
+        parts.append(f"{kinds['short']} whose reference is a few words in the short style (L-Eval's length hint)")
+    parts.append(f"the other {kinds.get(style, 0)} in the {style} style.")
+    return "; ".join(parts)

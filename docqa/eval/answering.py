@@ -95,9 +95,11 @@ def error_record(q: Question, strategy: str, error: str, error_type: str) -> dic
 def length_hint(q: Question) -> int | None:
     """The answer length L-Eval's protocol asks for: the reference's word count, for free-text questions scored by
     F1 or ROUGE (multiple choice and exact-match questions get none, as in L-Eval). Not for references of a few
-    words, which the short style already asks for: asked "around 2 words", the embedded model answered with the
-    sentence itself ("The suggested output length is 2 words."), and on examples/ a hint for every question cost
-    −5.7 F1 [−11.5, −0.3] (benchmarks/RESULTS.md)."""
+    words, which are asked in the short style instead (docqa/eval/runner.py ``question_style``, in a set of longer
+    answers too): asked "around 2 words", the embedded model answered with the sentence itself ("The suggested output
+    length is 2 words."), and on examples/ a hint for every question cost −5.7 F1 [−11.5, −0.3]; with the 1.5 B
+    reader, the short style beat the hint on rag (+9.7 [+2.9, +17.1]) and tied on long-context (benchmarks/RESULTS.md,
+    "Short references")."""
     from ..prompts import SHORT_MAX_WORDS
 
     if not q.answers or q.metric not in ("f1", "rouge_l"):
