@@ -156,8 +156,8 @@ def test_leval_questions_ask_for_their_reference_length_as_leval_does(tmp_path, 
     assert STYLES.get("short").instruction in asked[1] and STYLES.get("sentence").instruction in asked[0]
     assert [r["style"] for r in records] == ["sentence", "short"]
     assert any("L-Eval's protocol" in s for s in said)
-    assert "1 whose reference is a few words in the short style (L-Eval's length hint); the other 1 in the sentence " \
-           "style." in said
+    assert "1 question whose reference is a few words is asked in the short style (its length hint); the other 1 in " \
+           "the sentence style." in said
     assert json.loads((tmp_path / "o" / "run.json").read_text())["length_hint"] is True
     records, _ = docqa.evaluate(None, leval=path, strategies=["rag"], model=FAKE_MODEL, length_hint=False,
                                 batch_size=batch_size)
@@ -213,8 +213,7 @@ def test_a_mixed_set_asks_each_question_in_its_own_kind_of_answer(indexed, tmp_p
     asked = {q: p for p in gen.prompts for q in ("probation period", "hotel cap?", "vacation days") if q in p}
     assert STYLES.get("choice").instruction in asked["probation period"]
     assert STYLES.get("short").instruction in asked["hotel cap?"] and "letter" not in asked["vacation days"]
-    assert said == ["3 multiple-choice questions are asked for their option's letter; the other 2 in the short "
-                    "style."]
+    assert said == ["3 multiple-choice questions are asked for the option's letter; the other 2 in the short style."]
     # A style the user names is every question's style; so is a variant's own.
     records, _ = docqa.evaluate(path, index="t", strategies=["rag", "rag:style=paragraph"], model=FAKE_MODEL,
                                 style="sentence", batch_size=batch_size)

@@ -381,10 +381,14 @@ def verdict(records: list[dict], rows: list[dict]) -> Verdict | None:
 
 def _styles_notice(kinds: Counter, style: str) -> str:
     """What a mixed set's questions are asked for, per kind (docqa/eval/runner.py ``question_style``)."""
+    def many(n: int, what: str) -> str:
+        return f"{n} {what} is" if n == 1 else f"{n} {what.replace('question', 'questions', 1)} are"
+
     parts = []
     if kinds.get("choice"):
-        parts.append(f"{kinds['choice']} multiple-choice questions are asked for their option's letter")
+        parts.append(f"{many(kinds['choice'], 'multiple-choice question')} asked for the option's letter")
     if style != "short" and kinds.get("short"):
-        parts.append(f"{kinds['short']} whose reference is a few words in the short style (L-Eval's length hint)")
+        parts.append(f"{many(kinds['short'], 'question whose reference is a few words')} asked in the short style "
+                     f"(its length hint)")
     parts.append(f"the other {kinds.get(style, 0)} in the {style} style.")
     return "; ".join(parts)
