@@ -26,6 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 WORDINGS = ("leval", "instruction")
+
+
 def leval_sentence(question: str, length_hint: int | None) -> str:
     """The question as L-Eval's baselines read it (docqa.prompts.with_length before 2026-12-06): its sentence run on
     after the question."""
