@@ -50,9 +50,12 @@ def main() -> None:
     if args.instruction == "free":  # "style" leaves docqa's instructions as they are
         for name in ("sentence", "paragraph"):
             prompts.STYLES.register(name, replace(prompts.STYLES.get(name), instruction=FREE), replace=True)
-    records, rows = docqa.evaluate(leval=args.leval, strategies=args.strategies.split(","), out=args.out,
-                                   root=args.root, model=args.model, limit_docs=args.limit_docs,
-                                   generator=GeneratorConfig(threads=args.threads))
+    try:
+        records, rows = docqa.evaluate(leval=args.leval, strategies=args.strategies.split(","), out=args.out,
+                                       root=args.root, model=args.model, limit_docs=args.limit_docs,
+                                       generator=GeneratorConfig(threads=args.threads))
+    except docqa.DocQAError as e:  # a missing set, an unknown model: one line, as docqa's own commands say it
+        sys.exit(f"error: {e}")
     for row in rows:
         rs = [r for r in records if r["strategy"] == row["strategy"] and r["references"]]
         words = statistics.median(len(r["answer"].split()) for r in rs)

@@ -58,19 +58,22 @@ def patch(arm: str) -> None:
 
     asked = {"style": prompts.DEFAULT_STYLE}
     split, block = long_context._split_prompt, prompts.question_block
+    assistant = "You are a helpful assistant."
+
+    def instruction(style: str) -> str:  # the style's words in docqa's own system prompt, the assistant line cut off
+        system = prompts.system(style)
+        assert system.startswith(assistant + " "), "docqa's system prompt changed: update this patch"
+        return system.removeprefix(assistant + " ")
 
     def split_prompt(gen, documents, style=prompts.DEFAULT_STYLE):  # ask() passes the request's style here first
         asked["style"] = style
         prefix, after = split(gen, documents, style)
         system = prompts.system(style)
         assert prefix.count(system) == 1, "the chat template changed: the system turn is not where it was"
-        return prefix.replace(system, "You are a helpful assistant."), after
+        return prefix.replace(system, assistant), after
 
     def question_block(question, length_hint=None):
-        spec = prompts.STYLES.get(asked["style"])
-        said = spec.instruction + (f' If the context does not contain the answer, say "{prompts.NO_ANSWER}"'
-                                   if spec.refuse else "")
-        asked_text = block(question, length_hint)
+        said, asked_text = instruction(asked["style"]), block(question, length_hint)
         return f"{said}\n{asked_text}" if arm == "before" else f"{asked_text}\n{said}"
 
     long_context._split_prompt = split_prompt
@@ -82,8 +85,11 @@ def run(args: argparse.Namespace) -> None:
     import docqa
     from docqa.generators import GeneratorConfig
 
-    _, rows = docqa.evaluate(leval=args.leval, strategies=["long-context"], out=args.out, root=args.root,
-                             model=args.model, generator=GeneratorConfig(threads=args.threads))
+    try:
+        _, rows = docqa.evaluate(leval=args.leval, strategies=["long-context"], out=args.out, root=args.root,
+                                 model=args.model, generator=GeneratorConfig(threads=args.threads))
+    except docqa.DocQAError as e:  # a missing set, an unknown model: one line, as docqa's own commands say it
+        sys.exit(f"error: {e}")
     print(f"long-context ({args.arm}): F1 {100 * rows[0]['f1']:.1f} over {rows[0]['questions']} questions")
 
 
