@@ -94,7 +94,9 @@ def eval_cmd(
     root: Annotated[Optional[Path], typer.Option(help="Folder of indexes \\[default: ./indexes].")] = None,
     concurrency: Annotated[int, typer.Option(help="Questions in flight at once (for a served model).")] = 1,
     batch_size: Annotated[int, typer.Option(
-        help="rag: questions answered in one batched generation (same answers as 1; latency is each one's share).")]
+        help="rag: questions answered in one batched generation (same answers as 1; latency is each one's share). "
+             "The transformers backend batches; llama.cpp answers them one after another (measured: a batch "
+             "gained little on a CPU and changed answers).")]
     = 1,
     device: DeviceOpt = None,
     dtype: DtypeOpt = "auto",
