@@ -1,0 +1,60 @@
+"""Could a cheap signal tell where long-context beats rag? Rank-AUC of what a router sees before answering.
+
+    .venv/bin/python benchmarks/route_signals.py
+
+Reads the committed one-machine records (benchmarks/results/paired/: rag ``topk-{fin,sci}-qwen15``, long-context
+``prefix-style-lc-{fin,sci}-qwen15``; RESULTS.md, "Every row on one machine and one code"). For the questions where the
+two score differently, each signal's AUC for "long-context scored higher": 0.5 is no information; below 0.5 the signal
+is lower where long-context wins. Signals: the similarity of rag's top passage, the mean of its passages', the gap from
+the first to the last, the question's words, the long-context prompt's tokens (the documents), rag's answer words.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PAIRED = ROOT / "benchmarks" / "results" / "paired"
+SETS = {"financial QA": "fin", "scientific QA": "sci"}
+
+
+def load(name: str, strategy: str) -> dict[str, dict]:
+    rows = (json.loads(line) for line in (PAIRED / f"{name}.jsonl").read_text().splitlines())
+    return {r["id"]: r for r in rows if r["strategy"] == strategy}
+
+
+def signals(rag: dict, lc: dict) -> dict[str, float]:
+    sims = [p["score"] for p in rag["passages"]]
+    return {"top similarity": sims[0], "mean similarity": statistics.fmean(sims), "similarity gap": sims[0] - sims[-1],
+            "question words": len(rag["question"].split()), "document tokens": lc["prompt_tokens"],
+            "rag answer words": len(rag["answer"].split())}
+
+
+def auc(pos: list[float], neg: list[float]) -> float:
+    """P(a random positive's value > a random negative's), ties counting half (the Mann-Whitney statistic)."""
+    wins = sum((p > n) + 0.5 * (p == n) for p in pos for n in neg)
+    return wins / (len(pos) * len(neg))
+
+
+def main() -> None:
+    table: dict[str, dict[str, float]] = {}
+    counts = {}
+    for name, tag in SETS.items():
+        rag, lc = load(f"topk-{tag}-qwen15", "rag"), load(f"prefix-style-lc-{tag}-qwen15", "long-context")
+        better, worse = [], []
+        for qid, r in rag.items():
+            diff = lc[qid]["metrics"]["f1"] - r["metrics"]["f1"]
+            if diff:
+                (better if diff > 0 else worse).append(signals(r, lc[qid]))
+        counts[name] = (len(better), len(worse))
+        table[name] = {k: auc([b[k] for b in better], [w[k] for w in worse]) for k in better[0]}
+    print("| signal | " + " | ".join(f"{n} ({b} better / {w} worse)" for n, (b, w) in counts.items()) + " |")
+    print("|---|" + "---:|" * len(SETS))
+    for key in next(iter(table.values())):
+        print(f"| {key} | " + " | ".join(f"{table[n][key]:.2f}" for n in SETS) + " |")
+
+
+if __name__ == "__main__":
+    main()
