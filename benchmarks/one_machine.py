@@ -77,6 +77,9 @@ def table(set_name: str, rows: dict[str, list[tuple[str, str]]]) -> list[dict]:
             print(f"  ({set_name}: {row} skipped, a record file is missing: {', '.join(f for f, _ in files)})")
             continue
         runs[row] = got
+    if BASE not in runs or len(runs) < 2:
+        print(f"  ({set_name}: nothing to compare)")
+        return []
     ids = sorted(set.intersection(*(set(r) for r in runs.values())))
     score = {row: [100 * r[i]["metrics"][r[i].get("metric") or "f1"] for i in ids] for row, r in runs.items()}
     strategies = [row for row in runs if row != BASE and "oracle" not in row]

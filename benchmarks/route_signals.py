@@ -21,7 +21,10 @@ SETS = {"financial QA": "fin", "scientific QA": "sci"}
 
 
 def load(name: str, strategy: str) -> dict[str, dict]:
-    rows = (json.loads(line) for line in (PAIRED / f"{name}.jsonl").read_text().splitlines())
+    path = PAIRED / f"{name}.jsonl"
+    if not path.is_file():
+        raise SystemExit(f"error: {path} is missing: it is a committed record (git checkout it).")
+    rows = (json.loads(line) for line in path.read_text().splitlines())
     return {r["id"]: r for r in rows if r["strategy"] == strategy}
 
 
