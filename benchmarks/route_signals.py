@@ -13,9 +13,14 @@ from __future__ import annotations
 
 import json
 import statistics
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from route_sweep import auc  # noqa: E402  (P(higher score | long-context better), ties half)
+
 PAIRED = ROOT / "benchmarks" / "results" / "paired"
 SETS = {"financial QA": "fin", "scientific QA": "sci"}
 
@@ -35,24 +40,19 @@ def signals(rag: dict, lc: dict) -> dict[str, float]:
             "rag answer words": len(rag["answer"].split())}
 
 
-def auc(pos: list[float], neg: list[float]) -> float:
-    """P(a random positive's value > a random negative's), ties counting half (the Mann-Whitney statistic)."""
-    wins = sum((p > n) + 0.5 * (p == n) for p in pos for n in neg)
-    return wins / (len(pos) * len(neg))
-
-
 def main() -> None:
     table: dict[str, dict[str, float]] = {}
     counts = {}
     for name, tag in SETS.items():
         rag, lc = load(f"topk-{tag}-qwen15", "rag"), load(f"prefix-style-lc-{tag}-qwen15", "long-context")
-        better, worse = [], []
+        seen, lc_better = [], []
         for qid, r in rag.items():
             diff = lc[qid]["metrics"]["f1"] - r["metrics"]["f1"]
             if diff:
-                (better if diff > 0 else worse).append(signals(r, lc[qid]))
-        counts[name] = (len(better), len(worse))
-        table[name] = {k: auc([b[k] for b in better], [w[k] for w in worse]) for k in better[0]}
+                seen.append(signals(r, lc[qid]))
+                lc_better.append(diff > 0)
+        counts[name] = (sum(lc_better), len(lc_better) - sum(lc_better))
+        table[name] = {k: auc([s[k] for s in seen], lc_better) for k in seen[0]}
     print("| signal | " + " | ".join(f"{n} ({b} better / {w} worse)" for n, (b, w) in counts.items()) + " |")
     print("|---|" + "---:|" * len(SETS))
     for key in next(iter(table.values())):

@@ -123,15 +123,15 @@ def sweep(run: Path, span: tuple[int, int | None] = (0, None)) -> dict:
             "lc_better": sum(b > a for a, b in zip(rag, lcs, strict=True)),
             "rag_better": sum(a > b for a, b in zip(rag, lcs, strict=True)),
             "decline_p_quantiles": {q: ps[min(len(ps) - 1, int(q * len(ps)))] for q in (0.1, 0.25, 0.5, 0.75, 0.9)},
-            "auc_lc_better": _auc([r["decline_p"] for r in qs], [b > a for a, b in zip(rag, lcs, strict=True)]),
+            "auc_lc_better": auc([r["decline_p"] for r in qs], [b > a for a, b in zip(rag, lcs, strict=True)]),
             # A second signal, found by looking at the first 60 scientific questions (and financial QA): when no
             # passage stands out, rag is more likely to have missed. Scored here as -spread, so > 0.5 means "flat
             # retrieval, long-context better"; --span tests it on questions it was not found on.
-            "auc_lc_better_by_flat_retrieval": _auc([-sp for sp, _ in flat], [better for _, better in flat]),
+            "auc_lc_better_by_flat_retrieval": auc([-sp for sp, _ in flat], [better for _, better in flat]),
             "span": list(span), "rows": rows}
 
 
-def _auc(scores, positive) -> float | None:
+def auc(scores, positive) -> float | None:
     """P(a question long-context answers better gets a higher score, e.g. decline probability, than one it does
     not)."""
     pos = [s for s, p in zip(scores, positive, strict=True) if p]
