@@ -33,6 +33,10 @@ ROWS: dict[str, dict[str, list[tuple[str, str]]]] = {
         "long-context": [("prefix-style-lc-fin-qwen15", "long-context")],
         "summarize": [("onemachine-auto-summarize-fin-qwen15", "summarize")],
         BASE: [("prefix-li-fin-qwen15", "li-default")],
+        # benchmarks/lc_past_window.py: the eight transcripts as one corpus of 40 499 tokens, past the 32 k window
+        "long-context past the window (all eight transcripts)": [("onemachine-lc-past-window-fin-qwen15",
+                                                                  "long-context")],
+        "rag over all eight transcripts": [("onemachine-rag-all-eight-fin-qwen15", "rag")],
     },
     "scientific QA": {
         "rag": [("topk-sci-qwen15", "rag")],
@@ -82,7 +86,8 @@ def table(set_name: str, rows: dict[str, list[tuple[str, str]]]) -> list[dict]:
         return []
     ids = sorted(set.intersection(*(set(r) for r in runs.values())))
     score = {row: [100 * r[i]["metrics"][r[i].get("metric") or "f1"] for i in ids] for row, r in runs.items()}
-    strategies = [row for row in runs if row != BASE and "oracle" not in row]
+    # The best row is the best strategy on the question's own document: not a ceiling, not a corpus of all eight
+    strategies = [row for row in runs if row != BASE and "oracle" not in row and "all eight" not in row]
     best = max(strategies, key=lambda row: statistics.mean(score[row]))
     out = []
     for row, r in runs.items():
