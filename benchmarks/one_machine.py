@@ -39,6 +39,8 @@ ROWS: dict[str, dict[str, list[tuple[str, str]]]] = {
         "rag over all eight transcripts": [("onemachine-rag-all-eight-fin-qwen15", "rag")],
         "long-context over all eight, top document within 8 k (--truncate)": [
             ("onemachine-lc-truncate8k-all-eight-fin-qwen15", "long-context:max_context=8192:truncate=true")],
+        "auto over all eight, its long-context step within 8 k (--truncate)": [
+            ("onemachine-auto-truncate8k-all-eight-fin-qwen15", "auto:max_context=8192:truncate=true")],
     },
     "scientific QA": {
         "rag": [("topk-sci-qwen15", "rag")],
