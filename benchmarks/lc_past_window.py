@@ -45,7 +45,10 @@ def main() -> None:
     from docqa.eval.paired import paired
     from docqa.eval.questions import load_leval
 
-    docs = load_leval(LEVAL)
+    try:
+        docs = load_leval(LEVAL)
+    except docqa.DocQAError as e:  # ../shared absent or changed: one line, as docqa's own commands say it
+        sys.exit(f"error: {e}")
     index = "leval-financial_qa-all"
     src = Path(tempfile.mkdtemp(prefix="docqa-lcpw-"))
     rows = []
@@ -56,11 +59,13 @@ def main() -> None:
     qfile = Path(tempfile.mkdtemp(prefix="docqa-lcpw-q-")) / "questions.jsonl"
     qfile.write_text("".join(json.dumps(r) + "\n" for r in rows))
     root = ROOT / "benchmarks" / "out" / "indexes"
-    docqa.ingest(src, index, root=root, model=args.model)
-    out = args.out
-    records, summary = docqa.evaluate(qfile, index=index, strategies=args.strategies.split(","),
-                                      out=out, root=root, model=args.model, length_hint=True,
-                                      limit=args.limit)
+    try:
+        docqa.ingest(src, index, root=root, model=args.model)
+        records, summary = docqa.evaluate(qfile, index=index, strategies=args.strategies.split(","),
+                                          out=args.out, root=root, model=args.model, length_hint=True,
+                                          limit=args.limit)
+    except docqa.DocQAError as e:  # an unknown strategy or model, a bad variant: one line, not a traceback
+        sys.exit(f"error: {e}")
     for row in summary:
         print(f"{row['strategy']}: F1 {100 * row['f1']:.1f} on {row['questions']} questions, "
               f"latency p50 {row['latency_p50_s']:.1f} s, cold {row['cold_latency_s']:.0f} s, "

@@ -90,8 +90,15 @@ def main() -> None:
         lengths = [int(x) for x in args.lengths.split(",")]
     except ValueError:
         ap.error(f"--lengths takes token counts like 1024,8192, got {args.lengths!r}")
+    if args.tag and not args.tag.replace("-", "").replace("_", "").isalnum():
+        ap.error(f"--tag names a results file (letters, digits, - and _), got {args.tag!r}")
     if args.one:
-        print(json.dumps(run_backend(args.one, args.model, lengths, args.decode_tokens)))
+        from docqa.errors import DocQAError
+
+        try:
+            print(json.dumps(run_backend(args.one, args.model, lengths, args.decode_tokens)))
+        except DocQAError as e:  # an unknown model, a missing part: the parent prints this line in its table
+            sys.exit(str(e))
         return
     from docqa.environment import describe
 
@@ -108,6 +115,8 @@ def main() -> None:
             if not ln.startswith("{"):
                 print(ln)
         rows.append(json.loads(lines[-1]) if lines else {"spec": spec, "error": proc.stderr.strip()[-300:]})
+    if all("error" in r for r in rows):  # nothing measured: keep whatever results file was there
+        sys.exit("error: no backend ran; " + "; ".join(f"{r['spec']}: {r['error']}" for r in rows))
     result = {"environment": describe(), "model": args.model, "lengths": lengths, "rows": rows}
     out = ROOT / "benchmarks" / "results" / f"reader{'-' + args.tag if args.tag else ''}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
