@@ -101,11 +101,6 @@ def passages_block(passages: list[tuple[str, str]]) -> str:
     return "\n\n".join(f"[{where}] {text.strip()}" for where, text in passages)
 
 
-def recall_block(passages: list[tuple[str, str]]) -> str:
-    """Passages repeated after a long-context prompt's documents, just before the question (AskConfig.recall_k)."""
-    return f"Passages from the documents above that may answer the question:\n{passages_block(passages)}\n\n"
-
-
 def documents_block(documents: list[tuple[str, str]]) -> str:
     """Whole documents, each under a title line, for long-context prompts."""
     return "\n\n".join(f"=== Document: {title} ===\n{text.strip()}" for title, text in documents)

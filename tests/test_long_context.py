@@ -143,28 +143,3 @@ def test_prefix_keys_follow_the_rotation_not_the_plan_record():
     assert prefix_key("m", short, [1, 2], model) != prefix_key("m", short, [1, 3], model)
     past = plan_for("yarn", model, 20000), plan_for("yarn", model, 30000)
     assert prefix_key("m", past[0], [1], model) != prefix_key("m", past[1], [1], model)
-
-
-def test_recall_repeats_the_best_passages_before_the_question_and_keeps_the_prefix(idx):
-    gen = _fake(idx)
-    gen.trained_window = 1 << 20  # within the window: the recalled passages leave the cached prefix as it was
-    plain = idx.ask("What is the nightly hotel cap in most cities?", "lc")
-    ans = idx.ask("What is the nightly hotel cap in most cities?", "lc", recall_k=2)
-    prompt = gen.prompts[-1]
-    head = prompt.index("Passages from the documents above that may answer the question:")
-    assert prompt.rindex("=== Document:") < head < prompt.rindex("Question: What is the nightly hotel cap")
-    recalled = [s for s in ans.sources if s.chunk_id is not None]
-    assert len(recalled) == 2 == ans.details["recalled"] and recalled[0].file == "travel_and_expense_policy.docx"
-    assert recalled[0].text.strip()[:40] in prompt[head:]
-    assert (plain.details["prefix"], ans.details["prefix"]) == ("prefilled", "memory") and gen.prefills == 1
-    assert ans.tokens["prompt"] > plain.tokens["prompt"] and "recalled" not in plain.details
-    other = idx.ask("How many weeks of paid parental leave?", "lc", recall_k=2)
-    assert other.details["prefix"] == "memory" and gen.prefills == 1
-    assert [s.chunk_id for s in other.sources if s.chunk_id is not None] != [s.chunk_id for s in recalled]
-
-
-def test_recall_k_below_zero_is_refused(idx):
-    from docqa.errors import ConfigError
-
-    with pytest.raises(ConfigError, match="--recall-k"):
-        idx.ask("What is the hotel cap?", "lc", recall_k=-1)

@@ -52,9 +52,6 @@ class AskConfig:
     truncate: bool = False  # drop the least relevant documents instead of failing when the corpus is too long
     cache_prefix: bool = False  # save the long-context prefix KV cache under the index
     max_question_tokens: int = 256  # a cached prefix's rope plan is sized for questions up to this long
-    # long-context: repeat the question's N best-retrieved passages after the documents, just before the question
-    # (0: none). They go in the per-question suffix, so the cached document prefix is unchanged.
-    recall_k: int = 0
     # Bytes of KV caches kept between questions (long-context and summarize prefixes), e.g. "4GiB"; None: a share of
     # the free memory where the cache lives (docqa/kv_budget.py).
     kv_budget: str | int | None = None
@@ -127,8 +124,6 @@ class AskConfig:
             raise ConfigError(f"--max-new-tokens must be at least 1, got {self.max_new_tokens}.")
         if self.max_calls is not None and self.max_calls < 1:
             raise ConfigError(f"--max-calls must be at least 1, got {self.max_calls}.")
-        if self.recall_k < 0:
-            raise ConfigError(f"--recall-k must be 0 (no passages repeated) or more, got {self.recall_k}.")
         if self.map_top_k < 0:
             raise ConfigError(f"--map-top-k must be 0 (map every group) or more, got {self.map_top_k}.")
         if self.summary_window is not None and self.summary_window < 256:

@@ -17,7 +17,6 @@ from ..errors import ContextTooLong
 from ..generators import PrefixState
 from ..prefix_cache import prefix_key
 from ..records import Answer, Source
-from ..retrieval import retrieve_many
 from ..rope import plan_for
 from .base import AskConfig, retrieval_query
 
@@ -26,9 +25,6 @@ _SENTINEL = "\x00QUESTION\x00"
 # to: answers of up to 512 new tokens (eval's budgets are 96 to ~400) share one stretch and one cached prefix.
 ANSWER_ROOM = 512
 PLAN_QUANTUM = 1024
-# recall_k: the room each repeated passage may take in the suffix (chunks are ≤ 160 tokens by default, plus a file
-# name); the plan reserves it so that a recalled passage never moves the cached prefix's rope plan.
-RECALL_ROOM = 256
 
 
 def _documents(corpus: Corpus) -> list[tuple[str, str]]:
@@ -45,25 +41,6 @@ def _split_prompt(gen, documents: list[tuple[str, str]], style: str = prompts.DE
     full = gen.chat(prompts.system(style), user)
     prefix, _, after = full.partition(_SENTINEL)
     return prefix, after
-
-
-def _recall(corpus: Corpus, gen, question: str, cfg: AskConfig) -> tuple[str, list[Source]]:
-    """The question's ``cfg.recall_k`` best passages as a block for the suffix (best first, or in document order),
-    within ``recall_k × RECALL_ROOM`` tokens: a passage past that budget is left out."""
-    hit = retrieve_many(corpus, [retrieval_query(question, cfg.instruction)], cfg.recall_k, cfg.retrieval())[0]
-    chunks = hit.chunks
-    if cfg.chunk_order == "document":
-        chunks = sorted(chunks, key=lambda cs: (cs[0].file, cs[0].start_char))
-    room, kept = cfg.recall_k * RECALL_ROOM, []
-    for chunk, score in chunks:
-        size = gen.count_tokens([prompts.passages_block([(chunk.file, chunk.text)])])[0] + 2
-        if size <= room:
-            kept.append((chunk, score))
-            room -= size
-    if not kept:
-        return "", []
-    block = prompts.recall_block([(c.file, c.text) for c, _ in kept])
-    return block, [Source(c.file, c.start_char, c.end_char, c.page, round(s, 4), c.id, c.text) for c, s in kept]
 
 
 def _fit(corpus: Corpus, gen, question: str, documents, budget: int, style: str = prompts.DEFAULT_STYLE):
@@ -106,7 +83,7 @@ def ask(corpus: Corpus, question: str, cfg: AskConfig) -> Answer:
     suffix_ids = gen.encode(prompts.question_block(question, cfg.length_hint) + after)
     # Room the plan keeps after the prefix: the longest allowed question, the chat template's closing tokens, and
     # the answer budget.
-    reserve = cfg.max_question_tokens + len(gen.encode(after)) + cfg.max_new_tokens + cfg.recall_k * RECALL_ROOM
+    reserve = cfg.max_question_tokens + len(gen.encode(after)) + cfg.max_new_tokens
     prefix_ids = gen.encode(prefix_text)
     dropped: list[str] = []
     if len(prefix_ids) + reserve > max_context:
@@ -130,16 +107,12 @@ def ask(corpus: Corpus, question: str, cfg: AskConfig) -> Answer:
         # Sized with an answer allowance of ANSWER_ROOM tokens and rounded up to PLAN_QUANTUM, one plan serves them.
         allowance = reserve - cfg.max_new_tokens + max(cfg.max_new_tokens, ANSWER_ROOM)  # the reserve, answer raised
         sized = min(max_context, -(-(len(prefix_ids) + allowance) // PLAN_QUANTUM) * PLAN_QUANTUM)
-    recalled: list[Source] = []
-    if cfg.recall_k:
-        block, recalled = _recall(corpus, gen, question, cfg)
-        suffix_ids = gen.encode(block + prompts.question_block(question, cfg.length_hint) + after)
     plan = plan_for("none" if fixed else cfg.rope, gen.rope_model(), sized, None if fixed else cfg.rope_factor)
 
     state, source = _prefix(corpus, gen, prefix_ids, plan, cfg)
     out = gen.generate(suffix_ids, cfg.max_new_tokens, prefix=state, progress=cfg.progress,
                        stop=prompts.stop(cfg.style))
-    sources = [Source(name, 0, len(text), None, None, None, "") for name, text in documents] + recalled
+    sources = [Source(name, 0, len(text), None, None, None, "") for name, text in documents]
     prefix_s = state.prefill_s if source == "prefilled" else 0.0
     return Answer(
         text=out.text,
@@ -157,8 +130,7 @@ def ask(corpus: Corpus, question: str, cfg: AskConfig) -> Answer:
                            # hybrid attention: what each layer type did (Gemma 3: only the global layers stretch)
                            **({"layers": plan.to_dict()["layers"]} if plan.layers else {})}),
                  "prompt_tokens": out.prompt_tokens, "prefix": source, "dropped": dropped,
-                 "max_context": max_context, "finish_reason": out.finish_reason,
-                 **({"recalled": len(recalled)} if cfg.recall_k else {})},
+                 "max_context": max_context, "finish_reason": out.finish_reason},
     )
 
 
