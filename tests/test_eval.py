@@ -315,6 +315,36 @@ def test_verdict_never_recommends_a_less_accurate_row_that_is_no_cheaper():
         in v.text
 
 
+def test_verdict_says_from_how_many_questions_a_prefix_pays_for_itself():
+    """Financial QA on 2 cores: rag 36.4 F1 at 4.5 s a question, long-context 39.7 at 7.7 s, tied; long-context's
+    7.7 s is a ~39 s prefix per transcript spread over ~6 questions, and 3.2 s a later question (rag 4.4 s). A user
+    asking more questions of one index is told where long-context becomes the cheaper."""
+    from docqa.eval.verdict import decide
+
+    noisy = [0.2, 0.6] * 10
+    records, rows = _verdict_inputs({"rag": (noisy, 4.4, 600), "long-context": (noisy[::-1][:19] + [0.8], 3.2, 5000)})
+    for r in records:  # two indexes of ten questions; each strategy's first question of an index is cold
+        first = int(r["id"][1:]) % 10 == 0
+        r["cold"] = first
+        if first and r["strategy"] == "long-context":
+            r["latency_s"] = 3.2 + 39.0
+    v = decide(records, rows)
+    assert (v.use, v.best) == ("rag", "long-context") and v.break_even == (33, pytest.approx(39.0),
+                                                                        pytest.approx(3.2), pytest.approx(4.4))
+    assert "long-context pays 39 s once an index (its document prefix) and 3.2 s a later question against rag's " \
+           "4.4 s: from about 33 questions an index on, it is the cheaper of the two." in v.text
+    # Past that many questions an index the mean has counted the prefix already: nothing to add.
+    for r in records:
+        if r["strategy"] == "long-context" and r["cold"]:
+            r["latency_s"] = 3.2 + 9.0  # 8 questions an index would do
+    v = decide(records, rows)
+    assert v.use == "long-context" and v.break_even is None and "once an index" not in v.text
+    # Records that do not say which questions were cold (a served run, an old file): no such sentence.
+    for r in records:
+        r.pop("cold")
+    assert decide(records, rows).break_even is None
+
+
 def test_eval_prints_and_writes_its_verdict(indexed, qfile, tmp_path):
     r = CliRunner().invoke(app, ["eval", str(qfile), "--index", "t", "--strategies", "rag,rag:top_k=1", "--model",
                                  FAKE_MODEL, "--out", str(tmp_path / "o")])

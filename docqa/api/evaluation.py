@@ -240,7 +240,10 @@ def evaluate(
                 "server": {**served.server_info(), "retries": retries()} if served is not None else None,
                 "environment": describe(gen),
                 "verdict": None if decided is None else {"use": decided.use, "best": decided.best,
-                                                         "tied": decided.tied, "text": decided.text}}
+                                                         "tied": decided.tied, "text": decided.text,
+                                                         # questions an index from which ``best`` is the cheaper
+                                                         "break_even_questions": decided.break_even[0]
+                                                         if decided.break_even else None}}
         report.write(Path(out), records, rows, meta)
         from ..eval.html_report import write_report
 

@@ -8,11 +8,14 @@ counts) is the recommendation. Seconds within 10 % of the cheapest are one cost 
 one cost the higher score wins, and fewer prompt tokens only between equal scores (auto that never routed is rag
 plus a check): a row no cheaper than the best is never recommended over it. A row at least 1.5×
 cheaper that is measurably worse is named as the trade-off, not recommended. With few questions the interval is wide
-and many rows tie: the verdict says so rather than crowning noise.
+and many rows tie: the verdict says so rather than crowning noise. Where the most accurate row lost on cost only by
+what it pays once an index (a long-context prefix), the verdict says from how many questions an index on it is the
+cheaper: the set's questions per document are not the user's.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from .paired import Paired, paired_rows
@@ -36,6 +39,10 @@ class Verdict:
     tokens: dict[str, float] = field(default_factory=dict)  # mean prompt tokens per row
     versus_best: dict[str, Paired] = field(default_factory=dict)
     tradeoff: str | None = None  # a row ≥ 1.5× cheaper than ``use`` but measurably less accurate than ``best``
+    # When ``best`` costs more a question than ``use`` only because of what it builds once per index (a long-context
+    # prefix): (questions an index from which ``best`` is the cheaper, its one-time seconds, its later questions'
+    # seconds, ``use``'s). None where that does not hold or the records do not say which questions were cold.
+    break_even: tuple[int, float, float, float] | None = None
     label: str = "F1"  # the score's name in sentences
 
     @property
@@ -47,6 +54,12 @@ class Verdict:
             p = max(wide, key=lambda p: p.ci_high - p.ci_low)
             text += (f" Caution: over {p.n} questions a difference as large as {-p.ci_low:.1f} {self.label} points "
                      f"could hide in a tie; more questions would narrow it.")
+        if self.break_even is not None:
+            n, once, later, use_later = self.break_even
+            what = "its document prefix" if self.best.split(":")[0] == "long-context" else "what it builds first"
+            text += (f" {self.best} pays {once:.0f} s once an index ({what}) and {later:.1f} s a later "
+                     f"question against {self.use}'s {use_later:.1f} s: from about {n} questions an index on, it is "
+                     f"the cheaper of the two.")
         if self.tradeoff is not None:
             t, p = self.tradeoff, self.versus_best[self.tradeoff]
             text += (f" {t} is {self.seconds[self.use] / self.seconds[t]:.1f}× cheaper ({self.seconds[t]:.1f} s) but "
@@ -114,4 +127,32 @@ def decide(records: list[dict], rows: list[dict], resamples: int = 10_000) -> Ve
     cheaper = [name for name in points if name not in tied and seconds[name] * 1.5 <= seconds[use]]
     tradeoff = max(cheaper, key=lambda name: points[name], default=None)
     return Verdict(use=use, best=best, tied=tied, score=points, seconds=seconds, tokens=tokens, versus_best=versus,
-                   tradeoff=tradeoff, label=label(scored))
+                   tradeoff=tradeoff, label=label(scored), break_even=_break_even(records, use, best, points))
+
+
+def _split_cost(records: list[dict], name: str) -> tuple[float, float, float] | None:
+    """(seconds a later question, seconds paid once an index, questions an index) of one row: eval marks each
+    index's first question of a strategy ``cold``. None without both cold and later questions."""
+    answered = [r for r in records if r["strategy"] == name and not r.get("error")]
+    cold = [r["latency_s"] for r in answered if r.get("cold")]
+    warm = [r["latency_s"] for r in answered if not r.get("cold")]
+    if not cold or not warm:
+        return None
+    later = sum(warm) / len(warm)
+    return later, max(0.0, sum(cold) / len(cold) - later), len(answered) / len(cold)
+
+
+def _break_even(records: list[dict], use: str, best: str, points: dict[str, float]):
+    """Where the more accurate ``best`` lost to ``use`` on cost only by what it pays once an index, the number of
+    questions an index from which it is the cheaper. Why: eval's mean seconds count a long-context prefix once per
+    index of the question set (financial QA: ~6 questions a transcript), while a user may ask many more; on 2 cores a
+    later long-context question from the cached prefix costs less than a rag question (2.7 against 4.3 s, p50)."""
+    if use == best or points[best] <= points[use]:
+        return None
+    b, u = _split_cost(records, best), _split_cost(records, use)
+    if b is None or u is None or b[0] >= u[0] or b[1] <= u[1]:
+        return None
+    n = math.ceil((b[1] - u[1]) / (u[0] - b[0]))
+    if n <= b[2]:  # already within the questions asked: the mean has counted it
+        return None
+    return n, b[1], b[0], u[0]
