@@ -15,12 +15,11 @@ the longest prefix (greedy: a setting that changes it changes what docqa answers
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from per_process import check_tag, parse_lengths, print_table, run_each, run_one_json, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -86,50 +85,23 @@ def main() -> None:
     ap.add_argument("--tag", default="", help="results file: benchmarks/results/llamacpp_knobs[-TAG].json")
     ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one setting in this process
     args = ap.parse_args()
-    try:
-        lengths = [int(x) for x in args.lengths.split(",")]
-    except ValueError:
-        ap.error(f"--lengths takes token counts like 1024,8192, got {args.lengths!r}")
+    lengths = parse_lengths(ap, args.lengths)
     names = [s.strip() for s in args.settings.split(",") if s.strip()]
     unknown = [s for s in names if s not in SETTINGS]
     if unknown or not names:
         ap.error(f"--settings: unknown {', '.join(unknown) or '(none given)'}; known: {', '.join(SETTINGS)}")
-    if args.tag and not args.tag.replace("-", "").replace("_", "").isalnum():
-        ap.error(f"--tag names a results file (letters, digits, - and _), got {args.tag!r}")
+    tag = check_tag(ap, args.tag)
     if args.one:
-        from docqa.errors import DocQAError
-
-        try:
-            print(json.dumps(run_one(args.one, args.model, lengths)))
-        except DocQAError as e:
-            sys.exit(str(e))
+        run_one_json(run_one, args.one, args.model, lengths)
         return
-    from docqa.environment import describe
 
-    rows = []
-    for name in names:
-        print(f"{name} ...", flush=True)
-        proc = subprocess.run([sys.executable, __file__, "--one", name, "--model", args.model, "--lengths",
-                               args.lengths], capture_output=True, text=True, env=os.environ)
-        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-        rows.append(json.loads(lines[-1]) if lines else {"setting": name, "error": proc.stderr.strip()[-300:]})
-    if all("error" in r for r in rows):
-        sys.exit("error: no setting ran; " + "; ".join(f"{r['setting']}: {r['error']}" for r in rows))
-    out = ROOT / "benchmarks" / "results" / f"llamacpp_knobs{'-' + args.tag if args.tag else ''}.json"
-    out.write_text(json.dumps({"environment": describe(), "model": args.model, "lengths": lengths, "rows": rows},
-                              indent=1))
+    rows = run_each(__file__, names, ["--model", args.model, "--lengths", args.lengths], "setting")
+    write_results("llamacpp_knobs", tag, args.model, lengths, rows)
     base = next((r for r in rows if r.get("setting") == "batch512" and "error" not in r), None)
-    print("\n| setting | " + " | ".join(f"prefill tok/s @{n}" for n in lengths)
-          + f" | decode tok/s after {lengths[-1]} | rag-sized prompt s | answer as docqa's |")
-    print("|---" * (len(lengths) + 4) + "|")
-    for r in rows:
-        if "error" in r:
-            print(f"| {r['setting']} | error: {r['error']} |")
-            continue
-        same = "—" if base is None else ("yes" if r["answer"] == base["answer"] else "no")
-        print(f"| {r['setting']} | " + " | ".join(str(r["prefill"][str(n)]) for n in lengths)
-              + f" | {r['decode_tok_s']} | {r['rag650_s']} | {same} |")
-
+    print_table(rows, "setting", ["setting", *(f"prefill tok/s @{n}" for n in lengths),
+                                  f"decode tok/s after {lengths[-1]}", "rag-sized prompt s", "answer as docqa's"],
+                lambda r: [*(r["prefill"][str(n)] for n in lengths), r["decode_tok_s"], r["rag650_s"],
+                           "—" if base is None else "yes" if r["answer"] == base["answer"] else "no"])
 
 if __name__ == "__main__":
     main()

@@ -17,13 +17,12 @@ Writes benchmarks/results/reader[-TAG].json and prints the table.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from per_process import check_tag, parse_lengths, print_table, run_each, run_one_json, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -86,50 +85,17 @@ def main() -> None:
     ap.add_argument("--tag", default="", help="results file: benchmarks/results/reader[-TAG].json")
     ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one backend in this process
     args = ap.parse_args()
-    try:
-        lengths = [int(x) for x in args.lengths.split(",")]
-    except ValueError:
-        ap.error(f"--lengths takes token counts like 1024,8192, got {args.lengths!r}")
-    if args.tag and not args.tag.replace("-", "").replace("_", "").isalnum():
-        ap.error(f"--tag names a results file (letters, digits, - and _), got {args.tag!r}")
+    lengths = parse_lengths(ap, args.lengths)
+    tag = check_tag(ap, args.tag)
     if args.one:
-        from docqa.errors import DocQAError
-
-        try:
-            print(json.dumps(run_backend(args.one, args.model, lengths, args.decode_tokens)))
-        except DocQAError as e:  # an unknown model, a missing part: the parent prints this line in its table
-            sys.exit(str(e))
+        run_one_json(run_backend, args.one, args.model, lengths, args.decode_tokens)
         return
-    from docqa.environment import describe
-
-    rows = []
-    for backend in args.backends.split(","):
-        spec = f"{backend}:{args.model}"
-        print(f"{spec} ...", flush=True)
-        proc = subprocess.run([sys.executable, __file__, "--one", backend, "--model", args.model, "--lengths",
-                               args.lengths, "--decode-tokens", str(args.decode_tokens)],
-                              capture_output=True, text=True, env=os.environ)
-        sys.stderr.write(proc.stderr[-2000:])
-        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-        for ln in proc.stdout.splitlines():
-            if not ln.startswith("{"):
-                print(ln)
-        rows.append(json.loads(lines[-1]) if lines else {"spec": spec, "error": proc.stderr.strip()[-300:]})
-    if all("error" in r for r in rows):  # nothing measured: keep whatever results file was there
-        sys.exit("error: no backend ran; " + "; ".join(f"{r['spec']}: {r['error']}" for r in rows))
-    result = {"environment": describe(), "model": args.model, "lengths": lengths, "rows": rows}
-    out = ROOT / "benchmarks" / "results" / f"reader{'-' + args.tag if args.tag else ''}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1))
-    print("\n| backend | load s | " + " | ".join(f"prefill tok/s @{n}" for n in lengths)
-          + f" | decode tok/s after {lengths[-1]} | peak RSS GB |")
-    print("|---" * (len(lengths) + 4) + "|")
-    for r in rows:
-        if "error" in r:
-            print(f"| {r['spec']} | error: {r['error']} |")
-            continue
-        print(f"| {r['spec']} | {r['load_s']} | " + " | ".join(str(r["prefill"][str(n)]) for n in lengths)
-              + f" | {r['decode_tok_s']} | {r['peak_rss_gb']} |")
+    passed = ["--model", args.model, "--lengths", args.lengths, "--decode-tokens", str(args.decode_tokens)]
+    rows = run_each(__file__, args.backends.split(","), passed, "spec", echo=True)
+    write_results("reader", tag, args.model, lengths, rows)
+    print_table(rows, "spec", ["backend", "load s", *(f"prefill tok/s @{n}" for n in lengths),
+                               f"decode tok/s after {lengths[-1]}", "peak RSS GB"],
+                lambda r: [r["load_s"], *(r["prefill"][str(n)] for n in lengths), r["decode_tok_s"], r["peak_rss_gb"]])
     for r in rows:
         print(r["spec"], r.get("answers"))
 
