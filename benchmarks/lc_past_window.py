@@ -44,6 +44,7 @@ def main() -> None:
     import docqa
     from docqa.eval.paired import paired
     from docqa.eval.questions import load_leval
+    from docqa.strategies.variants import parse_variant
 
     try:
         docs = load_leval(LEVAL)
@@ -79,7 +80,7 @@ def main() -> None:
         before = [json.loads(line) for line in args.against.read_text().splitlines()]
         for strategy in args.strategies.split(","):
             # a variant ("long-context:max_context=8192:truncate=true") pairs with its strategy's own-document run
-            a = {r["id"]: r["metrics"]["f1"] for r in before if r["strategy"] == strategy.split(":")[0]}
+            a = {r["id"]: r["metrics"]["f1"] for r in before if r["strategy"] == parse_variant(strategy).strategy}
             b = {r["id"]: r["metrics"]["f1"] for r in records if r["strategy"] == strategy}
             ids = sorted(set(a) & set(b))
             if ids:
