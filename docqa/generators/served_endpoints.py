@@ -191,6 +191,6 @@ def _local_tokenizer(name: str):
     from transformers import AutoTokenizer
 
     try:
-        return AutoTokenizer.from_pretrained(resolve_model(name))
+        return AutoTokenizer.from_pretrained(resolve_model(name, "--tokenizer"))
     except Exception as e:  # noqa: BLE001 - any load failure is one line
         raise ModelLoadError(f"Could not load --tokenizer '{name}': {first_line(e)}.") from e
