@@ -361,6 +361,28 @@ def test_csv_from_a_spreadsheet_with_semicolons_and_capitalized_headers(tmp_path
     assert [(q.question, q.answers) for q in load_jsonl(path)] == [("How long; roughly?", ["90 days"])]
 
 
+def test_references_under_other_datasets_names_are_read_as_answers(tmp_path):
+    """SQuAD / HotpotQA write "answer", RAGAS "ground_truth" or "reference": unread, every such question would count
+    as one the corpus cannot answer, and every right answer as a false one."""
+    path = tmp_path / "q.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in [
+        {"question": "a?", "answer": "45 days"},
+        {"question": "b?", "ground_truth": "7 dollars"},
+        {"question": "c?", "reference": ["x", "y"]},
+        {"question": "d?", "answers": {"text": ["z"], "answer_start": [3]}},  # SQuAD's own shape
+        {"question": "e?", "answers": ["kept"], "answer": "ignored"},  # "answers" wins; the rest are extra keys
+        {"question": "f?"},  # still a question the corpus cannot answer
+    ]) + "\n")
+    assert [q.answers for q in load_jsonl(path)] == [["45 days"], ["7 dollars"], ["x", "y"], ["z"], ["kept"], []]
+    path = tmp_path / "q.csv"
+    path.write_text("question,references\nHow long?,45 days|forty-five days\n")
+    assert [q.answers for q in load_jsonl(path)] == [["45 days", "forty-five days"]]
+    path = tmp_path / "two.jsonl"
+    path.write_text(json.dumps({"question": "q?", "answer": "a", "ground_truth": "b"}) + "\n")
+    with pytest.raises(BadQuestionFile, match=r"two\.jsonl:1: .*both 'answer' and 'ground_truth'; give them once"):
+        load_jsonl(path)
+
+
 def test_swapped_question_formats_say_which_flag_to_use(tmp_path):
     leval = tmp_path / "fin.jsonl"
     leval.write_text(json.dumps({"input": "doc", "instructions": ["q"], "outputs": ["a"]}) + "\n")

@@ -77,10 +77,33 @@ def _not_blank(value: str) -> str:
 NonBlank = Annotated[StrictStr, AfterValidator(_not_blank)]
 
 
+# Other names question sets give the references: SQuAD, HotpotQA and Natural Questions "answer", RAGAS "ground_truth"
+# (older) and "reference" (newer), L-Eval-like "references". Read as ``answers``: a record whose references went
+# unread would be scored as a question the corpus cannot answer, every real answer counted as a false one.
+ANSWER_KEYS = ("answer", "references", "reference", "ground_truths", "ground_truth")
+
+
 class QuestionRecord(BaseModel):
     """One line of docqa's JSONL. Extra keys are allowed (and ignored), so richer files can be reused."""
 
     model_config = ConfigDict(extra="allow")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _answers_by_other_names(cls, data: object) -> object:
+        if not isinstance(data, dict) or "question" not in data:
+            return data  # left as written: a record without a question is refused naming the keys it has
+        if "answers" not in data:
+            named = [k for k in ANSWER_KEYS if k in data]
+            if len(named) > 1:
+                raise ValueError(f"has references under both '{named[0]}' and '{named[1]}'; give them once, as "
+                                 f"'answers'")
+            if named:
+                data = {**data, "answers": data[named[0]]}
+        answers = data.get("answers")
+        if isinstance(answers, dict) and "text" in answers:  # SQuAD: {"text": [...], "answer_start": [...]}
+            data = {**data, "answers": answers["text"]}
+        return data
 
     question: NonBlank
     # References: strings; numbers are accepted as their text ("answers": [42]). One string stands for a list of one.
@@ -195,7 +218,7 @@ def _json_array(path: Path, text: str) -> list[tuple[int, object]]:
 
 # CSV: one question a row under a header naming the fields; list fields (answers, sources, options) hold their
 # values separated by "|", and an empty answers cell is a question whose answer is not in the corpus.
-CSV_LISTS = ("answers", "sources", "options")
+CSV_LISTS = ("answers", "sources", "options", "references", "ground_truths")
 
 
 def _csv_delimiter(text: str) -> str:
