@@ -71,6 +71,10 @@ class KVPool:
         self._items.move_to_end(key)
         return self._items[key][0]
 
+    def __contains__(self, key: Any) -> bool:
+        """Whether ``key`` is kept (without making it the most recently used)."""
+        return key in self._items
+
     def fits(self, nbytes: int) -> bool:
         return nbytes <= self.budget
 

@@ -143,3 +143,26 @@ def test_prefix_keys_follow_the_rotation_not_the_plan_record():
     assert prefix_key("m", short, [1, 2], model) != prefix_key("m", short, [1, 3], model)
     past = plan_for("yarn", model, 20000), plan_for("yarn", model, 30000)
     assert prefix_key("m", past[0], [1], model) != prefix_key("m", past[1], [1], model)
+
+
+def test_auto_reads_the_whole_corpus_when_its_prefix_is_kept(idx, tmp_path):
+    """A kept prefix makes long-context cheaper than rag's own prefill and more accurate (RESULTS.md, "auto on a kept
+    prefix"): auto then skips rag. Without one, auto starts with rag as before; a prefix saved on disk counts only
+    where long-context may read it (--cache-prefix)."""
+    fake = _fake(idx)
+    assert idx.ask("What is the hotel cap?", "auto").details["route"] == "rag"  # nothing kept yet
+    calls = len(fake.prompts)
+    lc = idx.ask("What is the hotel cap?", "lc", cache_prefix=True)
+    kept = idx.ask("What is the hotel cap?", "auto")
+    assert kept.details["route"] == "long-context (prefix kept)" and kept.strategy == "auto"
+    assert kept.text == lc.text and kept.details["prefix"] == "memory" and kept.calls == 1
+    assert len(fake.prompts) == calls + 2  # long-context's and auto's long-context call; no rag prompt
+    assert fake.prefills == 1
+    reopened = docqa.open_index("t", model=FAKE_MODEL)
+    reopened.corpus.caches.clear()  # a new process: only the saved prefix is left
+    assert reopened.ask("What is the hotel cap?", "auto").details["route"] == "rag"
+    from_disk = reopened.ask("What is the hotel cap?", "auto", cache_prefix=True)
+    assert from_disk.details["route"] == "long-context (prefix kept)" and from_disk.details["prefix"] == "disk"
+    assert fake.prefills == 1
+    other = reopened.ask("What is the hotel cap?", "auto", rope="yarn", rope_factor=2.0)  # another plan: not kept
+    assert other.details["route"] == "rag"

@@ -99,6 +99,7 @@ def test_auto_routes_exactly_the_declines(canned):
     gen = canned.corpus.generator()
     for text, routed in [(t, True) for t in REFUSALS] + [(t, False) for t in ANSWERS]:
         gen.canned = text
+        canned.corpus.caches.clear()  # each on its own: a routed question's prefix would be kept for the next
         ans = canned.ask("What is the nightly hotel cap?", "auto")
         assert (ans.details["route"] == "long-context") is routed, text
         assert ans.text == ("from the whole corpus" if routed else text)
@@ -122,9 +123,11 @@ def test_auto_routes_on_the_decline_probability_when_the_words_do_not_decline(ca
             return out
 
         monkeypatch.setattr(gen, "generate", scored)
+        canned.corpus.caches.clear()  # each on its own: a routed question's prefix would be kept for the next
         ans = canned.ask("What is the nightly hotel cap?", "auto", route_threshold=threshold)
         assert (ans.details["route"] == "long-context") is routed, p
         if auto.DECLINE_P is None:  # by default the probability is neither read nor used: words route
+            canned.corpus.caches.clear()
             default = canned.ask("What is the nightly hotel cap?", "auto")
             assert default.details["route"] == "rag" and default.details["decline_p"] is None
         assert ans.details["decline_p"] == pytest.approx(p)

@@ -296,8 +296,9 @@ def render(rows: list[dict]) -> None:
                   f"summary.csv with --out.[/]")
     routed = [r for r in rows if "routed_long_context" in r]
     for r in routed:
+        kept = f" ({r['routed_kept_prefix']} on a prefix already kept)" if r.get("routed_kept_prefix") else ""
         out.print(f"[dim]{escape(r['strategy'])} routed {r['routed_rag']} to rag, {r['routed_long_context']} to "
-                  f"long-context.[/]")
+                  f"long-context{kept}.[/]")
     for r in rows:
         if r.get("second_look_long_context"):
             out.print(f"[dim]{escape(r['strategy'])}: long-context answered {r['second_look_long_context']} "

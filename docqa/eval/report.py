@@ -11,6 +11,7 @@ from pathlib import Path
 from statistics import mean
 
 from ..index.versions import write_atomic
+from ..strategies.auto import KEPT_ROUTE
 from .metrics import METRICS, primary
 from .paired import paired_rows
 
@@ -104,7 +105,8 @@ def summarize(records: list[dict], prices: tuple[float, float] | None = None) ->
             row["second_look_long_context"] = sum(1 for r in rs if r.get("route") == "long-context")
         if strategy == "auto":
             routes = [r["route"] or "" for r in rs]
-            row["routed_long_context"] = sum(1 for x in routes if x == "long-context")
+            row["routed_long_context"] = sum(1 for x in routes if x in ("long-context", KEPT_ROUTE))
+            row["routed_kept_prefix"] = sum(1 for x in routes if x == KEPT_ROUTE)  # of those: no decline needed
             row["routed_rag"] = len(routes) - row["routed_long_context"]
             lc = [r for r in records if r["strategy"] == "long-context" and not r.get("error")]
             if lc:  # cost saved against always answering with long-context, on the same questions

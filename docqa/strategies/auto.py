@@ -22,18 +22,21 @@ on words only.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 from ..corpus import Corpus
 from ..prompts import NO_ANSWER, is_refusal
 from ..records import Answer
-from . import rag
+from . import long_context, rag
 from .base import AskConfig
 from .second_look import joined, read_whole
 
 # Default --route-threshold: None routes on worded declines only (the embedded model's signal is uninformative, see
 # the module docstring), and the probability is not computed.
 DECLINE_P: float | None = None
+# The route of a question answered from an already prefilled corpus (see ask).
+KEPT_ROUTE = "long-context (prefix kept)"
 
 
 def ask(corpus: Corpus, question: str, cfg: AskConfig) -> Answer:
@@ -44,6 +47,14 @@ def ask(corpus: Corpus, question: str, cfg: AskConfig) -> Answer:
     threshold = DECLINE_P if cfg.route_threshold is None else cfg.route_threshold
     # The probability is read only when a threshold uses it: a served model computes it with a second request that
     # evaluates the whole prompt with log-probabilities, which llama-cpp-python does token by token.
+    if long_context.kept_prefix(corpus, question, cfg):
+        # The whole corpus is already prefilled (an earlier routed question, long-context asked before in this
+        # process, or a prefix saved with --cache-prefix): reading it is then both cheaper and more accurate than
+        # rag (module docstring), so rag is not asked.
+        final = long_context.ask(corpus, question, cfg)
+        return dataclasses.replace(final, strategy="auto", timings={**final.timings, "total": time.perf_counter() - t0},
+                                   details={**final.details, "route": KEPT_ROUTE, "rag_answer": None,
+                                            "decline_p": None})
     first = rag.ask_many(corpus, [question], cfg, 1, score=NO_ANSWER if threshold is not None else None)[0]
     route, final = "rag", None
     decline_p = first.details.get("decline_p")

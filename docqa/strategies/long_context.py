@@ -10,14 +10,16 @@ uncached answers are identical, the rope plan is always sized for prefix + the l
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
 from .. import prompts
 from ..corpus import Corpus
-from ..errors import ContextTooLong
-from ..generators import PrefixState
+from ..errors import ContextTooLong, DocQAError
+from ..generators import Generator, PrefixState
 from ..prefix_cache import prefix_key
 from ..records import Answer, Source
-from ..rope import plan_for
+from ..rope import RopePlan, plan_for
 from .base import AskConfig, retrieval_query
 
 _SENTINEL = "\x00QUESTION\x00"
@@ -60,13 +62,24 @@ def _fit(corpus: Corpus, gen, question: str, documents, budget: int, style: str 
     return [d for d in documents if d[0] in kept], dropped
 
 
-def ask(corpus: Corpus, question: str, cfg: AskConfig) -> Answer:
-    """Long-context: all documents in one prompt; RoPE extended past the trained window by ``cfg.rope`` (YaRN sized
-    per request by default, or dynamic NTK, ntk, linear/PI, none), one plan fixed for the whole request. Sees
-    everything at once, at a cost that grows with the corpus; the document prefix is prefilled once and reused by
-    later questions."""
-    t0 = time.perf_counter()
-    question = cfg.validate(question)
+@dataclass
+class _Request:
+    """What one long-context request sends: the document prefix (cacheable), the question suffix, the rope plan."""
+
+    gen: Generator
+    fixed: bool  # a served model: its window is the limit, nothing is stretched here
+    window: int
+    max_context: int
+    documents: list[tuple[str, str]]
+    dropped: list[str]
+    prefix_ids: list[int]
+    suffix_ids: list[int]
+    plan: RopePlan
+
+
+def _prepare(corpus: Corpus, question: str, cfg: AskConfig) -> _Request:
+    """The request for ``question`` (validated), with no model call: tokens, documents kept, the plan. Raises
+    :class:`ContextTooLong` where the question or the index does not fit."""
     gen = corpus.generator()
     window = gen.trained_window
     # A served model's rope is fixed at the server's launch: its window is the limit, nothing is stretched here.
@@ -108,8 +121,20 @@ def ask(corpus: Corpus, question: str, cfg: AskConfig) -> Answer:
         allowance = reserve - cfg.max_new_tokens + max(cfg.max_new_tokens, ANSWER_ROOM)  # the reserve, answer raised
         sized = min(max_context, -(-(len(prefix_ids) + allowance) // PLAN_QUANTUM) * PLAN_QUANTUM)
     plan = plan_for("none" if fixed else cfg.rope, gen.rope_model(), sized, None if fixed else cfg.rope_factor)
+    return _Request(gen, fixed, window, max_context, documents, dropped, prefix_ids, suffix_ids, plan)
 
-    state, source = _prefix(corpus, gen, prefix_ids, plan, cfg)
+
+def ask(corpus: Corpus, question: str, cfg: AskConfig) -> Answer:
+    """Long-context: all documents in one prompt; RoPE extended past the trained window by ``cfg.rope`` (YaRN sized
+    per request by default, or dynamic NTK, ntk, linear/PI, none), one plan fixed for the whole request. Sees
+    everything at once, at a cost that grows with the corpus; the document prefix is prefilled once and reused by
+    later questions."""
+    t0 = time.perf_counter()
+    question = cfg.validate(question)
+    req = _prepare(corpus, question, cfg)
+    gen, fixed, window, max_context, plan = req.gen, req.fixed, req.window, req.max_context, req.plan
+    documents, dropped, suffix_ids = req.documents, req.dropped, req.suffix_ids
+    state, source = _prefix(corpus, gen, req.prefix_ids, plan, cfg)
     out = gen.generate(suffix_ids, cfg.max_new_tokens, prefix=state, progress=cfg.progress,
                        stop=prompts.stop(cfg.style))
     sources = [Source(name, 0, len(text), None, None, None, "") for name, text in documents]
@@ -134,15 +159,38 @@ def ask(corpus: Corpus, question: str, cfg: AskConfig) -> Answer:
     )
 
 
+def _keys(corpus: Corpus, gen, ids: list[int], plan) -> tuple[tuple, Path]:
+    """A prefix's key in the corpus's KV pool and its file under the index version."""
+    key = ("long-context", corpus.store.content_id, prefix_key(gen.spec, plan, ids, gen.rope_model()))
+    # Each backend writes its own format (transformers: safetensors; llama.cpp: its sequence state).
+    return key, corpus.store.path / "prefix" / f"{key[2]}{getattr(gen, 'prefix_suffix', '.safetensors')}"
+
+
+def kept_prefix(corpus: Corpus, question: str, cfg: AskConfig) -> bool:
+    """Whether ``question``'s document prefix is already kept, so long-context would answer it without prefilling:
+    in this process's KV pool, or saved under the index when ``cfg.cache_prefix`` lets long-context read it there.
+    False (without tokenizing anything) for an index far past ``--max-context``, or with ``--truncate`` (its
+    selection of documents follows each question), and wherever long-context could not answer at all."""
+    if cfg.truncate:
+        return False
+    tokens = int(corpus.store.manifest.get("tokens") or 0)
+    if tokens > 2 * (cfg.max_context or 4 * corpus.generator().trained_window):
+        return False  # chunks overlap, so the manifest overcounts; twice the limit is surely past it
+    try:
+        req = _prepare(corpus, cfg.validate(question), cfg)
+    except DocQAError:
+        return False
+    key, path = _keys(corpus, req.gen, req.prefix_ids, req.plan)
+    return key in corpus.kv_pool(cfg.kv_budget) or (cfg.cache_prefix and path.is_file())
+
+
 def _prefix(corpus: Corpus, gen, ids: list[int], plan, cfg: AskConfig) -> tuple[PrefixState, str]:
     """The prefix state from this process's cache, from disk, or freshly prefilled (in that order)."""
     pool = corpus.kv_pool(cfg.kv_budget)
-    key = ("long-context", corpus.store.content_id, prefix_key(gen.spec, plan, ids, gen.rope_model()))
+    key, path = _keys(corpus, gen, ids, plan)
     kept = pool.get(key)
     if kept is not None:
         return kept, "memory"
-    # Each backend writes its own format (transformers: safetensors; llama.cpp: its sequence state).
-    path = corpus.store.path / "prefix" / f"{key[2]}{getattr(gen, 'prefix_suffix', '.safetensors')}"
     state = gen.load_prefix(path, ids, plan) if cfg.cache_prefix else None
     source = "disk"
     if state is None:
