@@ -20,17 +20,17 @@ _UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2, "g"
           "t": 1000**4, "tb": 1000**4, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
 
 
-def parse_bytes(value: str | int | float) -> int:
-    """``4GiB``, ``512MB``, ``1.5g`` or a number of bytes → bytes."""
+def parse_bytes(value: str | int | float, option: str = "--kv-budget") -> int:
+    """``4GiB``, ``512MB``, ``1.5g`` or a number of bytes → bytes (a bad value is an error naming ``option``)."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         n = int(value)
     else:
         m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", str(value))
         if not m or m.group(2).lower() not in _UNITS:
-            raise ConfigError(f"--kv-budget '{value}' is not a size. Use e.g. 4GiB, 512MB or a number of bytes.")
+            raise ConfigError(f"{option} '{value}' is not a size. Use e.g. 4GiB, 512MB or a number of bytes.")
         n = int(float(m.group(1)) * _UNITS[m.group(2).lower()])
     if n < 0:
-        raise ConfigError(f"--kv-budget must not be negative, got {value}.")
+        raise ConfigError(f"{option} must not be negative, got {value}.")
     return n
 
 

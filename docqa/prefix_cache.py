@@ -18,6 +18,66 @@ from typing import Any
 
 from .rope import RopeModel, RopePlan
 
+# Bytes of saved prefixes one index version keeps on disk ($DOCQA_PREFIX_DISK_BUDGET: 4GiB, 512MB, 0 to save none).
+# A prefix of the 1.5 B reader is 28.7 kB a token as llama.cpp stores it: 155 MB for a 5 k-token corpus, 860 MB at
+# 30 k; 2 GiB keeps a few such corpora's prefixes (answer styles and rope plans each have their own). The least
+# recently used leave first.
+DISK_BUDGET = 2 * 2**30
+# Free disk a save must leave beyond the prefix itself: a cache never fills the user's disk.
+DISK_HEADROOM = 1 * 2**30
+
+
+def disk_budget() -> int:
+    from .kv_budget import parse_bytes
+
+    value = os.environ.get("DOCQA_PREFIX_DISK_BUDGET", "").strip()
+    return parse_bytes(value, "DOCQA_PREFIX_DISK_BUDGET") if value else DISK_BUDGET
+
+
+def room_for(folder: Path, nbytes: int) -> str | None:
+    """Why a prefix of about ``nbytes`` is not saved under ``folder`` (None: it may be): no disk budget at all, or
+    less free disk than it and :data:`DISK_HEADROOM`. (Over the budget is found by :func:`prune`, from the file.)"""
+    import shutil
+
+    if disk_budget() == 0:
+        return "DOCQA_PREFIX_DISK_BUDGET is 0"
+    probe = folder if folder.exists() else folder.parent
+    try:
+        free = shutil.disk_usage(probe).free
+    except OSError:
+        return None
+    if free < nbytes + DISK_HEADROOM:
+        return f"{free / 2**30:.1f} GiB free on disk"
+    return None
+
+
+def prune(folder: Path, keep: Path | None = None) -> list[Path]:
+    """Remove the least recently used saved prefixes under ``folder`` (by modification time: a load touches its
+    file) until they fit :func:`disk_budget`; ``keep`` (the one just saved) goes last, and only when it alone is
+    over the budget. Returns what was removed."""
+    budget = disk_budget()
+    try:
+        files = [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
+        sized = sorted(((p.stat().st_mtime, p.stat().st_size, p) for p in files), key=lambda t: (t[2] == keep, t[0]))
+    except OSError:
+        return []
+    total = sum(size for _, size, _ in sized)
+    removed = []
+    for _, size, p in sized:
+        if total <= budget:
+            break
+        with contextlib.suppress(OSError):
+            p.unlink()
+            removed.append(p)
+            total -= size
+    return removed
+
+
+def touch(path: Path) -> None:
+    """Mark a saved prefix as just used (it leaves the disk last)."""
+    with contextlib.suppress(OSError):
+        os.utime(path)
+
 
 def prefix_key(model_spec: str, plan: RopePlan, ids: list[int], rope_model: RopeModel | None = None) -> str:
     """The name of a prefilled prefix. With ``rope_model``, the plan enters by what it computes (its frequencies and
@@ -47,8 +107,13 @@ def save(path: Path, cache: Any, meta: dict[str, str]) -> None:
             sliding[str(i)] = seen
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    save_file(tensors, str(tmp), metadata={**meta, **({"sliding": json.dumps(sliding)} if sliding else {})})
-    os.replace(tmp, path)
+    try:
+        save_file(tensors, str(tmp), metadata={**meta, **({"sliding": json.dumps(sliding)} if sliding else {})})
+        os.replace(tmp, path)
+    except BaseException:  # a full disk, an interrupt: no half-written file stays behind
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
 
 
 def load(path: Path, config: Any, device: str, reserve: int = 512) -> tuple[Any, dict[str, str]] | None:

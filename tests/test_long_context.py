@@ -1,5 +1,7 @@
 """The long-context strategy with the fake generator: prompt layout, limits, truncation and prefix reuse."""
 
+import json
+
 import pytest
 
 import docqa
@@ -166,3 +168,87 @@ def test_auto_reads_the_whole_corpus_when_its_prefix_is_kept(idx, tmp_path):
     assert fake.prefills == 1
     other = reopened.ask("What is the hotel cap?", "auto", rope="yarn", rope_factor=2.0)  # another plan: not kept
     assert other.details["route"] == "rag"
+
+
+def test_saved_prefixes_stay_within_the_disk_budget_least_recently_used_out(idx, monkeypatch):
+    folder = idx.corpus.store.path / "prefix"
+    idx.ask("What is the hotel cap?", "lc", cache_prefix=True)
+    first = next(folder.glob("*.safetensors"))
+    size = first.stat().st_size
+    monkeypatch.setenv("DOCQA_PREFIX_DISK_BUDGET", str(int(size * 2.5)))  # room for two
+    for style in ("short", "paragraph"):  # each answer style is a prefix of its own
+        ans = idx.ask("What is the hotel cap?", "lc", cache_prefix=True, style=style)
+        assert ans.details["prefix_file"] == "saved"
+    kept = sorted(folder.glob("*.safetensors"))
+    assert len(kept) == 2 and first not in kept  # the oldest left
+    monkeypatch.setenv("DOCQA_PREFIX_DISK_BUDGET", str(size // 2))
+    idx.corpus.caches.clear()
+    ans = idx.ask("What is the hotel cap?", "lc", cache_prefix=True)
+    assert ans.details["prefix_file"].startswith("not saved: ") and "DOCQA_PREFIX_DISK_BUDGET" in \
+        ans.details["prefix_file"] and ans.text
+    monkeypatch.setenv("DOCQA_PREFIX_DISK_BUDGET", "lots")
+    with pytest.raises(docqa.DocQAError, match="DOCQA_PREFIX_DISK_BUDGET 'lots' is not a size"):
+        idx.ask("What is the hotel cap?", "lc", cache_prefix=True, style="short")
+
+
+def test_a_prefix_that_cannot_be_saved_costs_the_answer_nothing(idx, monkeypatch):
+    """A full disk while saving: the answer still comes and the next ask prefills again; neither backend's writer
+    leaves a half-written file behind."""
+    import os
+
+    import torch
+
+    from docqa import prefix_cache
+    from docqa.generators.llamacpp_prefix import write_prefix
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(type(_fake(idx)), "save_prefix", full)
+    ans = idx.ask("What is the hotel cap?", "lc", cache_prefix=True)
+    assert ans.text and ans.details["prefix_file"] == "not saved: No space left on device"
+    assert not (idx.corpus.store.path / "prefix").exists()
+    folder = idx.corpus.store.path / "prefix"
+    monkeypatch.setattr(os, "replace", full)  # the last step of both writers' atomic writes
+    with pytest.raises(OSError):
+        write_prefix(folder / "a.llamacpp", "m", 3, ((0, 0.0, 1.0, 0), 4096), b"state")
+
+    class Layer:
+        keys, values = torch.zeros(1, 1, 2, 4), torch.ones(1, 1, 2, 4)
+
+    class Cache:
+        layers = [Layer()]
+
+    with pytest.raises(OSError):
+        prefix_cache.save(folder / "b.safetensors", Cache(), {"tokens": "2"})
+    assert list(folder.iterdir()) == []
+
+
+def test_side_by_side_no_strategy_answers_from_anothers_prefix(idx):
+    """auto after long-context in one side-by-side would read long-context's prefix and look free."""
+    both = idx.ask_all("What is the hotel cap?", ["long-context", "auto"])
+    assert both["auto"].details["route"] == "rag"
+    again = idx.ask_all("What is the hotel cap?", ["long-context", "auto"])  # each keeps its own caches
+    assert again["long-context"].details["prefix"] == "memory" and again["auto"].details["route"] == "rag"
+    assert _fake(idx).prefills == 1
+
+
+def test_ask_says_when_a_long_prefill_could_have_been_kept(small_docs, monkeypatch):
+    from typer.testing import CliRunner
+
+    from docqa.cli import ask as ask_cli
+    from docqa.cli.main import app
+
+    docqa.ingest(small_docs, "t", embedder=FAKE_EMBEDDER, model=FAKE_MODEL)
+    monkeypatch.setattr(ask_cli, "PREFIX_HINT_S", 0.0)
+    run = CliRunner()
+    args = ["ask", "What is the hotel cap?", "--index", "t", "--model", FAKE_MODEL, "--strategy", "long-context"]
+    r = run.invoke(app, args)
+    assert r.exit_code == 0 and "with --cache-prefix they are kept" in r.output.replace("\n", " ")
+    r = run.invoke(app, [*args, "--cache-prefix"])
+    assert r.exit_code == 0 and "--cache-prefix they are kept" not in r.output.replace("\n", " ")
+    r = run.invoke(app, [*args, "--json"])
+    assert r.exit_code == 0 and json.loads(r.output)["details"]["prefix"] == "prefilled"
+    r = run.invoke(app, ["ask", "What is the hotel cap?", "--index", "t", "--model", FAKE_MODEL, "--strategy",
+                         "auto", "--cache-prefix"])  # a new process: the saved prefix is kept
+    assert r.exit_code == 0 and "prefix kept" in r.output

@@ -244,8 +244,28 @@ class Index:
         return answers
 
     def ask_all(self, question: str, strategies: list[str] | None = None, **options: Any) -> dict[str, Answer]:
-        """The same question through several strategies (default: all registered), for side-by-side comparison."""
-        return {s: self.ask(question, s, **options) for s in (strategies or STRATEGIES.names())}
+        """The same question through several strategies (default: all registered), for side-by-side comparison:
+        each with KV caches of its own (:meth:`own_caches`)."""
+        names = strategies or STRATEGIES.names()
+        out = {}
+        for s in names:
+            self.own_caches(s, len(names))
+            out[s] = self.ask(question, s, **options)
+        return out
+
+    def own_caches(self, strategy: str, shares: int) -> None:
+        """Side by side, give ``strategy`` kept KV caches of its own (a ``shares``-th of the budget), so that none
+        answers from a prefix another prefilled: auto would otherwise read long-context's kept prefix and look as
+        cheap as a later question. Each then costs what it would alone, later questions reusing its own caches, as
+        ``docqa eval`` measures them (every strategy starts cold)."""
+        from ..kv_budget import KVPool
+
+        pools = self.corpus.caches.setdefault("strategy_pools", {})
+        if strategy not in pools:
+            whole = pools.get(None) or self.corpus.kv_pool()
+            pools[None] = whole
+            pools[strategy] = KVPool(whole.budget // max(shares, 1))
+        self.corpus.caches["kv_pool"] = pools[strategy]
 
 
 def make_config(**options: Any) -> AskConfig:

@@ -4,6 +4,7 @@ and a file that does not match what it is loaded for is ignored, so the prefix i
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -26,12 +27,17 @@ def write_prefix(path: Path, model: str, tokens: int, ctx_key: tuple, data: byte
     header = PrefixHeader(format=PREFIX_FORMAT, model=model, tokens=tokens, ctx_key=list(ctx_key), nbytes=len(data))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(header.model_dump_json().encode() + b"\n")
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(header.model_dump_json().encode() + b"\n")
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # a full disk, an interrupt: no half-written file stays behind
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
 
 
 def read_prefix(path: Path, model: str, tokens: int) -> tuple[tuple, bytes] | None:

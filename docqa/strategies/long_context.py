@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import prompts
+from .. import prefix_cache, prompts
 from ..corpus import Corpus
 from ..errors import ContextTooLong, DocQAError
 from ..generators import Generator, PrefixState
@@ -134,7 +134,7 @@ def ask(corpus: Corpus, question: str, cfg: AskConfig) -> Answer:
     req = _prepare(corpus, question, cfg)
     gen, fixed, window, max_context, plan = req.gen, req.fixed, req.window, req.max_context, req.plan
     documents, dropped, suffix_ids = req.documents, req.dropped, req.suffix_ids
-    state, source = _prefix(corpus, gen, req.prefix_ids, plan, cfg)
+    state, source, saved = _prefix(corpus, gen, req.prefix_ids, plan, cfg)
     out = gen.generate(suffix_ids, cfg.max_new_tokens, prefix=state, progress=cfg.progress,
                        stop=prompts.stop(cfg.style))
     sources = [Source(name, 0, len(text), None, None, None, "") for name, text in documents]
@@ -154,7 +154,8 @@ def ask(corpus: Corpus, question: str, cfg: AskConfig) -> Answer:
                            "trained_window": window,
                            # hybrid attention: what each layer type did (Gemma 3: only the global layers stretch)
                            **({"layers": plan.to_dict()["layers"]} if plan.layers else {})}),
-                 "prompt_tokens": out.prompt_tokens, "prefix": source, "dropped": dropped,
+                 "prompt_tokens": out.prompt_tokens, "prefix": source, **({"prefix_file": saved} if saved else {}),
+                 "dropped": dropped,
                  "max_context": max_context, "finish_reason": out.finish_reason},
     )
 
@@ -173,6 +174,11 @@ def kept_prefix(corpus: Corpus, question: str, cfg: AskConfig) -> bool:
     selection of documents follows each question), and wherever long-context could not answer at all."""
     if cfg.truncate:
         return False
+    pool = corpus.kv_pool(cfg.kv_budget)
+    folder = corpus.store.path / "prefix"
+    if not any(k[:2] == ("long-context", corpus.store.content_id) for k in pool.keys()) and not (
+            cfg.cache_prefix and folder.is_dir() and any(folder.iterdir())):
+        return False  # nothing of this index is kept: the corpus need not be tokenized to know
     tokens = int(corpus.store.manifest.get("tokens") or 0)
     if tokens > 2 * (cfg.max_context or 4 * corpus.generator().trained_window):
         return False  # chunks overlap, so the manifest overcounts; twice the limit is surely past it
@@ -181,23 +187,44 @@ def kept_prefix(corpus: Corpus, question: str, cfg: AskConfig) -> bool:
     except DocQAError:
         return False
     key, path = _keys(corpus, req.gen, req.prefix_ids, req.plan)
-    return key in corpus.kv_pool(cfg.kv_budget) or (cfg.cache_prefix and path.is_file())
+    return key in pool or (cfg.cache_prefix and path.is_file())
 
 
-def _prefix(corpus: Corpus, gen, ids: list[int], plan, cfg: AskConfig) -> tuple[PrefixState, str]:
-    """The prefix state from this process's cache, from disk, or freshly prefilled (in that order)."""
+def _prefix(corpus: Corpus, gen, ids: list[int], plan, cfg: AskConfig) -> tuple[PrefixState, str, str | None]:
+    """The prefix state from this process's cache, from disk, or freshly prefilled (in that order); where it came
+    from; and, when it was prefilled to be saved, what became of the file (:func:`_save`)."""
     pool = corpus.kv_pool(cfg.kv_budget)
     key, path = _keys(corpus, gen, ids, plan)
     kept = pool.get(key)
     if kept is not None:
-        return kept, "memory"
+        return kept, "memory", None
     state = gen.load_prefix(path, ids, plan) if cfg.cache_prefix else None
-    source = "disk"
-    if state is None:
+    source, saved = "disk", None
+    if state is not None:
+        prefix_cache.touch(path)  # the least recently used leave the disk first
+    else:
         state = gen.prefill_prefix(ids, plan, progress=cfg.progress)
         source = "prefilled"
         if cfg.cache_prefix:
-            gen.save_prefix(state, path)
+            saved = _save(gen, state, path, len(ids))
     # Its room for a question and answer is part of it (the prefill reserves it), so the bytes are of the capacity.
     pool.put(key, state, gen.kv_bytes(len(ids) + 512))
-    return state, source
+    return state, source, saved
+
+
+def _save(gen, state: PrefixState, path: Path, tokens: int) -> str:
+    """Save a prefilled prefix within the disk budget (:mod:`docqa.prefix_cache`); what happened, in words. A prefix
+    that cannot be saved (no room, a full disk) costs the next process a prefill, never this answer."""
+    why = prefix_cache.room_for(path.parent, gen.kv_bytes(tokens))
+    if why is None:
+        try:
+            gen.save_prefix(state, path)
+        except OSError as e:
+            why = e.strerror or str(e)
+        else:
+            prefix_cache.prune(path.parent, keep=path)
+            if path.exists():
+                return "saved"
+            why = (f"over the prefix disk budget of {prefix_cache.disk_budget() / 2**20:,.1f} MB "
+                   f"(DOCQA_PREFIX_DISK_BUDGET)")
+    return f"not saved: {why}"
