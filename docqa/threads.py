@@ -63,7 +63,9 @@ def resolve(requested: int | str | None) -> int:
         n = 0
     if n < 1:
         raise ConfigError(f"--threads must be a positive number of threads (or auto), got {value!r}.")
-    return n
+    # More threads than cores only wait on each other: --threads 999 on this project's 2-core machine made a SmolLM2
+    # rag answer take 19.9 s instead of 0.4 s. The count used is what the run's records report.
+    return min(n, available_cores())
 
 
 def apply(requested: int | str | None = None) -> int:

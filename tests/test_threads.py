@@ -13,7 +13,9 @@ def test_default_leaves_the_cores_other_processes_use(cores, load, want):
 
 
 def test_explicit_and_environment_settings(monkeypatch):
+    monkeypatch.setattr("docqa.threads.available_cores", lambda: 4)
     assert resolve(3) == 3
+    assert resolve(999) == 4  # more threads than cores only wait on each other
     monkeypatch.setenv("DOCQA_THREADS", "1")
     assert resolve(None) == 1
     monkeypatch.setenv("DOCQA_THREADS", "auto")
