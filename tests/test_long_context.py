@@ -187,8 +187,10 @@ def test_saved_prefixes_stay_within_the_disk_budget_least_recently_used_out(idx,
     assert ans.details["prefix_file"].startswith("not saved: ") and "DOCQA_PREFIX_DISK_BUDGET" in \
         ans.details["prefix_file"] and ans.text
     monkeypatch.setenv("DOCQA_PREFIX_DISK_BUDGET", "lots")
+    prefills = _fake(idx).prefills
     with pytest.raises(docqa.DocQAError, match="DOCQA_PREFIX_DISK_BUDGET 'lots' is not a size"):
-        idx.ask("What is the hotel cap?", "lc", cache_prefix=True, style="short")
+        idx.ask("What is the hotel cap?", "lc", cache_prefix=True, style="sentence")
+    assert _fake(idx).prefills == prefills  # said before the prefill, not after it
 
 
 def test_a_prefix_that_cannot_be_saved_costs_the_answer_nothing(idx, monkeypatch):

@@ -49,11 +49,10 @@ KEPT_ROUTE = "long-context (prefix kept)"
 def ask(corpus: Corpus, question: str, cfg: AskConfig) -> Answer:
     """Auto (Self-Route): answer with RAG, whose prompt lets the model decline when the retrieved passages do not
     hold the answer; only when it declines, answer again with long-context. Most questions cost one cheap RAG call;
-    the hard ones get the whole corpus. When the corpus does not fit the long-context limit, the RAG answer stands."""
+    the hard ones get the whole corpus. When the corpus does not fit the long-context limit, the RAG answer stands.
+    Where the corpus's long-context prefix is already kept, long-context answers at once (route
+    :data:`KEPT_ROUTE`)."""
     t0 = time.perf_counter()
-    threshold = DECLINE_P if cfg.route_threshold is None else cfg.route_threshold
-    # The probability is read only when a threshold uses it: a served model computes it with a second request that
-    # evaluates the whole prompt with log-probabilities, which llama-cpp-python does token by token.
     if long_context.kept_prefix(corpus, question, cfg):
         # The whole corpus is already prefilled (an earlier routed question, long-context asked before in this
         # process, or a prefix saved with --cache-prefix): reading it is then both cheaper and more accurate than
@@ -62,6 +61,9 @@ def ask(corpus: Corpus, question: str, cfg: AskConfig) -> Answer:
         return dataclasses.replace(final, strategy="auto", timings={**final.timings, "total": time.perf_counter() - t0},
                                    details={**final.details, "route": KEPT_ROUTE, "rag_answer": None,
                                             "decline_p": None})
+    threshold = DECLINE_P if cfg.route_threshold is None else cfg.route_threshold
+    # The probability is read only when a threshold uses it: a served model computes it with a second request that
+    # evaluates the whole prompt with log-probabilities, which llama-cpp-python does token by token.
     first = rag.ask_many(corpus, [question], cfg, 1, score=NO_ANSWER if threshold is not None else None)[0]
     route, final = "rag", None
     decline_p = first.details.get("decline_p")

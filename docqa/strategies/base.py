@@ -139,6 +139,10 @@ class AskConfig:
             from ..kv_budget import parse_bytes
 
             parse_bytes(self.kv_budget)
+        if self.cache_prefix:  # said before a prefill, not after it when the prefix is saved
+            from ..prefix_cache import disk_budget
+
+            disk_budget()
         if self.rope_factor is not None and not self.rope_factor >= 1:
             raise ConfigError(f"--rope-factor must be at least 1 (1 = no stretching), got {self.rope_factor}.")
         from ..rope import parse_method
