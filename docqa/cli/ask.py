@@ -171,7 +171,7 @@ def ask_cmd(
         else:
             render_side_by_side(q, answers)
         if not json_out:
-            _prefix_notes(answers.values(), cache_prefix)
+            _prefix_notes(answers.values(), cache_prefix or truncate)
     if not asked:
         raise ConfigError("No question: give one as an argument, or type or pipe questions one per line.")
     if failed:
@@ -224,14 +224,16 @@ def _progress(name: str, disabled: bool, doing: str = "thinking"):
 PREFIX_HINT_S = 10.0
 
 
-def _prefix_notes(answers, cache_prefix: bool) -> None:
+def _prefix_notes(answers, quiet: bool) -> None:
     """What became of a long-context prefill: why it was not saved, or, when it took long and was not asked to be
-    saved, that --cache-prefix would keep it for the next ``docqa ask``."""
+    saved, that --cache-prefix would keep it for the next ``docqa ask``. ``quiet`` (--cache-prefix given, or
+    --truncate, whose documents follow each question so that a kept prefix rarely serves another) leaves the hint
+    out."""
     for a in answers:
         saved = a.details.get("prefix_file")
         if saved and saved != "saved":
             out.print(f"[dim]long-context: the document prefix was {escape(saved)}.[/]")
-        elif (not cache_prefix and a.details.get("prefix") == "prefilled"
+        elif (not quiet and a.details.get("prefix") == "prefilled"
               and a.timings.get("prefix_prefill", 0.0) >= PREFIX_HINT_S):
             out.print(f"[dim]long-context prefilled the documents in {a.timings['prefix_prefill']:.0f} s; with "
                       f"--cache-prefix they are kept under the index, and a later ask (long-context, or auto) answers "
