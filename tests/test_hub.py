@@ -108,3 +108,14 @@ def test_generators_tokenizers_and_embedders_check_before_loading(offline):
     with pytest.raises(ModelLoadError, match="--embedder 'minilm' is not an embedded alias.*or a local folder"):
         load_embedder("minilm")
     assert time.perf_counter() - t0 < 1.0
+
+
+def test_an_alias_of_the_other_kind_says_where_it_goes():
+    """The embedder passed as --model failed deep in the loader ("no rotary embedding module"); a generator passed
+    as --embedder with a sentence-transformers error about a file that is not a folder."""
+    with pytest.raises(ModelLoadError, match="--model 'all-minilm-l6-v2' is docqa's embedded embedder, not a "
+                                             "generator: it goes to --embedder"):
+        resolve_model("all-minilm-l6-v2")
+    with pytest.raises(ModelLoadError, match="--embedder 'smollm2' is docqa's embedded generator, not an embedder: "
+                                             "it goes to --model. Embedded embedders: all-minilm-l6-v2"):
+        load_embedder("smollm2")

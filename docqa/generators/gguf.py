@@ -152,7 +152,7 @@ def resolve_model(model: str, option: str = "--model") -> str:
     """The folder or HF id to load for ``model``: embedded aliases and .gguf files become converted folders; a name
     that cannot load here (a path that does not exist, an alias mistyped, an id neither cached nor downloadable) is
     one error naming ``option`` (docqa/hub.py), before transformers retries an unreachable hub."""
-    path = embedded_model_path(model)
+    path = embedded_model_path(model, "generator", option)
     if path is None and model.endswith(".gguf") and Path(model).is_file():
         path = Path(model)
     if path is None:
