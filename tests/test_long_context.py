@@ -233,6 +233,9 @@ def test_side_by_side_no_strategy_answers_from_anothers_prefix(idx):
     again = idx.ask_all("What is the hotel cap?", ["long-context", "auto"])  # each keeps its own caches
     assert again["long-context"].details["prefix"] == "memory" and again["auto"].details["route"] == "rag"
     assert _fake(idx).prefills == 1
+    alone = idx.ask("What is the hotel cap?", "lc")  # after a side by side: the corpus's own caches, not auto's
+    assert alone.details["prefix"] == "prefilled" and idx.ask("What is the hotel cap?", "auto").details["route"] == \
+        "long-context (prefix kept)"
 
 
 def test_ask_says_when_a_long_prefill_could_have_been_kept(small_docs, monkeypatch):

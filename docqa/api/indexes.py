@@ -248,9 +248,16 @@ class Index:
         each with KV caches of its own (:meth:`own_caches`)."""
         names = strategies or STRATEGIES.names()
         out = {}
-        for s in names:
-            self.own_caches(s, len(names))
-            out[s] = self.ask(question, s, **options)
+        shared = self.corpus.caches.get("kv_pool")
+        try:
+            for s in names:
+                self.own_caches(s, len(names))
+                out[s] = self.ask(question, s, **options)
+        finally:  # a later ask of one strategy uses the corpus's own caches again
+            if shared is None:
+                self.corpus.caches.pop("kv_pool", None)
+            else:
+                self.corpus.caches["kv_pool"] = shared
         return out
 
     def own_caches(self, strategy: str, shares: int) -> None:
