@@ -255,6 +255,14 @@ def test_ask_says_when_a_long_prefill_could_have_been_kept(small_docs, monkeypat
         assert r.exit_code == 0 and "--cache-prefix they are kept" not in r.output.replace("\n", " ")
     r = run.invoke(app, [*args, "--json"])
     assert r.exit_code == 0 and json.loads(r.output)["details"]["prefix"] == "prefilled"
-    r = run.invoke(app, ["ask", "What is the hotel cap?", "--index", "t", "--model", FAKE_MODEL, "--strategy",
-                         "auto", "--cache-prefix"])  # a new process: the saved prefix is kept
-    assert r.exit_code == 0 and "prefix kept" in r.output
+    from docqa.api.indexes import Index
+
+    loads = []
+    real_load = Index.load
+    monkeypatch.setattr(Index, "load",
+                        lambda self, retrieval=True: loads.append(retrieval) or real_load(self, retrieval))
+    for extra, retrieval in ((["--cache-prefix"], False), ([], True)):
+        r = run.invoke(app, ["ask", "What is the hotel cap?", "--index", "t", "--model", FAKE_MODEL, "--strategy",
+                             "auto", *extra])  # a new process: the saved prefix is kept, and read with --cache-prefix
+        assert r.exit_code == 0 and ("prefix kept" in r.output) is not retrieval
+        assert loads[-1] is retrieval  # the embedder is loaded up front only where rag will likely answer

@@ -186,6 +186,14 @@ class Index:
     def files(self) -> list[str]:
         return self.corpus.store.file_names()
 
+    def saved_prefixes(self) -> int:
+        """How many long-context prefixes are saved under this index version (``cache_prefix``)."""
+        folder = self.corpus.store.path / "prefix"
+        try:
+            return sum(1 for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+        except OSError:
+            return 0
+
     def load(self, retrieval: bool = True) -> float:
         """Load the generator, and the embedder unless ``retrieval`` is False (long-context without ``truncate``
         retrieves nothing), now; return the seconds it took. Otherwise the first question loads them and its timings

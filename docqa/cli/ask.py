@@ -131,8 +131,8 @@ def ask_cmd(
                    summary_window=summary_window, map_top_k=map_top_k, fallback=fallback, kv_budget=kv_budget)
     api.make_config(**options).check()  # a bad option is said once, not once per question
     # Long-context without --truncate retrieves nothing: then the embedder (~5 s to import and load) is not loaded.
-    retrieval = any(STRATEGIES.canonical(v.strategy) != "long-context" or v.options.get("truncate", truncate)
-                    for v in variants)
+    # Nor for auto where a saved prefix will likely answer (--cache-prefix): it loads when a question needs rag.
+    retrieval = any(_retrieves(STRATEGIES.canonical(v.strategy), {**options, **v.options}, idx) for v in variants)
     with _progress(index, disabled=json_out, doing="loading the models") as loading:
         from ..generators.base import LOAD_PROGRESS
 
@@ -178,6 +178,18 @@ def ask_cmd(
         raise typer.Exit(code=1)
 
 
+def _retrieves(strategy: str, options: dict, idx) -> bool:
+    """Whether ``strategy`` is likely to retrieve, so the embedder is worth loading before the first question:
+    long-context only with --truncate; auto unless a long-context prefix is saved under the index and may be read
+    (--cache-prefix), where it answers from that prefix (measured: a whole auto ask 7.0 s with the embedder loaded,
+    4.3 s without; RESULTS.md, "a prefix kept across processes")."""
+    if options.get("truncate"):
+        return True
+    if strategy == "long-context":
+        return False
+    return not (strategy == "auto" and options.get("cache_prefix") and idx.saved_prefixes())
+
+
 def _questions(question: str | None, prompt: bool) -> Iterator[str]:
     """The question given, or else the lines of standard input: typed at a prompt (an empty line or Ctrl-D ends) or
     piped in (blank lines skipped)."""
@@ -220,7 +232,7 @@ def _progress(name: str, disabled: bool, doing: str = "thinking"):
 
 
 # A long-context prefill this long is worth keeping on disk for the next process (the 1.5 B reader on 2 cores: a
-# 5 k-token transcript prefilled in 43 s; a new process answered from the saved prefix in 2.3 s, RESULTS.md).
+# 5 k-token transcript prefilled in 43-47 s; a new process answered from the saved prefix in 2-3 s, RESULTS.md).
 PREFIX_HINT_S = 10.0
 
 
