@@ -23,6 +23,7 @@ def embedded_model_path(alias: str, kind: str | None = None, option: str = "--mo
     :mod:`docqa.models`: split models are assembled once and every file is checked against its pinned sha256). With
     ``kind`` ("generator", "embedder"), an alias of the other kind is one error naming ``option`` and the one it
     belongs to (the embedder passed as --model failed deep in the loader, "no rotary embedding module")."""
+    from .model_catalogue import catalogue
     from .models import MODELS, model_path
 
     entry = MODELS.get(alias.strip().lower())
@@ -30,7 +31,7 @@ def embedded_model_path(alias: str, kind: str | None = None, option: str = "--mo
         from .errors import ModelLoadError
 
         belongs = "--embedder" if entry.kind == "embedder" else "--model"
-        others = ", ".join(m.alias for m in MODELS.values() if m.kind == kind)
+        others = ", ".join(m.alias for m in catalogue(kind))
         article = "an" if kind[0] in "aeiou" else "a"
         raise ModelLoadError(f"{option} '{alias}' is docqa's embedded {entry.kind}, not {article} {kind}: it goes to "
                              f"{belongs}. Embedded {kind}s: {others}.")

@@ -51,14 +51,22 @@ def room_for(folder: Path, nbytes: int) -> str | None:
     return None
 
 
+def saved(folder: Path) -> list[Path]:
+    """The saved prefixes in ``folder`` (none where it does not exist; temp files of a write in progress left out)."""
+    try:
+        return [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
+    except OSError:
+        return []
+
+
 def prune(folder: Path, keep: Path | None = None) -> list[Path]:
     """Remove the least recently used saved prefixes under ``folder`` (by modification time: a load touches its
     file) until they fit :func:`disk_budget`; ``keep`` (the one just saved) goes last, and only when it alone is
     over the budget. Returns what was removed."""
     budget = disk_budget()
     try:
-        files = [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
-        sized = sorted(((p.stat().st_mtime, p.stat().st_size, p) for p in files), key=lambda t: (t[2] == keep, t[0]))
+        sized = sorted(((p.stat().st_mtime, p.stat().st_size, p) for p in saved(folder)),
+                       key=lambda t: (t[2] == keep, t[0]))
     except OSError:
         return []
     total = sum(size for _, size, _ in sized)

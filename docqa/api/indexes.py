@@ -188,11 +188,10 @@ class Index:
 
     def saved_prefixes(self) -> int:
         """How many long-context prefixes are saved under this index version (``cache_prefix``)."""
-        folder = self.corpus.store.path / "prefix"
-        try:
-            return sum(1 for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
-        except OSError:
-            return 0
+        from ..prefix_cache import saved
+        from ..strategies.long_context import prefix_folder
+
+        return len(saved(prefix_folder(self.corpus)))
 
     def load(self, retrieval: bool = True) -> float:
         """Load the generator, and the embedder unless ``retrieval`` is False (long-context without ``truncate``

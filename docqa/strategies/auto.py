@@ -53,14 +53,14 @@ def ask(corpus: Corpus, question: str, cfg: AskConfig) -> Answer:
     Where the corpus's long-context prefix is already kept, long-context answers at once (route
     :data:`KEPT_ROUTE`)."""
     t0 = time.perf_counter()
-    if long_context.kept_prefix(corpus, question, cfg):
+    kept = long_context.kept_prefix(corpus, question, cfg)
+    if kept is not None:
         # The whole corpus is already prefilled (an earlier routed question, long-context asked before in this
         # process, or a prefix saved with --cache-prefix): reading it is then both cheaper and more accurate than
         # rag (module docstring), so rag is not asked.
-        final = long_context.ask(corpus, question, cfg)
-        return dataclasses.replace(final, strategy="auto", timings={**final.timings, "total": time.perf_counter() - t0},
-                                   details={**final.details, "route": KEPT_ROUTE, "rag_answer": None,
-                                            "decline_p": None})
+        final = long_context.answer(corpus, kept, cfg, t0)
+        return dataclasses.replace(final, strategy="auto", details={**final.details, "route": KEPT_ROUTE,
+                                                                    "rag_answer": None, "decline_p": None})
     threshold = DECLINE_P if cfg.route_threshold is None else cfg.route_threshold
     # The probability is read only when a threshold uses it: a served model computes it with a second request that
     # evaluates the whole prompt with log-probabilities, which llama-cpp-python does token by token.

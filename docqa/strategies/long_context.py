@@ -130,8 +130,11 @@ def ask(corpus: Corpus, question: str, cfg: AskConfig) -> Answer:
     everything at once, at a cost that grows with the corpus; the document prefix is prefilled once and reused by
     later questions."""
     t0 = time.perf_counter()
-    question = cfg.validate(question)
-    req = _prepare(corpus, question, cfg)
+    return answer(corpus, _prepare(corpus, cfg.validate(question), cfg), cfg, t0)
+
+
+def answer(corpus: Corpus, req: _Request, cfg: AskConfig, t0: float) -> Answer:
+    """Long-context's answer to a prepared request (:func:`_prepare`, or :func:`kept_prefix`'s), timed from ``t0``."""
     gen, fixed, window, max_context, plan = req.gen, req.fixed, req.window, req.max_context, req.plan
     documents, dropped, suffix_ids = req.documents, req.dropped, req.suffix_ids
     state, source, saved = _prefix(corpus, gen, req.prefix_ids, plan, cfg)
@@ -164,30 +167,35 @@ def _keys(corpus: Corpus, gen, ids: list[int], plan) -> tuple[tuple, Path]:
     """A prefix's key in the corpus's KV pool and its file under the index version."""
     key = ("long-context", corpus.store.content_id, prefix_key(gen.spec, plan, ids, gen.rope_model()))
     # Each backend writes its own format (transformers: safetensors; llama.cpp: its sequence state).
-    return key, corpus.store.path / "prefix" / f"{key[2]}{getattr(gen, 'prefix_suffix', '.safetensors')}"
+    return key, prefix_folder(corpus) / f"{key[2]}{getattr(gen, 'prefix_suffix', '.safetensors')}"
 
 
-def kept_prefix(corpus: Corpus, question: str, cfg: AskConfig) -> bool:
-    """Whether ``question``'s document prefix is already kept, so long-context would answer it without prefilling:
-    in this process's KV pool, or saved under the index when ``cfg.cache_prefix`` lets long-context read it there.
-    False (without tokenizing anything) for an index far past ``--max-context``, or with ``--truncate`` (its
-    selection of documents follows each question), and wherever long-context could not answer at all."""
+def prefix_folder(corpus: Corpus) -> Path:
+    """Where the index version keeps saved long-context prefixes (a new version starts without any)."""
+    return corpus.store.path / "prefix"
+
+
+def kept_prefix(corpus: Corpus, question: str, cfg: AskConfig) -> _Request | None:
+    """``question``'s request when its document prefix is already kept, so long-context would answer it without
+    prefilling (:func:`answer` takes it): in this process's KV pool, or saved under the index when
+    ``cfg.cache_prefix`` lets long-context read it there. None (without tokenizing anything) for an index far past
+    ``--max-context``, or with ``--truncate`` (its selection of documents follows each question), and wherever
+    long-context could not answer at all."""
     if cfg.truncate:
-        return False
+        return None
     pool = corpus.kv_pool(cfg.kv_budget)
-    folder = corpus.store.path / "prefix"
     if not any(k[:2] == ("long-context", corpus.store.content_id) for k in pool.keys()) and not (
-            cfg.cache_prefix and folder.is_dir() and any(folder.iterdir())):
-        return False  # nothing of this index is kept: the corpus need not be tokenized to know
+            cfg.cache_prefix and prefix_cache.saved(prefix_folder(corpus))):
+        return None  # nothing of this index is kept: the corpus need not be tokenized to know
     tokens = int(corpus.store.manifest.get("tokens") or 0)
     if tokens > 2 * (cfg.max_context or 4 * corpus.generator().trained_window):
-        return False  # chunks overlap, so the manifest overcounts; twice the limit is surely past it
+        return None  # chunks overlap, so the manifest overcounts; twice the limit is surely past it
     try:
         req = _prepare(corpus, cfg.validate(question), cfg)
     except DocQAError:
-        return False
+        return None
     key, path = _keys(corpus, req.gen, req.prefix_ids, req.plan)
-    return key in pool or (cfg.cache_prefix and path.is_file())
+    return req if key in pool or (cfg.cache_prefix and path.is_file()) else None
 
 
 def _prefix(corpus: Corpus, gen, ids: list[int], plan, cfg: AskConfig) -> tuple[PrefixState, str, str | None]:
