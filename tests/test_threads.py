@@ -31,3 +31,30 @@ def test_busy_cpus_is_a_share_of_the_machine():
     from docqa.threads import busy_cpus
 
     assert 0.0 <= busy_cpus(0.05) <= (os.cpu_count() or 1) + 1e-6
+
+
+def test_a_thread_count_for_llama_cpp_does_not_import_torch():
+    """llama.cpp takes its thread count per context: resolving it, and asking whether a GPU wants the model, on a
+    machine without a GPU driver, must not cost a torch import (~1 s of a one-question ask on 2 cores)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; import docqa.generators as g; from docqa import threads; "
+            "g._GPU_NODES = ('/nonexistent/nvidia0',); n = threads.count(1); wanted = g._gpu_wanted(None); "
+            "print(n, wanted, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["1", "False", "False"]
+
+
+def test_apply_sets_torch_to_the_count(monkeypatch):
+    torch = pytest.importorskip("torch")
+    from docqa import threads
+
+    before = torch.get_num_threads()
+    monkeypatch.setattr(threads, "_APPLIED", [])
+    monkeypatch.setattr(threads, "available_cores", lambda: 4)
+    try:
+        assert threads.count(1) == 1 and threads.count() == 1  # resolved once, torch untouched
+        assert threads.apply() == 1 and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

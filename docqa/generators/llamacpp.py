@@ -64,7 +64,7 @@ class LlamaCppGenerator:
         self._llama_cpp, self._internals = llama_cpp, _internals
         self.spec = spec if spec.startswith("llama.cpp:") else f"llama.cpp:{model}"
         self.config = config
-        self.threads = threads.apply(config.threads)
+        self.threads = threads.count(config.threads)  # torch's too, where a prefill is handed over
         self.path = gguf_path(model)
         Silence.install()
         params = llama_cpp.llama_model_default_params()

@@ -222,12 +222,15 @@ def _rates_path() -> Path:
 
 def rates_key(gguf: Path, threads: int) -> str:
     """What a measured prefill rate holds for: this CPU, cores and threads, the model file, both libraries."""
+    from importlib.metadata import version
+
     import llama_cpp
-    import torch
 
     from ..environment import cpu_name
 
-    return (f"{cpu_name()} | {os.cpu_count()} cpus | {threads} threads | {gguf.name} | torch {torch.__version__} | "
+    # torch's version from its metadata (the same string as torch.__version__): a prefill the rates keep on llama.cpp
+    # need not import torch at all.
+    return (f"{cpu_name()} | {os.cpu_count()} cpus | {threads} threads | {gguf.name} | torch {version('torch')} | "
             f"llama_cpp {llama_cpp.__version__}")
 
 
@@ -287,6 +290,9 @@ class Handover:
         why = slower(rates) if rates is not None and asked(config) == "auto" else None
         if why:
             return cls(None, f"prefill on llama.cpp ({why})")
+        from ..threads import apply
+
+        apply(threads)  # torch prefills with the threads llama.cpp was given
         assist = PrefillAssist(model, gguf, config, n_params, arch)
         try:
             assist.prepare()
