@@ -1,5 +1,6 @@
 """A whole one-question `docqa ask`, as a user runs it in a terminal: seconds from the command to its output and peak
-memory, with the question embedded by sentence-transformers or in numpy, and the prefill on llama.cpp or handed over.
+memory, with the question embedded by sentence-transformers or in numpy, and the prefill on llama.cpp, handed over to
+transformers (forced), or auto (a one-question ask hands a prompt over only where that pays for loading transformers).
 
     .venv/bin/python benchmarks/ask_startup.py [--repeats 3] [--index examples] [--json OUT.json]
 
@@ -24,10 +25,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 QUESTION = "What is the nightly hotel cap in most cities?"
 CONFIGS = {  # label -> environment
-    "queries in numpy, prefill auto": {"DOCQA_QUERY_EMBED": "auto", "DOCQA_PREFILL": "auto"},
-    "queries by sentence-transformers, prefill auto": {"DOCQA_QUERY_EMBED": "sentence-transformers",
-                                                       "DOCQA_PREFILL": "auto"},
+    "queries in numpy, prefill auto (the default)": {"DOCQA_QUERY_EMBED": "auto", "DOCQA_PREFILL": "auto"},
     "queries in numpy, prefill llama.cpp": {"DOCQA_QUERY_EMBED": "auto", "DOCQA_PREFILL": "llama.cpp"},
+    "queries in numpy, prefill handed over (forced)": {"DOCQA_QUERY_EMBED": "auto", "DOCQA_PREFILL": "transformers"},
+    "queries by sentence-transformers, prefill handed over (forced)": {"DOCQA_QUERY_EMBED": "sentence-transformers",
+                                                                       "DOCQA_PREFILL": "transformers"},
     "queries by sentence-transformers, prefill llama.cpp": {"DOCQA_QUERY_EMBED": "sentence-transformers",
                                                             "DOCQA_PREFILL": "llama.cpp"},
 }

@@ -112,3 +112,19 @@ def test_ask_loads_the_embedder_only_for_strategies_that_retrieve(small_docs, mo
     r = runner.invoke(app, ["ask", "How long is the probation period?", "--index", "t", "--model", FAKE_MODEL, *args])
     assert r.exit_code == 0, r.output
     assert len(set(calls)) == loads and "90 days" in r.output
+
+
+@pytest.mark.parametrize("args, stdin, one_shot", [(["How long is the probation period?"], None, True),
+                                                   (["How long is the probation period?", "-s", "rag,lc"], None, False),
+                                                   ([], "How long is the probation period?\n", False)])
+def test_only_a_one_question_ask_loads_its_models_for_one_question(small_docs, monkeypatch, args, stdin, one_shot):
+    # GeneratorConfig.one_shot makes a prefill handover pay for its own load (generators/prefill_assist.py): only
+    # where the process answers one question with one strategy.
+    import docqa.api
+
+    _ingest(small_docs)
+    real, configs = docqa.api.open_index, []
+    monkeypatch.setattr("docqa.api.open_index", lambda *a, **k: configs.append(k["generator"]) or real(*a, **k))
+    r = runner.invoke(app, ["ask", *args, "--index", "t", "--model", FAKE_MODEL], input=stdin)
+    assert r.exit_code == 0, r.output
+    assert [c.one_shot for c in configs] == [one_shot] and "90 days" in r.output

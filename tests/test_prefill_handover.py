@@ -229,3 +229,67 @@ def test_the_first_handover_measures_both_backends_and_the_rates_decide_auto(rat
     prefill_assist.write_rates(key, {"llama.cpp": 100.0, "transformers": 10.0})
     assert _gen("transformers")._handover.assist is not None
     assert prefill_assist.read_rates("another machine") is None
+
+
+def test_a_one_question_process_hands_over_only_a_prompt_that_earns_back_the_load(monkeypatch):
+    """one_shot: the transformers side loads for a prompt only where the prefill seconds it saves at the measured
+    rates exceed its measured load (setup_s); a process of many questions loads it once for all of them."""
+    from docqa.generators.llamacpp_gguf import gguf_path
+
+    monkeypatch.delenv("DOCQA_NO_CPU_PROBE", raising=False)
+    monkeypatch.delenv("DOCQA_PREFILL", raising=False)
+    monkeypatch.setattr("docqa.generators.dtypes.cpu_probe", lambda: {"bf16_speedup": 4.0})
+    key = prefill_assist.rates_key(gguf_path("smollm2"), 2)
+    probe = _gen("llama.cpp")
+    ids = _ids(probe, "How long is the probation period?")
+    want = probe.generate(ids, 8, stop=("\n",)).text
+    saved = (len(ids) - 1) * (1 / 100 - 1 / 500)  # llama.cpp evaluates the last token itself
+    for setup_s, one_shot, handed in ((2 * saved, True, False), (saved / 2, True, True), (2 * saved, False, True)):
+        prefill_assist.write_rates(key, {"llama.cpp": 100.0, "transformers": 500.0, "tokens": 512,
+                                         "setup_s": setup_s})
+        gen = LlamaCppGenerator("llama.cpp:smollm2", "smollm2", GeneratorConfig(
+            model="llama.cpp:smollm2", threads=2, no_repeat_ngram=0, one_shot=one_shot))
+        assert gen._handover.assist is not None and not gen._handover.assist.loaded
+        assert gen.generate(ids, 8, stop=("\n",)).text == want
+        assert gen._handover.assist.loaded is handed, (setup_s, one_shot)
+    forced = _gen("transformers")  # asked for, it hands over whatever it costs
+    forced = LlamaCppGenerator("llama.cpp:smollm2", "smollm2", dataclasses.replace(forced.config, one_shot=True))
+    forced.generate(ids, 2)
+    assert forced._handover.assist.loaded
+
+
+def test_the_first_load_in_a_process_without_torch_is_measured_for_one_question_processes(tmp_path):
+    """setup_s is what loading the transformers side costs a process that had no torch yet: recorded at such a load,
+    beside the rates, once. A fresh process, since this one has torch already; and the generator's load itself
+    imports no torch where the probe and the rates are known."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    rates = tmp_path / "prefill_rates.json"
+    code = f"""
+import json, sys
+from pathlib import Path
+from docqa.generators import GeneratorConfig, prefill_assist, dtypes
+from docqa.generators.llamacpp import LlamaCppGenerator
+from docqa.generators.llamacpp_gguf import gguf_path
+prefill_assist._rates_path = lambda: Path({str(rates)!r})
+dtypes.cpu_probe = lambda refresh=False: {{"bf16_speedup": 4.0}}
+key = prefill_assist.rates_key(gguf_path("smollm2"), 2)
+prefill_assist.write_rates(key, {{"llama.cpp": 100.0, "transformers": 500.0, "tokens": 512}})
+gen = LlamaCppGenerator("llama.cpp:smollm2", "smollm2", GeneratorConfig(model="llama.cpp:smollm2", threads=2,
+                        no_repeat_ngram=0, one_shot=True))
+loaded_torch = "torch" in sys.modules
+doc = {DOC!r}
+gen.generate(gen.encode(gen.chat("Answer in a few words.", "Document:\\n" + doc + "\\n\\nQuestion: Hotel cap?")), 2)
+print(json.dumps({{"torch_at_load": loaded_torch, "handed": gen._handover.assist.loaded,
+                  "rates": prefill_assist.read_rates(key)}}))
+"""
+    env = {k: v for k, v in os.environ.items() if k not in ("DOCQA_NO_CPU_PROBE", "DOCQA_PREFILL")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["torch_at_load"] is False and got["handed"] is True  # no setup_s yet: it hands over, and measures
+    assert got["rates"]["setup_s"] > 0 and got["rates"]["transformers"] == 500.0
+    assert json.loads(rates.read_text())  # written where the rates live

@@ -196,7 +196,7 @@ class Index:
     def load(self, retrieval: bool = True) -> float:
         """Load the generator, and the embedder unless ``retrieval`` is False (long-context without ``truncate``
         retrieves nothing), now; return the seconds it took. Otherwise the first question loads them and its timings
-        include the load (~6 s of a 7 s first rag answer on 2 CPU cores)."""
+        include the load (~1 s for the embedded reader and embedder on 2 CPU cores; more for models on transformers)."""
         t0 = time.perf_counter()
         if retrieval:
             self.corpus.embedder()

@@ -114,13 +114,16 @@ def ask_cmd(
     from ..strategies import STRATEGIES
     from ..strategies.variants import parse_variants
 
-    gen = GeneratorConfig(device=device, dtype=dtype, prefill=prefill, attn=attn, threads=threads,
-                          no_repeat_ngram=no_repeat_ngram, base_url=base_url, context_window=context_window,
-                          tokenizer=tokenizer, request_timeout=request_timeout, max_retries=max_retries)
     # A variant (rag:top_k=16, as an eval's verdict names it) sets its own options over the command's.
     picked = STRATEGIES.names() if strategy.strip() == "all" else \
         split_list(strategy, "--strategy", example="rag,long-context or all")
     variants = parse_variants(picked)
+    # One question with one strategy: the process ends after it, so loading a second backend for a faster prefill
+    # must pay for itself on this question's prompts (generators/prefill_assist.py, Handover.pays).
+    gen = GeneratorConfig(device=device, dtype=dtype, prefill=prefill, attn=attn, threads=threads,
+                          no_repeat_ngram=no_repeat_ngram, base_url=base_url, context_window=context_window,
+                          tokenizer=tokenizer, request_timeout=request_timeout, max_retries=max_retries,
+                          one_shot=question is not None and len(variants) == 1)
     idx = api.open_index(index, root=root, embedder=embedder, model=model, generator=gen)
     names = [v.label for v in variants]
     options = dict(top_k=top_k, retriever=retriever, fusion=fusion, fusion_weight=fusion_weight, rerank=rerank,
@@ -130,7 +133,8 @@ def ask_cmd(
                    chain=chain, route_threshold=route_threshold, drop_threshold=drop_threshold, max_calls=max_calls,
                    summary_window=summary_window, map_top_k=map_top_k, fallback=fallback, kv_budget=kv_budget)
     api.make_config(**options).check()  # a bad option is said once, not once per question
-    # Long-context without --truncate retrieves nothing: then the embedder (~5 s to import and load) is not loaded.
+    # Long-context without --truncate retrieves nothing: then the embedder is not loaded (~0.1 s for the embedded
+    # one's queries, in numpy; 3.5-4 s for a model that runs on sentence-transformers).
     # Nor for auto where a saved prefix will likely answer (--cache-prefix): it loads when a question needs rag.
     retrieval = any(_retrieves(STRATEGIES.canonical(v.strategy), {**options, **v.options}, idx) for v in variants)
     with _progress(index, disabled=json_out, doing="loading the models") as loading:
@@ -181,8 +185,8 @@ def ask_cmd(
 def _retrieves(strategy: str, options: dict, idx) -> bool:
     """Whether ``strategy`` is likely to retrieve, so the embedder is worth loading before the first question:
     long-context only with --truncate; auto unless a long-context prefix is saved under the index and may be read
-    (--cache-prefix), where it answers from that prefix (measured: a whole auto ask 7.0 s with the embedder loaded,
-    4.3 s without; RESULTS.md, "a prefix kept across processes")."""
+    (--cache-prefix), where it answers from that prefix (measured, when queries were embedded by sentence-transformers:
+    a whole auto ask 7.0 s with the embedder loaded, 4.3 s without; RESULTS.md, "a prefix kept across processes")."""
     if options.get("truncate"):
         return True
     if strategy == "long-context":

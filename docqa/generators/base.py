@@ -54,6 +54,9 @@ class GeneratorConfig:
     # transformers in bf16 where this CPU's measured bf16 matmuls are fast, llama.cpp decoding from the handed-over
     # cache), "transformers" or "llama.cpp".
     prefill: str | None = None
+    # The process answers one question (a one-question `docqa ask`): a prefill handover must then also earn back
+    # loading its transformers side (torch and a bf16 copy, 3.6 s here), prompt by prompt (prefill_assist.py).
+    one_shot: bool = False
     trust_remote_code: bool = False  # never run a model repository's own code unless the user asks
     # Override the trained window L₀ that rope scaling starts from (None: the model's own). For experiments, and for
     # tests that exercise scaling on short inputs.

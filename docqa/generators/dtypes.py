@@ -44,14 +44,21 @@ class PhaseDtypes:
 
 
 def cpu_probe(refresh: bool = False) -> dict:
-    """bf16 against fp32 matmul throughput on this CPU, measured once and cached per machine."""
-    import torch
+    """bf16 against fp32 matmul throughput on this CPU, measured once and cached per machine. Keyed by the thread
+    count docqa gives torch and torch's installed version, so that a cached probe costs no torch import (a llama.cpp
+    answer that prefills alone never needs torch)."""
+    from importlib.metadata import version
 
-    key = f"{cpu_name()} | {os.cpu_count()} cpus | {torch.get_num_threads()} threads | torch {torch.__version__}"
+    from ..threads import apply, count
+
+    key = f"{cpu_name()} | {os.cpu_count()} cpus | {count()} threads | torch {version('torch')}"
     path = cache_dir() / "cpu_dtype_probe.json"
     cached = None if refresh else read_keyed(path, key)
     if cached is not None:
         return cached
+    import torch
+
+    apply()  # measured with the threads the key names
     a32, b32 = torch.randn(1024, 1024), torch.randn(1024, 2048)
     result = {}
     for name, dt in (("float32", torch.float32), ("bfloat16", torch.bfloat16)):

@@ -12,7 +12,9 @@ When (``GeneratorConfig.prefill``, ``--prefill``, ``$DOCQA_PREFILL``): ``auto`` 
 :data:`MIN_BF16_SPEEDUP` times its fp32 rate (:func:`docqa.generators.dtypes.cpu_probe`, cached per machine):
 llama.cpp's quantized prefill ran at about the fp32 matmul rate (the 1.5 B's 87 tokens/s is ~230 GFLOP/s against the
 probe's 196 fp32), so bf16 matmuls that fast are what make the handover pay. CPUs without fast bf16 (AVX+FMA only)
-keep llama.cpp's prefill. ``transformers`` forces the handover, ``llama.cpp`` turns it off. Prompts after a cached
+keep llama.cpp's prefill. A process that answers one question (``GeneratorConfig.one_shot``: a one-question
+``docqa ask``) hands a prompt over only where the seconds it saves exceed loading the transformers side
+(:meth:`Handover.pays`). ``transformers`` forces the handover, ``llama.cpp`` turns it off. Prompts after a cached
 prefix (a question) stay on llama.cpp; rope plans past the window (YaRN, linear, NTK) are handed over under the same
 plan, which transformers realises with docqa's rope registry and llama.cpp with its context settings.
 
@@ -25,6 +27,7 @@ record. The first handover on a machine also times both backends (:data:`RATE_TO
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -123,6 +126,10 @@ class PrefillAssist:
     def load(self) -> None:
         """Load the bf16 model now (about 3.5 s for the 1.5 B from a warm page cache)."""
         self._generator()
+
+    @property
+    def loaded(self) -> bool:
+        return self._gen is not None
 
     def _generator(self):
         if self._gen is None:
@@ -290,9 +297,6 @@ class Handover:
         why = slower(rates) if rates is not None and asked(config) == "auto" else None
         if why:
             return cls(None, f"prefill on llama.cpp ({why})")
-        from ..threads import apply
-
-        apply(threads)  # torch prefills with the threads llama.cpp was given
         assist = PrefillAssist(model, gguf, config, n_params, arch)
         try:
             assist.prepare()
@@ -303,6 +307,20 @@ class Handover:
             reason = (f"prompts of {MIN_TOKENS}+ tokens prefilled by transformers in bf16 (measured here: "
                       f"{rates['transformers']:.0f} tokens/s against llama.cpp's {rates['llama.cpp']:.0f})")
         return cls(assist, reason, key, rates)
+
+    def pays(self, tokens: int) -> bool:
+        """Whether handing over a prompt of ``tokens`` pays off in this process. Where it answers one question
+        (``one_shot``) and the transformers side is not loaded yet, only if the prefill seconds it saves at the
+        measured rates exceed loading that side (``setup_s``, measured here at a first load): on this project's
+        AMD EPYC (llama.cpp 149, transformers 249 tokens/s; 3.6 s to load) from ~1 300 tokens, so a rag prompt of
+        ~600 stays on llama.cpp and a document prefix of 5 k goes over. Otherwise always: a process that answers
+        many loads once for all of them, and ``--prefill transformers`` always hands over."""
+        rates = self.rates or {}
+        if not self.assist or not self.assist.config.one_shot or self.assist.loaded or "setup_s" not in rates or \
+                asked(self.assist.config) != "auto":
+            return True
+        saved = tokens * (1 / rates["llama.cpp"] - 1 / rates["transformers"])
+        return saved > rates["setup_s"]
 
     def off(self, why: str) -> None:
         self.assist = None
@@ -327,8 +345,11 @@ class Handover:
         the reason in :attr:`reason`). Each rope setting is checked once per process: YaRN, linear and NTK plans
         past the 1.5 B's window agreed with llama.cpp's within 2-6 %, as the model's own rope does."""
         assist = self.assist
-        if assist is None or len(ids) < MIN_TOKENS or not assist.fits(kv_bytes):
+        if assist is None or len(ids) < MIN_TOKENS or not self.pays(len(ids)) or not assist.fits(kv_bytes):
             return False
+        # Loading the transformers side in a process that had no torch yet: what a one-question process pays for its
+        # first handover (torch, transformers and the bf16 weights), kept with the rates for :meth:`pays`.
+        cold = not assist.loaded and "torch" not in sys.modules
         # A state llama.cpp writes in this context is the template the handed-over one must match byte for byte. The
         # first handover of a process also compares both backends' caches over a probe, and the first on a machine
         # times both on RATE_TOKENS tokens.
@@ -365,6 +386,9 @@ class Handover:
                 self.off(why)
                 return False
         cache = assist.prefilled(ids, plan, progress)
+        if cold and self.rates is not None and "setup_s" not in self.rates and self.rates_key:
+            self.rates = {**self.rates, "setup_s": round(assist.load_s, 2)}
+            write_rates(self.rates_key, self.rates)
         # Compared on the prompt's own first rows (no second forward). A separate forward of 64 tokens or fewer takes
         # docqa's grouped attention, whose bf16 scores once made it 20 % apart from llama.cpp's (docqa/attention.py
         # now keeps them in fp32 on CPU).
