@@ -32,7 +32,7 @@ from typing import Protocol
 
 import numpy as np
 
-from .errors import ModelLoadError, first_line
+from .errors import ConfigError, ModelLoadError, first_line
 from .hub import check_model_name
 from .model_catalogue import catalogue
 from .paths import DEFAULT_EMBEDDER, embedded_model_path, quiet_transformers
@@ -150,7 +150,9 @@ class QueriesInNumpy:
         try:
             self._queries = NumpyBert(Path(folder))
         except Exception as e:  # noqa: BLE001 - a damaged weights or tokenizer file: one line, like the other path
-            raise ModelLoadError(f"Could not load embedder '{spec}' ({folder}): {first_line(e)}.") from e
+            raise ModelLoadError(
+                f"Could not load embedder '{spec}' ({folder}): {first_line(e)}. Reinstall the model, or pass "
+                f"--embedder with a sentence-transformers model id or local folder.") from e
         self._documents: SentenceTransformerEmbedder | None = None
         self._lock = threading.Lock()
         self.dim = self._queries.dim
@@ -193,14 +195,14 @@ def _sentence_transformers(spec: str, model: str) -> Embedder:
                              hub_ids=[model] + ([f"sentence-transformers/{model}"] if "/" not in model else []),
                              files=("modules.json", "config.json"))
     choice = os.environ.get("DOCQA_QUERY_EMBED", "auto")
-    if choice not in ("auto", "numpy", "sentence-transformers"):
-        raise ModelLoadError(f"DOCQA_QUERY_EMBED={choice!r}: use auto, numpy or sentence-transformers.")
+    if choice not in ("auto", "numpy", "sentence-transformers"):  # a setting, not the model: no "rebuild the index"
+        raise ConfigError(f"DOCQA_QUERY_EMBED={choice!r}: use auto, numpy or sentence-transformers.")
     if path is not None and choice != "sentence-transformers":
         why = supported(path)
         if why is None:
             return QueriesInNumpy(spec, str(path))
         if choice == "numpy":
-            raise ModelLoadError(f"DOCQA_QUERY_EMBED=numpy: embedder '{spec}' cannot run in numpy ({why}). Unset it.")
+            raise ConfigError(f"DOCQA_QUERY_EMBED=numpy: embedder '{spec}' cannot run in numpy ({why}). Unset it.")
     return SentenceTransformerEmbedder(spec, str(path) if path else model)
 
 

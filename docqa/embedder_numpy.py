@@ -102,8 +102,11 @@ class NumpyBert:
         self.heads = int(config["num_attention_heads"])
         self.layers = int(config["num_hidden_layers"])
         self.eps = float(config.get("layer_norm_eps", 1e-12))
-        self.w = {k: v.astype(np.float32) for k, v in load_file(str(folder / "model.safetensors")).items()
-                  if not k.endswith("position_ids")}
+        try:
+            weights = load_file(str(folder / "model.safetensors"))
+        except Exception as e:  # noqa: BLE001 - safetensors' own errors do not name the file
+            raise ValueError(f"model.safetensors: {e}") from e
+        self.w = {k: v.astype(np.float32) for k, v in weights.items() if not k.endswith("position_ids")}
         if "embeddings.word_embeddings.weight" not in self.w:  # saved from BertModel's parent with a prefix
             self.w = {k.removeprefix("bert."): v for k, v in self.w.items()}
         positions = int(config.get("max_position_embeddings", 512))
@@ -111,7 +114,10 @@ class NumpyBert:
         tok_len = _json(folder / "tokenizer_config.json").get("model_max_length")
         # sentence-transformers truncates at its max_seq_length, itself capped by the tokenizer's and the positions'.
         self.max_tokens = min(int(n) for n in (st_len, tok_len, positions) if isinstance(n, int | float) and n > 0)
-        self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        try:
+            self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        except Exception as e:  # noqa: BLE001 - tokenizers' own errors do not name the file
+            raise ValueError(f"tokenizer.json: {e}") from e
         self.tokenizer.no_padding()
         self._counter = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self._counter.no_padding()

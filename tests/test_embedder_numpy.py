@@ -13,7 +13,7 @@ pytest.importorskip("sentence_transformers")
 
 from docqa.embedder import QueriesInNumpy, SentenceTransformerEmbedder, load_embedder  # noqa: E402
 from docqa.embedder_numpy import NumpyBert, supported  # noqa: E402
-from docqa.errors import ModelLoadError  # noqa: E402
+from docqa.errors import ConfigError, ModelLoadError  # noqa: E402
 from tests import tiny_st  # noqa: E402
 
 TEXTS = ["what is the hotel cap", "", "w1", " ".join(f"w{i % 200}" for i in range(300)),  # past the 64-token window
@@ -109,10 +109,10 @@ def test_the_environment_picks_the_query_path(folders, monkeypatch):
         monkeypatch.setenv("DOCQA_QUERY_EMBED", value)
         assert isinstance(load_embedder(str(folders["sym"])), kind)
     monkeypatch.setattr(embedder, "_LOADED", {})
-    with pytest.raises(ModelLoadError, match="cannot run in numpy.*prompts"):
+    with pytest.raises(ConfigError, match="cannot run in numpy.*prompts"):
         load_embedder(str(folders["asym"]))
     monkeypatch.setenv("DOCQA_QUERY_EMBED", "onnx")
-    with pytest.raises(ModelLoadError, match="DOCQA_QUERY_EMBED='onnx': use auto, numpy or sentence-transformers"):
+    with pytest.raises(ConfigError, match="DOCQA_QUERY_EMBED='onnx': use auto, numpy or sentence-transformers"):
         load_embedder(str(folders["sym"]))
 
 
@@ -120,10 +120,11 @@ def test_a_damaged_weights_file_is_one_line(folders, tmp_path, monkeypatch):
     import docqa.embedder as embedder
 
     monkeypatch.setattr(embedder, "_LOADED", {})
-    broken = _copy(folders["sym"], tmp_path, "broken")
-    (broken / "model.safetensors").write_bytes(b"not safetensors")
-    with pytest.raises(ModelLoadError, match="Could not load embedder"):
-        load_embedder(str(broken))
+    for name, junk in (("model.safetensors", b"not safetensors"), ("tokenizer.json", b"garbage")):
+        broken = _copy(folders["sym"], tmp_path, f"broken-{name}")
+        (broken / name).write_bytes(junk)
+        with pytest.raises(ModelLoadError, match=f"Could not load embedder .*{name}: .*Reinstall the model"):
+            load_embedder(str(broken))
 
 
 def test_the_embedded_model_answers_a_query_without_torch():
