@@ -4,8 +4,9 @@ Why by hand, when sentence-transformers does it: a question's vector is one forw
 parameter encoder (~0.01 s), but loading sentence-transformers to compute it costs ~3.5 s on 2 cores — importing it
 pulls in torch, transformers and scikit-learn (5.1 s for ``import sentence_transformers`` alone in a cold process,
 against 0.02 s for ``tokenizers`` and 0.1 s to read the weights here). That was a third of a whole one-question
-``docqa ask`` (benchmarks/RESULTS.md, "A question's vector without torch"). So queries go through this module, and
-documents, which come by the thousand at ingest, through sentence-transformers (batched, bf16 where the CPU wins).
+``docqa ask`` (benchmarks/RESULTS.md, "A one-question `docqa ask` from 11 s to 6.8 s"). So queries go through this
+module, and documents, which come by the thousand at ingest, through sentence-transformers (batched, bf16 where the
+CPU wins).
 
 The forward is the model's own arithmetic in float32: the same tokenizer (``tokenizer.json`` through ``tokenizers``),
 the same truncation (``max_seq_length``), BERT's post-LN layers with exact-erf GELU, the mean over the attention mask
