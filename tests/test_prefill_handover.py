@@ -267,6 +267,10 @@ def test_the_first_load_in_a_process_without_torch_is_measured_for_one_question_
     import subprocess
     import sys
 
+    from docqa.generators.gguf import materialize_gguf
+    from docqa.generators.llamacpp_gguf import gguf_path
+
+    materialize_gguf(gguf_path("smollm2"), "bfloat16")  # converted here: the child's load finds it, imports nothing
     rates = tmp_path / "prefill_rates.json"
     code = f"""
 import json, sys
