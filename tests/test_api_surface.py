@@ -75,3 +75,13 @@ def test_a_schema_error_from_inside_a_checked_call_is_not_blamed_on_its_argument
     assert parse("3").n == 3
     with pytest.raises(ValidationError, match="Record"):
         parse("three")
+
+
+def test_an_opened_index_says_what_it_holds(small_docs):
+    from tests.conftest import FAKE_EMBEDDER, FAKE_MODEL
+
+    docqa.ingest(small_docs, "t", embedder=FAKE_EMBEDDER, model=FAKE_MODEL)
+    idx = docqa.open_index("t", model=FAKE_MODEL)
+    chunks = idx.manifest["chunks"]
+    assert repr(idx) == (f"<docqa.Index 't' version 1: {len(idx.files())} files, {chunks} chunks, "
+                         f"{idx.manifest['tokens']} tokens; embedder {FAKE_EMBEDDER}>")

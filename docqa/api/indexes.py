@@ -175,6 +175,13 @@ class Index:
     def __init__(self, corpus: Corpus):
         self.corpus = corpus
 
+    def __repr__(self) -> str:  # what a notebook shows for an opened index: what it holds, read from the manifest
+        m = self.manifest
+        files = m.get("files")
+        n_files = len(files) if isinstance(files, dict | list) else "?"
+        return (f"<docqa.Index '{self.name}' version {m.get('version')}: {n_files} files, {m.get('chunks')} chunks, "
+                f"{m.get('tokens')} tokens; embedder {m.get('embedder')}>")
+
     @property
     def name(self) -> str:
         return self.corpus.name
