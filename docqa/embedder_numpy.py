@@ -120,10 +120,9 @@ class NumpyBert:
         except Exception as e:  # noqa: BLE001 - tokenizers' own errors do not name the file
             raise ValueError(f"tokenizer.json: {e}") from e
         self.tokenizer.no_padding()
-        self._counter = Tokenizer.from_file(str(folder / "tokenizer.json"))
-        self._counter.no_padding()
-        self._counter.no_truncation()
         self.tokenizer.enable_truncation(self.max_tokens)
+        self._folder = folder
+        self._counter = None  # an untruncated copy, read on first count (ingest counts; a question never does)
 
     @property
     def dim(self) -> int:
@@ -131,6 +130,12 @@ class NumpyBert:
 
     def count_tokens(self, texts: list[str]) -> list[int]:
         """Tokens of each text with the special ones, untruncated (sentence-transformers' count)."""
+        if self._counter is None:
+            from tokenizers import Tokenizer
+
+            self._counter = Tokenizer.from_file(str(self._folder / "tokenizer.json"))
+            self._counter.no_padding()
+            self._counter.no_truncation()
         return [len(e.ids) for e in self._counter.encode_batch(texts)]
 
     def encode(self, texts: list[str]) -> np.ndarray:

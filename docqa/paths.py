@@ -6,7 +6,9 @@ no hub download at run time.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import ConfigError
@@ -107,3 +109,18 @@ def write_keyed(path: Path, key: str, record: dict) -> None:
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
         tmp.write_text(json.dumps(every, indent=1))
         os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def replaced_atomically(path: Path) -> Iterator[Path]:
+    """A temporary file beside ``path`` to write (and fsync) in the ``with`` body; renamed onto ``path`` when the body
+    succeeds, removed when it fails (a full disk, an interrupt), so no half-written file stays behind."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise

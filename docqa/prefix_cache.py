@@ -16,6 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from .paths import replaced_atomically
 from .rope import RopeModel, RopePlan
 
 # Bytes of saved prefixes one index version keeps on disk ($DOCQA_PREFIX_DISK_BUDGET: 4GiB, 512MB, 0 to save none).
@@ -65,7 +66,7 @@ def prune(folder: Path, keep: Path | None = None) -> list[Path]:
     over the budget. Returns what was removed."""
     budget = disk_budget()
     try:
-        sized = sorted(((p.stat().st_mtime, p.stat().st_size, p) for p in saved(folder)),
+        sized = sorted(((st.st_mtime, st.st_size, p) for p in saved(folder) for st in (p.stat(),)),
                        key=lambda t: (t[2] == keep, t[0]))
     except OSError:
         return []
@@ -113,15 +114,8 @@ def save(path: Path, cache: Any, meta: dict[str, str]) -> None:
         seen = sliding_state(layer)
         if seen is not None:
             sliding[str(i)] = seen
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with replaced_atomically(path) as tmp:
         save_file(tensors, str(tmp), metadata={**meta, **({"sliding": json.dumps(sliding)} if sliding else {})})
-        os.replace(tmp, path)
-    except BaseException:  # a full disk, an interrupt: no half-written file stays behind
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
 
 
 def load(path: Path, config: Any, device: str, reserve: int = 512) -> tuple[Any, dict[str, str]] | None:

@@ -4,11 +4,12 @@ and a file that does not match what it is loaded for is ignored, so the prefix i
 
 from __future__ import annotations
 
-import contextlib
 import os
 from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
+
+from ..paths import replaced_atomically
 
 PREFIX_FORMAT = "docqa-llamacpp-prefix/1"
 
@@ -25,19 +26,11 @@ class PrefixHeader(BaseModel):
 
 def write_prefix(path: Path, model: str, tokens: int, ctx_key: tuple, data: bytes) -> None:
     header = PrefixHeader(format=PREFIX_FORMAT, model=model, tokens=tokens, ctx_key=list(ctx_key), nbytes=len(data))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(header.model_dump_json().encode() + b"\n")
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:  # a full disk, an interrupt: no half-written file stays behind
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
+    with replaced_atomically(path) as tmp, open(tmp, "wb") as f:
+        f.write(header.model_dump_json().encode() + b"\n")
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def read_prefix(path: Path, model: str, tokens: int) -> tuple[tuple, bytes] | None:
