@@ -74,6 +74,9 @@ def ask_cmd(
     route_threshold: Annotated[Optional[float], typer.Option(
         help="auto: route to long-context when P(\"I don't know.\") reaches this (benchmarks/routing.py calibrates "
              "it for a model) \\[default: calibrated on examples/].")] = None,
+    whole_tokens: Annotated[int, typer.Option(
+        help="auto: answer a question about the documents as a whole (a summary, the main points) by reading the "
+             "documents retrieval ranks first that fit this many tokens; 0: start with rag like any question.")] = 8192,
     drop_threshold: Annotated[Optional[float], typer.Option(
         help="summarize: drop a map note when P(\"NOTHING RELEVANT\") reaches this (benchmarks/drop.py calibrates it) "
              "\\[default: on the words only].")] = None,
@@ -130,8 +133,9 @@ def ask_cmd(
                    rerank_top_n=rerank_top_n, chunk_order=chunk_order, rope=rope, rope_factor=rope_factor,
                    max_context=max_context, truncate=truncate,
                    cache_prefix=cache_prefix, max_new_tokens=max_new_tokens, style=style, length_hint=length_hint,
-                   chain=chain, route_threshold=route_threshold, drop_threshold=drop_threshold, max_calls=max_calls,
-                   summary_window=summary_window, map_top_k=map_top_k, fallback=fallback, kv_budget=kv_budget)
+                   chain=chain, route_threshold=route_threshold, whole_tokens=whole_tokens,
+                   drop_threshold=drop_threshold, max_calls=max_calls, summary_window=summary_window,
+                   map_top_k=map_top_k, fallback=fallback, kv_budget=kv_budget)
     api.make_config(**options).check()  # a bad option is said once, not once per question
     # Long-context without --truncate retrieves nothing: then the embedder is not loaded (~0.1 s for the embedded
     # one's queries, in numpy; 3.5-4 s for a model that runs on sentence-transformers).
@@ -176,6 +180,7 @@ def ask_cmd(
             render_side_by_side(q, answers)
         if not json_out:
             _prefix_notes(answers.values(), cache_prefix or truncate)
+            _whole_note(q, answers)
     if not asked:
         raise ConfigError("No question: give one as an argument, or type or pipe questions one per line.")
     if failed:
@@ -255,6 +260,20 @@ def _prefix_notes(answers, quiet: bool) -> None:
                       f"--cache-prefix they are kept under the index, and a later ask (long-context, or auto) answers "
                       f"from them without that prefill.[/]")
             return
+
+
+def _whole_note(question: str, answers: dict) -> None:
+    """When only rag answered a question about the documents as a whole (a summary, the main points), say that it
+    read a few passages and which strategy reads the documents: asked "Summarize the earnings call.", rag's answer
+    held a fifth of the reference facts long-context's did (RESULTS.md, "A summary asked for")."""
+    from ..strategies.whole import whole_cue
+
+    if {a.strategy for a in answers.values()} != {"rag"} or not whole_cue(question):
+        return
+    passages = [s for a in answers.values() for s in a.sources]
+    out.print(f"[dim]This asks about the documents as a whole; rag read {len(passages)} passages of "
+              f"{len({s.file for s in passages})} file(s). --strategy auto reads the documents themselves (within "
+              f"--whole-tokens, a prefill of up to a minute or so on a CPU).[/]")
 
 
 def _timing_line(a) -> str:

@@ -296,7 +296,9 @@ def render(rows: list[dict]) -> None:
                   f"summary.csv with --out.[/]")
     routed = [r for r in rows if "routed_long_context" in r]
     for r in routed:
-        kept = f" ({r['routed_kept_prefix']} on a prefix already kept)" if r.get("routed_kept_prefix") else ""
+        why = [f"{r['routed_kept_prefix']} on a prefix already kept"] if r.get("routed_kept_prefix") else []
+        why += [f"{r['routed_whole_document']} whole-document questions"] if r.get("routed_whole_document") else []
+        kept = f" ({', '.join(why)})" if why else ""
         out.print(f"[dim]{escape(r['strategy'])} routed {r['routed_rag']} to rag, {r['routed_long_context']} to "
                   f"long-context{kept}.[/]")
     for r in rows:

@@ -11,7 +11,7 @@ from pathlib import Path
 from statistics import mean
 
 from ..index.versions import write_atomic
-from ..strategies.auto import KEPT_ROUTE
+from ..strategies.auto import KEPT_ROUTE, WHOLE_ROUTE
 from .metrics import METRICS, primary
 from .paired import paired_rows
 
@@ -103,10 +103,13 @@ def summarize(records: list[dict], prices: tuple[float, float] | None = None) ->
             row["cost_usd_mean"] = _mean_or_nan(costs)
         if strategy.split(":")[0] == "summarize":  # questions the chain declined that long-context answered
             row["second_look_long_context"] = sum(1 for r in rs if r.get("route") == "long-context")
-        if strategy == "auto":
+        if strategy.split(":")[0] == "auto":
             routes = [r["route"] or "" for r in rs]
-            row["routed_long_context"] = sum(1 for x in routes if x in ("long-context", KEPT_ROUTE))
+            whole = WHOLE_ROUTE.split("{")[0]
+            row["routed_long_context"] = sum(1 for x in routes if x in ("long-context", KEPT_ROUTE) or
+                                             x.startswith(whole))
             row["routed_kept_prefix"] = sum(1 for x in routes if x == KEPT_ROUTE)  # of those: no decline needed
+            row["routed_whole_document"] = sum(1 for x in routes if x.startswith(whole))  # nor those: a summary asked
             row["routed_rag"] = len(routes) - row["routed_long_context"]
             lc = [r for r in records if r["strategy"] == "long-context" and not r.get("error")]
             if lc:  # cost saved against always answering with long-context, on the same questions

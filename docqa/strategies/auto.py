@@ -25,6 +25,15 @@ once. With the prefix kept, a long-context question costs its question and answe
 of retrieved passages (the 1.5 B reader, one machine: 3.2 s against 4.4 s a question on financial QA, a median of
 1.1 s against 3.1 s on scientific QA), and long-context answered both sets better than rag (+3.3 and +5.5 F1, paired;
 benchmarks/RESULTS.md, "Every row on one machine").
+
+Nor does a question about the documents as a whole ("Summarize the report.", "What are the main points of the
+call?"; the cue: docqa/strategies/whole.py): retrieval finds the passages most like a question, and a request for a
+summary is like none in particular, so rag summarized whichever four chunks came first. Such a question is read by
+long-context at once, over the documents retrieval ranks first that fit ``whole_tokens`` (8 192 by default,
+unstretched), in a paragraph where the sentence style was asked; rag answers it only where not even the first document
+fits. Measured with the 1.5 B reader on both L-Eval sets' documents (benchmarks/whole_questions.py, RESULTS.md "A
+summary asked for"): none of their 252 questions is routed this way, and asked for a summary or the main points, the
+answers held more of each document's reference facts.
 """
 
 from __future__ import annotations
@@ -36,14 +45,20 @@ from ..corpus import Corpus
 from ..prompts import NO_ANSWER, is_refusal
 from ..records import Answer
 from . import long_context, rag
-from .base import AskConfig
+from .base import AskConfig, retrieval_query
 from .second_look import joined, read_whole
+from .whole import whole_cue
 
 # Default --route-threshold: None routes on worded declines only (the embedded model's signal is uninformative, see
 # the module docstring), and the probability is not computed.
 DECLINE_P: float | None = None
 # The route of a question answered from an already prefilled corpus (see ask).
 KEPT_ROUTE = "long-context (prefix kept)"
+# The route of a question about the documents as a whole (docqa/strategies/whole.py), with the cue that marked it.
+WHOLE_ROUTE = "long-context (whole-document question: {cue})"
+# A whole-document question asked in the one-sentence style is answered in a paragraph: one short sentence cannot
+# summarize a document. Room for it: a paragraph of two to four sentences is ~60-150 tokens with the 1.5 B reader.
+WHOLE_STYLE, WHOLE_MIN_TOKENS = "paragraph", 192
 
 
 def ask(corpus: Corpus, question: str, cfg: AskConfig) -> Answer:
@@ -61,13 +76,27 @@ def ask(corpus: Corpus, question: str, cfg: AskConfig) -> Answer:
         final = long_context.answer(corpus, kept, cfg, t0)
         return dataclasses.replace(final, strategy="auto", details={**final.details, "route": KEPT_ROUTE,
                                                                     "rag_answer": None, "decline_p": None})
+    cue = whole_cue(retrieval_query(question, cfg.instruction)) if cfg.whole_tokens else None
+    skipped = None
+    if cue is not None:
+        # A summary, the main points, what it is about: like no passage in particular, so rag would summarize the
+        # four chunks it happened to retrieve. Read the documents it is about instead, within whole_tokens.
+        wide = cfg if cfg.style != "sentence" else dataclasses.replace(
+            cfg, style=WHOLE_STYLE, max_new_tokens=max(cfg.max_new_tokens, WHOLE_MIN_TOKENS))
+        # Never stretched: within the trained window a model reads as it was trained (a 4 k model reads 4 k).
+        limit = min(cfg.whole_tokens, corpus.generator().trained_window)
+        whole, how = read_whole(corpus, question, wide, limit=limit, best_first=True)
+        if whole is not None:
+            return dataclasses.replace(whole, strategy="auto", details={
+                **whole.details, "route": WHOLE_ROUTE.format(cue=cue), "rag_answer": None, "decline_p": None})
+        skipped = f"whole-document question ({cue}), {how}"
     threshold = DECLINE_P if cfg.route_threshold is None else cfg.route_threshold
     # The probability is read only when a threshold uses it: a served model computes it with a second request that
     # evaluates the whole prompt with log-probabilities, which llama-cpp-python does token by token.
     first = rag.ask_many(corpus, [question], cfg, 1, score=NO_ANSWER if threshold is not None else None)[0]
-    route, final = "rag", None
+    route, final = ("rag" if skipped is None else f"rag ({skipped})"), None
     decline_p = first.details.get("decline_p")
-    if is_refusal(first.text) or (None not in (decline_p, threshold) and decline_p >= threshold):
+    if skipped is None and (is_refusal(first.text) or (None not in (decline_p, threshold) and decline_p >= threshold)):
         final, how = read_whole(corpus, question, cfg)
         route = how if final is not None else f"rag ({how})"
     timings, tokens, calls = joined(first, final, "rag", t0)

@@ -58,6 +58,11 @@ class AskConfig:
     # auto: route to long-context when P("I don't know." | RAG prompt) reaches this (None: the calibrated default,
     # docqa/strategies/auto.py; 1.0 or more: only on declines in words). benchmarks/routing.py calibrates it.
     route_threshold: float | None = None
+    # auto: a question about the documents as a whole ("Summarize the report.", docqa/strategies/whole.py) is read by
+    # long-context over the documents retrieval ranks first that fit this many tokens, unstretched; rag answers it
+    # where not even the first fits. 0: such questions start with rag like any other. 8 192: the budget measured on
+    # a corpus of eight ~5 k-token transcripts (benchmarks/RESULTS.md, "Long-context past the window").
+    whole_tokens: int = 8192
     # summarize: map notes are dropped when P("NOTHING RELEVANT") reaches this (None: the per-model default of
     # docqa/strategies/summarize.py; benchmarks/drop.py calibrates it)
     drop_threshold: float | None = None
@@ -130,6 +135,8 @@ class AskConfig:
             raise ConfigError(f"--summary-window must be at least 256 tokens, got {self.summary_window}.")
         if self.max_context is not None and self.max_context < 256:
             raise ConfigError(f"--max-context must be at least 256 tokens, got {self.max_context}.")
+        if self.whole_tokens and self.whole_tokens < 256:
+            raise ConfigError(f"--whole-tokens must be 0 (off) or at least 256 tokens, got {self.whole_tokens}.")
         if self.route_threshold is not None and not 0.0 < self.route_threshold:
             raise ConfigError(f"--route-threshold must be a probability above 0 (1 or more: route only on declines in "
                               f"words), got {self.route_threshold}.")

@@ -109,6 +109,11 @@ def _prepare(corpus: Corpus, question: str, cfg: AskConfig) -> _Request:
                 f"relevant documents that fit. {fix}", len(prefix_ids) + reserve, max_context)
         documents, dropped = _fit(corpus, gen, retrieval_query(question, cfg.instruction), documents,
                                   max_context - reserve, cfg.style)
+        if not documents:  # an empty prompt would be answered from nothing
+            raise ContextTooLong(
+                f"Not one document of the index '{corpus.name}' fits --max-context {max_context:,} with the question "
+                f"and answer budget ({reserve}), even alone. Raise --max-context, or use --strategy rag or summarize.",
+                len(prefix_ids) + reserve, max_context)
         prefix_text, after = _split_prompt(gen, documents, cfg.style)
         prefix_ids = gen.encode(prefix_text)
         suffix_ids = gen.encode(prompts.question_block(question, cfg.length_hint) + after)

@@ -21,7 +21,8 @@ from . import long_context
 from .base import AskConfig
 
 
-def read_whole(corpus: Corpus, question: str, cfg: AskConfig, *, limit: int | None = None) -> tuple[Answer | None, str]:
+def read_whole(corpus: Corpus, question: str, cfg: AskConfig, *, limit: int | None = None,
+               best_first: bool = False) -> tuple[Answer | None, str]:
     """Long-context's answer to ``question`` and the route taken: ("long-context"), or None and why it was skipped.
 
     ``limit`` None is long-context's own (the window stretched up to ``--max-context``); a number of tokens keeps the
@@ -29,9 +30,11 @@ def read_whole(corpus: Corpus, question: str, cfg: AskConfig, *, limit: int | No
     map call one prefill of the same size, so the second look costs about as much again; a larger corpus (or a
     smaller ``--summary-window``, as the demo sets to bound its time) would make the second look a cold prefill of
     everything, which is what the user avoided by choosing summarize. Documents are never dropped to make room: a
-    second look reads everything or nothing."""
+    second look reads everything or nothing. ``best_first`` (auto's whole-document questions) keeps instead the
+    documents retrieval ranks first that fit ``limit`` (``--truncate``): there the question's own document is what
+    it asks about, and reading every document of a large corpus is what it could not afford."""
     if limit is not None:
-        cfg = dataclasses.replace(cfg, max_context=min(cfg.max_context or limit, limit), truncate=False)
+        cfg = dataclasses.replace(cfg, max_context=min(cfg.max_context or limit, limit), truncate=best_first)
     try:
         return long_context.ask(corpus, question, cfg), "long-context"
     except ContextTooLong as e:
