@@ -185,3 +185,18 @@ def test_ask_says_when_rag_answered_a_whole_document_question(small_docs):
     for args in (["What is the hotel cap?"], ["Summarize the travel policy.", "--json"]):
         r = run.invoke(app, ["ask", *args, *base])
         assert r.exit_code == 0 and "as a whole" not in r.output
+
+
+def test_a_kept_prefix_answers_a_whole_document_question_in_a_paragraph_too(canned):
+    """long-context asked before keeps its prefix in the sentence style; a summary asked next is still answered in a
+    paragraph (its own prefix), and a later one from that kept prefix."""
+    gen = canned.corpus.generator()
+    gen.canned, gen.trained_window = "An answer.", 16384
+    canned.ask("What is the nightly hotel cap?", "long-context")
+    first = canned.ask("Summarize the travel policy.", "auto")
+    assert first.details["route"].startswith("long-context (whole-document question") and \
+        "short paragraph" in gen.prompts[-1]
+    again = canned.ask("What are the main points of the handbook?", "auto")
+    assert again.details["route"] == "long-context (prefix kept)" and "short paragraph" in gen.prompts[-1]
+    assert canned.ask("What is the nightly hotel cap?", "auto").details["route"] == "long-context (prefix kept)"
+    assert "one short sentence" in gen.prompts[-1]

@@ -68,21 +68,22 @@ def ask(corpus: Corpus, question: str, cfg: AskConfig) -> Answer:
     Where the corpus's long-context prefix is already kept, long-context answers at once (route
     :data:`KEPT_ROUTE`)."""
     t0 = time.perf_counter()
-    kept = long_context.kept_prefix(corpus, question, cfg)
+    cue = whole_cue(retrieval_query(question, cfg.instruction)) if cfg.whole_tokens else None
+    # A whole-document question is answered in a paragraph wherever long-context answers it (a kept prefix too).
+    wide = cfg if cue is None or cfg.style != "sentence" else dataclasses.replace(
+        cfg, style=WHOLE_STYLE, max_new_tokens=max(cfg.max_new_tokens, WHOLE_MIN_TOKENS))
+    kept = long_context.kept_prefix(corpus, question, wide)
     if kept is not None:
         # The whole corpus is already prefilled (an earlier routed question, long-context asked before in this
         # process, or a prefix saved with --cache-prefix): reading it is then both cheaper and more accurate than
         # rag (module docstring), so rag is not asked.
-        final = long_context.answer(corpus, kept, cfg, t0)
+        final = long_context.answer(corpus, kept, wide, t0)
         return dataclasses.replace(final, strategy="auto", details={**final.details, "route": KEPT_ROUTE,
                                                                     "rag_answer": None, "decline_p": None})
-    cue = whole_cue(retrieval_query(question, cfg.instruction)) if cfg.whole_tokens else None
     skipped = None
     if cue is not None:
         # A summary, the main points, what it is about: like no passage in particular, so rag would summarize the
         # four chunks it happened to retrieve. Read the documents it is about instead, within whole_tokens.
-        wide = cfg if cfg.style != "sentence" else dataclasses.replace(
-            cfg, style=WHOLE_STYLE, max_new_tokens=max(cfg.max_new_tokens, WHOLE_MIN_TOKENS))
         # Never stretched: within the trained window a model reads as it was trained (a 4 k model reads 4 k).
         limit = min(cfg.whole_tokens, corpus.generator().trained_window)
         whole, how = read_whole(corpus, question, wide, limit=limit, best_first=True)
