@@ -17,7 +17,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from docqa import embedder as embedder_mod
 from docqa import generators as generator_mod
-from tests.fakes import ExtractiveGenerator, HashEmbedder
+from tests.fakes import CannedGenerator, ExtractiveGenerator, HashEmbedder
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples" / "docs"
@@ -125,3 +125,29 @@ def two_versions(small_docs, tmp_path):
     change_for_second_version(small_docs)
     docqa.ingest(small_docs, "t", root=root, embedder=FAKE_EMBEDDER, model=FAKE_MODEL)
     return small_docs, root
+
+
+@pytest.fixture
+def canned(small_docs):
+    """The three small documents as index "t", answered by :class:`CannedGenerator` (RAG prompts: its ``canned``
+    text; long-context prompts: "from the whole corpus")."""
+    import docqa
+
+    docqa.ingest(small_docs, "t", embedder=FAKE_EMBEDDER, model=FAKE_MODEL)
+    generator_mod.GENERATORS.register("canned", lambda spec, model, cfg: CannedGenerator(spec), replace=True)
+    yield docqa.open_index("t", model="canned:x")
+    generator_mod.GENERATORS.unregister("canned")
+    for key in [k for k in generator_mod._LOADED if k[0].startswith("canned")]:
+        del generator_mod._LOADED[key]
+
+
+def canned_eval(idx, tmp_path: Path, answer: str, rows: list[dict], strategies: list[str]) -> list[dict]:
+    """``rows`` (question records) evaluated with ``strategies`` on the :func:`canned` index ``idx``, whose RAG
+    prompts are answered ``answer`` and whose documents (~6 k tokens) fit a 16 k window; the records."""
+    import docqa
+
+    gen = idx.corpus.generator()
+    gen.canned, gen.trained_window = answer, 16384
+    records, _ = docqa.evaluate(write_jsonl(tmp_path / "q.jsonl", rows), index="t", strategies=strategies,
+                                model="canned:x")
+    return records

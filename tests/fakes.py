@@ -137,3 +137,11 @@ class ExtractiveGenerator:
             return None
         return PrefixState(list(ids), plan, cache=None, meta={"text": self.decode(ids), "loaded_from": str(path)})
 
+
+class CannedGenerator(ExtractiveGenerator):
+    """Answers RAG prompts with a fixed text, and long-context prompts with 'from the whole corpus'."""
+
+    canned = "I don't know."
+
+    def _answer(self, prompt: str) -> str:
+        return "from the whole corpus" if "=== Document:" in prompt else self.canned

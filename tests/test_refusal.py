@@ -6,11 +6,8 @@ import math
 
 import pytest
 
-import docqa
-from docqa import generators as generator_mod
 from docqa.prompts import is_refusal
-from tests.conftest import FAKE_EMBEDDER, FAKE_MODEL
-from tests.fakes import ExtractiveGenerator
+from tests.conftest import canned_eval
 
 # Declines, as small and large chat models phrase them (SmolLM2, Llama, Qwen, GPT answers collected while evaluating).
 REFUSALS = [
@@ -74,25 +71,6 @@ def test_declines_are_refusals(text):
 @pytest.mark.parametrize("text", ANSWERS)
 def test_answers_are_not_refusals(text):
     assert not is_refusal(text), text
-
-
-class CannedGenerator(ExtractiveGenerator):
-    """Answers RAG prompts with a fixed text, and long-context prompts with 'from the whole corpus'."""
-
-    canned = "I don't know."
-
-    def _answer(self, prompt: str) -> str:
-        return "from the whole corpus" if "=== Document:" in prompt else self.canned
-
-
-@pytest.fixture
-def canned(small_docs):
-    docqa.ingest(small_docs, "t", embedder=FAKE_EMBEDDER, model=FAKE_MODEL)
-    generator_mod.GENERATORS.register("canned", lambda spec, model, cfg: CannedGenerator(spec), replace=True)
-    yield docqa.open_index("t", model="canned:x")
-    generator_mod.GENERATORS.unregister("canned")
-    for key in [k for k in generator_mod._LOADED if k[0].startswith("canned")]:
-        del generator_mod._LOADED[key]
 
 
 def test_auto_routes_exactly_the_declines(canned):
@@ -190,15 +168,11 @@ def test_summarizes_second_look_never_stretches_the_window_nor_breaks_the_call_b
 
 def test_eval_records_summarizes_second_look(canned, tmp_path):
     from docqa.eval.report import summarize
-    from tests.conftest import write_jsonl
 
-    gen = canned.corpus.generator()
-    gen.canned, gen.trained_window = "I don't know.", 16384
-    qfile = write_jsonl(tmp_path / "q.jsonl", [
+    records = canned_eval(canned, tmp_path, "I don't know.", [
         {"id": "cap", "question": "What is the nightly hotel cap?", "answers": ["220 dollars"]},
-        {"id": "probation", "question": "How long is the probation period?", "answers": ["90 days"]}])
-    records, _ = docqa.evaluate(qfile, index="t", strategies=["summarize", "summarize:fallback=false"],
-                                model="canned:x")
+        {"id": "probation", "question": "How long is the probation period?", "answers": ["90 days"]}],
+        ["summarize", "summarize:fallback=false"])
     looked = [r for r in records if r["strategy"] == "summarize"]
     assert [r["route"] for r in looked] == ["long-context"] * 2
     assert {r["chain_answer"] for r in looked} == {"I don't know."} and {r["answer"] for r in looked} == {

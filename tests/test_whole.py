@@ -11,10 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import docqa
-from docqa import generators as generator_mod
 from docqa.strategies.whole import _CUES, whole_cue
-from tests.conftest import EXAMPLES, FAKE_EMBEDDER, FAKE_MODEL
-from tests.test_refusal import CannedGenerator
+from tests.conftest import EXAMPLES, FAKE_EMBEDDER, FAKE_MODEL, canned_eval
 
 # L-Eval's summarization tasks ask these (github.com/OpenLMLab/LEval, LEval-data, commit cd34b05): gov_report_summ,
 # patent_summ, meeting_summ, paper_assistant. Then requests as people type them.
@@ -66,16 +64,6 @@ def test_any_text_gets_a_cue_name_or_none_whatever_its_case_and_spacing(text):
     assert cue is None or cue in {name for name, _ in _CUES}
     assert whole_cue(text.upper()) == whole_cue(text.lower()) or re.search(r"[^\x00-\x7f]", text)
     assert whole_cue("  " + "\n ".join(text.split()) + " ") == whole_cue(" ".join(text.split()))
-
-
-@pytest.fixture
-def canned(small_docs):
-    docqa.ingest(small_docs, "t", embedder=FAKE_EMBEDDER, model=FAKE_MODEL)
-    generator_mod.GENERATORS.register("canned", lambda spec, model, cfg: CannedGenerator(spec), replace=True)
-    yield docqa.open_index("t", model="canned:x")
-    generator_mod.GENERATORS.unregister("canned")
-    for key in [k for k in generator_mod._LOADED if k[0].startswith("canned")]:
-        del generator_mod._LOADED[key]
 
 
 def _corpus_tokens(idx) -> int:
@@ -146,14 +134,11 @@ def test_the_budget_is_checked():
 
 def test_eval_counts_whole_document_routes(canned, tmp_path):
     from docqa.eval.report import summarize
-    from tests.conftest import write_jsonl
 
-    gen = canned.corpus.generator()
-    gen.canned, gen.trained_window = "An answer.", 16384
-    qfile = write_jsonl(tmp_path / "q.jsonl", [
+    records = canned_eval(canned, tmp_path, "An answer.", [
         {"id": "cap", "question": "What is the nightly hotel cap?", "answers": ["220 dollars"]},
-        {"id": "gist", "question": "What is the travel policy about?", "answers": ["Travel and expenses."]}])
-    records, _ = docqa.evaluate(qfile, index="t", strategies=["auto", "auto:whole_tokens=0"], model="canned:x")
+        {"id": "gist", "question": "What is the travel policy about?", "answers": ["Travel and expenses."]}],
+        ["auto", "auto:whole_tokens=0"])
     rows = {r["strategy"]: r for r in summarize(records)}
     assert rows["auto"]["routed_whole_document"] == 1 and rows["auto"]["routed_long_context"] == 1
     assert rows["auto"]["routed_rag"] == 1
