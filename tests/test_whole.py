@@ -25,7 +25,8 @@ WHOLE = [
     "tl;dr?", "Give me an overview of the handbook.", "Overview of the policy, please",
     "Write a short summary of these documents.", "What's the gist of it?", "What are the key takeaways?",
     "What are the main findings of the study?", "What is this document about?", "What are these papers about?",
-    "Describe the paper.", "What does the report cover?",
+    "Describe the paper.", "What does the report cover?", "What was discussed in the meeting?",
+    "What did the group discuss?", "The quarterly report in a nutshell?",
 ]
 # Questions about something in the documents, including the traps a cue must not fall into. The first four are
 # meeting_summ's own query-focused questions (same source): one topic of the meeting, which retrieval can find.
@@ -37,6 +38,8 @@ SPECIFIC = [
     "Is an abstract class allowed to have a constructor?", "How is the SHA-256 digest computed?",
     "What is the main dataset used?", "What is the policy about remote work?", "Explain the refund process.",
     "Who wrote the report?", "What does the policy say about pets?", "Résume le document.",
+    "What topics are included in the debate data?", "What domains are covered in the corpus?",  # Qasper
+    "What was discussed about the budget?", "What did the board discuss regarding the merger?",
 ]
 
 

@@ -42,7 +42,7 @@ _CUES: tuple[tuple[str, re.Pattern[str]], ...] = tuple((name, re.compile(rx, re.
      r"|^\W*(?:(?:a|an|the)\s+)?(?:(?:brief|short|quick|concise|detailed|high-level|executive|one-paragraph)\s+)?"
      + _SUMMARY_NOUN + r"\b" + _NAMED +
      r"|\bwhat(?:'s|\s+is|\s+was|\s+are)\s+(?:the\s+)?(?:(?:main|overall|general|basic)\s+)?"
-     r"(?:gist|synopsis|tl;?dr|main\s+idea|big\s+picture)\b"
+     r"(?:gist|synopsis|tl;?dr|main\s+idea|big\s+picture)\b|\bin\s+a\s+nutshell\b"
      # An abstract for a paper: "Please generate the Abstract section for this paper."
      r"|\b(?:an|the)\s+abstract\s+(?:section\s+)?(?:for|of)\s+(?:(?:this|that|the|my|our)\s+)?" + _DOC + r"\b)"),
     # The main points: "What are the key takeaways of the call?", "the main themes", "the main discussion points".
@@ -59,7 +59,12 @@ _CUES: tuple[tuple[str, re.Pattern[str]], ...] = tuple((name, re.compile(rx, re.
      r"\b(?:describe|explain|outline)\s+(?:(?:this|that|these|those|the|your|my|our)\s+)?(?:\w+\s+)?" + _DOC
      + r"\s*[?.!]*\s*$"
      r"|\bwhat\s+(?:does|do|did)\s+(?:(?:this|that|these|those|the)\s+)?(?:\w+\s+)?" + _DOC
-     + r"\s+(?:say|cover|discuss|describe|contain|talk\s+about)\s*[?.!]*\s*$"),
+     + r"\s+(?:say|cover|discuss|describe|contain|talk\s+about)\s*[?.!]*\s*$"
+     # "What was discussed in the meeting?", "What did the group discuss?" (nothing after it: not "… about X?")
+     r"|\bwhat\s+(?:was|were|is|are|has\s+been|have\s+been)\s+(?:discussed|covered|talked\s+about)"
+     r"(?:\s+(?:in|during|at|on)\s+(?:(?:this|that|the|our|today's)\s+)?(?:\w+\s+)?\w+)?\s*[?.!]*\s*$"
+     r"|\bwhat\s+did\s+(?:they|we|you|(?:the|our)\s+\w+)\s+(?:discuss|talk\s+about|cover)"
+     r"(?:\s+(?:in|during|at)\s+(?:(?:this|that|the|our|today's)\s+)?(?:\w+\s+)?\w+)?\s*[?.!]*\s*$"),
 ))
 
 
