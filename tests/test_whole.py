@@ -40,6 +40,7 @@ SPECIFIC = [
     "Who wrote the report?", "What does the policy say about pets?", "Résume le document.",
     "What topics are included in the debate data?", "What domains are covered in the corpus?",  # Qasper
     "What was discussed about the budget?", "What did the board discuss regarding the merger?",
+    "What is discussed in Section 4?",
 ]
 
 

@@ -62,9 +62,9 @@ _CUES: tuple[tuple[str, re.Pattern[str]], ...] = tuple((name, re.compile(rx, re.
      + r"\s+(?:say|cover|discuss|describe|contain|talk\s+about)\s*[?.!]*\s*$"
      # "What was discussed in the meeting?", "What did the group discuss?" (nothing after it: not "… about X?")
      r"|\bwhat\s+(?:was|were|is|are|has\s+been|have\s+been)\s+(?:discussed|covered|talked\s+about)"
-     r"(?:\s+(?:in|during|at|on)\s+(?:(?:this|that|the|our|today's)\s+)?(?:\w+\s+)?\w+)?\s*[?.!]*\s*$"
+     r"(?:\s+(?:in|during|at|on)\s+(?:(?:this|that|the|our|today's)\s+)?(?:\w+\s+)?" + _DOC + r")?\s*[?.!]*\s*$"
      r"|\bwhat\s+did\s+(?:they|we|you|(?:the|our)\s+\w+)\s+(?:discuss|talk\s+about|cover)"
-     r"(?:\s+(?:in|during|at)\s+(?:(?:this|that|the|our|today's)\s+)?(?:\w+\s+)?\w+)?\s*[?.!]*\s*$"),
+     r"(?:\s+(?:in|during|at)\s+(?:(?:this|that|the|our|today's)\s+)?(?:\w+\s+)?" + _DOC + r")?\s*[?.!]*\s*$"),
 ))
 
 
