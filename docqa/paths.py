@@ -95,7 +95,6 @@ def read_keyed(path: Path, key: str) -> dict | None:
 def write_keyed(path: Path, key: str, record: dict) -> None:
     """Store ``record`` under ``key`` in such a file, keeping the other keys; atomically (temp file and rename), and
     silently where the cache cannot be written."""
-    import contextlib
     import json
 
     try:
@@ -104,11 +103,8 @@ def write_keyed(path: Path, key: str, record: dict) -> None:
         every = {}
     every = every if isinstance(every, dict) else {}
     every[key] = record
-    with contextlib.suppress(OSError):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with contextlib.suppress(OSError), replaced_atomically(path) as tmp:
         tmp.write_text(json.dumps(every, indent=1))
-        os.replace(tmp, path)
 
 
 @contextlib.contextmanager

@@ -26,6 +26,7 @@ import shutil
 from pathlib import Path
 
 from ..errors import ConfigError, IndexCorrupt, IndexNotFound
+from ..paths import replaced_atomically
 from .integrity import Manifest, corrupt, read_manifest
 
 MAX_NAME = 100  # an index name is a folder name; 255 bytes is the usual limit, and we add suffixes
@@ -136,12 +137,10 @@ def fsync_dir(path: Path) -> None:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w") as f:
+    with replaced_atomically(path) as tmp, open(tmp, "w") as f:
         f.write(text)
         f.flush()
         os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def recover(home: Path, index: str, *, keep_current: bool = False) -> Path | None:
