@@ -119,7 +119,8 @@ def main() -> None:
     from sentence_transformers import SentenceTransformer
 
     from docqa.generators import load_tokenizer
-    from docqa.paths import DEFAULT_EMBEDDER, embedded_model_path
+    from docqa.models import embedded_model_path
+    from docqa.paths import DEFAULT_EMBEDDER
 
     # llama-index's default: the model as sentence-transformers loads it (fp32), models loaded before timing.
     st_model = SentenceTransformer(str(embedded_model_path(DEFAULT_EMBEDDER)), device="cpu")

@@ -35,7 +35,8 @@ import numpy as np
 from .errors import ConfigError, ModelLoadError, first_line
 from .hub import check_model_name
 from .model_catalogue import catalogue
-from .paths import DEFAULT_EMBEDDER, embedded_model_path, quiet_transformers
+from .models import embedded_model_path
+from .paths import DEFAULT_EMBEDDER, quiet_transformers
 from .registry import Registry
 
 ProgressFn = Callable[[int], None]  # called with the number of texts just embedded

@@ -24,6 +24,18 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def available_memory(unknown: int = 1 << 62) -> int:
+    """Bytes the OS says are available (MemAvailable); ``unknown`` where it cannot say (a large number by default:
+    no limit is imposed on a guess)."""
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return unknown
+
+
 def describe(generator: Any = None) -> dict[str, Any]:
     """The environment of this process, and of ``generator`` when given (an in-process or a served one). Reads only
     what is already imported: describing a run never loads torch or a model."""

@@ -14,6 +14,7 @@ import re
 from collections import OrderedDict
 from typing import Any
 
+from .environment import available_memory
 from .errors import ConfigError
 
 _UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2, "g": 1000**3, "gb": 1000**3,
@@ -41,8 +42,6 @@ def default_budget(device: str) -> int:
 
         free, _ = torch.cuda.mem_get_info(torch.device(device))
         return free // 2
-    from .generators.memory import available_memory
-
     return available_memory(unknown=16 * 2**30) // 4  # 4 GiB where the OS cannot say
 
 

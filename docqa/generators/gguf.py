@@ -13,7 +13,8 @@ from pathlib import Path
 from ..errors import ModelLoadError, first_line
 from ..hub import check_model_name
 from ..model_catalogue import catalogue
-from ..paths import cache_dir, embedded_model_path, quiet_transformers
+from ..models import embedded_model_path
+from ..paths import cache_dir, quiet_transformers
 from .base import LOAD_PROGRESS
 
 DTYPES = ("float32", "bfloat16")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING
 
+from ..environment import available_memory
 from ..errors import OutOfMemory
 from .hf_config import SLIDING, _head_dim, layer_types
 
@@ -20,18 +21,6 @@ CPU_PREFILL_CHUNK = 2048  # measured: see GeneratorConfig.prefill_chunk
 # (benchmarks/RESULTS.md, "Hybrid attention"): 8 k tokens in one pass 32.9 s, in 2 048-token chunks 15.1 s; 16 k:
 # 114.7 s, 34.7 s, 1 024-token chunks 29.5 s; 32 k: ~450 s in one pass, 91.9 s and 79.4 s.
 SLIDING_PREFILL_CHUNK = 1024
-
-
-def available_memory(unknown: int = 1 << 62) -> int:
-    """Bytes the OS says are available (MemAvailable); ``unknown`` where it cannot say (a large number by default:
-    no limit is imposed on a guess)."""
-    try:
-        for line in open("/proc/meminfo"):
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return unknown
 
 
 def _layer_token_bytes(model) -> int:

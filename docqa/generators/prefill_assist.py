@@ -38,10 +38,9 @@ import numpy as np
 
 from ..errors import ConfigError, ModelLoadError, first_line
 from ..rope import RopePlan
-from .base import GeneratorConfig, ProgressFn
+from .base import PREFILL_CHOICES, GeneratorConfig, ProgressFn
 from .llamacpp_state import StateLayout, build_state, layout_of, parse_state
 
-PREFILL_CHOICES = ("auto", "llama.cpp", "transformers")
 # Fewest fresh prompt tokens handed over. Loading the bf16 model costs ~3.5 s once per process (warm page cache); at
 # the AMX machine's rates each handed-over token saves ~9 ms, so 512 tokens pay for the load on the first prompt.
 MIN_TOKENS = 512
