@@ -22,6 +22,9 @@ class AnswerStyle:
     instruction: str
     stop: tuple[str, ...]
     refuse: bool = True  # offer "I don't know" when the context lacks the answer (a multiple-choice exam has one)
+    # The same length as a phrase after "write it …", for prompts that ask for an answer again (summarize's refine
+    # step): a paragraph-style question was told "one short sentence" there, whatever its style.
+    form: str = "in one short sentence"
 
 
 # Answer styles: name → AnswerStyle. "sentence" is `docqa ask`'s default; `docqa eval` picks the style that matches
@@ -31,17 +34,19 @@ class AnswerStyle:
 # docqa/generators/base.py); paragraphs end at a blank line.
 STYLES: Registry[AnswerStyle] = Registry("answer style")
 STYLES.register("short", AnswerStyle(
-    "Answer the question from the context with the answer alone: a few words, a number or a name.", ("\n",)))
+    "Answer the question from the context with the answer alone: a few words, a number or a name.", ("\n",),
+    form="as the answer alone: a few words, a number or a name"))
 # Chosen by trying four wordings on 8 questions of examples/questions.jsonl with SmolLM2-135M (rag, top-4): this one
 # answered 4 correctly; a longer, stricter instruction made the model emit numbered lists instead of answers.
 STYLES.register("sentence", AnswerStyle("Answer the question from the context in one short sentence.", ("\n",)))
 STYLES.register("paragraph", AnswerStyle(
-    "Answer the question from the context in a short paragraph of two to four sentences.", ("\n\n",)))
+    "Answer the question from the context in a short paragraph of two to four sentences.", ("\n\n",),
+    form="in a short paragraph of two to four sentences"))
 # Multiple choice (questions whose options are lettered lines, references the letters): the letter alone, which
 # docqa/eval/metrics.py's choice metric reads.
 STYLES.register("choice", AnswerStyle(
     "Answer with the letter of the correct option alone (the letters of all correct options if several are).", ("\n",),
-    refuse=False))
+    refuse=False, form="as the letter of the correct option alone"))
 DEFAULT_STYLE = "sentence"
 
 

@@ -222,3 +222,25 @@ def test_map_top_k_reads_only_the_groups_holding_the_best_chunks(idx, chain):
     assert focused.calls < every.calls
     with pytest.raises(docqa.errors.ConfigError, match="--map-top-k"):
         _ask(idx, chain, 900, map_top_k=-1)
+
+
+@pytest.mark.parametrize("style", ["short", "sentence", "paragraph"])
+def test_refine_asks_again_for_the_length_the_style_asks_for(idx, style):
+    """Refine's later calls ask for a better answer; they used to say "in one short sentence" whatever the style, so a
+    paragraph-style question was told two lengths at once."""
+    from docqa import prompts
+
+    ans, seen, _ = _ask(idx, "refine", 900, style=style)
+    again = [p for p in seen if "Existing answer:" in p]
+    assert again, "the chain never refined an answer: the test reads nothing"
+    want = f"write it {prompts.STYLES.get(style).form};"
+    assert all(want in p and prompts.STYLES.get(style).instruction in p for p in again)
+    others = {prompts.STYLES.get(s).form for s in prompts.STYLES.names()} - {prompts.STYLES.get(style).form}
+    assert not any(f"write it {form};" in p for p in again for form in others)
+
+
+def test_every_answer_style_says_its_length_for_a_second_ask():
+    from docqa import prompts
+
+    forms = [prompts.STYLES.get(s).form for s in prompts.STYLES.names()]
+    assert all(forms) and len(set(forms)) == len(forms)

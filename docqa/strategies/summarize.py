@@ -262,6 +262,7 @@ def refine(run: ChainRun, chunks: list[Chunk]) -> tuple[str, set[str]]:
     blocks = _chunk_blocks(chunks)
     answer: str | None = None
     used: set[str] = set()
+    form = prompts.STYLES.get(run.cfg.style).form  # the length the system turn asks for, said again
 
     def user(question: str, body: str, current: str | None = None) -> str:
         if current is None:
@@ -269,7 +270,7 @@ def refine(run: ChainRun, chunks: list[Chunk]) -> tuple[str, set[str]]:
         # The group comes first, so that its KV prefix is the same with or without an answer so far, and for every
         # question; the running answer follows it.
         return (f"Context:\n{body}\n\n{_SPLIT}Existing answer: {current}\n\n{prompts.question_block(question)}"
-                f"\n\nIf the context gives a better or more complete answer, write it in one short sentence; "
+                f"\n\nIf the context gives a better or more complete answer, write it {form}; "
                 f"otherwise repeat the existing answer.")
 
     # Groups are packed once for the larger prompt: one that carries an existing answer of up to max_new_tokens.
