@@ -26,6 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from style_prefix import load, score  # noqa: E402  (one loader for the paired records)
+
 from docqa.eval.paired import paired  # noqa: E402
 
 PAIRED = ROOT / "benchmarks" / "results" / "paired"
@@ -73,24 +75,6 @@ def whole(args: argparse.Namespace) -> None:
     patch(tuple(args.styles.split(",")))
     sys.argv = ["whole_questions.py", *[a for a in args.rest if a != "--"]]
     runpy.run_path(str(ROOT / "benchmarks" / "whole_questions.py"), run_name="__main__")
-
-
-def load(*names: str, strategy: str | None = None) -> dict[tuple[str, str], dict]:
-    """Scored records keyed by (question, reference); ``strategy`` picks one row of a file that holds several."""
-    out: dict[tuple[str, str], dict] = {}
-    for name in names:
-        for line in (PAIRED / f"{name}.jsonl").read_text().splitlines():
-            r = json.loads(line)
-            if r.get("error") or not r.get("references") or (strategy and r.get("strategy") != strategy):
-                continue
-            key = (r["question"], r["references"][0])
-            assert key not in out, key
-            out[key] = r
-    return out
-
-
-def score(r: dict) -> float:
-    return 100 * (r["metrics"][r.get("metric") or "f1"] or 0.0)
 
 
 def words(r: dict) -> int:

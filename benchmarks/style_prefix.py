@@ -93,13 +93,14 @@ def run(args: argparse.Namespace) -> None:
     print(f"long-context ({args.arm}): F1 {100 * rows[0]['f1']:.1f} over {rows[0]['questions']} questions")
 
 
-def load(*names: str) -> dict[tuple[str, str], dict]:
-    """Scored records keyed by (question, reference): a subset file renumbers documents, so ids differ."""
+def load(*names: str, strategy: str | None = None) -> dict[tuple[str, str], dict]:
+    """Scored records keyed by (question, reference): a subset file renumbers documents, so ids differ. ``strategy``
+    picks one row of a file that holds several."""
     out: dict[tuple[str, str], dict] = {}
     for name in names:
         for line in (PAIRED / f"{name}.jsonl").read_text().splitlines():
             r = json.loads(line)
-            if r.get("error") or not r.get("references"):
+            if r.get("error") or not r.get("references") or (strategy and r.get("strategy") != strategy):
                 continue
             key = (r["question"], r["references"][0])
             assert key not in out, key
