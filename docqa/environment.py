@@ -1,4 +1,5 @@
-"""Where a run (an eval, a bench) ran: date, versions, machine, and the generator's device, dtypes and threads.
+"""Where a run (an eval, a bench) ran: date, versions, machine, and the generator's device, dtypes and threads; and
+the machine's memory available now, which the budgets of the KV pool and the backends start from.
 
 Latency columns mean something only beside the machine that produced them (the machines this project runs on differ
 by 3× in bf16 speed alone), so ``summary.json`` records it and the report's readers compare timings only within one
