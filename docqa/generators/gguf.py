@@ -13,7 +13,6 @@ from pathlib import Path
 from ..errors import ModelLoadError, first_line
 from ..hub import check_model_name
 from ..model_catalogue import catalogue
-from ..models import embedded_model_path
 from ..paths import cache_dir, quiet_transformers
 from .base import LOAD_PROGRESS
 
@@ -155,6 +154,10 @@ def resolve_model(model: str, option: str = "--model") -> str:
     """The folder or HF id to load for ``model``: embedded aliases and .gguf files become converted folders; a name
     that cannot load here (a path that does not exist, an alias mistyped, an id neither cached nor downloadable) is
     one error naming ``option`` (docqa/hub.py), before transformers retries an unreachable hub."""
+    # Imported here: docqa.models reads its stamps with pydantic, which the GPU machine's benchmark
+    # (benchmarks/gpu.py: torch and transformers only) does not have, and this package must import there.
+    from ..models import embedded_model_path
+
     path = embedded_model_path(model, "generator", option)
     if path is None and model.endswith(".gguf") and Path(model).is_file():
         path = Path(model)
