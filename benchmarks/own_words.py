@@ -1,6 +1,8 @@
 """Answers in the documents' own words: does asking for them help the 1.5 B reader on both kinds of set?
 
-    .venv/bin/python benchmarks/own_words.py run --leval SET.jsonl --strategy long-context --out OUT --root IDX
+    .venv/bin/python benchmarks/own_words.py run --leval SET.jsonl --strategy long-context|rag --out OUT --root IDX
+    .venv/bin/python benchmarks/own_words.py whole --styles paragraph -- --root IDX --strategies rag,long-context \
+        --docs 6,16 --style paragraph --max-new-tokens 192 --out RECORDS.jsonl --json OUT.json
     .venv/bin/python benchmarks/own_words.py table [--json benchmarks/results/own_words.json]
 
 Financial QA's long-context answers run short of their references and miss their figures (38 words against 56;
@@ -9,9 +11,11 @@ references, in both of its open-ended sets here, are mostly the documents' own s
 asks the sentence and paragraph styles to answer "in the context's own words" (one clause added to the system turn;
 the short style, a few words already, is left as it is): an answer in the documents' wording is also one a user can
 find and check. ``run`` patches docqa's answer styles in process and runs ``docqa.evaluate`` exactly as ``docqa eval
---leval SET --strategies STRATEGY`` does; ``table`` pairs the arm with the control records of "Every row on one
-machine" (benchmarks/RESULTS.md), question by question, per style, and checks that the questions the arm does not
-touch (short references) came out word for word as the control's.
+--leval SET --strategies STRATEGY`` does; ``whole`` runs benchmarks/whole_questions.py with the styles patched (a
+second set in the paragraph style, which only financial QA uses among the L-Eval sets); ``table`` pairs the arm with
+the control records of "Every row on one machine" and "rag's top-k" (benchmarks/RESULTS.md), question by question,
+per style, and checks that the questions the arm does not touch (short references) came out word for word as the
+control's; the whole-document questions per document.
 """
 
 from __future__ import annotations
