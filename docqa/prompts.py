@@ -38,7 +38,8 @@ STYLES.register("short", AnswerStyle(
     form="as the answer alone: a few words, a number or a name"))
 # Chosen by trying four wordings on 8 questions of examples/questions.jsonl with SmolLM2-135M (rag, top-4): this one
 # answered 4 correctly; a longer, stricter instruction made the model emit numbered lists instead of answers.
-STYLES.register("sentence", AnswerStyle("Answer the question from the context in one short sentence.", ("\n",)))
+STYLES.register("sentence", AnswerStyle("Answer the question from the context in one short sentence.", ("\n",),
+                                        form="in one short sentence"))
 STYLES.register("paragraph", AnswerStyle(
     "Answer the question from the context in a short paragraph of two to four sentences.", ("\n\n",),
     form="in a short paragraph of two to four sentences"))
