@@ -62,10 +62,10 @@ class Memo:
         memo = self
 
         def generate(gen, prompt, max_new_tokens=128, *, rope=None, prefix=None, progress=None, stop=(),
-                     score=None):
-            if rope is not None or prefix is not None or not isinstance(prompt, str):
+                     score=None, on_text=None):
+            if rope is not None or prefix is not None or on_text is not None or not isinstance(prompt, str):
                 return memo.original(gen, prompt, max_new_tokens, rope=rope, prefix=prefix, progress=progress,
-                                     stop=stop, score=score)
+                                     stop=stop, score=score, on_text=on_text)
             key = (prompt, max_new_tokens, tuple(stop), score, gen.config.no_repeat_ngram)
             if key in memo.store:
                 memo.hits += 1

@@ -15,6 +15,7 @@ import time
 import numpy as np
 
 from docqa.generators import Generation, PrefixState
+from docqa.generators.streaming import AnswerStream
 from docqa.rope import RopeModel, RopePlan, plan_for
 
 # A token is a word or a punctuation mark with the whitespace before it, so decoding is exact concatenation.
@@ -98,7 +99,8 @@ class ExtractiveGenerator:
                 best, score = sentence.strip(), s
         return best
 
-    def generate(self, prompt, max_new_tokens=128, *, rope=None, prefix=None, progress=None, stop=(), score=None):
+    def generate(self, prompt, max_new_tokens=128, *, rope=None, prefix=None, progress=None, stop=(), score=None,
+                 on_text=None):
         text = prompt if isinstance(prompt, str) else self.decode(prompt)
         if prefix is not None:
             text = prefix.meta["text"] + text
@@ -109,6 +111,10 @@ class ExtractiveGenerator:
         n = len(self.encode(text))
         # The fake's "probability" of a text: near 1 when it is what the fake would answer, else small.
         score_lp = (-0.05 if answer.strip() == score.strip() else -6.0) if score else None
+        shown = AnswerStream(on_text, stop)  # the answer as a real backend streams it: token by token
+        for i in range(1, len(answer_ids) + 1):
+            shown.update(self.decode(answer_ids[:i]))
+        shown.done(self.decode(answer_ids))
         return Generation(self.decode(answer_ids), n, len(answer_ids), 0.0, time.perf_counter() - t0, 0.0,
                           "eos", len(prefix.ids) if prefix else 0,
                           prefix.plan if prefix else (rope or plan_for("none", self.rope_model(), n)),

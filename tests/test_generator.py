@@ -473,3 +473,15 @@ def test_a_one_pass_prefill_reports_progress_layer_by_layer(gen, monkeypatch):
     seen.clear()
     gen.prefill_prefix(_ids(n), plan_for("yarn", gen.rope_model(), n + 100))  # no callback: no hooks left behind
     assert not seen and all(not layer._forward_hooks for layer in gen._runner(n)[1].layers)
+
+
+def test_an_answer_streams_token_by_token_and_ends_as_returned(gen):
+    prefix, suffix = _ids(60, seed=7), _ids(8, seed=8)
+    state = gen.prefill_prefix(prefix, plan_for("none", gen.rope_model(), 100))
+    for kw in ({"prompt": prefix + suffix}, {"prompt": suffix, "prefix": state}):
+        plain = gen.generate(max_new_tokens=12, **kw)
+        texts: list[str] = []
+        out = gen.generate(max_new_tokens=12, on_text=texts.append, **kw)
+        assert out.text == plain.text and out.completion_tokens == plain.completion_tokens  # streaming changes nothing
+        assert texts and texts[-1] == out.text
+        assert all(b.startswith(a) and len(b) > len(a) for a, b in zip(texts, texts[1:]))

@@ -163,3 +163,13 @@ def test_a_sliding_window_gguf_is_sent_to_the_transformers_backend_in_one_line()
     with pytest.raises(ModelLoadError, match=r"--model transformers:/m/gemma\.gguf.*--model openai:NAME") as e:
         gguf_facts(meta, "llama.cpp:/m/gemma.gguf")
     assert "\n" not in str(e.value)
+
+
+def test_an_answer_streams_token_by_token_and_ends_as_returned(gen):
+    p = _prompt(gen, "What is the nightly hotel cap?")
+    plain = gen.generate(p, 32, stop=("\n",))
+    texts: list[str] = []
+    out = gen.generate(p, 32, stop=("\n",), on_text=texts.append)
+    assert out.text == plain.text and out.completion_tokens == plain.completion_tokens  # streaming changes nothing
+    assert len(texts) > 1 and texts[-1] == out.text
+    assert all(b.startswith(a) and len(b) > len(a) for a, b in zip(texts, texts[1:]))

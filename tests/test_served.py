@@ -139,6 +139,19 @@ def test_the_server_scores_a_continuation_from_its_prompt_log_probabilities(serv
     assert "\n" not in out.text
 
 
+def test_a_served_answer_streams_as_the_server_sends_it_and_ends_as_returned(server):
+    from docqa.generators import load_generator
+
+    gen = load_generator(_gen(server))
+    prompt = gen.chat("You are a helpful assistant. Answer in one short sentence.",
+                      "Context:\nThe nightly hotel cap is 220 US dollars.\n\nQuestion: What is the nightly hotel cap?")
+    texts: list[str] = []
+    out = gen.generate(prompt, 32, stop=("\n",), on_text=texts.append)
+    # (Not compared with an answer unstreamed: this server answers a prompt it has cached a little differently.)
+    assert out.text and len(texts) > 1 and texts[-1] == out.text
+    assert all(b.startswith(a) and len(b) > len(a) for a, b in zip(texts, texts[1:]))
+
+
 def test_a_server_address_with_an_in_process_model_is_refused_not_ignored():
     """--base-url without --model openai:NAME had been dropped silently: the local model answered instead."""
     from docqa.errors import ConfigError

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -144,7 +145,7 @@ def ask_cmd(
     with _progress(index, disabled=json_out, doing="loading the models") as loading:
         from ..generators.base import LOAD_PROGRESS
 
-        token = LOAD_PROGRESS.set(loading)  # a first GGUF conversion draws its steps on this bar
+        token = LOAD_PROGRESS.set(loading.progress)  # a first GGUF conversion draws its steps on this bar
         try:
             idx.load(retrieval=retrieval)  # so that the first answer's timings are its own
         finally:
@@ -157,8 +158,8 @@ def ask_cmd(
             for name in names:
                 if len(names) > 1:
                     idx.own_caches(name, len(names))
-                with _progress(name, disabled=json_out) as progress:
-                    answers[name] = idx.ask(q, name, progress=progress, **options)
+                with _progress(name, disabled=json_out) as working:
+                    answers[name] = idx.ask(q, name, progress=working.progress, on_text=working.text, **options)
         except DocQAError as e:
             if question is not None:
                 raise
@@ -222,22 +223,51 @@ def _questions(question: str | None, prompt: bool) -> Iterator[str]:
         yield line.strip()
 
 
+@dataclass
+class _Working:
+    """What a transient display on stderr is told while a strategy works: ``progress`` (done, total[, what]) of a long
+    prefill or of model calls; ``text`` the answer so far, which replaces the progress line as it is written (None
+    where nothing is drawn: piped or --json output, so no answer is decoded a token at a time for nobody)."""
+
+    progress: Callable[..., None]
+    text: Callable[[str], None] | None = None
+
+
 @contextmanager
-def _progress(name: str, disabled: bool, doing: str = "thinking"):
-    """A transient progress line on stderr; long prefills report (tokens done, total) through the callback."""
+def _progress(name: str, disabled: bool, doing: str = "thinking") -> Iterator[_Working]:
+    """A transient display on stderr: a progress line, then the answer as it is written. The answer printed after it
+    is the finished one (a strategy's own clean-up, or a later step of auto, may differ from what was drawn)."""
+    from rich.live import Live
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[tokens]}"),
                TimeElapsedColumn(), TimeRemainingColumn()]
-    with Progress(*columns, console=err, transient=True, disable=disabled or not err.is_terminal) as bar:
-        task = bar.add_task(f"{name}: {doing}…", total=None, tokens="")
+    live = not disabled and err.is_terminal
+    bar = Progress(*columns, console=err, disable=not live)  # drawn by the Live below, not by itself
+    task = bar.add_task(f"{name}: {doing}…", total=None, tokens="")
+    written: list[str] = []
 
-        def update(done: int, total: int, what: str | None = None) -> None:
-            what = what or ("model calls" if name.startswith("summarize") else "prompt tokens")
-            bar.update(task, completed=done, total=total, description=f"{name}: working",
-                       tokens=f"{done:,}/{total:,} {what}")
+    def update(done: int, total: int, what: str | None = None) -> None:
+        what = what or ("model calls" if name.startswith("summarize") else "prompt tokens")
+        bar.update(task, completed=done, total=total, description=f"{name}: working",
+                   tokens=f"{done:,}/{total:,} {what}")
 
-        yield update
+    if not live:
+        yield _Working(update)
+        return
+
+    def view():
+        if not written:
+            return bar
+        return Panel(escape(written[-1]), title=f"[bold]{escape(name)}[/] [dim]writing…[/]", title_align="left")
+
+    with Live(get_renderable=view, console=err, transient=True, refresh_per_second=12, redirect_stdout=False,
+              redirect_stderr=False):
+
+        def text(now: str) -> None:  # drawn at the next refresh (1/12 s): a token comes every ~30 ms on a CPU
+            written[:] = [now]
+
+        yield _Working(update, text)
 
 
 # A long-context prefill this long is worth keeping on disk for the next process (the 1.5 B reader on 2 cores: a

@@ -17,6 +17,7 @@ from ..paths import DEFAULT_GENERATOR
 from ..rope import RopeModel, RopePlan
 
 ProgressFn = Callable[[int, int], None]  # (tokens done, tokens total) during prefill
+TextFn = Callable[[str], None]  # the answer so far, as it is decoded (generators/streaming.py says what "so far" is)
 
 # The no-repeat n-gram ban of a model docqa has not measured (SmolLM2-era default: it cut its loops on financial QA).
 DEFAULT_NO_REPEAT_NGRAM = 4
@@ -133,9 +134,11 @@ class Generator(Protocol):
         progress: ProgressFn | None = None,
         stop: tuple[str, ...] = (),
         score: str | None = None,
+        on_text: TextFn | None = None,
     ) -> Generation:
         """``score``: also return log P(score text as the start of the answer) in ``score_logprob`` (None where the
-        backend cannot tell)."""
+        backend cannot tell). ``on_text``: called with the answer so far while it is decoded, each time its settled
+        part grows (:class:`~docqa.generators.streaming.AnswerStream`), so a terminal can show it as it is written."""
         ...
 
     def generate_batch(self, prompts: list[str | list[int]], max_new_tokens: int = 128, *,

@@ -12,7 +12,8 @@ import time
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
-from .base import ProgressFn, banned_next, hits_stop
+from .base import ProgressFn, TextFn, banned_next, cut_at_stop, hits_stop
+from .streaming import AnswerStream
 
 if TYPE_CHECKING:
     import torch
@@ -22,12 +23,13 @@ if TYPE_CHECKING:
 
 
 def greedy(gen: TorchBackend, logits: torch.Tensor, cache, max_new_tokens: int, stop: tuple[str, ...],
-           prefill_s: float) -> tuple[list[int], str, float, float]:
+           prefill_s: float, on_text: TextFn | None = None) -> tuple[list[int], str, float, float]:
     """Greedy decoding from ``logits`` (the distribution of the first answer token) with ``cache`` holding the
     prompt, until an end-of-sequence token, a ``stop`` string or ``max_new_tokens``; n-grams the generator's
-    ``no_repeat_ngram`` forbids are never produced. Returns (answer ids, finish reason, time to first token counting
-    ``prefill_s``, decode seconds). On CUDA the steps after the first token replay a captured graph
-    (:mod:`.cuda_graphs`), captured once the first token is out, so it does not delay it."""
+    ``no_repeat_ngram`` forbids are never produced; ``on_text`` sees the answer grow (:mod:`.streaming`). Returns
+    (answer ids, finish reason, time to first token counting ``prefill_s``, decode seconds). On CUDA the steps after
+    the first token replay a captured graph (:mod:`.cuda_graphs`), captured once the first token is out, so it does
+    not delay it."""
     import torch
 
     from .cuda_graphs import static_step
@@ -35,6 +37,7 @@ def greedy(gen: TorchBackend, logits: torch.Tensor, cache, max_new_tokens: int, 
     out: list[int] = []
     finish, ttft = "length", 0.0
     graph, captured = None, False
+    shown = AnswerStream(on_text, stop)
     t1 = time.perf_counter()
     try:
         for step in range(max_new_tokens):
@@ -49,9 +52,12 @@ def greedy(gen: TorchBackend, logits: torch.Tensor, cache, max_new_tokens: int, 
                 finish = "eos"
                 break
             out.append(nxt)
-            if stop and hits_stop(gen.decode(out), stop):
-                finish = "stop"
-                break
+            if stop or on_text:
+                text = gen.decode(out)
+                if stop and hits_stop(text, stop):
+                    finish = "stop"
+                    break
+                shown.update(text)
             if step + 1 == max_new_tokens:
                 break
             if not captured:  # None where it does not apply (CPU, other cache layouts): eager steps
@@ -64,7 +70,10 @@ def greedy(gen: TorchBackend, logits: torch.Tensor, cache, max_new_tokens: int, 
     finally:
         if graph is not None:
             graph.close()
-    return out, finish, ttft, time.perf_counter() - t1
+    decode_s = time.perf_counter() - t1
+    if on_text is not None:
+        shown.done(cut_at_stop(gen.decode(out), stop))
+    return out, finish, ttft, decode_s
 
 
 def score_after(gen: TorchBackend, cache, first_logits: torch.Tensor, text: str) -> float:

@@ -24,6 +24,7 @@ from .base import (
     GeneratorConfig,
     PrefixState,
     ProgressFn,
+    TextFn,
     cut_at_stop,
     render_chat,
 )
@@ -295,6 +296,7 @@ class TransformersGenerator:
         progress: ProgressFn | None = None,
         stop: tuple[str, ...] = (),
         score: str | None = None,
+        on_text: TextFn | None = None,
     ) -> Generation:
         """Greedy decoding until an end-of-sequence token, a ``stop`` string, or ``max_new_tokens``.
 
@@ -302,7 +304,8 @@ class TransformersGenerator:
         With ``prefix``, ``prompt`` is the continuation after ``prefix.ids`` and the prefix's plan is used; the
         cache is cropped back to the prefix afterwards, so the prefix stays reusable. With ``score``, the answer's
         :attr:`~Generation.score_logprob` is the log-probability the model gives ``score`` as the whole start of its
-        answer (e.g. "I don't know."), read from the prompt's cache in one short forward.
+        answer (e.g. "I don't know."), read from the prompt's cache in one short forward. ``on_text`` sees the answer as
+        it is decoded (:mod:`docqa.generators.streaming`).
         """
         import torch
 
@@ -323,7 +326,8 @@ class TransformersGenerator:
                 logits = self._prefill(ids, cache, progress)
                 score_lp = decoding.score_after(self, cache, logits, score) if score else None
                 prefill_s = time.perf_counter() - t0
-                out, finish, ttft, decode_s = decoding.greedy(self, logits, cache, max_new_tokens, stop, prefill_s)
+                out, finish, ttft, decode_s = decoding.greedy(self, logits, cache, max_new_tokens, stop, prefill_s,
+                                                              on_text)
             finally:
                 if restore is not None:  # the prefix stays reusable: back to exactly what it held
                     restore()

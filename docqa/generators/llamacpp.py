@@ -35,10 +35,11 @@ from pathlib import Path
 
 from ..errors import ConfigError, ModelLoadError
 from ..rope import RopeModel, RopePlan, plan_for
-from .base import Generation, GeneratorConfig, PrefixState, ProgressFn, banned_next, cut_at_stop, hits_stop
+from .base import Generation, GeneratorConfig, PrefixState, ProgressFn, TextFn, banned_next, cut_at_stop, hits_stop
 from .llamacpp_context import KVSlot, Snapshot
 from .llamacpp_gguf import ChatTemplate, Silence, gguf_facts, gguf_path
 from .llamacpp_prefix import PrefixHeader, read_prefix, write_prefix
+from .streaming import AnswerStream
 
 __all__ = ["LlamaCppGenerator", "PrefixHeader"]
 
@@ -206,6 +207,7 @@ class LlamaCppGenerator:
         progress: ProgressFn | None = None,
         stop: tuple[str, ...] = (),
         score: str | None = None,
+        on_text: TextFn | None = None,
     ) -> Generation:
         """Greedy decoding until an end-of-generation token, a ``stop`` string, or ``max_new_tokens``; the same contract
         as the transformers backend's :meth:`~docqa.generators.hf.TransformersGenerator.generate`."""
@@ -235,6 +237,7 @@ class LlamaCppGenerator:
             prefill_s = time.perf_counter() - t0
             out: list[int] = []
             finish, ttft = "length", prefill_s
+            shown = AnswerStream(on_text, stop)
             t1 = time.perf_counter()
             for step in range(max_new_tokens):
                 row = np.array(logits, dtype=np.float32)
@@ -248,15 +251,20 @@ class LlamaCppGenerator:
                     finish = "eos"
                     break
                 out.append(nxt)
-                if stop and hits_stop(self.decode(out), stop):
-                    finish = "stop"
-                    break
+                if stop or on_text:
+                    text = self.decode(out)
+                    if stop and hits_stop(text, stop):
+                        finish = "stop"
+                        break
+                    shown.update(text)
                 if step + 1 < max_new_tokens:
                     logits = self._kv.eval([nxt])
             decode_s = time.perf_counter() - t1
             if prefix is not None:
                 self._kv.truncate(n_prefix)  # the prefix stays live for the next question
-        return Generation(text=cut_at_stop(self.decode(out), stop), prompt_tokens=n_prefix + len(ids),
+        text = cut_at_stop(self.decode(out), stop)
+        shown.done(text)
+        return Generation(text=text, prompt_tokens=n_prefix + len(ids),
                           completion_tokens=len(out), prefill_s=prefill_s, decode_s=decode_s, ttft_s=ttft,
                           finish_reason=finish, cached_tokens=n_prefix, rope=plan, score_logprob=score_lp)
 

@@ -43,9 +43,10 @@ from ..errors import (
     first_line,
 )
 from ..rope import RopeModel, RopePlan, plan_for
-from .base import Generation, GeneratorConfig, PrefixState, ProgressFn, cut_at_stop, hits_stop
+from .base import Generation, GeneratorConfig, PrefixState, ProgressFn, TextFn, cut_at_stop, hits_stop
 from .served_calls import CutAnswer, Gate, Retrier, judge_finish, retry_after_s
 from .served_endpoints import ServerEndpoints
+from .streaming import AnswerStream
 
 SAMPLING = {"temperature": 0.0}  # greedy; the seed is GeneratorConfig.seed (recorded with every run)
 
@@ -166,13 +167,13 @@ class OpenAIGenerator:
 
     def generate(self, prompt: str | list[int], max_new_tokens: int = 128, *, rope: RopePlan | None = None,
                  prefix: PrefixState | None = None, progress: ProgressFn | None = None,
-                 stop: tuple[str, ...] = (), score: str | None = None) -> Generation:
+                 stop: tuple[str, ...] = (), score: str | None = None, on_text: TextFn | None = None) -> Generation:
         """One streamed completion of ``prompt`` (after ``prefix``'s text, when given). The server applies the stop
         strings; when a line break ended a lead-in ("… are:"), the answer goes on to what it announces
         (generators/base.py): a second request continues after the line break with the rule applied here, the stream
         closed once the answer is complete. Stops stay on the server in the common case because a server keeps
         decoding a request whose stream the client closed (llama-cpp-python does, serially), which cost the rest of
-        the token budget on every answer."""
+        the token budget on every answer. ``on_text`` sees the answer grow as the server streams it."""
         import openai
 
         text = prompt if isinstance(prompt, str) else self.decode(list(prompt))
@@ -182,16 +183,17 @@ class OpenAIGenerator:
             raise ConfigError("Empty prompt: nothing to generate from.")
         t0 = time.perf_counter()
         what = f"answering a {len(text):,}-character prompt"
+        shown = AnswerStream(on_text, stop)
         try:
             out, finish, usage, ttft, cached = self._attempts(
-                lambda: self._stream(text, max_new_tokens, list(stop), None, t0), what,
+                lambda: self._stream(text, max_new_tokens, list(stop), None, t0, shown), what,
                 unstreamed=lambda: self._complete(text, max_new_tokens, list(stop)))
             if "\n" in stop and finish == "stop" and out.rstrip().endswith(":"):
                 used = int(getattr(usage, "completion_tokens", 0) or len(self.encode(out)))
                 rest = max(1, max_new_tokens - used)
                 more, finish, usage2, _, _ = self._attempts(
                     lambda: self._stream(text + out + "\n", rest, [x for x in stop if x != "\n"],
-                                         (out + "\n", stop), t0), what)
+                                         (out + "\n", stop), t0, shown), what)
                 out = out + "\n" + more
                 if usage is not None and usage2 is not None:
                     usage.completion_tokens = int(usage.completion_tokens or 0) + int(usage2.completion_tokens or 0)
@@ -203,16 +205,19 @@ class OpenAIGenerator:
         completion_tokens = getattr(usage, "completion_tokens", None)
         if completion_tokens is None:
             completion_tokens = len(self.encode(out)) if out else 0
-        return Generation(text=cut_at_stop(out, stop), prompt_tokens=int(prompt_tokens),
+        answer = cut_at_stop(out, stop)
+        shown.done(answer)
+        return Generation(text=answer, prompt_tokens=int(prompt_tokens),
                           completion_tokens=int(completion_tokens), prefill_s=ttft, decode_s=total - ttft,
                           ttft_s=ttft, finish_reason="stop" if finish == "stop" else finish, cached_tokens=cached,
                           rope=None, score_logprob=self._score(text, score) if score else None)
 
     def _stream(self, text: str, max_tokens: int, server_stop: list[str], client: tuple[str, tuple] | None,
-                t0: float):
+                t0: float, shown: AnswerStream | None = None):
         """One streamed request: (text, finish reason, usage, seconds to its first text, cached prompt tokens).
         With ``client`` = (text already answered, stop strings), the stop rule is applied here to that text plus
-        this one's. A stream that did not end whole raises :class:`CutAnswer` (:func:`judge_finish`)."""
+        this one's. A stream that did not end whole raises :class:`CutAnswer` (:func:`judge_finish`); ``shown``
+        sees the answer grow (a retried request starts over, and shows only what goes past what was shown)."""
         ttft, parts, finish, usage, cached = None, [], None, None, 0
         extra = self._extra_body()
         stream = self.client.completions.create(
@@ -232,6 +237,8 @@ class OpenAIGenerator:
             if client is not None and hits_stop(client[0] + "".join(parts), client[1]):
                 stream.close()
                 return "".join(parts), "stop", usage, ttft, cached
+            if shown is not None:
+                shown.update((client[0] if client else "") + "".join(parts))
         judge_finish(finish, max_tokens, getattr(usage, "completion_tokens", None), self.window,
                      getattr(usage, "prompt_tokens", None), received=bool(parts))
         return "".join(parts), finish, usage, ttft, cached

@@ -79,6 +79,10 @@ class AskConfig:
     fallback: bool = True
     # Called with (tokens done, tokens total) during long prefills, so a terminal can draw progress.
     progress: Callable[[int, int], None] | None = field(default=None, repr=False, compare=False)
+    # Called with the answer so far while the answering call decodes (rag's and long-context's call, and theirs where
+    # auto or summarize's second look hands over; a restart means a later step answers). Not summarize's chain calls:
+    # which of them gives the answer depends on what the chain finds. Its last text is the answer the call returned.
+    on_text: Callable[[str], None] | None = field(default=None, repr=False, compare=False)
 
     def validate(self, question: str) -> str:
         if isinstance(question, bytes):

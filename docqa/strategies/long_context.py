@@ -144,7 +144,7 @@ def answer(corpus: Corpus, req: _Request, cfg: AskConfig, t0: float) -> Answer:
     documents, dropped, suffix_ids = req.documents, req.dropped, req.suffix_ids
     state, source, saved = _prefix(corpus, gen, req.prefix_ids, plan, cfg)
     out = gen.generate(suffix_ids, cfg.max_new_tokens, prefix=state, progress=cfg.progress,
-                       stop=prompts.stop(cfg.style))
+                       stop=prompts.stop(cfg.style), on_text=cfg.on_text)
     sources = [Source(name, 0, len(text), None, None, None, "") for name, text in documents]
     prefix_s = state.prefill_s if source == "prefilled" else 0.0
     return Answer(

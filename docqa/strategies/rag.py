@@ -44,7 +44,7 @@ def ask_many(corpus: Corpus, questions: list[str], cfg: AskConfig, slots: int = 
     t1 = time.perf_counter()
     stop = prompts.stop(cfg.style)
     outs = gen.generate_batch(chats, cfg.max_new_tokens, stop=stop, slots=slots, score=score) if len(chats) > 1 \
-        else [gen.generate(chats[0], cfg.max_new_tokens, stop=stop, score=score)]
+        else [gen.generate(chats[0], cfg.max_new_tokens, stop=stop, score=score, on_text=cfg.on_text)]
     share = (time.perf_counter() - t1) / len(chats)
     answers = []
     for h, out in zip(hits, outs, strict=True):

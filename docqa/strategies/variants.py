@@ -24,7 +24,7 @@ from ..lists import split_list
 from .base import AskConfig
 
 # Fields a variant cannot set: callbacks, not options.
-_NOT_SETTABLE = {"progress"}
+_NOT_SETTABLE = {"progress", "on_text"}
 
 
 @dataclass(frozen=True)
