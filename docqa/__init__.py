@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .errors import DocQAError
-from .records import Answer, IngestReport, Source
+from .records import Answer, Evidence, IngestReport, Source
 
 if TYPE_CHECKING:
     from .api import Index, evaluate, ingest, list_indexes, open_index, strategies
@@ -35,6 +35,7 @@ def __dir__() -> list[str]:  # the lazy names too, for completion in a REPL
 
 __all__ = [
     "Answer",
+    "Evidence",
     "DocQAError",
     "Index",
     "IngestReport",

@@ -47,6 +47,22 @@ class Source:
 
 
 @dataclass
+class Evidence:
+    """Where an answer is found in the text its strategy read (:meth:`docqa.Index.evidence`): passages best first,
+    each with the share of an answer sentence's content words it holds, and the figures the answer states that the
+    text read does not hold (a figure made up or computed: the first thing to check)."""
+
+    passages: list[tuple[Source, float]] = field(default_factory=list)
+    missing_figures: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"passages": [{"location": s.location(), "file": s.file, "start_char": s.start_char,
+                              "end_char": s.end_char, "page": s.page, "chunk_id": s.chunk_id, "share": share}
+                             for s, share in self.passages],
+                "missing_figures": list(self.missing_figures)}
+
+
+@dataclass
 class Answer:
     """What every strategy returns."""
 

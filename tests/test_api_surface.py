@@ -6,8 +6,8 @@ from docqa import errors
 
 def test_public_api_is_pinned():
     assert sorted(docqa.__all__) == sorted([
-        "Answer", "DocQAError", "Index", "IngestReport", "Source", "evaluate", "ingest", "list_indexes", "open_index",
-        "strategies",
+        "Answer", "DocQAError", "Evidence", "Index", "IngestReport", "Source", "evaluate", "ingest", "list_indexes",
+        "open_index", "strategies",
     ])
     for name in docqa.__all__:
         assert hasattr(docqa, name)

@@ -17,7 +17,7 @@ from ..index import store as _store
 from ..index.ingest import IngestConfig, IngestProgress
 from ..index.ingest import ingest as _ingest
 from ..paths import index_root
-from ..records import Answer, IngestReport
+from ..records import Answer, Evidence, IngestReport, Source
 from ..strategies import STRATEGIES, AskConfig
 from .checked import checked
 
@@ -224,6 +224,22 @@ class Index:
         answer.timings.setdefault("total", time.perf_counter() - t0)
         answer.model = answer.model or self._model_name()
         return answer
+
+    @checked
+    def evidence(self, answer: Answer, question: str = "", limit: int = 3) -> Evidence:
+        """Where ``answer`` is found in the text its strategy read, without a model (:func:`docqa.eval.grounding.
+        evidence`): rag's retrieved passages; for long-context and summarize, whose sources are whole files, every
+        chunk of those files. ``limit`` passages at most, best first, and the figures the answer states that neither
+        the text read nor the ``question`` holds."""
+        from ..eval.grounding import evidence
+
+        read = [s for s in answer.sources if s.text]
+        if not read and answer.sources:
+            files = sorted({s.file for s in answer.sources})
+            read = [Source(c.file, c.start_char, c.end_char, c.page, None, c.id, c.text)
+                    for c in self.corpus.store.chunks(files=files)]
+        found, missing = evidence(answer.text, [s.text for s in read], limit, question)
+        return Evidence([(read[i], share) for i, share in found], missing)
 
     def _model_name(self) -> str:
         """The loaded generator's spec ("backend:model"); strategies that answer without a model leave it empty."""

@@ -166,8 +166,11 @@ def ask_cmd(
             failed += 1  # one red line; the next question is still answered
             err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
             continue
+        # Where each answer is found in what it read, and figures it states that the text does not hold (no model).
+        found = {name: idx.evidence(a, q) for name, a in answers.items()}
         if json_out:
-            data = [a.to_dict() | ({"question": q} if question is None else {}) for a in answers.values()]
+            data = [a.to_dict() | {"evidence": found[name].to_dict()} | ({"question": q} if question is None else {})
+                    for name, a in answers.items()]
             payload = json.dumps(data[0] if len(data) == 1 else data)
             if question is None:  # JSON Lines: one line per question
                 out.print(payload, markup=False, highlight=False, soft_wrap=True)
@@ -176,9 +179,9 @@ def ask_cmd(
         elif len(answers) == 1:
             if question is None:
                 out.print(f"[bold]{escape(q)}[/]")
-            render_one(next(iter(answers.values())))
+            render_one(next(iter(answers.values())), next(iter(found.values())))
         else:
-            render_side_by_side(q, answers)
+            render_side_by_side(q, answers, found)
         if not json_out:
             _prefix_notes(answers.values(), cache_prefix or truncate)
             _whole_note(q, answers)
@@ -315,20 +318,43 @@ def _timing_line(a) -> str:
     return " · ".join(parts) + f" · {toks} · calls {a.calls}{model}"
 
 
-def render_one(a) -> None:
+def render_one(a, ev=None) -> None:
+    """An answer, what it read and where in that the answer is found (``ev``: :meth:`docqa.Index.evidence`)."""
     out.print(Panel(escape(a.text) or "[dim](empty answer)[/]", title=f"[bold]{a.strategy}[/]", title_align="left"))
-    if a.sources:
-        table = Table("#", "source", "score", box=None, show_header=True, header_style="dim")
+    shares = {(s.file, s.start_char, s.end_char): share for s, share in ev.passages} if ev else {}
+    if any(s.text for s in a.sources):  # rag: the passages it read, and how much of the answer each holds
+        table = Table("#", "source", "score", "answer's words here", box=None, show_header=True, header_style="dim")
         for i, s in enumerate(a.sources, 1):
-            table.add_row(str(i), escape(s.location()), f"{s.score:.3f}" if s.score is not None else "")
+            share = shares.get((s.file, s.start_char, s.end_char))
+            table.add_row(str(i), escape(s.location()), f"{s.score:.3f}" if s.score is not None else "",
+                          f"{share:.0%}" if share is not None else "")
         out.print(table)
+    elif a.sources:  # whole files read (long-context, summarize): where in them the answer is
+        files = sorted({s.file for s in a.sources})
+        shown = ", ".join(files[:4]) + (f" and {len(files) - 4} more" if len(files) > 4 else "")
+        out.print(f"[dim]read {len(files)} file{'s' if len(files) > 1 else ''}: {escape(shown)}[/]")
+        if ev and ev.passages:
+            table = Table("#", "where the answer is found", "answer's words here", box=None, show_header=True,
+                          header_style="dim")
+            for i, (s, share) in enumerate(ev.passages, 1):
+                table.add_row(str(i), escape(s.location()), f"{share:.0%}")
+            out.print(table)
+    if ev and ev.missing_figures:
+        out.print(f"[yellow]{escape(figures_line(ev.missing_figures))}[/]")
     extra = {k: v for k, v in a.details.items() if k in ("rope", "dropped", "route", "chain") and v}
     if extra:
         out.print(f"[dim]{escape(json.dumps(extra, default=str))}[/]")
     out.print(f"[dim]{_timing_line(a)}[/]")
 
 
-def render_side_by_side(question: str, answers: dict) -> None:
+def figures_line(figures: list[str]) -> str:
+    """The figures an answer states that the text it read does not hold, as one line to act on."""
+    said = ", ".join(figures[:-1]) + f" and {figures[-1]}" if len(figures) > 1 else figures[0]
+    them = "them" if len(figures) > 1 else "it"
+    return f"The answer states {said}, which the text it read does not contain: check {them}."
+
+
+def render_side_by_side(question: str, answers: dict, found: dict | None = None) -> None:
     table = Table(title=escape(question), show_lines=True, title_justify="left")
     table.add_column("strategy", style="bold")
     table.add_column("answer", ratio=3)
@@ -337,7 +363,10 @@ def render_side_by_side(question: str, answers: dict) -> None:
     table.add_column("tokens in/out", justify="right")
     for name, a in answers.items():
         sources = "\n".join(dict.fromkeys(s.location() for s in a.sources[:4]))
-        table.add_row(escape(name), escape(a.text), escape(sources), f"{a.timings.get('total', 0):.1f} s",
+        ev = (found or {}).get(name)
+        warn = f"\n[yellow]not in the text read: {escape(', '.join(ev.missing_figures))}[/]" \
+            if ev and ev.missing_figures else ""
+        table.add_row(escape(name), escape(a.text) + warn, escape(sources), f"{a.timings.get('total', 0):.1f} s",
                       f"{a.tokens.get('prompt', 0):,}/{a.tokens.get('completion', 0):,}")
     out.print(table)
     models = sorted({a.model for a in answers.values() if a.model})

@@ -100,6 +100,53 @@ def overlap(sentences: list[str], context: list[str]) -> list[tuple[bool, float]
 
 GROUNDERS.register("overlap", overlap)
 
+# Numbers a document may write out where an answer writes digits ("up to three days" → "3 days").
+_NUMBER_WORDS = {w: str(i) for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen twenty".split())}
+_NUMBER_WORDS.update({"thirty": "30", "forty": "40", "fifty": "50", "sixty": "60", "seventy": "70", "eighty": "80",
+                      "ninety": "90", "hundred": "100", "thousand": "1000", "dozen": "12"})
+
+
+def _figure(number: str) -> str:
+    """A number as compared: no thousands commas, no trailing decimal zeros ("1,500" = "1500", "3.0" = "3")."""
+    n = number.replace(",", "")
+    return n.rstrip("0").rstrip(".") if "." in n else n
+
+
+# A figure as a claim: digits not glued to a letter ("Q4", "FY2019" and "H1" are labels, whatever they count).
+_FIGURE = re.compile(r"(?<!\w)\d+(?:[.,]\d+)*")
+
+
+def evidence(answer: str, passages: Sequence[str], limit: int = 3, question: str = ""
+             ) -> tuple[list[tuple[int, float]], list[str]]:
+    """Where an answer is found in the text its strategy read, without a model: for each of its sentences, the
+    passage holding the window :func:`overlap` ranks best for it, with the share of the sentence's content words that
+    window holds — one entry a passage (its best share), best first, at most ``limit`` — and the figures the answer
+    states that neither a passage nor the ``question`` holds, in the answer's order. A figure nowhere in what the
+    reader was given is the clearest sign of an answer made up or computed (module docstring); the share of words is
+    a pointer to where to check, not a verdict (an answer that restates the question scores low wherever it is
+    right)."""
+    owners: list[int] = []
+    wins: list[str] = []
+    for i, passage in enumerate(passages):
+        ws = windows([passage])
+        wins += ws
+        owners += [i] * len(ws)
+    prepared = [(_content(w), _numbers(w)) for w in wins]
+    best: dict[int, float] = {}
+    for sentence in split_sentences(answer):
+        ranked = ranked_windows(sentence, wins, prepared)
+        if ranked and ranked[0][0] > 0:
+            share, _, w = ranked[0]
+            best[owners[w]] = max(best.get(owners[w], 0.0), share)
+    given = [*passages, question]
+    held = {_figure(n) for text in given for n in _NUMBER.findall(text)}
+    held |= {_NUMBER_WORDS[w] for text in given for w in re.findall(r"[a-z]+", text.lower()) if w in _NUMBER_WORDS}
+    missing = [n for n in dict.fromkeys(_FIGURE.findall(answer)) if _figure(n) not in held]
+    ranked_passages = sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+    return [(i, round(share, 3)) for i, share in ranked_passages], missing
+
 
 def make_judge(generator) -> Grounder:
     """A grounder that asks ``generator`` (a docqa generator) whether each sentence is supported by the three

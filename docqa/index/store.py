@@ -229,11 +229,15 @@ class IndexStore:
     def chunk_count(self) -> int:
         return int(self._manifest.chunks)
 
-    def chunks(self, ids: list[int] | None = None) -> list[Chunk]:
-        """Chunks by id (in the order asked), or all live chunks in document order."""
+    def chunks(self, ids: list[int] | None = None, files: list[str] | None = None) -> list[Chunk]:
+        """Chunks by id (in the order asked), or all live chunks in document order (of ``files`` only, when given)."""
         cols = "id, file, ordinal, text, start_char, end_char, page, tokens"
         if ids is None:
-            rows = [r for seg, rs in self._each(f"SELECT {cols} FROM chunks") for r in rs if r[1] not in seg.dead]
+            where, args = ("", []) if files is None else (f" WHERE file IN ({','.join('?' * len(files))})", files)
+            if files is not None and not files:
+                return []
+            rows = [r for seg, rs in self._each(f"SELECT {cols} FROM chunks{where}", args) for r in rs
+                    if r[1] not in seg.dead]
             return [Chunk(*r) for r in sorted(rows, key=lambda r: (r[1], r[2]))]
         if not ids:
             return []
