@@ -65,6 +65,17 @@ def test_no_callback_no_work():
     stream.update("anything")
     stream.done("anything")
     assert stream.shown == ""
+    decoded = []
+    assert not AnswerStream(None, ()).ends(lambda: decoded.append(1) or "x")  # no stop, nobody drawing: no decode
+    assert decoded == []
+
+
+def test_a_decode_loop_ends_at_a_complete_answer_and_shows_what_settled_before():
+    drawn: list[str] = []
+    stream = AnswerStream(drawn.append, ("\n",))
+    assert not stream.ends(lambda: "The cap") and not stream.ends(lambda: "The cap is 220.")
+    assert stream.ends(lambda: "The cap is 220.\nMore")
+    assert drawn == ["The cap", "The cap is 220."]
 
 
 def _collect():

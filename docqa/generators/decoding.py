@@ -12,7 +12,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
-from .base import ProgressFn, TextFn, banned_next, cut_at_stop, hits_stop
+from .base import ProgressFn, TextFn, banned_next, cut_at_stop
 from .streaming import AnswerStream
 
 if TYPE_CHECKING:
@@ -52,12 +52,9 @@ def greedy(gen: TorchBackend, logits: torch.Tensor, cache, max_new_tokens: int, 
                 finish = "eos"
                 break
             out.append(nxt)
-            if stop or on_text:
-                text = gen.decode(out)
-                if stop and hits_stop(text, stop):
-                    finish = "stop"
-                    break
-                shown.update(text)
+            if shown.ends(lambda: gen.decode(out)):
+                finish = "stop"
+                break
             if step + 1 == max_new_tokens:
                 break
             if not captured:  # None where it does not apply (CPU, other cache layouts): eager steps

@@ -35,7 +35,7 @@ from pathlib import Path
 
 from ..errors import ConfigError, ModelLoadError
 from ..rope import RopeModel, RopePlan, plan_for
-from .base import Generation, GeneratorConfig, PrefixState, ProgressFn, TextFn, banned_next, cut_at_stop, hits_stop
+from .base import Generation, GeneratorConfig, PrefixState, ProgressFn, TextFn, banned_next, cut_at_stop
 from .llamacpp_context import KVSlot, Snapshot
 from .llamacpp_gguf import ChatTemplate, Silence, gguf_facts, gguf_path
 from .llamacpp_prefix import PrefixHeader, read_prefix, write_prefix
@@ -251,12 +251,9 @@ class LlamaCppGenerator:
                     finish = "eos"
                     break
                 out.append(nxt)
-                if stop or on_text:
-                    text = self.decode(out)
-                    if stop and hits_stop(text, stop):
-                        finish = "stop"
-                        break
-                    shown.update(text)
+                if shown.ends(lambda: self.decode(out)):
+                    finish = "stop"
+                    break
                 if step + 1 < max_new_tokens:
                     logits = self._kv.eval([nxt])
             decode_s = time.perf_counter() - t1

@@ -10,7 +10,9 @@ written, every text drawn is the start of the answer ``generate`` returns, and t
 
 from __future__ import annotations
 
-from .base import TextFn, cut_at_stop
+from collections.abc import Callable
+
+from .base import TextFn, cut_at_stop, hits_stop
 
 # Byte-level BPE decodes half a multi-byte character as U+FFFD until its other bytes arrive.
 _PARTIAL_CHAR = "\ufffd"
@@ -47,6 +49,18 @@ class AnswerStream:
         if self.on_text is None:
             return
         self._show(settled(text, self.stop))
+
+    def ends(self, decoded: Callable[[], str]) -> bool:
+        """After a token: True when the answer so far (``decoded()``, called only where a stop string or
+        ``on_text`` needs it) holds a complete answer (a stop string, :func:`~docqa.generators.base.hits_stop`);
+        otherwise its settled part is shown. The decode loop of every in-process backend."""
+        if not (self.stop or self.on_text):
+            return False
+        text = decoded()
+        if self.stop and hits_stop(text, self.stop):
+            return True
+        self.update(text)
+        return False
 
     def done(self, answer: str) -> None:
         """The finished answer (``generate``'s text), shown unless it already was."""
