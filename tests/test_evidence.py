@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 import docqa
 from docqa.cli.main import app
 from docqa.eval.grounding import evidence
-from tests.conftest import FAKE_MODEL, example_index
+from tests.conftest import FAKE_MODEL, canned_eval, example_index, write_jsonl
 from tests.fakes import CannedGenerator
 
 PASSAGES = [
@@ -95,3 +95,20 @@ def test_ask_shows_where_the_answer_is_and_flags_a_figure_not_in_the_text(canned
             assert r.output.count("not in the text") >= 2 and "read: 45" in r.output
     r = runner.invoke(app, ["ask", "How long is the probation period?", "-i", "t", "--model", "canned:x", "--json"])
     assert json.loads(r.stdout)["evidence"]["missing_figures"] == ["45"]
+
+
+def test_eval_counts_the_answers_that_state_a_figure_from_nowhere(canned, tmp_path, monkeypatch):
+    from docqa.eval.html_report import write_report
+
+    rows = [{"id": "p", "question": "How long is the probation period?", "answers": ["90 days"]},
+            {"id": "c", "question": "Is the hotel cap 45 dollars?", "answers": ["No"]}]
+    monkeypatch.setattr(CannedGenerator, "canned", MadeUp.canned)
+    records = canned_eval(canned, tmp_path, MadeUp.canned, rows, ["rag"])
+    by_id = {r["id"]: r for r in records}
+    assert by_id["p"]["missing_figures"] == ["45"] and by_id["p"]["metrics"]["unsupported_figures"] == 1.0
+    assert by_id["c"]["missing_figures"] == [] and by_id["c"]["metrics"]["unsupported_figures"] == 0.0  # asked
+    _, summary = docqa.evaluate(write_jsonl(tmp_path / "q2.jsonl", rows), index="t", strategies=["rag"],
+                                model="canned:x", out=tmp_path / "run")
+    assert summary[0]["unsupported_figures"] == 0.5
+    page = write_report(tmp_path / "run").read_text()
+    assert "figure not in text" in page and "states 45, which the text it read does not contain" in page

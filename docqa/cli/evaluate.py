@@ -240,6 +240,8 @@ _COLUMNS: list[tuple[str, int, object]] = [
     ("recall@k", 9, lambda r: _pct(r["recall_at_k"])),
     ("MRR", 10, lambda r: "–" if r.get("mrr") is None else f"{r['mrr']:.2f}"),  # passage level, located answers
     ("grounded", 7, lambda r: _pct(r.get("groundedness"))),
+    # Answers stating a figure that neither the text read nor the question holds: the first answers to check.
+    ("figure not in text", 8, lambda r: _pct(r.get("unsupported_figures"))),
     ("p50 s", 2, lambda r: _sec(r["latency_p50_s"])),  # – where no question was answered (all errors)
     ("p95 s", 11, lambda r: _sec(r["latency_p95_s"])),
     ("cold / warm s", 5, lambda r: f"{_sec(r['cold_latency_s'])} / {_sec(r['warm_latency_p50_s'])}"),
@@ -322,7 +324,8 @@ def render(rows: list[dict]) -> None:
               "answered with exactly the right option letters (%), or True/False questions whose first true or false "
               "agrees; letter: answers naming an option at all; refusal: share of unanswerable questions declined; "
               "MRR: reciprocal rank of the passage holding the reference (where located); grounded: answer sentences "
-              "supported by what the strategy read (%); p50/p95: latency per answered question (a strategy's errors "
+              "supported by what the strategy read (%); figure not in text: answers stating a figure that neither "
+              "the text read nor the question holds (%); p50/p95: latency per answered question (a strategy's errors "
               "count as wrong answers, a server's are not scored; neither is in latency); cold: a "
               "strategy's first question of each index (every strategy starts cold, whatever their order), warm: p50 "
               "of the others; peak MB: CUDA peak memory on GPU, else peak RSS. Δ: mean per-question difference in "

@@ -140,12 +140,17 @@ def evidence(answer: str, passages: Sequence[str], limit: int = 3, question: str
         if ranked and ranked[0][0] > 0:
             share, _, w = ranked[0]
             best[owners[w]] = max(best.get(owners[w], 0.0), share)
+    ranked_passages = sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+    return [(i, round(share, 3)) for i, share in ranked_passages], unsupported_figures(answer, passages, question)
+
+
+def unsupported_figures(answer: str, passages: Sequence[str], question: str = "") -> list[str]:
+    """The figures ``answer`` states that neither ``passages`` nor ``question`` holds, as the answer writes them, in
+    its order (:func:`evidence`)."""
     given = [*passages, question]
     held = {_figure(n) for text in given for n in _NUMBER.findall(text)}
     held |= {_NUMBER_WORDS[w] for text in given for w in re.findall(r"[a-z]+", text.lower()) if w in _NUMBER_WORDS}
-    missing = [n for n in dict.fromkeys(_FIGURE.findall(answer)) if _figure(n) not in held]
-    ranked_passages = sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
-    return [(i, round(share, 3)) for i, share in ranked_passages], missing
+    return [n for n in dict.fromkeys(_FIGURE.findall(answer)) if _figure(n) not in held]
 
 
 def make_judge(generator) -> Grounder:
@@ -183,10 +188,13 @@ def groundedness(answer: str, context: list[str], method: Grounder | str = "over
 def add_groundedness(records: list[dict], chunks_for, method: Grounder | str = "overlap") -> None:
     """``metrics["groundedness"]`` and ``grounding`` (per sentence) on every answered record; the context is the
     record's retrieved chunks, else every chunk of the files it drew on (``chunks_for(record)`` gives the index's
-    ``(id, file, text)`` chunks)."""
+    ``(id, file, text)`` chunks). With them ``missing_figures``, the figures the answer states that neither that
+    context nor the question holds (:func:`unsupported_figures`), and ``metrics["unsupported_figures"]``, 1 where
+    there is one (so a row's mean is the share of its answers that state a figure from nowhere)."""
     for r in records:
         if r.get("error") or not (r.get("answer") or "").strip():
             r.setdefault("metrics", {})["groundedness"] = None
+            r["metrics"]["unsupported_figures"] = None
             continue
         chunks = chunks_for(r)
         retrieved = set(r.get("retrieved") or [])
@@ -198,3 +206,5 @@ def add_groundedness(records: list[dict], chunks_for, method: Grounder | str = "
         g = groundedness(r["answer"], context, method)
         r.setdefault("metrics", {})["groundedness"] = g["score"]
         r["grounding"] = g["sentences"]
+        r["missing_figures"] = unsupported_figures(r["answer"], context, r.get("question") or "")
+        r["metrics"]["unsupported_figures"] = float(bool(r["missing_figures"]))

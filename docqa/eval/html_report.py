@@ -115,7 +115,8 @@ def mark(text: str, answer: str) -> str:
 
 
 def _summary_table(rows: list[dict]) -> str:
-    head = ("strategy", "n", "score", "paired Δ [95 %]", "grounded", "passage hit / MRR", "p50 s", "p95 s",
+    head = ("strategy", "n", "score", "paired Δ [95 %]", "grounded", "figure not in text", "passage hit / MRR",
+            "p50 s", "p95 s",
             "cold / warm s", "tokens in / out", "$ / question", "errors")
     body = []
     for r in rows:
@@ -125,7 +126,7 @@ def _summary_table(rows: list[dict]) -> str:
                       f"vs {r['score_vs']}")
         errors = str(r.get("errors", 0)) + (f" ({r['server_errors']} server)" if r.get("server_errors") else "")
         cells = (r["strategy"], r.get("questions"), _num(r.get("score"), scale=100), paired,
-                 _num(r.get("groundedness"), scale=100),
+                 _num(r.get("groundedness"), scale=100), _num(r.get("unsupported_figures"), scale=100),
                  f"{_num(r.get('hit'), scale=100)} / {_num(r.get('mrr'), '{:.2f}')}",
                  _num(r.get("latency_p50_s")), _num(r.get("latency_p95_s")),
                  f"{_num(r.get('cold_latency_s'))} / {_num(r.get('warm_latency_p50_s'))}",
@@ -178,6 +179,10 @@ def _question_rows(records: list[dict], strategies: list[str]) -> tuple[str, int
                 unsupported = "".join(f"<li>{_e(g['text'])}</li>" for g in grounding if not g["supported"])
                 text += (f"<div class='loc'>grounded: {ok} of {len(grounding)} sentences supported by what it read"
                          f"</div>" + (f"<ul class='unsupported'>{unsupported}</ul>" if unsupported else ""))
+            figures = rec.get("missing_figures") or []
+            if figures:
+                text += (f"<div class='figures'>states {_e(', '.join(figures))}, which the text it read does not "
+                         f"contain</div>")
             mrr = (rec.get("metrics") or {}).get("mrr")
             if mrr is not None:
                 text += f"<div class='loc'>retrieval: reciprocal rank of the reference's passage {mrr:.2f}</div>"
@@ -209,7 +214,7 @@ td.right{background:#f1faf1} td.wrong{background:#fdf3f2} td.error{background:#f
 .score{float:right;font-weight:600;color:#444;margin-left:8px} .err{color:#8a5a00}
 details{margin-top:6px} summary{cursor:pointer;color:#1d4ed8;font-size:12px}
 .passage{border-top:1px dashed #ccc;margin-top:6px;padding-top:4px;font-size:12px;white-space:pre-wrap}
-.unsupported{margin:2px 0 0 16px;padding:0;color:#a33;font-size:12px}
+.unsupported{margin:2px 0 0 16px;padding:0;color:#a33;font-size:12px} .figures{color:#8a5a00;font-size:12px}
 .gold{border-left:3px solid #3a3;padding-left:6px} .loc{color:#777;font-size:11px}
 mark{background:#ffe066;padding:0 1px} img.plot{max-width:720px;width:100%}
 """
@@ -281,7 +286,8 @@ def render(records: list[dict], meta: dict, rows: list[dict], plot_png: bytes | 
 {_summary_table(rows)}
 <p class="meta">score: the set's metric on answerable questions (%); paired Δ: mean per-question difference against
 the first row, 95 % bootstrap interval; grounded: share of answer sentences supported by the text the strategy
-read ({_e(grounded_how)}); passage hit / MRR: how often the retrieval step ranked a chunk holding the
+read ({_e(grounded_how)}); figure not in text: share of answers that state a figure neither the text read nor
+the question holds; passage hit / MRR: how often the retrieval step ranked a chunk holding the
 reference answer (%), and the mean reciprocal rank of the first one, over the {located} questions whose answer was
 located in the corpus; p50 / p95: latency per answered question; cold: a strategy's first question
 of each index. A strategy's error scores as a wrong answer; a server's is not scored.</p>

@@ -17,7 +17,7 @@ from .paired import paired_rows
 
 SUMMARY_COLUMNS = ["strategy", "questions", "answerable", "unanswerable", "metric", "score", *METRICS.names(),
                    "refusal", "false_refusal", "recall_at_k", "context_recall", "hit", "mrr", "ndcg", "groundedness",
-                   "latency_p50_s",
+                   "unsupported_figures", "latency_p50_s",
                    "latency_p95_s", "cold_latency_s",
                    "warm_latency_p50_s", "ttft_p50_s", "prompt_tokens_mean", "completion_tokens_mean", "calls_mean",
                    "peak_rss_mb_max", "peak_cuda_mb_max", "errors", "error_rate", "server_errors", "cost_usd_total",
@@ -77,6 +77,8 @@ def summarize(records: list[dict], prices: tuple[float, float] | None = None) ->
             **{m: _mean(r["metrics"].get(m) for r in rs) for m in ("context_recall", "hit", "mrr", "ndcg")},
             # Share of answer sentences the text the strategy read supports (eval/grounding.py), answered questions.
             "groundedness": _mean(r["metrics"].get("groundedness") for r in rs),
+            # Share of answered questions whose answer states a figure the text read and the question do not hold.
+            "unsupported_figures": _mean(r["metrics"].get("unsupported_figures") for r in rs),
             "latency_p50_s": percentile(lat, 50),
             "latency_p95_s": percentile(lat, 95),
             # Cold: a strategy's first question of each index, paying whatever it builds (a document prefix); warm:
