@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -72,6 +73,9 @@ def test_index_evidence_reads_rag_passages_and_the_chunks_of_whole_files(tmp_pat
     made_up = docqa.Answer("The probation period is 45 days.", "long-context", lc.sources)
     assert idx.evidence(made_up).missing_figures == ["45"]
     assert idx.evidence(made_up, "Is it 45 days?").missing_figures == []
+    for bad, says in ((dict(answer="45 days"), "it takes Answer"), (dict(answer=made_up, limit=0), "at least 1")):
+        with pytest.raises(docqa.DocQAError, match=says):
+            idx.evidence(**bad)
 
 
 class MadeUp(CannedGenerator):

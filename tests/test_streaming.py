@@ -139,3 +139,13 @@ def test_ask_on_a_terminal_draws_the_answer_as_it_is_written_then_prints_it(tmp_
     piped = CliRunner().invoke(app, ["ask", "How long is the probation period for new employees?", "--index", "t",
                                      "--model", FAKE_MODEL])
     assert piped.exit_code == 0 and "90 days" in piped.stdout
+
+
+@pytest.mark.parametrize("option", ["on_text", "progress"])
+def test_a_callback_that_is_not_a_function_is_one_line(tmp_path, option):
+    from docqa.errors import ConfigError
+
+    example_index(tmp_path)
+    idx = docqa.open_index("t", model=FAKE_MODEL)
+    with pytest.raises(ConfigError, match=f"{option} must be a function taking .*, got int: 123"):
+        idx.ask("How long is the probation period?", "rag", **{option: 123})

@@ -233,6 +233,8 @@ class Index:
         the text read nor the ``question`` holds."""
         from ..eval.grounding import evidence
 
+        if limit < 1:
+            raise ConfigError(f"limit must be at least 1 passage, got {limit}.")
         read = [s for s in answer.sources if s.text]
         if not read and answer.sources:
             files = sorted({s.file for s in answer.sources})

@@ -121,6 +121,10 @@ class AskConfig:
         from ..prompts import check_style
 
         self.retrieval().check()
+        for name, takes in (("progress", "(done, total)"), ("on_text", "the answer so far (str)")):
+            fn = getattr(self, name)
+            if fn is not None and not callable(fn):
+                raise ConfigError(f"{name} must be a function taking {takes}, got {type(fn).__name__}: {fn!r:.40}.")
 
         self.style = check_style(self.style)
         if self.top_k < 1:
