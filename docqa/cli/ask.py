@@ -230,7 +230,7 @@ def _questions(question: str | None, prompt: bool) -> Iterator[str]:
 class _Working:
     """What a transient display on stderr is told while a strategy works: ``progress`` (done, total[, what]) of a long
     prefill or of model calls; ``text`` the answer so far, which replaces the progress line as it is written (None
-    where nothing is drawn: piped or --json output, so no answer is decoded a token at a time for nobody)."""
+    where nothing is drawn: piped or --json output, so nothing is passed on for nobody)."""
 
     progress: Callable[..., None]
     text: Callable[[str], None] | None = None
