@@ -12,7 +12,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
-from .base import ProgressFn, TextFn, banned_next, cut_at_stop
+from .base import ProgressFn, banned_next
 from .streaming import AnswerStream
 
 if TYPE_CHECKING:
@@ -23,10 +23,10 @@ if TYPE_CHECKING:
 
 
 def greedy(gen: TorchBackend, logits: torch.Tensor, cache, max_new_tokens: int, stop: tuple[str, ...],
-           prefill_s: float, on_text: TextFn | None = None) -> tuple[list[int], str, float, float]:
+           prefill_s: float, shown: AnswerStream | None = None) -> tuple[list[int], str, float, float]:
     """Greedy decoding from ``logits`` (the distribution of the first answer token) with ``cache`` holding the
     prompt, until an end-of-sequence token, a ``stop`` string or ``max_new_tokens``; n-grams the generator's
-    ``no_repeat_ngram`` forbids are never produced; ``on_text`` sees the answer grow (:mod:`.streaming`). Returns
+    ``no_repeat_ngram`` forbids are never produced; ``shown`` sees the answer grow (:mod:`.streaming`). Returns
     (answer ids, finish reason, time to first token counting ``prefill_s``, decode seconds). On CUDA the steps after
     the first token replay a captured graph (:mod:`.cuda_graphs`), captured once the first token is out, so it does
     not delay it."""
@@ -37,7 +37,7 @@ def greedy(gen: TorchBackend, logits: torch.Tensor, cache, max_new_tokens: int, 
     out: list[int] = []
     finish, ttft = "length", 0.0
     graph, captured = None, False
-    shown = AnswerStream(on_text, stop)
+    shown = shown or AnswerStream(None, stop)
     t1 = time.perf_counter()
     try:
         for step in range(max_new_tokens):
@@ -67,10 +67,7 @@ def greedy(gen: TorchBackend, logits: torch.Tensor, cache, max_new_tokens: int, 
     finally:
         if graph is not None:
             graph.close()
-    decode_s = time.perf_counter() - t1
-    if on_text is not None:
-        shown.done(cut_at_stop(gen.decode(out), stop))
-    return out, finish, ttft, decode_s
+    return out, finish, ttft, time.perf_counter() - t1
 
 
 def score_after(gen: TorchBackend, cache, first_logits: torch.Tensor, text: str) -> float:

@@ -39,6 +39,7 @@ from .hf_config import (  # noqa: F401 - re-exported: the loading checks live th
     resolve_device,
     rope_model_from_config,
 )
+from .streaming import AnswerStream
 
 if TYPE_CHECKING:
     import torch
@@ -326,13 +327,16 @@ class TransformersGenerator:
                 logits = self._prefill(ids, cache, progress)
                 score_lp = decoding.score_after(self, cache, logits, score) if score else None
                 prefill_s = time.perf_counter() - t0
+                shown = AnswerStream(on_text, stop)
                 out, finish, ttft, decode_s = decoding.greedy(self, logits, cache, max_new_tokens, stop, prefill_s,
-                                                              on_text)
+                                                              shown)
             finally:
                 if restore is not None:  # the prefix stays reusable: back to exactly what it held
                     restore()
+        text = cut_at_stop(self.decode(out), stop)
+        shown.done(text)
         return Generation(
-            text=cut_at_stop(self.decode(out), stop),
+            text=text,
             prompt_tokens=n_prefix + len(ids),
             completion_tokens=len(out),
             prefill_s=prefill_s,

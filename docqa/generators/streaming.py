@@ -29,11 +29,9 @@ def settled(text: str, stop: tuple[str, ...]) -> str:
             if text.endswith(marker[:n]):
                 text = text[:-n]
                 break
-    if "\n" in stop:
-        body = text.lstrip()
-        first_break = body.find("\n")
-        if first_break != -1:
-            text = text[: len(text) - len(body) + body.rfind("\n") + 1]
+    body = text.lstrip()
+    if "\n" in stop and "\n" in body:
+        text = text[: len(text) - len(body) + body.rfind("\n") + 1]
     return cut_at_stop(text, stop)
 
 
