@@ -44,7 +44,8 @@ def verify_cost(model: str, threads: int, lengths: list[int], reps: int = 4) -> 
 
     gen = load_generator(GeneratorConfig(model=model, threads=threads))
     text = json.loads((LEVAL / "financial_qa.jsonl").open().readline())["input"]
-    ids = gen.encode(text * (1 + max(lengths) // 4000))
+    ids = gen.encode(text)
+    ids = ids * (1 + (max(lengths) + max(ROWS)) // len(ids))  # room for the longest cache and its rows after it
     kv = gen._kv  # the backend's one context (docqa/generators/llamacpp_context.py)
     out: dict[int, dict[int, float]] = {}
     for n in lengths:

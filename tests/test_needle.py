@@ -47,4 +47,8 @@ def test_needle_found_with_scaling_past_the_window(haystack, rope):
     # A second question reuses the prefilled prefix and answers the same.
     again = idx.ask(QUESTION, "long-context", rope=rope, max_new_tokens=24)
     assert again.details["prefix"] == "memory" and again.text == ans.text
-    assert again.timings["total"] < ans.timings["total"]
+    # What the reuse saves is the document's prefill: the second question prefills its own tokens only. Compared by
+    # phase, not by total seconds, which a busy machine's decoding can reorder (it did, with another job running).
+    assert again.tokens["cached"] > 0 and again.timings["prefix_prefill"] == 0.0
+    assert again.tokens["prompt"] - again.tokens["cached"] < ans.tokens["cached"] / 10
+    assert again.timings["prefill"] < ans.timings["prefix_prefill"]
