@@ -69,7 +69,9 @@ def verify_cost(model: str, threads: int, lengths: list[int], reps: int = 4) -> 
 
 def find(seq, max_ngram: int, k: int, min_ngram: int):
     """The k tokens that followed the most recent earlier occurrence of ``seq``'s longest final n-gram
-    (``min_ngram`` ≤ n ≤ ``max_ngram``), or none."""
+    (``min_ngram`` ≤ n ≤ ``max_ngram``), or none. Not llama-cpp-python's
+    ``LlamaPromptLookupDecoding.find_candidate_pred_tokens``: it takes the first occurrence and always falls back to a
+    1-gram, and the policies replayed here need a minimum match length (guessing after 1-grams lost on both sets)."""
     import numpy as np
 
     for n in range(min(max_ngram, len(seq) - 1), min_ngram - 1, -1):
