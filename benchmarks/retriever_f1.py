@@ -62,11 +62,11 @@ class Memo:
         memo = self
 
         def generate(gen, prompt, max_new_tokens=128, *, rope=None, prefix=None, progress=None, stop=(),
-                     score=None, on_text=None):
+                     score=None, on_text=None, floor=None):
             if rope is not None or prefix is not None or on_text is not None or not isinstance(prompt, str):
                 return memo.original(gen, prompt, max_new_tokens, rope=rope, prefix=prefix, progress=progress,
-                                     stop=stop, score=score, on_text=on_text)
-            key = (prompt, max_new_tokens, tuple(stop), score, gen.config.no_repeat_ngram)
+                                     stop=stop, score=score, on_text=on_text, floor=floor)
+            key = (prompt, max_new_tokens, tuple(stop), score, gen.config.no_repeat_ngram, floor and floor.words)
             if key in memo.store:
                 memo.hits += 1
                 return memo.store[key]
@@ -79,7 +79,7 @@ class Memo:
                 out = _generation("", 0, 0, "eos")
             else:
                 t0 = time.perf_counter()
-                out = memo.original(gen, prompt, max_new_tokens, stop=stop, score=score)
+                out = memo.original(gen, prompt, max_new_tokens, stop=stop, score=score, floor=floor)
                 memo.generated_s += time.perf_counter() - t0
                 if key in memo.seeded:  # one of the first seeds met: regenerated, compared word for word
                     same = memo.seeded[key].text.strip() == out.text.strip()
@@ -143,7 +143,7 @@ def seed(memo: Memo, folder: Path, root: Path, model: str, max_new_tokens: int) 
         style = r["style"]
         prompt = gen.chat(prompts.system(style),
                           prompts.rag_user(r["question"].strip(), [chunks[i] for i in r["retrieved"]], hint))
-        key = (prompt, budget, tuple(prompts.stop(style)), None, banned)
+        key = (prompt, budget, tuple(prompts.stop(style)), None, banned, None)  # records made before the length floor
         if key not in memo.seeded:
             memo.seeded[key] = _generation(r["answer"], r["prompt_tokens"], r["completion_tokens"],
                                            r.get("finish_reason") or "eos")

@@ -56,6 +56,7 @@ class ExtractiveGenerator:
         self.prompts: list[str] = []
         self.prefills = 0
         self.batches: list[int] = []  # sizes of generate_batch calls
+        self.floors: list = []  # the floor of every generate call (generators/base.py Floor), None where none
         self.vocab: dict[str, int] = {}
         self.inverse: dict[int, str] = {}
 
@@ -100,7 +101,8 @@ class ExtractiveGenerator:
         return best
 
     def generate(self, prompt, max_new_tokens=128, *, rope=None, prefix=None, progress=None, stop=(), score=None,
-                 on_text=None):
+                 on_text=None, floor=None):
+        self.floors.append(floor)  # recorded for tests of who asks for one; the fake's answers do not change
         text = prompt if isinstance(prompt, str) else self.decode(prompt)
         if prefix is not None:
             text = prefix.meta["text"] + text
@@ -126,9 +128,10 @@ class ExtractiveGenerator:
     def kv_bytes(self, tokens):
         return tokens * self.kv_bytes_per_token()
 
-    def generate_batch(self, prompts, max_new_tokens=128, *, stop=(), slots=None, score=None):
+    def generate_batch(self, prompts, max_new_tokens=128, *, stop=(), slots=None, score=None, floors=None):
         self.batches.append(len(prompts))
-        return [self.generate(p, max_new_tokens, stop=stop, score=score) for p in prompts]
+        floors = floors or [None] * len(prompts)
+        return [self.generate(p, max_new_tokens, stop=stop, score=score, floor=f) for p, f in zip(prompts, floors)]
 
     def prefill_prefix(self, ids, plan: RopePlan, progress=None) -> PrefixState:
         self.prefills += 1

@@ -27,6 +27,7 @@ from .common import (
     FusionOpt,
     FusionWeightOpt,
     KVBudgetOpt,
+    LengthFloorOpt,
     NoRepeatOpt,
     PrefillOpt,
     RerankOpt,
@@ -93,6 +94,7 @@ def ask_cmd(
         help="Answer style: short, sentence, paragraph or choice (the letter of a lettered option).")] = "sentence",
     length_hint: Annotated[Optional[int], typer.Option(
         help="Ask for an answer of about N words (the question alone is what retrieval sees).")] = None,
+    length_floor: LengthFloorOpt = 0.5,
     model: Annotated[Optional[str], typer.Option(help=MODEL_HELP)] = None,
     embedder: Annotated[Optional[str], typer.Option(help="Embedder (must match the index's).")] = None,
     device: DeviceOpt = None,
@@ -134,6 +136,7 @@ def ask_cmd(
                    rerank_top_n=rerank_top_n, chunk_order=chunk_order, rope=rope, rope_factor=rope_factor,
                    max_context=max_context, truncate=truncate,
                    cache_prefix=cache_prefix, max_new_tokens=max_new_tokens, style=style, length_hint=length_hint,
+                   length_floor=length_floor,
                    chain=chain, route_threshold=route_threshold, whole_tokens=whole_tokens,
                    drop_threshold=drop_threshold, max_calls=max_calls, summary_window=summary_window,
                    map_top_k=map_top_k, fallback=fallback, kv_budget=kv_budget)

@@ -48,6 +48,9 @@ KVBudgetOpt = Annotated[Optional[str], typer.Option(
          "quarter of free RAM on CPU, half the GPU's free memory on CUDA].")]
 ThreadsOpt = Annotated[Optional[int], typer.Option(
     help="CPU threads for torch \\[default: $DOCQA_THREADS, else the cores free of other load].")]
+LengthFloorOpt = Annotated[float, typer.Option(
+    help="With a length hint of N words, the answer does not end before this share of N words (an answer that "
+         "declines may; in-process models); 0: off.")]
 NoRepeatOpt = Annotated[Optional[int], typer.Option(
     help="Never repeat an n-gram of this many tokens within an answer (0: off; in-process models) \\[default: the "
          "model's own, measured: 0 for qwen2.5-coder-1.5b, 4 for other models].")]

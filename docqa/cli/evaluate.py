@@ -22,6 +22,7 @@ from .common import (
     FusionOpt,
     FusionWeightOpt,
     KVBudgetOpt,
+    LengthFloorOpt,
     NoRepeatOpt,
     PrefillOpt,
     RerankOpt,
@@ -86,6 +87,7 @@ def eval_cmd(
         "--length-hint/--no-length-hint",
         help="Ask each free-text question for an answer of about its reference's length in words, as L-Eval's "
              "protocol does \\[default: on with --leval, else off].")] = None,
+    length_floor: LengthFloorOpt = 0.5,
     style: Annotated[str, typer.Option(
         help="Answer style: short, sentence, paragraph or choice (the option letter); auto: choice for "
              "multiple-choice questions, the others in the one matching their references' median length.")]
@@ -149,7 +151,8 @@ def eval_cmd(
                                max_context=max_context, truncate=truncate, max_new_tokens=max_new_tokens,
                                chain=chain, max_calls=max_calls, summary_window=summary_window, map_top_k=map_top_k,
                                fallback=fallback, kv_budget=kv_budget, style=style, route_threshold=route_threshold,
-                               drop_threshold=drop_threshold, length_hint=length_hint, price_in=price_in,
+                               drop_threshold=drop_threshold, length_hint=length_hint, length_floor=length_floor,
+                               price_in=price_in,
                                price_out=price_out, grounding=grounding, judge_model=judge_model,
                                notice=lambda text: err.print(f"[dim]{escape(text)}[/]"))
     render(rows)

@@ -95,6 +95,28 @@ class Generation:
     score_logprob: float | None = None  # log P(the `score` text as the answer's start), when asked and available
 
 
+@dataclass(frozen=True)
+class Floor:
+    """The least an answer says before it may end: ``words`` words of its text, unless what it says so far is
+    ``exempt`` (strategies pass docqa.prompts.is_refusal: "I don't know." ends when the model ends it). Until then a
+    backend never picks a token that would end the answer: end-of-generation and control tokens, and any token holding
+    a line break, which every answer style's stop begins with. It is vLLM's ``min_tokens`` and transformers'
+    ``min_new_tokens`` counted in words, so that it can follow the words a question asks for (strategies/base.py
+    ``AskConfig.length_floor``; measured in benchmarks/RESULTS.md, "A floor under the asked length")."""
+
+    words: int
+    exempt: Callable[[str], bool] | None = None
+
+    def binds(self, text: str) -> bool:
+        """True while an answer reading ``text`` may not end yet."""
+        return len(text.split()) < self.words and not (self.exempt is not None and self.exempt(text))
+
+
+def ends_answer(piece: str) -> bool:
+    """A token piece that :class:`Floor` keeps out of a short answer (besides end-of-generation and control tokens)."""
+    return "\n" in piece
+
+
 @dataclass
 class PrefixState:
     """A KV cache prefilled over a fixed token prefix, reusable by every prompt that starts with it."""
@@ -135,17 +157,19 @@ class Generator(Protocol):
         stop: tuple[str, ...] = (),
         score: str | None = None,
         on_text: TextFn | None = None,
+        floor: Floor | None = None,
     ) -> Generation:
         """``score``: also return log P(score text as the start of the answer) in ``score_logprob`` (None where the
         backend cannot tell). ``on_text``: called with the answer so far while it is decoded, each time its settled
-        part grows (:class:`~docqa.generators.streaming.AnswerStream`), so a terminal can show it as it is written."""
+        part grows (:class:`~docqa.generators.streaming.AnswerStream`), so a terminal can show it as it is written.
+        ``floor``: the least the answer says before it may end (:class:`Floor`; a served model cannot apply it)."""
         ...
 
     def generate_batch(self, prompts: list[str | list[int]], max_new_tokens: int = 128, *,
                        stop: tuple[str, ...] = (), slots: int | None = None,
-                       score: str | None = None) -> list[Generation]:
+                       score: str | None = None, floors: list[Floor | None] | None = None) -> list[Generation]:
         """Answers to several prompts, ``slots`` at a time (default all), each the same as :meth:`generate` would give
-        it alone."""
+        it alone (with its own entry of ``floors``)."""
         ...
 
     def prefill_prefix(self, ids: list[int], plan: RopePlan, progress: ProgressFn | None = None) -> PrefixState: ...
@@ -192,6 +216,10 @@ class TorchBackend(Protocol):
     def _oom_guard(self, tokens: int) -> Any: ...
 
     def prefill_step(self, tokens: int) -> int: ...
+
+    def ending_ids(self) -> list[int]:
+        """The tokens a :class:`Floor` bans while it binds."""
+        ...
 
 
 def banned_next(out: list[int], n: int | None) -> list[int]:

@@ -22,7 +22,7 @@ import time
 from typing import TYPE_CHECKING
 
 from . import decoding
-from .base import Generation, banned_next, cut_at_stop, hits_stop
+from .base import Floor, Generation, banned_next, cut_at_stop, hits_stop
 
 if TYPE_CHECKING:
     from ..rope import RopePlan
@@ -30,8 +30,10 @@ if TYPE_CHECKING:
 
 
 def generate_continuous(gen: TorchBackend, rows: list[list[int]], max_new_tokens: int, plan: RopePlan,
-                        stop: tuple[str, ...], slots: int, score: str | None = None) -> list[Generation]:
-    """Greedy answers to ``rows`` (token ids), ``slots`` decoding at a time; in the order of ``rows``."""
+                        stop: tuple[str, ...], slots: int, score: str | None = None,
+                        floors: list[Floor | None] | None = None) -> list[Generation]:
+    """Greedy answers to ``rows`` (token ids), ``slots`` decoding at a time; in the order of ``rows``; row i's
+    answer does not end before ``floors[i]`` lets it."""
     import torch
 
     from ..kv_cache import new_cache
@@ -77,7 +79,11 @@ def generate_continuous(gen: TorchBackend, rows: list[list[int]], max_new_tokens
             mask[slot] = 0
             mask[slot, cols - n:] = 1
             pos[slot, 0] = n
-            nxt[slot] = int(torch.argmax(logits))  # the answer is empty: nothing to ban yet
+            floor = floors[i] if floors else None
+            if floor is not None and floor.binds(""):  # the answer is empty: only a floor bans anything yet
+                logits = logits.clone()
+                logits[gen.ending_ids()] = float("-inf")
+            nxt[slot] = int(torch.argmax(logits))
             owner[slot] = i
             outs[i] = []
             prefill_s = time.perf_counter() - t0
@@ -125,8 +131,11 @@ def generate_continuous(gen: TorchBackend, rows: list[list[int]], max_new_tokens
             logits = gen.model(input_ids=nxt[:, None], attention_mask=mask, position_ids=pos, use_cache=True,
                                **{gen._cache_kw: cache}).logits[:, -1]
             pos = pos + 1
-            for slot, i in enumerate(owner):  # repetition control, per answer, as generate() applies it
+            for slot, i in enumerate(owner):  # repetition control and floors, per answer, as generate() applies them
                 ban = banned_next(outs[i], gen.config.no_repeat_ngram) if i is not None else []
+                floor = floors[i] if floors and i is not None else None
+                if floor is not None and floor.binds(gen.decode(outs[i])):
+                    ban = [*ban, *gen.ending_ids()]
                 if ban:
                     logits[slot, ban] = float("-inf")
             nxt = torch.argmax(logits, dim=-1)

@@ -12,7 +12,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
-from .base import ProgressFn, banned_next
+from .base import Floor, ProgressFn, banned_next, ends_answer
 from .streaming import AnswerStream
 
 if TYPE_CHECKING:
@@ -23,10 +23,12 @@ if TYPE_CHECKING:
 
 
 def greedy(gen: TorchBackend, logits: torch.Tensor, cache, max_new_tokens: int, stop: tuple[str, ...],
-           prefill_s: float, shown: AnswerStream | None = None) -> tuple[list[int], str, float, float]:
+           prefill_s: float, shown: AnswerStream | None = None,
+           floor: Floor | None = None) -> tuple[list[int], str, float, float]:
     """Greedy decoding from ``logits`` (the distribution of the first answer token) with ``cache`` holding the
-    prompt, until an end-of-sequence token, a ``stop`` string or ``max_new_tokens``; n-grams the generator's
-    ``no_repeat_ngram`` forbids are never produced; ``shown`` sees the answer grow (:mod:`.streaming`). Returns
+    prompt, until an end-of-sequence token, a ``stop`` string or ``max_new_tokens``, not before ``floor`` lets it end;
+    n-grams the generator's ``no_repeat_ngram`` forbids are never produced; ``shown`` sees the answer grow
+    (:mod:`.streaming`). Returns
     (answer ids, finish reason, time to first token counting ``prefill_s``, decode seconds). On CUDA the steps after
     the first token replay a captured graph (:mod:`.cuda_graphs`), captured once the first token is out, so it does
     not delay it."""
@@ -42,6 +44,8 @@ def greedy(gen: TorchBackend, logits: torch.Tensor, cache, max_new_tokens: int, 
     try:
         for step in range(max_new_tokens):
             ban = banned_next(out, gen.config.no_repeat_ngram)
+            if floor is not None and floor.binds(gen.decode(out)):
+                ban = [*ban, *gen.ending_ids()]
             if ban:
                 logits = logits.clone()
                 logits[ban] = float("-inf")
@@ -68,6 +72,14 @@ def greedy(gen: TorchBackend, logits: torch.Tensor, cache, max_new_tokens: int, 
         if graph is not None:
             graph.close()
     return out, finish, ttft, time.perf_counter() - t1
+
+
+def ending_ids(tokenizer, eos_ids: set[int]) -> list[int]:
+    """What a :class:`~.base.Floor` bans for a transformers tokenizer: its end-of-sequence and special tokens and every
+    token whose text holds a line break (one batch decode of the vocabulary, ~1 s for 152 k tokens)."""
+    pieces = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
+    special = set(tokenizer.all_special_ids)
+    return sorted({*eos_ids, *special, *(i for i, p in enumerate(pieces) if ends_answer(p))})
 
 
 def score_after(gen: TorchBackend, cache, first_logits: torch.Tensor, text: str) -> float:

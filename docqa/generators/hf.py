@@ -20,6 +20,7 @@ from ..paths import quiet_transformers
 from ..rope import RopeModel, RopePlan, plan_for
 from . import decoding, dtypes, memory, rope_install
 from .base import (
+    Floor,
     Generation,
     GeneratorConfig,
     PrefixState,
@@ -138,6 +139,7 @@ class TransformersGenerator:
         self._cache_kw = "cache" if "cache" in params_of_forward else "past_key_values"
         self._plan: RopePlan | None = None
         self.eos_ids = self._eos_ids()
+        self._ending: list[int] | None = None  # ending_ids(), on the first answer a floor holds
         self._lock = threading.RLock()
         # Sliding-window layers keep a window per sequence that continuous batching's shared, right-aligned cache does
         # not model: such models answer a batch's prompts one after another (each answer is the same either way).
@@ -198,6 +200,11 @@ class TransformersGenerator:
         return ids
 
     # ------------------------------------------------------------------------------------------------ text
+    def ending_ids(self) -> list[int]:
+        if self._ending is None:
+            self._ending = decoding.ending_ids(self.tokenizer, self.eos_ids)
+        return self._ending
+
     def rope_model(self) -> RopeModel:
         return self._rope_model
 
@@ -298,6 +305,7 @@ class TransformersGenerator:
         stop: tuple[str, ...] = (),
         score: str | None = None,
         on_text: TextFn | None = None,
+        floor: Floor | None = None,
     ) -> Generation:
         """Greedy decoding until an end-of-sequence token, a ``stop`` string, or ``max_new_tokens``.
 
@@ -306,7 +314,7 @@ class TransformersGenerator:
         cache is cropped back to the prefix afterwards, so the prefix stays reusable. With ``score``, the answer's
         :attr:`~Generation.score_logprob` is the log-probability the model gives ``score`` as the whole start of its
         answer (e.g. "I don't know."), read from the prompt's cache in one short forward. ``on_text`` sees the answer as
-        it is decoded (:mod:`docqa.generators.streaming`).
+        it is decoded (:mod:`docqa.generators.streaming`). ``floor``: not before it lets the answer end.
         """
         import torch
 
@@ -329,7 +337,7 @@ class TransformersGenerator:
                 prefill_s = time.perf_counter() - t0
                 shown = AnswerStream(on_text, stop)
                 out, finish, ttft, decode_s = decoding.greedy(self, logits, cache, max_new_tokens, stop, prefill_s,
-                                                              shown)
+                                                              shown, floor)
             finally:
                 if restore is not None:  # the prefix stays reusable: back to exactly what it held
                     restore()
@@ -350,7 +358,7 @@ class TransformersGenerator:
 
     def generate_batch(self, prompts: list[str | list[int]], max_new_tokens: int = 128, *,
                        stop: tuple[str, ...] = (), slots: int | None = None,
-                       score: str | None = None) -> list[Generation]:
+                       score: str | None = None, floors: list[Floor | None] | None = None) -> list[Generation]:
         """Greedy answers to several prompts, ``slots`` of them (default: all) decoding together with continuous
         batching (:mod:`docqa.generators.batching`); each answer is the one :meth:`generate` gives the prompt alone.
 
@@ -375,10 +383,11 @@ class TransformersGenerator:
             groups.setdefault(key, (batch_plan if key == batch_key else own, []))[1].append(i)
         for plan, rows in groups.values():
             if len(rows) == 1 or self._sliding:
-                out[rows[0]] = self.generate(all_ids[rows[0]], max_new_tokens, rope=plan, stop=stop, score=score)
+                out[rows[0]] = self.generate(all_ids[rows[0]], max_new_tokens, rope=plan, stop=stop, score=score,
+                                             floor=floors[rows[0]] if floors else None)
                 continue
             gens = generate_continuous(self, [all_ids[i] for i in rows], max_new_tokens, plan, stop,
-                                       slots or len(rows), score)
+                                       slots or len(rows), score, [floors[i] for i in rows] if floors else None)
             for i, g in zip(rows, gens, strict=True):
                 out[i] = g
         return [g for g in out if g is not None]

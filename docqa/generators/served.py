@@ -43,7 +43,7 @@ from ..errors import (
     first_line,
 )
 from ..rope import RopeModel, RopePlan, plan_for
-from .base import Generation, GeneratorConfig, PrefixState, ProgressFn, TextFn, cut_at_stop, hits_stop
+from .base import Floor, Generation, GeneratorConfig, PrefixState, ProgressFn, TextFn, cut_at_stop, hits_stop
 from .served_calls import CutAnswer, Gate, Retrier, judge_finish, retry_after_s
 from .served_endpoints import ServerEndpoints
 from .streaming import AnswerStream
@@ -155,9 +155,10 @@ class OpenAIGenerator:
 
     def generate_batch(self, prompts: list[str | list[int]], max_new_tokens: int = 128, *,
                        stop: tuple[str, ...] = (), slots: int | None = None,
-                       score: str | None = None) -> list[Generation]:
+                       score: str | None = None, floors: list[Floor | None] | None = None) -> list[Generation]:
         """The prompts as concurrent requests, ``slots`` in flight: the server batches them (vLLM and SGLang
-        continuously; llama.cpp across its parallel slots, serially with one)."""
+        continuously; llama.cpp across its parallel slots, serially with one). ``floors`` are not applied (see
+        :meth:`generate`)."""
         from concurrent.futures import ThreadPoolExecutor
 
         if len(prompts) <= 1:
@@ -167,13 +168,17 @@ class OpenAIGenerator:
 
     def generate(self, prompt: str | list[int], max_new_tokens: int = 128, *, rope: RopePlan | None = None,
                  prefix: PrefixState | None = None, progress: ProgressFn | None = None,
-                 stop: tuple[str, ...] = (), score: str | None = None, on_text: TextFn | None = None) -> Generation:
+                 stop: tuple[str, ...] = (), score: str | None = None, on_text: TextFn | None = None,
+                 floor: Floor | None = None) -> Generation:
         """One streamed completion of ``prompt`` (after ``prefix``'s text, when given). The server applies the stop
         strings; when a line break ended a lead-in ("… are:"), the answer goes on to what it announces
         (generators/base.py): a second request continues after the line break with the rule applied here, the stream
         closed once the answer is complete. Stops stay on the server in the common case because a server keeps
         decoding a request whose stream the client closed (llama-cpp-python does, serially), which cost the rest of
-        the token budget on every answer. ``on_text`` sees the answer grow as the server streams it."""
+        the token budget on every answer. ``on_text`` sees the answer grow as the server streams it. ``floor`` is not
+        applied: servers share no setting for it (vLLM's and llama.cpp's ``min_tokens`` hold back the end token but
+        not the stop strings every answer style ends at, and OpenAI's own API refuses the field), so a served answer
+        ends where the model ends it."""
         import openai
 
         text = prompt if isinstance(prompt, str) else self.decode(list(prompt))

@@ -20,7 +20,7 @@ from ..generators import Generator, PrefixState
 from ..prefix_cache import prefix_key
 from ..records import Answer, Source
 from ..rope import RopePlan, plan_for
-from .base import AskConfig, retrieval_query
+from .base import AskConfig, answer_floor, retrieval_query
 
 _SENTINEL = "\x00QUESTION\x00"
 # Past the trained window, the answer room one plan keeps for every question, and the step its length is rounded up
@@ -144,7 +144,7 @@ def answer(corpus: Corpus, req: _Request, cfg: AskConfig, t0: float) -> Answer:
     documents, dropped, suffix_ids = req.documents, req.dropped, req.suffix_ids
     state, source, saved = _prefix(corpus, gen, req.prefix_ids, plan, cfg)
     out = gen.generate(suffix_ids, cfg.max_new_tokens, prefix=state, progress=cfg.progress,
-                       stop=prompts.stop(cfg.style), on_text=cfg.on_text)
+                       stop=prompts.stop(cfg.style), on_text=cfg.on_text, floor=answer_floor(cfg))
     sources = [Source(name, 0, len(text), None, None, None, "") for name, text in documents]
     prefix_s = state.prefill_s if source == "prefilled" else 0.0
     return Answer(

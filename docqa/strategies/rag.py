@@ -10,7 +10,7 @@ from .. import prompts
 from ..corpus import Corpus
 from ..records import Answer, Source
 from ..retrieval import retrieve_many
-from .base import AskConfig, retrieval_query
+from .base import AskConfig, answer_floor, retrieval_query
 
 
 def ask(corpus: Corpus, question: str, cfg: AskConfig) -> Answer:
@@ -43,8 +43,10 @@ def ask_many(corpus: Corpus, questions: list[str], cfg: AskConfig, slots: int = 
              for q, h, n in zip(questions, hits, hints, strict=True)]
     t1 = time.perf_counter()
     stop = prompts.stop(cfg.style)
-    outs = gen.generate_batch(chats, cfg.max_new_tokens, stop=stop, slots=slots, score=score) if len(chats) > 1 \
-        else [gen.generate(chats[0], cfg.max_new_tokens, stop=stop, score=score, on_text=cfg.on_text)]
+    floors = [answer_floor(cfg, n) for n in hints]
+    outs = gen.generate_batch(chats, cfg.max_new_tokens, stop=stop, slots=slots, score=score, floors=floors) \
+        if len(chats) > 1 else [gen.generate(chats[0], cfg.max_new_tokens, stop=stop, score=score,
+                                             on_text=cfg.on_text, floor=floors[0])]
     share = (time.perf_counter() - t1) / len(chats)
     answers = []
     for h, out in zip(hits, outs, strict=True):
